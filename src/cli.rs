@@ -1,0 +1,111 @@
+//! The command line (clap): one binary, one subcommand per role.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{Config, ConfigError, HttpTokens, Overrides};
+use crate::daemon;
+
+/// Makes this machine look like an EC2 instance: a faithful instance metadata service.
+///
+/// Configuration precedence: command-line flag > environment variable > config file >
+/// built-in default.
+#[derive(Debug, Parser)]
+#[command(name = "fake-metadata", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Where the configuration comes from, shared by every subcommand that reads it.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConfigArgs {
+    /// The config file (TOML). Without one, the built-in defaults are used.
+    #[arg(long, short, env = "FAKE_METADATA_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Listen on ADDR:PORT (repeatable, or comma-separated in the environment); replaces
+    /// `[server] listen`.
+    #[arg(
+        long,
+        env = "FAKE_METADATA_LISTEN",
+        value_delimiter = ',',
+        value_name = "ADDR:PORT"
+    )]
+    pub listen: Vec<SocketAddr>,
+    /// `optional` or `required`; replaces `[imds] http-tokens`.
+    #[arg(long, env = "FAKE_METADATA_HTTP_TOKENS", value_name = "MODE")]
+    pub http_tokens: Option<HttpTokens>,
+}
+
+impl ConfigArgs {
+    pub fn source(&self) -> daemon::Source {
+        daemon::Source {
+            path: self.config.clone(),
+            overrides: Overrides {
+                listen: self.listen.clone(),
+                http_tokens: self.http_tokens,
+            },
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the instance metadata service (unprivileged; 127.0.0.1:1338 by default).
+    Serve(ConfigArgs),
+    /// Validate a config file: exit 0, or print `FILE:LINE:COL: message` and exit 1.
+    CheckConfig {
+        /// The file to check.
+        file: PathBuf,
+    },
+    /// Print the effective configuration as TOML (defaults, file, environment and flags).
+    PrintConfig(ConfigArgs),
+}
+
+/// Runs a parsed command line and returns the process exit code.
+pub fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Serve(args) => report(daemon::run(args.source())),
+        Command::CheckConfig { file } => match Config::from_file(&file) {
+            Ok(c) => match c.user_data_bytes() {
+                Ok(_) => {
+                    println!("{}: ok", file.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(&e),
+            },
+            Err(e) => fail(&e),
+        },
+        Command::PrintConfig(args) => match args.source().load() {
+            Ok(c) => {
+                print!("{}", c.to_toml());
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e),
+        },
+    }
+}
+
+fn fail(e: &ConfigError) -> ExitCode {
+    eprintln!("{e}");
+    ExitCode::FAILURE
+}
+
+fn report(r: Result<(), Box<dyn std::error::Error>>) -> ExitCode {
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let mut msg = format!("fake-metadata: {e}");
+            let mut src = e.source();
+            while let Some(s) = src {
+                msg.push_str(&format!(": {s}"));
+                src = s.source();
+            }
+            eprintln!("{msg}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! Where the daemon's lines go: journald (structured fields) when systemd connected us to the
+//! journal, else stderr; and, when configured, a file that SIGHUP reopens so logrotate can
+//! rename it. A file that cannot be written is reported once and the daemon keeps serving.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+
+/// Environment variable that overrides `[log] level`.
+pub const LEVEL_ENV: &str = "FAKE_METADATA_LOG";
+
+/// A log file that can be reopened in place.
+#[derive(Debug)]
+pub struct LogFile {
+    path: PathBuf,
+    file: Mutex<FileState>,
+}
+
+#[derive(Debug)]
+struct FileState {
+    file: Option<File>,
+    /// Set once a failure was reported, so a full disk does not flood the journal.
+    failing: bool,
+}
+
+impl LogFile {
+    /// Closes and reopens the file (after logrotate renamed it).
+    pub fn reopen(&self) -> bool {
+        let opened = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path);
+        let mut st = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        match opened {
+            Ok(f) => {
+                st.file = Some(f);
+                st.failing = false;
+                true
+            }
+            Err(e) => {
+                st.file = None;
+                if !st.failing {
+                    st.failing = true;
+                    drop(st);
+                    tracing::error!(path = %self.path.display(), error = %e,
+                        "cannot open the log file; logging to the journal/stderr only until it can be reopened (SIGHUP)");
+                }
+                false
+            }
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Each log record is one write into the file, under the lock (so a reopen never splits it).
+impl Write for &LogFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let mut st = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(f) = st.file.as_mut() {
+            if let Err(e) = f.write_all(buf) {
+                if !st.failing {
+                    st.failing = true;
+                    // Said on stderr, not through tracing: we are inside a log call.
+                    eprintln!(
+                        "fake-metadata: cannot write the log file {}: {e}; keeping on serving",
+                        self.path.display()
+                    );
+                }
+            } else {
+                st.failing = false;
+            }
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Installs the global subscriber. `level` is the config's filter (the environment wins).
+pub fn init(level: &str, file: Option<&Path>) -> Option<Arc<LogFile>> {
+    let filter = || EnvFilter::try_from_env(LEVEL_ENV).unwrap_or_else(|_| EnvFilter::new(level));
+    // systemd sets JOURNAL_STREAM when our stderr is the journal; only then write natively.
+    let journald = std::env::var_os("JOURNAL_STREAM")
+        .and_then(|_| tracing_journald::layer().ok())
+        .map(|l| l.with_syslog_identifier("fake-metadata".into()));
+    let stderr = journald.is_none().then(|| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(io::stderr)
+            .with_target(false)
+    });
+    let logfile = file.map(|p| {
+        Arc::new(LogFile {
+            path: p.to_path_buf(),
+            file: Mutex::new(FileState {
+                file: None,
+                failing: false,
+            }),
+        })
+    });
+    let file_layer = logfile.clone().map(|lf| {
+        tracing_subscriber::fmt::layer()
+            .with_ansi(false)
+            .with_target(false)
+            .with_writer(lf)
+            .with_filter(filter())
+    });
+    let _ = tracing_subscriber::registry()
+        .with(journald.map(|l| l.with_filter(filter())))
+        .with(stderr.map(|l| l.with_filter(filter())))
+        .with(file_layer)
+        .try_init();
+    // Opened after the subscriber exists, so a failure to open is itself logged.
+    if let Some(lf) = &logfile {
+        lf.reopen();
+    }
+    logfile
+}

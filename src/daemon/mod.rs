@@ -1,0 +1,134 @@
+//! The daemon's life: config → logging → bind → (drop root) → serve → `READY=1`; SIGHUP
+//! reopens the log file and reloads the config as one snapshot swap (a bad file keeps the
+//! running config); SIGTERM/SIGINT send `STOPPING=1` and drain.
+
+pub mod logging;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::{Config, Overrides};
+use crate::server::{self, Shared, Snapshot};
+
+/// The system user the package creates; `nobody` when it does not exist.
+pub const SERVICE_USER: &str = "fake-metadata";
+
+/// What `serve` was started with, kept to reload the same way.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub path: Option<PathBuf>,
+    pub overrides: Overrides,
+}
+
+impl Source {
+    pub fn load(&self) -> Result<Config, crate::config::ConfigError> {
+        Config::load(self.path.as_deref(), &self.overrides)
+    }
+}
+
+/// Runs the daemon until SIGTERM/SIGINT. Errors before serving are returned; after that,
+/// problems are logged and the daemon keeps serving.
+pub fn run(source: Source) -> Result<(), Box<dyn std::error::Error>> {
+    let config = source.load()?;
+    let logfile = logging::init(&config.log.level, config.log.file.as_deref());
+    let listeners = server::bind(&config)?;
+    drop_root()?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let snapshot = Snapshot::from_config(config, clock.now())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let mut signals = signal_hook_tokio::Signals::new([SIGHUP, SIGTERM, SIGINT])?;
+        let handle = signals.handle();
+        let addrs: Vec<String> = listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .map(|a| a.to_string())
+            .collect();
+        let shared = Shared::new(snapshot, clock);
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let serving = tokio::spawn(server::serve(listeners, shared.clone(), async {
+            let _ = stop_rx.await;
+        }));
+        tracing::info!(addresses = %addrs.join(" "), "listening");
+        let _ = sd_notify::notify(
+            &[
+                sd_notify::NotifyState::Ready,
+                sd_notify::NotifyState::Status(&format!("serving on {}", addrs.join(" "))),
+            ],
+        );
+        while let Some(sig) = signals.next().await {
+            match sig {
+                SIGHUP => {
+                    if let Some(lf) = &logfile {
+                        if lf.reopen() {
+                            tracing::info!(path = %lf.path().display(), "SIGHUP: reopened log file");
+                        }
+                    }
+                    reload(&source, &shared);
+                }
+                _ => {
+                    tracing::info!(signal = sig, "stopping: draining requests in flight");
+                    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+                    break;
+                }
+            }
+        }
+        handle.close();
+        let _ = stop_tx.send(());
+        serving.await??;
+        tracing::info!("stopped");
+        Ok(())
+    })
+}
+
+/// Swaps in the configuration read again from the same source, or keeps the running one.
+pub fn reload(source: &Source, shared: &Shared) {
+    let new = match source.load() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("config reload failed, keeping the running configuration: {e}");
+            return;
+        }
+    };
+    let old = shared.snapshot.load();
+    if new.server.listen_addrs() != old.config.server.listen_addrs() {
+        tracing::warn!(
+            "config reload: the listen addresses changed; restart the daemon to apply that"
+        );
+    }
+    if new.log.file != old.config.log.file || new.log.level != old.config.log.level {
+        tracing::warn!("config reload: [log] file/level changed; restart the daemon to apply that");
+    }
+    match Snapshot::from_config(new, shared.clock.now()) {
+        Ok(s) => {
+            shared.snapshot.store(Arc::new(s));
+            tracing::info!("config reloaded");
+        }
+        Err(e) => tracing::error!("config reload failed, keeping the running configuration: {e}"),
+    }
+}
+
+/// Never serve as root: once the sockets are bound, become the service user (or `nobody`).
+fn drop_root() -> Result<(), Box<dyn std::error::Error>> {
+    use nix::unistd::{setgid, setgroups, setuid, Uid, User};
+    if !Uid::effective().is_root() {
+        return Ok(());
+    }
+    let user = match User::from_name(SERVICE_USER)? {
+        Some(u) => u,
+        None => User::from_name("nobody")?.ok_or(
+            "running as root, and neither user `fake-metadata` nor `nobody` exists to drop to",
+        )?,
+    };
+    setgroups(&[])?;
+    setgid(user.gid)?;
+    setuid(user.uid)?;
+    tracing::info!(user = %user.name, uid = user.uid.as_raw(), "started as root: dropped privileges after binding");
+    Ok(())
+}

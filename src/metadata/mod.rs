@@ -1,0 +1,281 @@
+//! The metadata tree of one instance: every category of EC2's `meta-data/` and `dynamic/`,
+//! built from a validated [`Config`] so that the identity document, `placement/*`, `mac`,
+//! `network/interfaces/macs/…` and `local-ipv4` tell one story.
+
+pub mod json;
+pub mod tree;
+
+use serde::Serialize;
+
+use crate::config::Config;
+pub use tree::{Node, Tree, TreeBuilder};
+
+/// The API versions `/` lists, oldest first; every one serves the same tree as `latest`.
+pub const VERSIONS: &[&str] = &[
+    "1.0",
+    "2007-01-19",
+    "2007-03-01",
+    "2007-08-29",
+    "2007-10-10",
+    "2007-12-15",
+    "2008-02-01",
+    "2008-09-01",
+    "2009-04-04",
+    "2011-01-01",
+    "2011-05-01",
+    "2012-01-12",
+    "2014-02-25",
+    "2014-11-05",
+    "2015-10-20",
+    "2016-04-19",
+    "2016-06-30",
+    "2016-09-02",
+    "2018-03-28",
+    "2018-08-17",
+    "2018-09-24",
+    "2019-10-01",
+    "2020-10-27",
+    "2021-01-03",
+    "2021-03-23",
+    "2021-07-15",
+    "2022-09-24",
+    "2024-04-11",
+    "latest",
+];
+
+/// The `/` listing.
+pub fn versions_listing() -> String {
+    VERSIONS.join("\n")
+}
+
+/// Builds the tree's leaves from the configuration; callers may add more (credentials,
+/// signatures, events) before [`TreeBuilder::build`].
+pub fn builder(cfg: &Config, user_data: Option<Vec<u8>>) -> TreeBuilder {
+    let i = &cfg.instance;
+    let region = i.region();
+    let (partition, domain) = i.partition();
+    let hostname = i.hostname();
+    let public_hostname = i.public_hostname();
+    let mut b = TreeBuilder::default();
+    let md = |p: &str| format!("meta-data/{p}");
+
+    for (k, v) in [
+        ("ami-id", i.ami_id.to_string()),
+        ("ami-launch-index", i.ami_launch_index.to_string()),
+        ("ami-manifest-path", i.ami_manifest_path.clone()),
+        ("hostname", hostname.clone()),
+        ("instance-action", "none".into()),
+        ("instance-id", i.instance_id.to_string()),
+        ("instance-life-cycle", i.instance_life_cycle.clone()),
+        ("instance-type", i.instance_type.clone()),
+        ("local-hostname", hostname.clone()),
+        ("local-ipv4", i.local_ipv4.to_string()),
+        ("mac", i.mac.to_string()),
+        ("reservation-id", i.reservation_id.clone()),
+        ("security-groups", i.security_groups.join("\n")),
+        (
+            "placement/availability-zone",
+            i.availability_zone.to_string(),
+        ),
+        (
+            "placement/availability-zone-id",
+            i.availability_zone_id.clone(),
+        ),
+        ("placement/region", region.clone()),
+        ("services/domain", domain.into()),
+        ("services/partition", partition.into()),
+        (
+            "metrics/vhostmd",
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>".into(),
+        ),
+        ("events/maintenance/scheduled", "[]".into()),
+        ("events/maintenance/history", "[]".into()),
+    ] {
+        b.text(&md(k), v);
+    }
+    for (name, device) in &i.block_device_mapping {
+        b.text(&md(&format!("block-device-mapping/{name}")), device.clone());
+    }
+    if let Some(ip) = i.public_ipv4 {
+        b.text(&md("public-ipv4"), ip.to_string());
+    }
+    if let Some(h) = &public_hostname {
+        b.text(&md("public-hostname"), h.clone());
+    }
+    if let Some(ip) = i.ipv6 {
+        b.text(&md("ipv6"), ip.to_string());
+    }
+    if let Some(k) = &i.kernel_id {
+        b.text(&md("kernel-id"), k.clone());
+    }
+    if let Some(r) = &i.ramdisk_id {
+        b.text(&md("ramdisk-id"), r.clone());
+    }
+    if !i.product_codes.is_empty() {
+        b.text(&md("product-codes"), i.product_codes.join("\n"));
+    }
+    if let Some(key) = &i.public_key {
+        b.text(&md("public-keys/0/openssh-key"), key.openssh_key.clone());
+        b.listing(&md("public-keys"), format!("0={}", key.name));
+    }
+
+    // The primary network interface, keyed by its MAC.
+    let eni = format!("meta-data/network/interfaces/macs/{}", i.mac);
+    let mut nic = vec![
+        ("device-number", "0".to_string()),
+        ("interface-id", i.interface_id.clone()),
+        ("local-hostname", hostname.clone()),
+        ("local-ipv4s", i.local_ipv4.to_string()),
+        ("mac", i.mac.to_string()),
+        ("network-card-index", "0".into()),
+        ("owner-id", i.account_id.to_string()),
+        ("security-group-ids", i.security_group_ids.join("\n")),
+        ("security-groups", i.security_groups.join("\n")),
+        ("subnet-id", i.subnet_id.clone()),
+        ("subnet-ipv4-cidr-block", i.subnet_ipv4_cidr_block.clone()),
+        ("vpc-id", i.vpc_id.clone()),
+        ("vpc-ipv4-cidr-block", i.vpc_ipv4_cidr_block.clone()),
+        ("vpc-ipv4-cidr-blocks", i.vpc_ipv4_cidr_block.clone()),
+    ];
+    if let Some(ip) = i.public_ipv4 {
+        nic.push(("public-ipv4s", ip.to_string()));
+        b.text(
+            &format!("{eni}/ipv4-associations/{ip}"),
+            i.local_ipv4.to_string(),
+        );
+    }
+    if let Some(h) = &public_hostname {
+        nic.push(("public-hostname", h.clone()));
+    }
+    if let Some(ip) = i.ipv6 {
+        nic.push(("ipv6s", ip.to_string()));
+    }
+    for (k, v) in nic {
+        b.text(&format!("{eni}/{k}"), v);
+    }
+
+    if cfg.imds.instance_metadata_tags.is_enabled() && !cfg.tags.is_empty() {
+        for (k, v) in &cfg.tags {
+            b.text(&md(&format!("tags/instance/{k}")), v.clone());
+        }
+    }
+
+    b.text("dynamic/fws/instance-monitoring", "disabled");
+    b.text("dynamic/instance-identity/document", identity_document(cfg));
+
+    if let Some(data) = user_data {
+        b.binary("user-data", data);
+    }
+    // Extra and overriding paths come last so they win.
+    for (path, value) in &cfg.paths {
+        b.text(path.as_str(), value.clone());
+    }
+    b
+}
+
+/// The identity document in EC2's field order and style.
+pub fn identity_document(cfg: &Config) -> String {
+    let i = &cfg.instance;
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Document<'a> {
+        account_id: &'a str,
+        architecture: &'a str,
+        availability_zone: &'a str,
+        billing_products: Option<()>,
+        devpay_product_codes: Option<()>,
+        marketplace_product_codes: Option<&'a [String]>,
+        image_id: &'a str,
+        instance_id: &'a str,
+        instance_type: &'a str,
+        kernel_id: Option<&'a str>,
+        pending_time: &'a str,
+        private_ip: String,
+        ramdisk_id: Option<&'a str>,
+        region: String,
+        version: &'a str,
+    }
+    json::to_ec2_string(&Document {
+        account_id: i.account_id.as_str(),
+        architecture: &i.architecture,
+        availability_zone: i.availability_zone.as_str(),
+        billing_products: None,
+        devpay_product_codes: None,
+        marketplace_product_codes: (!i.product_codes.is_empty()).then_some(&i.product_codes[..]),
+        image_id: i.ami_id.as_str(),
+        instance_id: i.instance_id.as_str(),
+        instance_type: &i.instance_type,
+        kernel_id: i.kernel_id.as_deref(),
+        pending_time: &i.pending_time,
+        private_ip: i.local_ipv4.to_string(),
+        ramdisk_id: i.ramdisk_id.as_deref(),
+        region: i.region(),
+        version: "2017-09-30",
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn text(t: &Tree, p: &str) -> String {
+        match t.get(p) {
+            Some(Node::Leaf { body, .. }) | Some(Node::Dir { listing: body }) => {
+                String::from_utf8(body.to_vec()).unwrap()
+            }
+            None => panic!("{p} missing"),
+        }
+    }
+
+    #[test]
+    fn values_tell_one_story() {
+        let cfg = Config::builtin();
+        let t = builder(&cfg, None).build();
+        let doc: serde_json::Value =
+            serde_json::from_str(&text(&t, "dynamic/instance-identity/document")).unwrap();
+        assert_eq!(doc["instanceId"], text(&t, "meta-data/instance-id"));
+        assert_eq!(
+            doc["availabilityZone"],
+            text(&t, "meta-data/placement/availability-zone")
+        );
+        assert_eq!(doc["region"], text(&t, "meta-data/placement/region"));
+        assert_eq!(doc["privateIp"], text(&t, "meta-data/local-ipv4"));
+        assert_eq!(doc["instanceType"], text(&t, "meta-data/instance-type"));
+        assert_eq!(doc["imageId"], text(&t, "meta-data/ami-id"));
+        let mac = text(&t, "meta-data/mac");
+        assert_eq!(
+            text(&t, "meta-data/network/interfaces/macs"),
+            format!("{mac}/")
+        );
+        assert_eq!(
+            text(
+                &t,
+                &format!("meta-data/network/interfaces/macs/{mac}/local-ipv4s")
+            ),
+            text(&t, "meta-data/local-ipv4")
+        );
+        assert_eq!(text(&t, ""), "dynamic\nmeta-data");
+    }
+
+    #[test]
+    fn optional_sections_appear_only_when_set() {
+        let cfg = Config::from_toml(
+            "[imds]\ninstance-metadata-tags = \"enabled\"\n[tags]\nName = \"web\"\n\
+             [instance.public-key]\nname = \"me\"\nopenssh-key = \"ssh-ed25519 AAAA me\"\n\
+             [user-data]\ntext = \"#!/bin/sh\"\n",
+            Path::new("t.toml"),
+        )
+        .unwrap();
+        let t = builder(&cfg, cfg.user_data_bytes().unwrap()).build();
+        assert_eq!(text(&t, "meta-data/tags/instance"), "Name");
+        assert_eq!(text(&t, "meta-data/tags/instance/Name"), "web");
+        assert_eq!(text(&t, "meta-data/public-keys"), "0=me");
+        assert_eq!(text(&t, "meta-data/public-keys/0"), "openssh-key");
+        assert_eq!(text(&t, ""), "dynamic\nmeta-data\nuser-data");
+        let plain = builder(&Config::builtin(), None).build();
+        assert!(plain.get("meta-data/tags").is_none());
+        assert!(plain.get("meta-data/public-keys").is_none());
+        assert!(plain.get("user-data").is_none());
+    }
+}

@@ -1,0 +1,177 @@
+//! The metadata tree as data: a map from path to leaf bytes, from which every directory
+//! listing is derived once. A [`Tree`] is immutable and precomputed: a request is one hash
+//! lookup that yields ready bytes.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use bytes::Bytes;
+
+/// What a path holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Node {
+    /// A value: `text/plain`, or raw bytes (`application/octet-stream`, user-data).
+    Leaf { body: Bytes, binary: bool },
+    /// A directory: its listing, one entry per line, sub-directories with a trailing `/`.
+    Dir { listing: Bytes },
+}
+
+/// Collects leaves; [`TreeBuilder::build`] derives the directories.
+#[derive(Debug, Default, Clone)]
+pub struct TreeBuilder {
+    leaves: BTreeMap<String, (Bytes, bool)>,
+    /// Listings that EC2 prints differently from the path names (`public-keys/` → `0=name`).
+    listing_overrides: BTreeMap<String, String>,
+}
+
+impl TreeBuilder {
+    /// Sets a text leaf, replacing whatever was at that path, above it or below it.
+    pub fn text(&mut self, path: &str, value: impl Into<String>) -> &mut Self {
+        self.put(path, Bytes::from(value.into()), false)
+    }
+
+    /// Sets a binary leaf (served as `application/octet-stream`).
+    pub fn binary(&mut self, path: &str, value: Vec<u8>) -> &mut Self {
+        self.put(path, Bytes::from(value), true)
+    }
+
+    /// Prints a directory's listing as given instead of derived.
+    pub fn listing(&mut self, dir: &str, listing: impl Into<String>) -> &mut Self {
+        self.listing_overrides
+            .insert(dir.to_string(), listing.into());
+        self
+    }
+
+    /// Removes a leaf or a whole directory.
+    pub fn remove(&mut self, path: &str) -> &mut Self {
+        let below = format!("{path}/");
+        self.leaves
+            .retain(|k, _| k != path && !k.starts_with(&below));
+        self
+    }
+
+    fn put(&mut self, path: &str, body: Bytes, binary: bool) -> &mut Self {
+        // A leaf cannot also be a directory: the newest value wins.
+        self.remove(path);
+        let mut at = 0;
+        while let Some(i) = path[at..].find('/') {
+            self.leaves.remove(&path[..at + i]);
+            at += i + 1;
+        }
+        self.leaves.insert(path.to_string(), (body, binary));
+        self
+    }
+
+    /// Derives every listing and freezes the tree.
+    pub fn build(&self) -> Tree {
+        let mut dirs: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+        dirs.entry("").or_default();
+        for path in self.leaves.keys() {
+            let mut child = path.as_str();
+            let mut is_dir = false;
+            loop {
+                let (parent, name) = match child.rfind('/') {
+                    Some(i) => (&child[..i], &child[i + 1..]),
+                    None => ("", child),
+                };
+                // The version root lists its sections without a trailing slash, as EC2 does.
+                let entry = if is_dir && !parent.is_empty() {
+                    format!("{name}/")
+                } else {
+                    name.to_string()
+                };
+                let fresh = dirs.entry(parent).or_default().insert(entry);
+                if parent.is_empty() || !fresh && is_dir {
+                    break;
+                }
+                child = parent;
+                is_dir = true;
+            }
+        }
+        let mut nodes = HashMap::with_capacity(self.leaves.len() + dirs.len());
+        for (dir, entries) in dirs {
+            let listing = match self.listing_overrides.get(dir) {
+                Some(l) => l.clone(),
+                None => entries.into_iter().collect::<Vec<_>>().join("\n"),
+            };
+            nodes.insert(
+                dir.into(),
+                Node::Dir {
+                    listing: Bytes::from(listing),
+                },
+            );
+        }
+        for (path, (body, binary)) in &self.leaves {
+            nodes.insert(
+                path.as_str().into(),
+                Node::Leaf {
+                    body: body.clone(),
+                    binary: *binary,
+                },
+            );
+        }
+        Tree { nodes }
+    }
+}
+
+/// An immutable, precomputed tree. Paths are relative to a version root, without leading or
+/// trailing slashes (`""` is the version root itself).
+#[derive(Debug, Clone, Default)]
+pub struct Tree {
+    nodes: HashMap<Box<str>, Node>,
+}
+
+impl Tree {
+    /// The node at a normalized path.
+    pub fn get(&self, path: &str) -> Option<&Node> {
+        self.nodes.get(path)
+    }
+
+    /// Every path in the tree, sorted; for tests and tools.
+    pub fn paths(&self) -> Vec<&str> {
+        let mut v: Vec<&str> = self.nodes.keys().map(AsRef::as_ref).collect();
+        v.sort_unstable();
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listing(t: &Tree, p: &str) -> String {
+        match t.get(p) {
+            Some(Node::Dir { listing }) => String::from_utf8(listing.to_vec()).unwrap(),
+            other => panic!("{p}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn listings_are_derived_sorted_with_dir_slashes() {
+        let mut b = TreeBuilder::default();
+        b.text("meta-data/placement/region", "us-east-1")
+            .text("meta-data/instance-id", "i-1")
+            .text("meta-data/events/maintenance/scheduled", "[]")
+            .text("dynamic/instance-identity/document", "{}");
+        let t = b.build();
+        assert_eq!(listing(&t, ""), "dynamic\nmeta-data");
+        assert_eq!(listing(&t, "meta-data"), "events/\ninstance-id\nplacement/");
+        assert_eq!(listing(&t, "meta-data/events"), "maintenance/");
+        assert!(matches!(
+            t.get("meta-data/instance-id"),
+            Some(Node::Leaf { .. })
+        ));
+        assert!(t.get("meta-data/nope").is_none());
+    }
+
+    #[test]
+    fn a_new_value_replaces_a_directory_or_a_leaf_in_its_way() {
+        let mut b = TreeBuilder::default();
+        b.text("meta-data/a/b", "1").text("meta-data/a", "2");
+        assert_eq!(b.build().paths(), ["", "meta-data", "meta-data/a"]);
+        b.text("meta-data/a/c", "3");
+        assert_eq!(
+            b.build().paths(),
+            ["", "meta-data", "meta-data/a", "meta-data/a/c"]
+        );
+    }
+}

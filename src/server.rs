@@ -1,0 +1,374 @@
+//! The socket side: binds the listeners, runs a hyper 1 HTTP/1.1 accept loop per listener,
+//! turns each request into an [`imds::Request`] view, and writes [`imds::respond`]'s answer
+//! with EC2's headers. The configuration lives in an [`ArcSwap`] of immutable [`Snapshot`]s:
+//! a request loads one snapshot and uses it from start to end; a reload swaps in a new one.
+
+use std::convert::Infallible;
+use std::net::{SocketAddr, TcpListener as StdListener};
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http::header::{self, HeaderName, HeaderValue};
+use http_body_util::Full;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::clock::Clock;
+use crate::config::{Config, ConfigError};
+use crate::imds::{self, Content, TokenAuthority};
+
+/// A client has this long to send a request's headers (slowloris guard).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// The largest request head we read; larger ones get an error and a closed connection.
+const MAX_REQUEST_HEAD: usize = 16 * 1024;
+/// How long shutdown waits for requests in flight.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+const TOKEN: HeaderName = HeaderName::from_static("x-aws-ec2-metadata-token");
+const TOKEN_TTL: HeaderName = HeaderName::from_static("x-aws-ec2-metadata-token-ttl-seconds");
+const FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const EC2WS: HeaderValue = HeaderValue::from_static("EC2ws");
+const TEXT: HeaderValue = HeaderValue::from_static("text/plain");
+const BINARY: HeaderValue = HeaderValue::from_static("application/octet-stream");
+const HTML: HeaderValue = HeaderValue::from_static("text/html");
+const CLOSE: HeaderValue = HeaderValue::from_static("close");
+const NONE: HeaderValue = HeaderValue::from_static("none");
+const BYTES: HeaderValue = HeaderValue::from_static("bytes");
+
+/// Everything a request needs, compiled once per configuration.
+#[derive(Debug)]
+pub struct Snapshot {
+    pub imds: imds::State,
+    pub config: Config,
+    keep_alive: bool,
+    log_requests: bool,
+    last_modified: HeaderValue,
+}
+
+impl Snapshot {
+    /// Compiles a configuration; `now` stamps `Last-Modified`.
+    pub fn new(config: Config, imds: imds::State, now: SystemTime) -> Snapshot {
+        Snapshot {
+            keep_alive: config.server.keep_alive,
+            log_requests: config.log.requests,
+            last_modified: HeaderValue::from_str(&httpdate::fmt_http_date(now))
+                .expect("an HTTP date is a valid header value"),
+            imds,
+            config,
+        }
+    }
+
+    /// Compiles a configuration with the default tree.
+    pub fn from_config(config: Config, now: SystemTime) -> Result<Snapshot, ConfigError> {
+        let imds = imds::State::from_config(&config)?;
+        Ok(Snapshot::new(config, imds, now))
+    }
+}
+
+/// State shared by every connection.
+pub struct Shared {
+    pub snapshot: ArcSwap<Snapshot>,
+    pub tokens: TokenAuthority,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Shared {
+    pub fn new(snapshot: Snapshot, clock: Arc<dyn Clock>) -> Arc<Shared> {
+        Arc::new(Shared {
+            snapshot: ArcSwap::from_pointee(snapshot),
+            tokens: TokenAuthority::random(),
+            clock,
+        })
+    }
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot listen on {addr}: {source}{hint}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+        hint: &'static str,
+    },
+}
+
+/// Binds every configured address. With the built-in defaults, a host without IPv6 only loses
+/// the `[::1]` listener; an address the user configured must bind.
+pub fn bind(cfg: &Config) -> Result<Vec<StdListener>, ServerError> {
+    let mut out = Vec::new();
+    for addr in cfg.server.listen_addrs() {
+        match StdListener::bind(addr) {
+            Ok(l) => out.push(l),
+            Err(e) if addr.is_ipv6() && cfg.server.listen_is_default() => {
+                tracing::info!(%addr, error = %e, "no IPv6 loopback here; serving IPv4 only");
+            }
+            Err(source) => {
+                let hint = match source.kind() {
+                    std::io::ErrorKind::AddrInUse => {
+                        " (another program uses that port: stop it, or set [server] listen / --listen)"
+                    }
+                    std::io::ErrorKind::PermissionDenied => {
+                        " (ports below 1024 need root: keep the default 1338, interception maps port 80 to it)"
+                    }
+                    _ => "",
+                };
+                return Err(ServerError::Bind { addr, source, hint });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Serves on `listeners` until `shutdown` completes, then drains requests in flight.
+pub async fn serve(
+    listeners: Vec<StdListener>,
+    shared: Arc<Shared>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> std::io::Result<()> {
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_buf_size(MAX_REQUEST_HEAD)
+        .title_case_headers(true)
+        .keep_alive(true);
+    let graceful = Arc::new(GracefulShutdown::new());
+    let mut tasks = tokio::task::JoinSet::new();
+    for l in listeners {
+        l.set_nonblocking(true)?;
+        let l = TcpListener::from_std(l)?;
+        tasks.spawn(accept_loop(
+            l,
+            shared.clone(),
+            builder.clone(),
+            graceful.clone(),
+        ));
+    }
+    shutdown.await;
+    tasks.abort_all();
+    while tasks.join_next().await.is_some() {}
+    let graceful = Arc::try_unwrap(graceful).unwrap_or_else(|_| unreachable!("accept loops ended"));
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("shutdown: requests still in flight after {DRAIN_TIMEOUT:?}; closing them");
+    }
+    Ok(())
+}
+
+async fn accept_loop(
+    l: TcpListener,
+    shared: Arc<Shared>,
+    builder: http1::Builder,
+    graceful: Arc<GracefulShutdown>,
+) {
+    loop {
+        let (stream, peer) = match l.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let conn = Connection::new(&stream, peer);
+        let shared = shared.clone();
+        let svc = service_fn(move |req| {
+            std::future::ready(Ok::<_, Infallible>(conn.handle(&shared, &req)))
+        });
+        let fut = graceful.watch(builder.serve_connection(TokioIo::new(stream), svc));
+        tokio::spawn(async move {
+            // Client errors (bad requests, resets) are answered or dropped by hyper; nothing
+            // to do here.
+            let _ = fut.await;
+        });
+    }
+}
+
+/// Per-connection state: the socket, to set the hop limit of a token reply on it.
+struct Connection {
+    fd: RawFd,
+    ipv6: bool,
+    peer: SocketAddr,
+    /// The socket's own TTL before a token reply lowered it, to restore for later replies.
+    lowered_from: std::cell::Cell<Option<u32>>,
+}
+
+impl Connection {
+    fn new(stream: &TcpStream, peer: SocketAddr) -> Self {
+        Connection {
+            fd: stream.as_raw_fd(),
+            ipv6: stream.local_addr().is_ok_and(|a| a.is_ipv6()),
+            peer,
+            lowered_from: std::cell::Cell::new(None),
+        }
+    }
+
+    fn handle<B>(&self, shared: &Shared, req: &hyper::Request<B>) -> hyper::Response<Full<Bytes>> {
+        let snap = shared.snapshot.load();
+        let h = req.headers();
+        let view = imds::Request {
+            method: req.method(),
+            path: req.uri().path(),
+            token: h.get(TOKEN).map(HeaderValue::as_bytes),
+            ttl: h.get(TOKEN_TTL).map(HeaderValue::as_bytes),
+            forwarded: h.contains_key(FORWARDED_FOR),
+            expect_continue: h
+                .get(header::EXPECT)
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue")),
+        };
+        let r = imds::respond(&snap.imds, &shared.tokens, shared.clock.now_millis(), &view);
+        self.set_hop_limit(r.hop_limit);
+        if snap.log_requests {
+            tracing::info!(
+                target: "fake_metadata::access",
+                peer = %self.peer,
+                method = %req.method(),
+                path = req.uri().path(),
+                status = r.status.as_u16(),
+                v2 = view.token.is_some(),
+                "request"
+            );
+        }
+        to_http(r, &snap)
+    }
+
+    /// EC2's hop limit: the token reply leaves with the configured IP TTL, so a client more
+    /// hops away never receives it. Later replies on the same connection get the TTL back.
+    fn set_hop_limit(&self, hop: Option<u8>) {
+        let want = match (hop, self.lowered_from.get()) {
+            (Some(h), _) => u32::from(h),
+            (None, Some(orig)) => orig,
+            (None, None) => return,
+        };
+        let result = with_socket(self.fd, |sock| {
+            let current = if self.ipv6 {
+                sock.unicast_hops_v6()?
+            } else {
+                sock.ttl_v4()?
+            };
+            if hop.is_some() && self.lowered_from.get().is_none() {
+                self.lowered_from.set(Some(current));
+            } else if hop.is_none() {
+                self.lowered_from.set(None);
+            }
+            if self.ipv6 {
+                sock.set_unicast_hops_v6(want)
+            } else {
+                sock.set_ttl_v4(want)
+            }
+        });
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "cannot set the hop limit on a connection");
+        }
+    }
+}
+
+/// Lends the connection's socket to `f`, to set a socket option.
+#[allow(unsafe_code)]
+fn with_socket<T>(fd: RawFd, f: impl FnOnce(socket2::SockRef<'_>) -> T) -> T {
+    // SAFETY: `fd` belongs to the TcpStream that hyper owns for this connection. The service
+    // holding the `Connection` is owned by the same connection future, so it is only called
+    // while the stream (and so the fd) is open, and the borrow ends with this call.
+    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    f(socket2::SockRef::from(&fd))
+}
+
+/// Adds EC2's headers. hyper sends no body for HEAD and keeps `Content-Length`.
+fn to_http(r: imds::Response, snap: &Snapshot) -> hyper::Response<Full<Bytes>> {
+    let len = r.body.len();
+    let mut resp = hyper::Response::new(Full::new(r.body));
+    *resp.status_mut() = r.status;
+    let h = resp.headers_mut();
+    h.reserve(8);
+    h.insert(
+        header::CONTENT_TYPE,
+        match r.content {
+            Content::Text => TEXT,
+            Content::Binary => BINARY,
+            Content::Html => HTML,
+        },
+    );
+    h.insert(
+        header::ACCEPT_RANGES,
+        if r.content == Content::Binary {
+            BYTES
+        } else {
+            NONE
+        },
+    );
+    h.insert(header::LAST_MODIFIED, snap.last_modified.clone());
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    h.insert(header::SERVER, EC2WS);
+    if !snap.keep_alive {
+        h.insert(header::CONNECTION, CLOSE);
+    }
+    if let Some(a) = r.allow {
+        h.insert(header::ALLOW, HeaderValue::from_static(a));
+    }
+    if let Some(t) = r.token_ttl {
+        h.insert(TOKEN_TTL, HeaderValue::from(t));
+    }
+    resp
+}
+
+/// A server running in the background on the current tokio runtime, for tests and tools.
+pub struct Running {
+    pub addrs: Vec<SocketAddr>,
+    pub shared: Arc<Shared>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    /// Starts serving `config` (its `listen` addresses; port 0 picks a free one).
+    pub fn start(
+        config: Config,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Running, Box<dyn std::error::Error + Send + Sync>> {
+        let listeners = bind(&config)?;
+        let addrs = listeners
+            .iter()
+            .map(|l| l.local_addr())
+            .collect::<Result<_, _>>()?;
+        let snapshot = Snapshot::from_config(config, clock.now())?;
+        let shared = Shared::new(snapshot, clock);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(serve(listeners, shared.clone(), async {
+            let _ = rx.await;
+        }));
+        Ok(Running {
+            addrs,
+            shared,
+            stop: Some(tx),
+            task,
+        })
+    }
+
+    /// The first address, e.g. `127.0.0.1:43127`.
+    pub fn addr(&self) -> SocketAddr {
+        self.addrs[0]
+    }
+
+    /// `http://ADDR` of the first listener.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr())
+    }
+
+    /// Stops accepting and drains.
+    pub async fn stop(mut self) -> std::io::Result<()> {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        (&mut self.task).await.expect("server task does not panic")
+    }
+}

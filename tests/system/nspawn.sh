@@ -1,0 +1,366 @@
+#!/bin/bash
+# Tier-B system test: install the fake-metadata .deb from a local APT repository into a
+# booted Debian bookworm container (systemd 252 as PID 1 in systemd-nspawn, PRIVATE
+# network namespace) and check the package end to end: units, sd_notify, user,
+# interception, IMDSv1/v2 through unmodified curl, idempotent reinstall, journald,
+# logrotate + SIGHUP, bad-config reload, unit hygiene, remove and purge.
+#
+# Usage (as root):  tests/system/nspawn.sh [REPO_DIR]
+#   REPO_DIR  directory holding the .deb and its Packages index, as written by
+#             packaging/build-deb (default: target/debian)
+# Env:
+#   MIRROR, SECURITY_MIRROR  Debian mirrors (default: read from /etc/apt/sources.list*)
+#   KEEP=1                   keep the extracted rootfs and logs (path printed at the end)
+#   CACHE_DIR                rootfs tarball cache (default /var/cache/fake-metadata-ci)
+#
+# SAFETY: nothing of the package runs on the host. It is only ever installed inside
+# `systemd-nspawn --register=no --keep-unit --private-network`, whose network namespace
+# is private: its 169.254.169.254 and iptables rules are not the host's.
+set -euo pipefail
+
+T0=$(date +%s.%N)
+TSTEP=$T0
+step() {
+    local now; now=$(date +%s.%N)
+    awk -v a="$now" -v b="$T0" -v c="$TSTEP" -v m="$*" 'BEGIN { printf "[%6.1fs total, %5.1fs prev step] %s\n", a - b, a - c, m }'
+    TSTEP=$now
+}
+die() { echo "nspawn.sh: $*" >&2; exit 2; }
+
+[ "$(id -u)" = 0 ] || die "must run as root"
+REPO=${1:-target/debian}
+[ -d "$REPO" ] || die "no such directory: $REPO (build it with packaging/build-deb)"
+REPO=$(realpath "$REPO")
+ls "$REPO"/fake-metadata_*.deb >/dev/null 2>&1 || die "no fake-metadata_*.deb in $REPO"
+[ -f "$REPO/Packages" ] || die "no Packages index in $REPO (packaging/build-deb writes it)"
+DEB=$(ls -t "$REPO"/fake-metadata_*.deb | head -1)
+export DEBIAN_FRONTEND=noninteractive
+CACHE_DIR=${CACHE_DIR:-/var/cache/fake-metadata-ci}
+PKGS=systemd,systemd-sysv,dbus,iproute2,iptables,curl,ca-certificates,procps,logrotate,adduser
+SUITE=bookworm
+
+# ---------------------------------------------------------------- host dependencies
+step "host dependencies"
+need=()
+for pair in systemd-nspawn:systemd-container mmdebstrap:mmdebstrap lintian:lintian \
+            dpkg-scanpackages:dpkg-dev; do
+    command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
+done
+command -v zstd >/dev/null || need+=(zstd)
+if [ ${#need[@]} -gt 0 ]; then
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+# ---------------------------------------------------------------- mirrors
+# First URI of a source (one-line or deb822 format) that carries SUITE and main.
+mirror_for() {
+    local suite=$1
+    {
+        cat /etc/apt/sources.list 2>/dev/null || true
+        for f in /etc/apt/sources.list.d/*.list; do [ -f "$f" ] && cat "$f"; done
+    } | awk -v s="$suite" '$1=="deb" { u=""; for (i=2;i<=NF;i++) { if ($i ~ /^\[/) { while ($i !~ /\]$/) i++; continue } if (u=="") { u=$i; continue } if ($i==s) { print u; exit } } }'
+    for f in /etc/apt/sources.list.d/*.sources; do
+        [ -f "$f" ] || continue
+        awk -v s="$suite" 'BEGIN{RS=""} {
+            uri=""; ok=0; n=split($0, L, "\n")
+            for (i=1;i<=n;i++) {
+                if (L[i] ~ /^URIs:/) { split(L[i], a, /[ \t]+/); uri=a[2] }
+                if (L[i] ~ /^Suites:/) { m=split(L[i], b, /[ \t]+/); for (j=2;j<=m;j++) if (b[j]==s) ok=1 }
+            }
+            if (ok && uri!="") print uri }' "$f"
+    done
+}
+MIRROR=${MIRROR:-$(mirror_for "$SUITE" | head -1)}
+SECURITY_MIRROR=${SECURITY_MIRROR:-$(mirror_for "$SUITE-security" | head -1)}
+[ -n "$MIRROR" ] || die "cannot find a Debian mirror for $SUITE in /etc/apt/sources.list*; set MIRROR"
+[ -n "$SECURITY_MIRROR" ] || SECURITY_MIRROR=${MIRROR%/debian}/debian-security
+echo "mirror: $MIRROR   security: $SECURITY_MIRROR   repo: $REPO"
+
+# ---------------------------------------------------------------- rootfs (cached)
+RECIPE="v1 $SUITE minbase $PKGS $MIRROR $SECURITY_MIRROR"
+KEY=$(echo "$RECIPE" | sha256sum | cut -c1-16)
+TARBALL=$CACHE_DIR/rootfs-$SUITE-$KEY.tar.zst
+mkdir -p "$CACHE_DIR"
+if [ ! -s "$TARBALL" ]; then
+    step "rootfs: mmdebstrap ($TARBALL)"
+    # Pure file-system work: mmdebstrap's own chroot runs no maintainer script of ours.
+    mmdebstrap -q --variant=minbase --include="$PKGS" \
+        --customize-hook='echo fmci > "$1/etc/hostname"' \
+        --customize-hook='printf "127.0.0.1 localhost\n127.0.1.1 fmci\n::1 localhost\n" > "$1/etc/hosts"' \
+        --customize-hook='rm -f "$1/etc/resolv.conf"' \
+        --customize-hook='chroot "$1" systemctl mask systemd-firstboot.service console-getty.service >/dev/null 2>&1 || true' \
+        "$SUITE" "$TARBALL.tmp.tar" \
+        "deb $MIRROR $SUITE main" "deb $SECURITY_MIRROR $SUITE-security main" </dev/null
+    zstd -q -T0 --rm -f "$TARBALL.tmp.tar" -o "$TARBALL.tmp"
+    mv "$TARBALL.tmp" "$TARBALL"
+else
+    step "rootfs: cached $TARBALL"
+fi
+WORK=$(mktemp -d /var/tmp/fake-metadata-nspawn.XXXXXX)
+ROOT=$WORK/rootfs
+mkdir "$ROOT"
+tar --zstd -xpf "$TARBALL" -C "$ROOT" --numeric-owner
+echo 'deb [trusted=yes] file:/srv/fake-metadata-repo ./' > "$ROOT/etc/apt/sources.list.d/fake-metadata-local.list"
+step "rootfs extracted to $ROOT"
+
+# ---------------------------------------------------------------- boot + teardown
+NSPAWN=
+LEADER=
+CGROUPS_BEFORE=$(find /sys/fs/cgroup -maxdepth 3 -type d 2>/dev/null | sort)
+teardown() {
+    local rc=$?
+    set +e
+    if [ -n "$NSPAWN" ] && kill -0 "$NSPAWN" 2>/dev/null; then
+        [ -n "$LEADER" ] && nsenter -t "$LEADER" -a systemctl exit 0 >/dev/null 2>&1
+        for _ in $(seq 100); do kill -0 "$NSPAWN" 2>/dev/null || break; sleep 0.2; done
+        if kill -0 "$NSPAWN" 2>/dev/null; then
+            echo "nspawn.sh: container did not exit, sending SIGTERM to nspawn $NSPAWN" >&2
+            kill "$NSPAWN"; sleep 2
+        fi
+        wait "$NSPAWN" 2>/dev/null
+    fi
+    # systemd-nspawn --keep-unit on a host whose PID 1 is not systemd leaves its
+    # (now empty) cgroups behind: remove the new, empty ones, deepest first.
+    comm -13 <(echo "$CGROUPS_BEFORE") <(find /sys/fs/cgroup -maxdepth 3 -type d 2>/dev/null | sort) \
+        | sort -r | while read -r d; do rmdir "$d" 2>/dev/null; done
+    find /sys/fs/cgroup -depth -type d \( -name 'payload' -o -name 'supervisor' -o -path '*/init.scope*' -o -path '*/system.slice*' -o -path '*/machine.slice*' \) \
+        -newer "$WORK" -empty -exec rmdir {} \; 2>/dev/null
+    if [ "${KEEP:-0}" = 1 ]; then
+        echo "kept: $WORK"
+    else
+        rm -rf "$WORK"
+    fi
+    exit $rc
+}
+trap teardown EXIT
+trap 'exit 130' INT TERM
+
+step "boot container"
+systemd-nspawn -q --register=no --keep-unit --private-network -D "$ROOT" -M fmci \
+    --bind-ro="$REPO:/srv/fake-metadata-repo" -b --console=pipe </dev/null >"$WORK/nspawn.log" 2>&1 &
+NSPAWN=$!
+state=
+for _ in $(seq 300); do
+    kill -0 "$NSPAWN" 2>/dev/null || { cat "$WORK/nspawn.log" >&2; die "systemd-nspawn exited early"; }
+    [ -n "$LEADER" ] || LEADER=$(ps -o pid= --ppid "$NSPAWN" 2>/dev/null | tr -d ' ' | head -1 || true)
+    if [ -n "$LEADER" ]; then
+        state=$(nsenter -t "$LEADER" -a systemctl is-system-running --wait 2>/dev/null || true)
+        case $state in running|degraded) break ;; esac
+    fi
+    sleep 0.2
+done
+case $state in running|degraded) ;; *) die "container did not boot (state '$state')";; esac
+echo "container leader pid $LEADER, system state: $state"
+[ "$state" = running ] || nsenter -t "$LEADER" -a systemctl --failed --no-legend || true
+
+# ---------------------------------------------------------------- helpers
+C() { nsenter -t "$LEADER" -a "$@"; }                     # run in the container
+RUN() {                                                   # ... as a transient unit
+    C systemd-run --wait --pipe --quiet -E DEBIAN_FRONTEND=noninteractive "$@" </dev/null
+}
+AS_NOBODY() { RUN -p User=nobody -p Group=nogroup "$@"; }
+pass=0
+fail=0
+FAILED=()
+LAST=$WORK/last-check.out
+# Each check runs in a subshell with errexit in force (a function called from an `if`
+# would silently ignore failures of all but its last command).
+check() {
+    local name=$1 rc=0; shift
+    set +e
+    ( set -e; "$@" ) >"$LAST" 2>&1
+    rc=$?
+    set -e
+    if [ "$rc" -eq 0 ]; then
+        pass=$((pass + 1)); printf 'ok    %s\n' "$name"
+    else
+        fail=$((fail + 1)); FAILED+=("$name"); printf 'FAIL  %s\n' "$name"
+        sed 's/^/      | /' "$LAST" | tail -15
+    fi
+}
+IMDS=http://169.254.169.254
+IID_PATH=/latest/meta-data/instance-id
+CONF=/etc/fake-metadata/config.toml
+LOGFILE=/var/log/fake-metadata/fake-metadata.log
+
+eq() { [ "$1" = "$2" ] || { echo "expected '$2', got '$1'"; return 1; }; }
+n_addr() { C ip -o -4 addr show dev lo | grep -c ' 169\.254\.169\.254/32 ' || true; }
+n_rule() { C iptables -w -t nat -S OUTPUT | grep -c fake-metadata || true; }
+one_addr() { eq "$(n_addr)" 1; }
+one_rule() { C iptables -w -t nat -S OUTPUT; eq "$(n_rule)" 1; }
+no_addr() { eq "$(n_addr)" 0; }
+no_rule() { C iptables -w -t nat -S OUTPUT; eq "$(n_rule)" 0; }
+main_pid() { C systemctl show -p MainPID --value fake-metadata.service; }
+is_active() { eq "$(C systemctl is-active "$1" || true)" active; }
+v1_iid() {
+    local out; out=$(AS_NOBODY curl -fsS --max-time 5 "$IMDS$IID_PATH")
+    echo "instance-id: $out"; [[ $out =~ ^i-[0-9a-f]{8,17}$ ]]
+}
+v2_iid() {
+    local tok out
+    tok=$(AS_NOBODY curl -fsS --max-time 5 -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 21600' "$IMDS/latest/api/token")
+    echo "token: ${tok:0:16}... (${#tok} bytes)"; [ -n "$tok" ]
+    out=$(AS_NOBODY curl -fsS --max-time 5 -H "X-aws-ec2-metadata-token: $tok" "$IMDS$IID_PATH")
+    echo "instance-id: $out"; [[ $out =~ ^i-[0-9a-f]{8,17}$ ]]
+}
+# Wait up to ~5 s for a journal line of a unit since a timestamp.
+journal_has() {
+    local unit=$1 since=$2 pattern=$3
+    for _ in $(seq 25); do
+        C journalctl -u "$unit" --since "@$since" -o cat --no-pager | grep -E -- "$pattern" && return 0
+        sleep 0.2
+    done
+    echo "no journal line matching /$pattern/ since @$since:"; C journalctl -u "$unit" --since "@$since" -o cat --no-pager | tail -10
+    return 1
+}
+wait_active() { for _ in $(seq 50); do is_active "$1" >/dev/null && return 0; sleep 0.1; done; is_active "$1"; }
+
+# ---------------------------------------------------------------- checks
+step "lintian"
+lintian_clean() { lintian --fail-on warning --suppress-tags initial-upload-closes-no-bugs "$DEB" 2>&1 | grep -v 'root privileges'; return "${PIPESTATUS[0]}"; }
+check "lintian --fail-on warning: $(basename "$DEB")" lintian_clean
+
+step "apt-get install fake-metadata"
+apt_install() {
+    # Refresh only the local repository (the container has no network); keep other lists.
+    RUN apt-get update -q -o Dir::Etc::sourcelist=sources.list.d/fake-metadata-local.list \
+        -o Dir::Etc::sourceparts=- -o APT::Get::List-Cleanup=0
+    RUN apt-get install -y fake-metadata
+}
+check "apt-get install -y fake-metadata (local apt repository)" apt_install
+cp "$LAST" "$WORK/install.log"
+
+step "service checks"
+check "fake-metadata.service active" wait_active fake-metadata.service
+check "fake-metadata-intercept.service active" is_active fake-metadata-intercept.service
+check "both units enabled" eq "$(C systemctl is-enabled fake-metadata.service fake-metadata-intercept.service | sort -u)" enabled
+check "Type=notify" eq "$(C systemctl show -p Type --value fake-metadata.service)" notify
+main_user() { local p; p=$(main_pid); echo "MainPID=$p"; [ "$p" != 0 ]; eq "$(C stat -c %U "/proc/$p")" fake-metadata; }
+check "MainPID runs as user fake-metadata (not root)" main_user
+check "system user and groups exist" C sh -c 'getent passwd fake-metadata && getent group fake-metadata && getent group fake-metadata-ctl'
+check "config is a conffile" C sh -c "dpkg-query -W -f='\${Conffiles}' fake-metadata | grep -q ' $CONF '"
+
+step "interception"
+check "curl as nobody, IMDSv1: $IID_PATH" v1_iid
+check "curl as nobody, IMDSv2 (PUT token, GET with token)" v2_iid
+check "exactly one 169.254.169.254/32 on lo" one_addr
+check "exactly one tagged nat OUTPUT rule" one_rule
+check "journal: startup line containing 'listening'" journal_has fake-metadata.service 0 listening
+
+step "reinstall"
+check "apt-get install --reinstall fake-metadata" RUN apt-get install -y --reinstall fake-metadata
+check "after reinstall: one address" one_addr
+check "after reinstall: one rule" one_rule
+active_answers() { wait_active fake-metadata.service; v1_iid; }
+check "after reinstall: active, IMDSv1 answers" active_answers
+
+step "reload (ExecReload, no /bin/kill needed)"
+reload_ok() {
+    local before after; before=$(main_pid)
+    C systemctl reload fake-metadata.service
+    sleep 0.3; after=$(main_pid)
+    echo "MainPID $before -> $after"; eq "$after" "$before"; is_active fake-metadata.service
+}
+check "systemctl reload keeps the same MainPID" reload_ok
+
+step "log file + logrotate"
+ensure_log_file() {
+    # The packaged config may not log to a file; make it (the test restores the config after).
+    if ! C grep -Eq '^[[:space:]]*file[[:space:]]*=' "$CONF"; then
+        if C grep -q '^\[log\]' "$CONF"; then
+            C sed -i "/^\[log\]/a file = \"$LOGFILE\"" "$CONF"
+        else
+            C sh -c "printf '\n[log]\nfile = \"%s\"\n' '$LOGFILE' >> '$CONF'"
+        fi
+        C systemctl restart fake-metadata.service
+    fi
+    C grep -n 'file' "$CONF"
+    AS_NOBODY curl -fsS --max-time 5 "$IMDS$IID_PATH" >/dev/null
+    sleep 0.3
+    C ls -l /var/log/fake-metadata/
+    C test -s "$LOGFILE"
+}
+check "daemon writes $LOGFILE" ensure_log_file
+C cp "$CONF" /root/config.toml.orig
+rotate() {
+    C logrotate -v -f /etc/logrotate.d/fake-metadata 2>&1 | tail -5
+    sleep 0.5
+    C ls -l /var/log/fake-metadata/
+    C test -s "$LOGFILE.1"
+    local s0 s1
+    s0=$(C sh -c "stat -c %s '$LOGFILE' 2>/dev/null || echo 0")
+    AS_NOBODY curl -fsS --max-time 5 "$IMDS/latest/meta-data/?after-rotate" >/dev/null || true
+    AS_NOBODY curl -fsS --max-time 5 "$IMDS$IID_PATH" >/dev/null
+    sleep 0.5
+    s1=$(C sh -c "stat -c %s '$LOGFILE' 2>/dev/null || echo 0")
+    echo "new $LOGFILE: $s0 -> $s1 bytes"; [ "$s1" -gt "$s0" ]
+    C tail -3 "$LOGFILE"
+}
+check "logrotate -f rotates; next request logs to the new file" rotate
+
+step "SIGHUP with a broken config"
+bad_reload() {
+    local pid since; pid=$(main_pid); since=$(date +%s)
+    C sh -c "{ echo 'bogus-key = 1'; cat /root/config.toml.orig; } > '$CONF'"
+    C systemctl kill -s HUP --kill-whom=main fake-metadata.service
+    journal_has fake-metadata.service "$since" 'config\.toml:1([^0-9]|$)'
+    is_active fake-metadata.service; eq "$(main_pid)" "$pid"
+    v1_iid
+}
+check "bad config on SIGHUP: keeps serving, journal names config.toml:1" bad_reload
+C cp /root/config.toml.orig "$CONF"
+C systemctl kill -s HUP --kill-whom=main fake-metadata.service || true
+
+step "stop / start / restart"
+stopped() { C systemctl stop fake-metadata.service; eq "$(C systemctl is-active fake-metadata.service || true)" inactive; ! AS_NOBODY curl -fsS --max-time 3 "$IMDS$IID_PATH"; }
+check "systemctl stop: inactive, no answer" stopped
+started() { C systemctl start fake-metadata.service; is_active fake-metadata.service; v1_iid; }
+check "systemctl start: active, IMDSv1 answers" started
+restarted() { local a b; a=$(main_pid); C systemctl restart fake-metadata.service; b=$(main_pid); echo "MainPID $a -> $b"; [ "$a" != "$b" ]; v1_iid; }
+check "systemctl restart: new MainPID, IMDSv1 answers" restarted
+
+step "intercept unit stop / start"
+icpt_stop() { C systemctl stop fake-metadata-intercept.service; no_addr; no_rule; }
+check "stop intercept unit: address and rule gone" icpt_stop
+icpt_start() { C systemctl start fake-metadata-intercept.service; one_addr; one_rule; v1_iid; }
+check "start intercept unit: one address, one rule, answers" icpt_start
+
+step "unit hygiene"
+verify_quiet() { local out; out=$(C systemd-analyze verify --man=no "$1" 2>&1) || { echo "$out"; return 1; }; echo "$out"; [ -z "$out" ]; }
+check "systemd-analyze verify fake-metadata.service: no output" verify_quiet /lib/systemd/system/fake-metadata.service
+check "systemd-analyze verify fake-metadata-intercept.service: no output" verify_quiet /lib/systemd/system/fake-metadata-intercept.service
+SCORE=
+security_ok() {
+    C systemd-analyze security --no-pager fake-metadata.service > "$WORK/security.txt" 2>&1 || true
+    SCORE=$(sed -n 's/.*Overall exposure level for fake-metadata.service: *\([0-9.]*\).*/\1/p' "$WORK/security.txt")
+    grep 'Overall exposure' "$WORK/security.txt"
+    [ -n "$SCORE" ] && awk -v s="$SCORE" 'BEGIN { exit !(s <= 2.0) }'
+}
+check "systemd-analyze security exposure <= 2.0" security_ok
+SCORE=$(sed -n 's/.*Overall exposure level for fake-metadata.service: *\([0-9.]*\).*/\1/p' "$WORK/security.txt")
+echo "      systemd-analyze security fake-metadata.service: ${SCORE:-?}"
+
+step "apt-get remove"
+check "apt-get remove -y fake-metadata" RUN apt-get remove -y fake-metadata
+check "after remove: no address" no_addr
+check "after remove: no rule" no_rule
+check "after remove: daemon not running" C sh -c '! pgrep -x fake-metadata'
+
+step "apt-get purge"
+check "apt-get purge -y fake-metadata" RUN apt-get purge -y fake-metadata
+check "after purge: no user fake-metadata, no groups" C sh -c '! getent passwd fake-metadata && ! getent group fake-metadata && ! getent group fake-metadata-ctl'
+check "after purge: no /etc/fake-metadata, /var/log/fake-metadata, /var/lib/fake-metadata" \
+    C sh -c '! ls -d /etc/fake-metadata /var/log/fake-metadata /var/lib/fake-metadata 2>/dev/null'
+check "after purge: no address" no_addr
+check "after purge: no rule" no_rule
+check "after purge: dpkg knows nothing" C sh -c '! dpkg -s fake-metadata >/dev/null 2>&1'
+
+step "done"
+if [ "$fail" -gt 0 ]; then
+    echo "failed: ${FAILED[*]}"
+    echo "--- journal of the daemon (last 20 lines) ---"
+    C journalctl -u fake-metadata -u fake-metadata-intercept -o short-monotonic --no-pager | tail -20 || true
+fi
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
