@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::config::{Config, ConfigError, HttpTokens, Overrides};
-use crate::daemon;
+use crate::{daemon, intercept};
 
 /// Makes this machine look like an EC2 instance: a faithful instance metadata service.
 ///
@@ -63,6 +63,13 @@ pub enum Command {
     },
     /// Print the effective configuration as TOML (defaults, file, environment and flags).
     PrintConfig(ConfigArgs),
+    /// (root) Route 169.254.169.254:80 to the daemon: the address on `lo` and a tagged
+    /// `nat OUTPUT` REDIRECT to the configured port. Idempotent; undone on failure.
+    Install(ConfigArgs),
+    /// (root) Remove the address and every rule tagged as ours. A second run is a no-op.
+    Uninstall(ConfigArgs),
+    /// Whether the address and rule are in place and the daemon answers through them.
+    Status(ConfigArgs),
 }
 
 /// Runs a parsed command line and returns the process exit code.
@@ -86,6 +93,69 @@ pub fn run(cli: Cli) -> ExitCode {
             }
             Err(e) => fail(&e),
         },
+        Command::Install(args) => intercept_cmd(&args, Action::Install),
+        Command::Uninstall(args) => intercept_cmd(&args, Action::Uninstall),
+        Command::Status(args) => intercept_cmd(&args, Action::Status),
+    }
+}
+
+enum Action {
+    Install,
+    Uninstall,
+    Status,
+}
+
+/// `install`, `uninstall` and `status`: the plan comes from the same config the daemon reads,
+/// so the REDIRECT port and the listener never disagree.
+fn intercept_cmd(args: &ConfigArgs, action: Action) -> ExitCode {
+    let cfg = match args.source().load() {
+        Ok(c) => c,
+        Err(e) => return fail(&e),
+    };
+    let run = || -> Result<bool, intercept::InterceptError> {
+        let plan = intercept::Plan::new(
+            cfg.server.redirect_port(),
+            cfg.imds.http_protocol_ipv6.is_enabled(),
+        )?;
+        let mut host = intercept::system::SystemHost::new()?;
+        Ok(match action {
+            Action::Install => {
+                let report = intercept::install(&plan, &mut host)?;
+                print!("{report}");
+                true
+            }
+            Action::Uninstall => {
+                let report = intercept::uninstall(&mut host, true);
+                print!("{report}");
+                !report.has_failures()
+            }
+            Action::Status => {
+                let status = intercept::status(&plan, &mut host)?;
+                print!("{status}");
+                let answers = match intercept::probe_instance_id(std::time::Duration::from_secs(2))
+                {
+                    Ok(id) => {
+                        println!(
+                            "daemon answers through http://169.254.169.254/: instance id {id}"
+                        );
+                        true
+                    }
+                    Err(e) => {
+                        println!("daemon does not answer through http://169.254.169.254/: {e}");
+                        false
+                    }
+                };
+                status.in_place() && answers
+            }
+        })
+    };
+    match run() {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("fake-metadata: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -639,6 +639,17 @@ impl Config {
                 );
             }
         }
+        if let Some(l) = &self.server.listen {
+            if self.imds.http_protocol_ipv6.is_enabled()
+                && !l.iter().any(|a| a.ip() == Ipv6Addr::LOCALHOST)
+            {
+                blame(
+                    "http-protocol-ipv6",
+                    "IPv6 interception delivers to [::1]: add \"[::1]:PORT\" to [server] listen"
+                        .into(),
+                );
+            }
+        }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             blame(
                 "level",

@@ -10,5 +10,6 @@ pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod imds;
+pub mod intercept;
 pub mod metadata;
 pub mod server;

@@ -14,7 +14,10 @@ async fn every_response_carries_ec2_headers_and_closes() {
     let s = start("");
     let addr = s.addr();
     let resp = tokio::task::spawn_blocking(move || {
-        raw(addr, b"GET /latest/meta-data/instance-id HTTP/1.1\r\nHost: 169.254.169.254\r\n\r\n")
+        raw(
+            addr,
+            b"GET /latest/meta-data/instance-id HTTP/1.1\r\nHost: 169.254.169.254\r\n\r\n",
+        )
     })
     .await
     .unwrap();
@@ -29,7 +32,10 @@ async fn every_response_carries_ec2_headers_and_closes() {
         "Last-Modified: ",
         "Date: ",
     ] {
-        assert!(head.contains(&format!("\r\n{h}")), "missing {h:?} in\n{head}");
+        assert!(
+            head.contains(&format!("\r\n{h}")),
+            "missing {h:?} in\n{head}"
+        );
     }
     assert_eq!(body, "i-0123456789abcdef0");
     s.stop().await.unwrap();
@@ -51,7 +57,10 @@ async fn token_reply_carries_the_ttl_header_and_head_has_no_body() {
     .await
     .unwrap();
     assert!(put.starts_with("HTTP/1.1 200 OK\r\n"), "{put}");
-    assert!(put.contains("\r\nX-Aws-Ec2-Metadata-Token-Ttl-Seconds: 300\r\n"), "{put}");
+    assert!(
+        put.contains("\r\nX-Aws-Ec2-Metadata-Token-Ttl-Seconds: 300\r\n"),
+        "{put}"
+    );
     assert_eq!(put.split_once("\r\n\r\n").unwrap().1.len(), 56);
     assert!(head.contains("\r\nContent-Length: 21\r\n"), "{head}");
     assert!(head.ends_with("\r\n\r\n"), "HEAD sends no body: {head:?}");
@@ -64,8 +73,14 @@ async fn malformed_requests_get_an_error_and_a_closed_connection() {
     let addr = s.addr();
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("junk request line", b"HELLO THERE\r\n\r\n".to_vec()),
-        ("CR inside a header value", b"GET / HTTP/1.1\r\nHost: x\r\nX-A: a\rb\r\n\r\n".to_vec()),
-        ("NUL in a header value", b"GET / HTTP/1.1\r\nHost: x\r\nX-A: a\0b\r\n\r\n".to_vec()),
+        (
+            "CR inside a header value",
+            b"GET / HTTP/1.1\r\nHost: x\r\nX-A: a\rb\r\n\r\n".to_vec(),
+        ),
+        (
+            "NUL in a header value",
+            b"GET / HTTP/1.1\r\nHost: x\r\nX-A: a\0b\r\n\r\n".to_vec(),
+        ),
         ("oversized header", {
             let mut r = b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: ".to_vec();
             r.extend(std::iter::repeat_n(b'a', 64 * 1024));
@@ -75,7 +90,9 @@ async fn malformed_requests_get_an_error_and_a_closed_connection() {
         ("binary junk", (0u8..=255).cycle().take(4096).collect()),
     ];
     for (what, req) in cases {
-        let resp = tokio::task::spawn_blocking(move || raw(addr, &req)).await.unwrap();
+        let resp = tokio::task::spawn_blocking(move || raw(addr, &req))
+            .await
+            .unwrap();
         let status: u16 = resp
             .get(9..12)
             .and_then(|s| s.parse().ok())
@@ -100,12 +117,16 @@ async fn slow_clients_do_not_stall_others() {
         let mut slow: Vec<TcpStream> = (0..50)
             .map(|_| {
                 let mut c = TcpStream::connect(addr).unwrap();
-                c.write_all(b"GET /latest/meta-data/ HTTP/1.1\r\nHost: x\r\nX-Slow: ").unwrap();
+                c.write_all(b"GET /latest/meta-data/ HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+                    .unwrap();
                 c
             })
             .collect();
         let t = Instant::now();
-        let resp = raw(addr, b"GET /latest/meta-data/instance-id HTTP/1.1\r\nHost: x\r\n\r\n");
+        let resp = raw(
+            addr,
+            b"GET /latest/meta-data/instance-id HTTP/1.1\r\nHost: x\r\n\r\n",
+        );
         assert!(resp.ends_with("i-0123456789abcdef0"), "{resp}");
         slow.clear();
         t.elapsed()
@@ -129,7 +150,13 @@ async fn keep_alive_when_configured() {
     .await
     .unwrap();
     assert_eq!(resp.matches("HTTP/1.1 200 OK").count(), 2, "{resp}");
-    assert!(!resp.split("\r\n\r\n").next().unwrap().contains("Connection: close"));
+    assert!(
+        !resp
+            .split("\r\n\r\n")
+            .next()
+            .unwrap()
+            .contains("Connection: close")
+    );
     s.stop().await.unwrap();
 }
 
@@ -143,9 +170,14 @@ async fn ipv6_loopback_serves_too() {
     c.server.listen = Some(vec!["[::1]:0".parse().unwrap()]);
     let s = common::start_with(c, std::sync::Arc::new(fake_metadata::clock::SystemClock));
     let addr = s.addr();
-    let resp = tokio::task::spawn_blocking(move || raw(addr, b"GET /latest/meta-data/local-ipv4 HTTP/1.1\r\nHost: x\r\n\r\n"))
-        .await
-        .unwrap();
+    let resp = tokio::task::spawn_blocking(move || {
+        raw(
+            addr,
+            b"GET /latest/meta-data/local-ipv4 HTTP/1.1\r\nHost: x\r\n\r\n",
+        )
+    })
+    .await
+    .unwrap();
     assert!(resp.ends_with("\r\n\r\n172.31.16.10"), "{resp}");
     s.stop().await.unwrap();
 }

@@ -7,7 +7,7 @@ pub mod logging;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use futures_util::StreamExt;
+use futures::StreamExt;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
 use crate::clock::{Clock, SystemClock};
@@ -116,7 +116,7 @@ pub fn reload(source: &Source, shared: &Shared) {
 
 /// Never serve as root: once the sockets are bound, become the service user (or `nobody`).
 fn drop_root() -> Result<(), Box<dyn std::error::Error>> {
-    use nix::unistd::{setgid, setgroups, setuid, Uid, User};
+    use nix::unistd::{Uid, User, setgid, setgroups, setuid};
     if !Uid::effective().is_root() {
         return Ok(());
     }

@@ -342,7 +342,9 @@ fn endpoint_disabled_refuses_everything() {
 
 #[test]
 fn extra_paths_and_overrides() {
-    let s = state("[paths]\n\"meta-data/custom/thing\" = \"42\"\n\"meta-data/instance-type\" = \"m7g.large\"\n");
+    let s = state(
+        "[paths]\n\"meta-data/custom/thing\" = \"42\"\n\"meta-data/instance-type\" = \"m7g.large\"\n",
+    );
     assert_eq!(body(&get(&s, "/latest/meta-data/custom/thing")), "42");
     assert_eq!(body(&get(&s, "/latest/meta-data/custom")), "thing");
     assert_eq!(

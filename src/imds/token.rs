@@ -5,8 +5,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -111,9 +111,10 @@ mod tests {
         let a = TokenAuthority::with_key(b"k");
         let t = a.issue(T0, 21_600);
         assert_eq!(t.len(), 56);
-        assert!(t
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        assert!(
+            t.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        );
         assert_eq!(a.verify(t.as_bytes(), T0), Some(21_600));
         assert_eq!(a.verify(t.as_bytes(), T0 + 1), Some(21_600));
         assert_eq!(a.verify(t.as_bytes(), T0 + 21_599_001), Some(1));

@@ -48,7 +48,10 @@ pub fn require(available: bool, what: &str) -> bool {
     if available {
         return true;
     }
-    assert!(!in_ci(), "CI=true and {what} is not available: the test command should install it");
+    assert!(
+        !in_ci(),
+        "CI=true and {what} is not available: the test command should install it"
+    );
     eprintln!("skipped: {what} is not available (the README's test command installs it)");
     false
 }

@@ -104,10 +104,26 @@ tar --zstd -xpf "$TARBALL" -C "$ROOT" --numeric-owner
 echo 'deb [trusted=yes] file:/srv/fake-metadata-repo ./' > "$ROOT/etc/apt/sources.list.d/fake-metadata-local.list"
 step "rootfs extracted to $ROOT"
 
+# ---------------------------------------------------------------- chroot install
+# What an image build does: dpkg -i in a chroot without systemd running. The postinst
+# must leave the network alone (a chroot shares the host's network namespace) and only
+# enable the units. Wrapped in unshare --net, so even a faulty postinst cannot reach the
+# host's network; the checks run inside that same namespace.
+CHROOT=$WORK/chroot
+mkdir "$CHROOT"
+tar --zstd -xpf "$TARBALL" -C "$CHROOT" --numeric-owner
+cp "$DEB" "$CHROOT/tmp/fake-metadata.deb"
+step "chroot rootfs extracted to $CHROOT"
+
 # ---------------------------------------------------------------- boot + teardown
 NSPAWN=
 LEADER=
-CGROUPS_BEFORE=$(find /sys/fs/cgroup -maxdepth 3 -type d 2>/dev/null | sort)
+# On a host whose PID 1 is not systemd, systemd-nspawn --keep-unit moves itself to
+# /supervisor and the container to /payload at the root of the name=systemd and unified
+# hierarchies, and leaves both behind (empty) when it exits. Only one container of this
+# kind can run at a time. Remember which existed before, to remove only ours.
+NSPAWN_CGROUPS=$(ls -d /sys/fs/cgroup/*/payload /sys/fs/cgroup/*/supervisor 2>/dev/null || true)
+[ -z "$NSPAWN_CGROUPS" ] || echo "warning: leftover nspawn cgroups from an earlier run: $NSPAWN_CGROUPS" >&2
 teardown() {
     local rc=$?
     set +e
@@ -120,12 +136,14 @@ teardown() {
         fi
         wait "$NSPAWN" 2>/dev/null
     fi
-    # systemd-nspawn --keep-unit on a host whose PID 1 is not systemd leaves its
-    # (now empty) cgroups behind: remove the new, empty ones, deepest first.
-    comm -13 <(echo "$CGROUPS_BEFORE") <(find /sys/fs/cgroup -maxdepth 3 -type d 2>/dev/null | sort) \
-        | sort -r | while read -r d; do rmdir "$d" 2>/dev/null; done
-    find /sys/fs/cgroup -depth -type d \( -name 'payload' -o -name 'supervisor' -o -path '*/init.scope*' -o -path '*/system.slice*' -o -path '*/machine.slice*' \) \
-        -newer "$WORK" -empty -exec rmdir {} \; 2>/dev/null
+    # Remove the cgroups nspawn left behind (rmdir only succeeds on empty ones).
+    if [ -z "$NSPAWN_CGROUPS" ] && [ -n "$NSPAWN" ]; then
+        for d in /sys/fs/cgroup/*/payload /sys/fs/cgroup/*/supervisor; do
+            [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null
+        done
+        left=$(ls -d /sys/fs/cgroup/*/payload /sys/fs/cgroup/*/supervisor 2>/dev/null)
+        [ -z "$left" ] || echo "nspawn.sh: could not remove cgroups: $left" >&2
+    fi
     if [ "${KEEP:-0}" = 1 ]; then
         echo "kept: $WORK"
     else
@@ -143,7 +161,8 @@ NSPAWN=$!
 state=
 for _ in $(seq 300); do
     kill -0 "$NSPAWN" 2>/dev/null || { cat "$WORK/nspawn.log" >&2; die "systemd-nspawn exited early"; }
-    [ -n "$LEADER" ] || LEADER=$(ps -o pid= --ppid "$NSPAWN" 2>/dev/null | tr -d ' ' | head -1 || true)
+    # The container's PID 1 is the child of systemd-nspawn that runs `systemd`.
+    [ -n "$LEADER" ] || LEADER=$(ps -o pid=,comm= --ppid "$NSPAWN" 2>/dev/null | awk '$2 == "systemd" { print $1; exit }' || true)
     if [ -n "$LEADER" ]; then
         state=$(nsenter -t "$LEADER" -a systemctl is-system-running --wait 2>/dev/null || true)
         case $state in running|degraded) break ;; esac
@@ -218,8 +237,33 @@ wait_active() { for _ in $(seq 50); do is_active "$1" >/dev/null && return 0; sl
 
 # ---------------------------------------------------------------- checks
 step "lintian"
-lintian_clean() { lintian --fail-on warning --suppress-tags initial-upload-closes-no-bugs "$DEB" 2>&1 | grep -v 'root privileges'; return "${PIPESTATUS[0]}"; }
+lintian_clean() {
+    local rc=0 out
+    out=$(lintian --fail-on warning --suppress-tags initial-upload-closes-no-bugs "$DEB" 2>&1) || rc=$?
+    grep -v 'running with root privileges' <<<"$out" || true
+    return "$rc"
+}
 check "lintian --fail-on warning: $(basename "$DEB")" lintian_clean
+
+step "chroot install (no systemd, unshare --net)"
+chroot_install() {
+    unshare --net --mount --pid --fork --mount-proc chroot "$CHROOT" /bin/sh -ec '
+        ip link set lo up
+        dpkg -i /tmp/fake-metadata.deb
+        echo "--- addresses on lo:"; ip -o -4 addr show dev lo
+        echo "--- tagged rules: $(iptables -w -t nat -S OUTPUT | grep -c fake-metadata || true)"
+        ! ip -o -4 addr show dev lo | grep -q 169.254.169.254
+        ! iptables -w -t nat -S OUTPUT | grep -q fake-metadata
+        test -L /etc/systemd/system/multi-user.target.wants/fake-metadata.service
+        test -L /etc/systemd/system/multi-user.target.wants/fake-metadata-intercept.service
+        getent passwd fake-metadata
+        dpkg --purge fake-metadata
+        ! getent passwd fake-metadata
+        ! test -e /etc/systemd/system/multi-user.target.wants/fake-metadata.service
+    '
+}
+check "chroot install+purge: network untouched, units enabled, purge clean" chroot_install
+rm -rf "$CHROOT"
 
 step "apt-get install fake-metadata"
 apt_install() {

@@ -1,0 +1,321 @@
+//! Interception: make unmodified programs that connect to `http://169.254.169.254/` (and
+//! optionally `http://[fd00:ec2::254]/`) reach the daemon on `127.0.0.1:<port>`.
+//!
+//! Two kernel objects per address family do it: the address on `lo` (so the kernel treats the
+//! destination as local and never routes it to a real gateway) and a `nat OUTPUT` REDIRECT of
+//! tcp/80 to the daemon's port. [`Plan`] says which, computed purely from the config.
+//! [`install`], [`uninstall`] and [`status`] carry it out through the [`Host`] trait, the only
+//! way this module touches the kernel: [`system::SystemHost`] is the real one, the unit tests
+//! use an in-memory fake.
+//!
+//! Rules: every step is idempotent and reports whether it changed anything; only rules tagged
+//! with [`TAG`] are ever touched; a failed install undoes what it did; uninstall removes all
+//! that is ours and goes on past errors.
+
+mod error;
+mod probe;
+mod report;
+mod rule;
+pub mod system;
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+pub use error::InterceptError;
+pub use probe::{INSTANCE_ID_PATH, probe, probe_instance_id};
+pub use report::{Item, Outcome, Report, Step};
+pub use rule::{CHAIN, Family, LoAddress, Rule, TAG, split_args};
+
+/// The IMDS address programs connect to.
+pub const IMDS_V4: Ipv4Addr = Ipv4Addr::new(169, 254, 169, 254);
+/// The IMDS IPv6 address (Nitro instances).
+pub const IMDS_V6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254);
+
+/// The IMDS address of a family as a host address on `lo`.
+pub fn imds_address(family: Family) -> LoAddress {
+    LoAddress::host(match family {
+        Family::V4 => IpAddr::V4(IMDS_V4),
+        Family::V6 => IpAddr::V6(IMDS_V6),
+    })
+}
+
+/// What must be in place for the daemon on `port` to answer at the IMDS address(es).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Plan {
+    pub port: u16,
+    /// Host addresses to put on `lo`, IPv4 first.
+    pub addresses: Vec<LoAddress>,
+    /// One REDIRECT rule per address, same order.
+    pub rules: Vec<Rule>,
+}
+
+impl Plan {
+    /// The plan for a daemon listening on `port` (IPv4 always, IPv6 if asked).
+    pub fn new(port: u16, ipv6: bool) -> Result<Plan, InterceptError> {
+        if port == 0 {
+            return Err(InterceptError::InvalidPort);
+        }
+        let mut families = vec![Family::V4];
+        if ipv6 {
+            families.push(Family::V6);
+        }
+        let addresses: Vec<LoAddress> = families.into_iter().map(imds_address).collect();
+        let rules = addresses.iter().map(|a| Rule::redirect(*a, port)).collect();
+        Ok(Plan {
+            port,
+            addresses,
+            rules,
+        })
+    }
+}
+
+/// The kernel, as far as interception needs it. Implementations perform exactly one kernel
+/// operation per call and no policy: idempotency, tagging and rollback live in this module.
+pub trait Host {
+    /// Is `addr` (address and prefix length) assigned to `lo`?
+    fn has_address(&mut self, addr: &LoAddress) -> Result<bool, InterceptError>;
+    /// Assigns `addr` to `lo`, succeeding if it already is (`ip addr replace`).
+    fn add_address(&mut self, addr: &LoAddress) -> Result<(), InterceptError>;
+    /// Removes `addr` from `lo`.
+    fn delete_address(&mut self, addr: &LoAddress) -> Result<(), InterceptError>;
+    /// `iptables -t nat -S OUTPUT` for `family`, one line per element.
+    fn list_rules(&mut self, family: Family) -> Result<Vec<String>, InterceptError>;
+    /// Appends `rule` to `nat OUTPUT`.
+    fn add_rule(&mut self, rule: &Rule) -> Result<(), InterceptError>;
+    /// Deletes the first rule of `nat OUTPUT` equal to `rule`.
+    fn delete_rule(&mut self, rule: &Rule) -> Result<(), InterceptError>;
+}
+
+/// How to undo one change made by install.
+enum Undo {
+    DeleteAddress(LoAddress),
+    DeleteRule(Rule),
+    RestoreRule(Rule),
+}
+
+/// The report and the undo log of an install in progress.
+#[derive(Default)]
+struct Journal {
+    report: Report,
+    undo: Vec<Undo>,
+}
+
+/// Puts `plan` in place. A second run changes nothing and its report says so. Our rules that
+/// differ from the plan (another port, duplicates) are replaced, so there is always exactly
+/// one. On error everything this run changed is undone, then the error is returned; if undoing
+/// fails too, the error is [`InterceptError::RollbackIncomplete`].
+pub fn install(plan: &Plan, host: &mut dyn Host) -> Result<Report, InterceptError> {
+    let mut journal = Journal::default();
+    let result = (|| {
+        for addr in &plan.addresses {
+            ensure_address(host, addr, &mut journal)?;
+        }
+        for rule in &plan.rules {
+            ensure_rule(host, rule, &mut journal)?;
+        }
+        Ok(())
+    })();
+    match result {
+        Ok(()) => Ok(journal.report),
+        Err(cause) => Err(rollback(host, journal.undo, cause)),
+    }
+}
+
+/// Ensures `addr` is on `lo`; returns whether it had to be added.
+fn ensure_address(
+    host: &mut dyn Host,
+    addr: &LoAddress,
+    journal: &mut Journal,
+) -> Result<bool, InterceptError> {
+    if host.has_address(addr)? {
+        journal
+            .report
+            .push(Item::Address(*addr), Outcome::AlreadyPresent);
+        return Ok(false);
+    }
+    host.add_address(addr)?;
+    journal.undo.push(Undo::DeleteAddress(*addr));
+    journal.report.push(Item::Address(*addr), Outcome::Added);
+    Ok(true)
+}
+
+/// Ensures `want` is the one and only rule of ours in its family; returns whether anything
+/// changed. The new rule is added before stale ones are deleted, so there is no moment
+/// without a redirect.
+fn ensure_rule(
+    host: &mut dyn Host,
+    want: &Rule,
+    journal: &mut Journal,
+) -> Result<bool, InterceptError> {
+    let ours = our_rules(host, want.family)?;
+    let mut keep_one = ours.contains(want);
+    let mut changed = false;
+    if keep_one {
+        journal
+            .report
+            .push(Item::Rule(want.clone()), Outcome::AlreadyPresent);
+    } else {
+        host.add_rule(want)?;
+        journal.undo.push(Undo::DeleteRule(want.clone()));
+        journal
+            .report
+            .push(Item::Rule(want.clone()), Outcome::Added);
+        changed = true;
+    }
+    for rule in ours {
+        if keep_one && rule == *want {
+            keep_one = false;
+            continue;
+        }
+        host.delete_rule(&rule)?;
+        journal.undo.push(Undo::RestoreRule(rule.clone()));
+        journal.report.push(Item::Rule(rule), Outcome::Removed);
+        changed = true;
+    }
+    Ok(changed)
+}
+
+/// Our tagged rules of `family`, in chain order.
+fn our_rules(host: &mut dyn Host, family: Family) -> Result<Vec<Rule>, InterceptError> {
+    Ok(host
+        .list_rules(family)?
+        .iter()
+        .filter_map(|line| Rule::from_listing(family, line))
+        .filter(Rule::is_ours)
+        .collect())
+}
+
+/// Undoes `undo` newest first. Restored rules go to the end of the chain, which is harmless
+/// because we own at most one rule per family.
+fn rollback(host: &mut dyn Host, undo: Vec<Undo>, cause: InterceptError) -> InterceptError {
+    let failures: Vec<InterceptError> = undo
+        .into_iter()
+        .rev()
+        .filter_map(|step| {
+            match step {
+                Undo::DeleteAddress(addr) => host.delete_address(&addr),
+                Undo::DeleteRule(rule) => host.delete_rule(&rule),
+                Undo::RestoreRule(rule) => host.add_rule(&rule),
+            }
+            .err()
+        })
+        .collect();
+    if failures.is_empty() {
+        cause
+    } else {
+        InterceptError::RollbackIncomplete {
+            cause: Box::new(cause),
+            failures,
+        }
+    }
+}
+
+/// Removes everything of ours: every rule tagged [`TAG`] whatever its port, then the IMDS
+/// addresses on `lo` (IPv6 too if `ipv6_too`). Goes on past errors; each one is a
+/// [`Outcome::Failed`] step (see [`Report::has_failures`]). A second run is a no-op.
+pub fn uninstall(host: &mut dyn Host, ipv6_too: bool) -> Report {
+    let families: &[Family] = if ipv6_too {
+        &[Family::V4, Family::V6]
+    } else {
+        &[Family::V4]
+    };
+    let mut report = Report::default();
+    for &family in families {
+        match our_rules(host, family) {
+            Err(e) => report.push(Item::TaggedRules(family), Outcome::Failed(e.to_string())),
+            Ok(rules) if rules.is_empty() => {
+                report.push(Item::TaggedRules(family), Outcome::Absent)
+            }
+            Ok(rules) => {
+                for rule in rules {
+                    let outcome = match host.delete_rule(&rule) {
+                        Ok(()) => Outcome::Removed,
+                        Err(e) => Outcome::Failed(e.to_string()),
+                    };
+                    report.push(Item::Rule(rule), outcome);
+                }
+            }
+        }
+    }
+    for &family in families {
+        let addr = imds_address(family);
+        let outcome = match host.has_address(&addr) {
+            Ok(false) => Outcome::Absent,
+            Ok(true) => match host.delete_address(&addr) {
+                Ok(()) => Outcome::Removed,
+                Err(e) => Outcome::Failed(e.to_string()),
+            },
+            Err(e) => Outcome::Failed(e.to_string()),
+        };
+        report.push(Item::Address(addr), outcome);
+    }
+    report
+}
+
+/// Whether the plan's addresses and exact rules are in place. (Whether the daemon answers
+/// through them is [`probe_instance_id`].)
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Status {
+    pub addresses: Vec<(LoAddress, bool)>,
+    pub rules: Vec<(Rule, bool)>,
+    /// Rules of ours that are not in the plan (another port, duplicates); the first match in
+    /// the chain wins, so they may send traffic elsewhere.
+    pub stale: Vec<Rule>,
+}
+
+impl Status {
+    /// Everything present and nothing stale.
+    pub fn in_place(&self) -> bool {
+        self.addresses.iter().all(|(_, ok)| *ok)
+            && self.rules.iter().all(|(_, ok)| *ok)
+            && self.stale.is_empty()
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let word = |ok: bool| if ok { "present" } else { "MISSING" };
+        let mut lines = Vec::new();
+        for (addr, ok) in &self.addresses {
+            lines.push(format!("{}: {}", Item::Address(*addr), word(*ok)));
+        }
+        for (rule, ok) in &self.rules {
+            lines.push(format!("{rule}: {}", word(*ok)));
+        }
+        for rule in &self.stale {
+            lines.push(format!(
+                "{rule}: STALE (`fake-metadata install` replaces it)"
+            ));
+        }
+        f.write_str(&lines.join("\n"))
+    }
+}
+
+/// Checks `plan` against the host without changing anything.
+pub fn status(plan: &Plan, host: &mut dyn Host) -> Result<Status, InterceptError> {
+    let mut addresses = Vec::new();
+    for addr in &plan.addresses {
+        addresses.push((*addr, host.has_address(addr)?));
+    }
+    let mut rules = Vec::new();
+    let mut stale = Vec::new();
+    for want in &plan.rules {
+        let mut found = false;
+        for rule in our_rules(host, want.family)? {
+            if rule == *want && !found {
+                found = true;
+            } else {
+                stale.push(rule);
+            }
+        }
+        rules.push((want.clone(), found));
+    }
+    Ok(Status {
+        addresses,
+        rules,
+        stale,
+    })
+}
+
+#[cfg(test)]
+mod tests;

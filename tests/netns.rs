@@ -1,0 +1,422 @@
+//! Root tests against the real kernel: rtnetlink, iptables-nft, iptables-legacy and a real
+//! REDIRECT, each test in a network namespace of its own.
+//!
+//! SAFETY: on a development or CI machine 169.254.169.254 may route to a real gateway. Every
+//! test starts with [`fresh_netns`], which moves the test's thread (and so every command and
+//! thread it starts) into a new, empty network namespace and panics if it did not change
+//! namespace. Nothing here runs before that.
+//!
+//! Run: `sudo -E cargo test --test netns` (needs `apt-get install iptables`). Under `CI=true`
+//! a test that cannot run fails; elsewhere it prints "skipped: …" and passes.
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
+use std::process::Command;
+use std::thread;
+use std::time::Duration;
+
+use fake_metadata::intercept::{self as ic, Family, InterceptError, Plan, system::SystemHost};
+use nix::sched::{CloneFlags, unshare};
+
+const NFT: Backend = Backend {
+    v4: "iptables-nft",
+    v6: "ip6tables-nft",
+};
+const LEGACY: Backend = Backend {
+    v4: "iptables-legacy",
+    v6: "ip6tables-legacy",
+};
+
+#[derive(Clone, Copy)]
+struct Backend {
+    v4: &'static str,
+    v6: &'static str,
+}
+
+impl Backend {
+    fn host(self) -> SystemHost {
+        SystemHost::new().unwrap().with_iptables(self.v4, self.v6)
+    }
+
+    fn cmd(self, family: Family) -> &'static str {
+        match family {
+            Family::V4 => self.v4,
+            Family::V6 => self.v6,
+        }
+    }
+
+    /// `-A` lines of nat OUTPUT, read with the same tool that wrote them.
+    fn rules(self, family: Family) -> Vec<String> {
+        sh(self.cmd(family), &["-w", "-t", "nat", "-S", "OUTPUT"])
+            .lines()
+            .filter(|l| l.starts_with("-A "))
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn tagged(self, family: Family) -> Vec<String> {
+        self.rules(family)
+            .into_iter()
+            .filter(|l| l.contains("--comment fake-metadata "))
+            .collect()
+    }
+
+    fn add_foreign_rules(self) {
+        sh(
+            self.v4,
+            &[
+                "-w",
+                "-t",
+                "nat",
+                "-A",
+                "OUTPUT",
+                "-d",
+                "10.1.2.3/32",
+                "-p",
+                "tcp",
+                "--dport",
+                "80",
+                "-j",
+                "REDIRECT",
+                "--to-ports",
+                "9",
+            ],
+        );
+        sh(
+            self.v6,
+            &[
+                "-w",
+                "-t",
+                "nat",
+                "-A",
+                "OUTPUT",
+                "-d",
+                "fd00::3/128",
+                "-j",
+                "ACCEPT",
+            ],
+        );
+    }
+}
+
+/// Runs a command in the test's namespace; panics unless it succeeds; returns stdout.
+fn sh(cmd: &str, args: &[&str]) -> String {
+    let out = Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `ip -o addr show dev lo`.
+fn lo_addresses() -> String {
+    sh("ip", &["-o", "addr", "show", "dev", "lo"])
+}
+
+fn count(haystack: &str, needle: &str) -> usize {
+    haystack.matches(needle).count()
+}
+
+/// Moves this thread into a new network namespace with `lo` up. Returns false only when the
+/// test cannot run and `CI` is not `true` (then it prints "skipped: …"); under CI it panics.
+#[must_use]
+fn fresh_netns(test: &str, needs: &[&str]) -> bool {
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    let cannot = |why: String| {
+        assert!(!ci, "{test}: cannot run under CI=true: {why}");
+        eprintln!("skipped: {test}: {why}");
+        false
+    };
+    if !nix::unistd::geteuid().is_root() {
+        return cannot("needs root".into());
+    }
+    for tool in needs {
+        if Command::new(tool).arg("--version").output().is_err() {
+            return cannot(format!("`{tool}` not found (apt-get install iptables)"));
+        }
+    }
+    let ns = || std::fs::read_link("/proc/thread-self/ns/net").expect("read own netns");
+    let before = ns();
+    if let Err(e) = unshare(CloneFlags::CLONE_NEWNET) {
+        return cannot(format!("unshare(CLONE_NEWNET): {e}"));
+    }
+    assert_ne!(
+        ns(),
+        before,
+        "SAFETY: still in the original network namespace"
+    );
+    assert!(
+        !lo_addresses().contains("169.254.169.254"),
+        "SAFETY: the new namespace is not fresh"
+    );
+    sh("ip", &["link", "set", "lo", "up"]);
+    true
+}
+
+fn plan(port: u16, ipv6: bool) -> Plan {
+    Plan::new(port, ipv6).unwrap()
+}
+
+fn install_twice(backend: Backend) {
+    let mut host = backend.host();
+    let first = ic::install(&plan(1338, true), &mut host).unwrap();
+    assert!(first.changed(), "{first}");
+    let second = ic::install(&plan(1338, true), &mut host).unwrap();
+    assert!(!second.changed(), "{second}");
+    println!("{second}");
+
+    let lo = lo_addresses();
+    assert_eq!(count(&lo, "169.254.169.254/32"), 1, "{lo}");
+    assert_eq!(count(&lo, "fd00:ec2::254/128"), 1, "{lo}");
+    assert_eq!(
+        backend.tagged(Family::V4),
+        vec![
+            "-A OUTPUT -d 169.254.169.254/32 -p tcp -m tcp --dport 80 -m comment --comment \
+             fake-metadata -j REDIRECT --to-ports 1338"
+        ]
+    );
+    assert_eq!(backend.tagged(Family::V6).len(), 1);
+    assert!(ic::status(&plan(1338, true), &mut host).unwrap().in_place());
+}
+
+#[test]
+fn install_twice_nft() {
+    if fresh_netns("install_twice_nft", &[NFT.v4]) {
+        install_twice(NFT);
+    }
+}
+
+#[test]
+fn install_twice_legacy() {
+    if fresh_netns("install_twice_legacy", &[LEGACY.v4]) {
+        install_twice(LEGACY);
+    }
+}
+
+fn uninstall_twice(backend: Backend) {
+    backend.add_foreign_rules();
+    let foreign_v4 = backend.rules(Family::V4);
+    let foreign_v6 = backend.rules(Family::V6);
+    let mut host = backend.host();
+    ic::install(&plan(1338, true), &mut host).unwrap();
+
+    let first = ic::uninstall(&mut host, true);
+    assert!(first.changed() && !first.has_failures(), "{first}");
+    let second = ic::uninstall(&mut host, true);
+    assert!(!second.changed() && !second.has_failures(), "{second}");
+
+    let lo = lo_addresses();
+    assert!(
+        !lo.contains("169.254.169.254") && !lo.contains("fd00:ec2::254"),
+        "{lo}"
+    );
+    assert_eq!(backend.rules(Family::V4), foreign_v4);
+    assert_eq!(backend.rules(Family::V6), foreign_v6);
+    assert!(!ic::status(&plan(1338, true), &mut host).unwrap().in_place());
+}
+
+#[test]
+fn uninstall_twice_keeps_foreign_nft() {
+    if fresh_netns("uninstall_twice_keeps_foreign_nft", &[NFT.v4]) {
+        uninstall_twice(NFT);
+    }
+}
+
+#[test]
+fn uninstall_twice_keeps_foreign_legacy() {
+    if fresh_netns("uninstall_twice_keeps_foreign_legacy", &[LEGACY.v4]) {
+        uninstall_twice(LEGACY);
+    }
+}
+
+fn port_change(backend: Backend) {
+    backend.add_foreign_rules();
+    let mut host = backend.host();
+    ic::install(&plan(1338, true), &mut host).unwrap();
+    let report = ic::install(&plan(1444, true), &mut host).unwrap();
+    assert!(report.changed(), "{report}");
+    for family in [Family::V4, Family::V6] {
+        let ours = backend.tagged(family);
+        assert_eq!(ours.len(), 1, "{ours:?}");
+        assert!(ours[0].ends_with("--to-ports 1444"), "{ours:?}");
+    }
+    assert_eq!(backend.rules(Family::V4).len(), 2, "foreign rule kept");
+}
+
+#[test]
+fn port_change_nft() {
+    if fresh_netns("port_change_nft", &[NFT.v4]) {
+        port_change(NFT);
+    }
+}
+
+#[test]
+fn port_change_legacy() {
+    if fresh_netns("port_change_legacy", &[LEGACY.v4]) {
+        port_change(LEGACY);
+    }
+}
+
+#[test]
+fn missing_iptables_rolls_back_the_address() {
+    if !fresh_netns("missing_iptables_rolls_back_the_address", &[]) {
+        return;
+    }
+    let mut host = SystemHost::new()
+        .unwrap()
+        .with_iptables("/nonexistent/iptables", "/nonexistent/ip6tables");
+    let err = ic::install(&plan(1338, true), &mut host).unwrap_err();
+    assert!(
+        matches!(err, InterceptError::MissingIptables { .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("install the iptables package"));
+    let lo = lo_addresses();
+    assert!(
+        !lo.contains("169.254.169.254") && !lo.contains("fd00:ec2::254"),
+        "{lo}"
+    );
+}
+
+/// An upgrade (port 1338 -> 1444, IPv6 newly enabled) whose last step fails: ip6tables refuses
+/// to append. Everything must be as before, including our old rule and the foreign one.
+#[test]
+fn failing_ip6tables_rolls_back_an_upgrade() {
+    if !fresh_netns("failing_ip6tables_rolls_back_an_upgrade", &[NFT.v4]) {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("intercept-netns-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let wrapper = dir.join("ip6tables-failing");
+    std::fs::write(
+        &wrapper,
+        "#!/bin/sh\nfor a in \"$@\"; do\n  if [ \"$a\" = -A ]; then echo 'ip6tables: simulated failure' >&2; exit 1; fi\n\
+         done\nexec ip6tables-nft \"$@\"\n",
+    )
+    .unwrap();
+    let executable = std::os::unix::fs::PermissionsExt::from_mode(0o755);
+    std::fs::set_permissions(&wrapper, executable).unwrap();
+
+    NFT.add_foreign_rules();
+    ic::install(&plan(1338, false), &mut NFT.host()).unwrap();
+    let before = (lo_addresses(), NFT.rules(Family::V4), NFT.rules(Family::V6));
+
+    let mut host = SystemHost::new()
+        .unwrap()
+        .with_iptables(NFT.v4, wrapper.to_str().unwrap());
+    let err = ic::install(&plan(1444, true), &mut host).unwrap_err();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(err.to_string().contains("simulated failure"), "{err}");
+    let after = (lo_addresses(), NFT.rules(Family::V4), NFT.rules(Family::V6));
+    assert_eq!(after, before);
+}
+
+/// Answers every connection with `body` and records the peers; stops after `n` connections.
+fn serve(listener: TcpListener, n: usize, body: &'static str) -> thread::JoinHandle<Vec<IpAddr>> {
+    thread::spawn(move || {
+        let mut peers = Vec::new();
+        for _ in 0..n {
+            let (mut conn, peer) = listener.accept().unwrap();
+            peers.push(peer.ip());
+            let mut buf = [0u8; 2048];
+            let _ = conn.read(&mut buf).unwrap();
+            let response = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            conn.write_all(response.as_bytes()).unwrap();
+        }
+        peers
+    })
+}
+
+/// Install with the default `iptables`/`ip6tables`, then a GET to the IMDS address on port 80
+/// reaches a listener on loopback:`port`; before install and after uninstall it does not.
+fn redirect_reaches_listener(imds: IpAddr, loopback: IpAddr) {
+    let port = 18080;
+    let timeout = Duration::from_secs(2);
+    let target = SocketAddr::new(imds, 80);
+    let ipv6 = imds.is_ipv6();
+    assert!(
+        ic::probe(target, ic::INSTANCE_ID_PATH, timeout).is_err(),
+        "answered before install"
+    );
+
+    let mut host = SystemHost::new().unwrap();
+    ic::install(&plan(port, ipv6), &mut host).unwrap();
+    let server = serve(
+        TcpListener::bind((loopback, port)).unwrap(),
+        2, // token PUT + GET
+        "i-0123456789abcdef0",
+    );
+    let body = ic::probe(target, ic::INSTANCE_ID_PATH, timeout).unwrap();
+    assert_eq!(body, "i-0123456789abcdef0");
+    assert_eq!(
+        server.join().unwrap(),
+        vec![imds, imds],
+        "the daemon sees the IMDS address as peer"
+    );
+
+    let report = ic::uninstall(&mut host, ipv6);
+    assert!(!report.has_failures(), "{report}");
+    assert!(
+        ic::probe(target, ic::INSTANCE_ID_PATH, timeout).is_err(),
+        "answered after uninstall"
+    );
+}
+
+#[test]
+fn redirect_reaches_listener_v4() {
+    if fresh_netns("redirect_reaches_listener_v4", &["iptables"]) {
+        redirect_reaches_listener(
+            Ipv4Addr::new(169, 254, 169, 254).into(),
+            Ipv4Addr::LOCALHOST.into(),
+        );
+    }
+}
+
+#[test]
+fn redirect_reaches_listener_v6() {
+    if fresh_netns("redirect_reaches_listener_v6", &["ip6tables"]) {
+        redirect_reaches_listener(ic::IMDS_V6.into(), Ipv6Addr::LOCALHOST.into());
+    }
+}
+
+#[test]
+fn probe_instance_id_uses_the_v4_address() {
+    if !fresh_netns("probe_instance_id_uses_the_v4_address", &["iptables"]) {
+        return;
+    }
+    ic::install(&plan(18081, false), &mut SystemHost::new().unwrap()).unwrap();
+    let server = serve(
+        TcpListener::bind((Ipv4Addr::LOCALHOST, 18081)).unwrap(),
+        2,
+        "i-probe",
+    );
+    assert_eq!(
+        ic::probe_instance_id(Duration::from_secs(2)).unwrap(),
+        "i-probe"
+    );
+    server.join().unwrap();
+}
+
+#[test]
+fn ipv6_disabled_is_explained_and_rolled_back() {
+    if !fresh_netns("ipv6_disabled_is_explained_and_rolled_back", &[NFT.v4]) {
+        return;
+    }
+    // Per-namespace sysctl: the spawned sysctl runs in this test's namespace.
+    sh("sysctl", &["-qw", "net.ipv6.conf.lo.disable_ipv6=1"]);
+    let err = ic::install(&plan(1338, true), &mut NFT.host()).unwrap_err();
+    assert!(
+        matches!(err, InterceptError::Ipv6Disabled { .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("ipv6 = false"), "{err}");
+    assert!(!lo_addresses().contains("169.254.169.254"));
+}
