@@ -609,46 +609,44 @@ impl Config {
                 message,
             });
         };
-        if let Some(r) = &self.instance.region {
-            if self.instance.availability_zone.region() != r.as_str() {
-                blame(
-                    "availability-zone",
-                    format!(
-                        "availability zone `{}` is not in region `{}`",
-                        self.instance.availability_zone, r
-                    ),
-                );
-            }
+        if let Some(r) = &self.instance.region
+            && self.instance.availability_zone.region() != r.as_str()
+        {
+            blame(
+                "availability-zone",
+                format!(
+                    "availability zone `{}` is not in region `{}`",
+                    self.instance.availability_zone, r
+                ),
+            );
         }
         if self.user_data.text.is_some() && self.user_data.file.is_some() {
             blame("file", "user data: set `text` or `file`, not both".into());
         }
-        if let Some(t) = &self.user_data.text {
-            if t.len() > USER_DATA_MAX {
-                blame(
-                    "text",
-                    format!("user data is {} bytes; EC2 allows at most 16 KiB", t.len()),
-                );
-            }
+        if let Some(t) = &self.user_data.text
+            && t.len() > USER_DATA_MAX
+        {
+            blame(
+                "text",
+                format!("user data is {} bytes; EC2 allows at most 16 KiB", t.len()),
+            );
         }
-        if let Some(l) = &self.server.listen {
-            if l.is_empty() {
-                blame(
-                    "listen",
-                    "`listen` is empty: give at least one address".into(),
-                );
-            }
+        if let Some(l) = &self.server.listen
+            && l.is_empty()
+        {
+            blame(
+                "listen",
+                "`listen` is empty: give at least one address".into(),
+            );
         }
-        if let Some(l) = &self.server.listen {
-            if self.imds.http_protocol_ipv6.is_enabled()
-                && !l.iter().any(|a| a.ip() == Ipv6Addr::LOCALHOST)
-            {
-                blame(
-                    "http-protocol-ipv6",
-                    "IPv6 interception delivers to [::1]: add \"[::1]:PORT\" to [server] listen"
-                        .into(),
-                );
-            }
+        if let Some(l) = &self.server.listen
+            && self.imds.http_protocol_ipv6.is_enabled()
+            && !l.iter().any(|a| a.ip() == Ipv6Addr::LOCALHOST)
+        {
+            blame(
+                "http-protocol-ipv6",
+                "IPv6 interception delivers to [::1]: add \"[::1]:PORT\" to [server] listen".into(),
+            );
         }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             blame(

@@ -56,19 +56,17 @@ pub fn run(source: Source) -> Result<(), Box<dyn std::error::Error>> {
             let _ = stop_rx.await;
         }));
         tracing::info!(addresses = %addrs.join(" "), "listening");
-        let _ = sd_notify::notify(
-            &[
-                sd_notify::NotifyState::Ready,
-                sd_notify::NotifyState::Status(&format!("serving on {}", addrs.join(" "))),
-            ],
-        );
+        let _ = sd_notify::notify(&[
+            sd_notify::NotifyState::Ready,
+            sd_notify::NotifyState::Status(&format!("serving on {}", addrs.join(" "))),
+        ]);
         while let Some(sig) = signals.next().await {
             match sig {
                 SIGHUP => {
-                    if let Some(lf) = &logfile {
-                        if lf.reopen() {
-                            tracing::info!(path = %lf.path().display(), "SIGHUP: reopened log file");
-                        }
+                    if let Some(lf) = &logfile
+                        && lf.reopen()
+                    {
+                        tracing::info!(path = %lf.path().display(), "SIGHUP: reopened log file");
                     }
                     reload(&source, &shared);
                 }
