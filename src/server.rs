@@ -3,7 +3,6 @@
 //! with EC2's headers. The configuration lives in an [`ArcSwap`] of immutable [`Snapshot`]s:
 //! a request loads one snapshot and uses it from start to end; a reload swaps in a new one.
 
-use std::convert::Infallible;
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
@@ -27,6 +26,9 @@ use crate::imds::{self, Content, TokenAuthority};
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest request head we read; larger ones get an error and a closed connection.
 const MAX_REQUEST_HEAD: usize = 16 * 1024;
+/// A token reply whose hop limit is used up is never sent, as on EC2 where its packets die
+/// in a router; the connection is held this long (clients give up after a second or two).
+const UNREACHABLE_HOLD: Duration = Duration::from_secs(30);
 /// How long shutdown waits for requests in flight.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -183,7 +185,16 @@ async fn accept_loop(
         let conn = Connection::new(&stream, peer);
         let shared = shared.clone();
         let svc = service_fn(move |req| {
-            std::future::ready(Ok::<_, Infallible>(conn.handle(&shared, &req)))
+            let answer = conn.handle(&shared, &req);
+            async move {
+                match answer {
+                    Some(resp) => Ok(resp),
+                    None => {
+                        tokio::time::sleep(UNREACHABLE_HOLD).await;
+                        Err(Unreachable)
+                    }
+                }
+            }
         });
         let fut = graceful.watch(builder.serve_connection(TokioIo::new(stream), svc));
         tokio::spawn(async move {
@@ -194,26 +205,46 @@ async fn accept_loop(
     }
 }
 
+/// A reply that, on EC2, would not reach the client: the connection ends without one.
+#[derive(Debug)]
+struct Unreachable;
+
+impl std::fmt::Display for Unreachable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("token reply withheld: the client is beyond the hop limit")
+    }
+}
+
+impl std::error::Error for Unreachable {}
+
 /// Per-connection state: the socket, to set the hop limit of a token reply on it.
 struct Connection {
     fd: RawFd,
     ipv6: bool,
     peer: SocketAddr,
+    local: Option<SocketAddr>,
     /// The socket's own TTL before a token reply lowered it, to restore for later replies.
     lowered_from: std::cell::Cell<Option<u32>>,
 }
 
 impl Connection {
     fn new(stream: &TcpStream, peer: SocketAddr) -> Self {
+        let local = stream.local_addr().ok();
         Connection {
             fd: stream.as_raw_fd(),
-            ipv6: stream.local_addr().is_ok_and(|a| a.is_ipv6()),
+            ipv6: local.is_some_and(|a| a.is_ipv6()),
             peer,
+            local,
             lowered_from: std::cell::Cell::new(None),
         }
     }
 
-    fn handle<B>(&self, shared: &Shared, req: &hyper::Request<B>) -> hyper::Response<Full<Bytes>> {
+    /// The answer, or `None` when EC2's answer would never reach this client.
+    fn handle<B>(
+        &self,
+        shared: &Shared,
+        req: &hyper::Request<B>,
+    ) -> Option<hyper::Response<Full<Bytes>>> {
         let snap = shared.snapshot.load();
         let h = req.headers();
         let view = imds::Request {
@@ -226,7 +257,17 @@ impl Connection {
                 .get(header::EXPECT)
                 .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue")),
         };
-        let r = imds::respond(&snap.imds, &shared.tokens, shared.clock.now_millis(), &view);
+        let mut r = imds::respond(&snap.imds, &shared.tokens, shared.clock.now_millis(), &view);
+        if let Some(limit) = r.hop_limit {
+            // A peer that is not this host (a container behind a bridge) is one hop away, as
+            // it is on EC2 where IMDS lies beyond the instance; the kernel's TTL does the rest.
+            let left = limit.saturating_sub(u8::from(!self.peer_is_local()));
+            if left == 0 {
+                tracing::debug!(peer = %self.peer, "token reply withheld: beyond the hop limit");
+                return None;
+            }
+            r.hop_limit = Some(left);
+        }
         self.set_hop_limit(r.hop_limit);
         if snap.log_requests {
             tracing::info!(
@@ -239,7 +280,28 @@ impl Connection {
                 "request"
             );
         }
-        to_http(r, &snap)
+        Some(to_http(r, &snap))
+    }
+
+    /// Whether the client runs on this host: loopback, the IMDS address itself (the source
+    /// of a REDIRECTed connection), the connection's own address, or any address of ours.
+    fn peer_is_local(&self) -> bool {
+        let ip = self.peer.ip();
+        if ip.is_loopback()
+            || self.local.is_some_and(|l| l.ip() == ip)
+            || ip == crate::intercept::IMDS_V4
+            || ip == crate::intercept::IMDS_V6
+        {
+            return true;
+        }
+        nix::ifaddrs::getifaddrs().is_ok_and(|mut addrs| {
+            addrs.any(|a| {
+                a.address.is_some_and(|s| {
+                    s.as_sockaddr_in().map(|v4| std::net::IpAddr::V4(v4.ip())) == Some(ip)
+                        || s.as_sockaddr_in6().map(|v6| std::net::IpAddr::V6(v6.ip())) == Some(ip)
+                })
+            })
+        })
     }
 
     /// EC2's hop limit: the token reply leaves with the configured IP TTL, so a client more

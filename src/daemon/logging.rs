@@ -96,6 +96,7 @@ pub fn init(level: &str, file: Option<&Path>) -> Option<Arc<LogFile>> {
     let stderr = journald.is_none().then(|| {
         tracing_subscriber::fmt::layer()
             .with_writer(io::stderr)
+            .with_ansi(io::IsTerminal::is_terminal(&io::stderr()))
             .with_target(false)
     });
     let logfile = file.map(|p| {

@@ -310,16 +310,18 @@ check "systemctl reload keeps the same MainPID" reload_ok
 
 step "log file + logrotate"
 ensure_log_file() {
-    # The packaged config may not log to a file; make it (the test restores the config after).
-    if ! C grep -Eq '^[[:space:]]*file[[:space:]]*=' "$CONF"; then
-        if C grep -q '^\[log\]' "$CONF"; then
-            C sed -i "/^\[log\]/a file = \"$LOGFILE\"" "$CONF"
-        else
-            C sh -c "printf '\n[log]\nfile = \"%s\"\n' '$LOGFILE' >> '$CONF'"
-        fi
-        C systemctl restart fake-metadata.service
-    fi
-    C grep -n 'file' "$CONF"
+    # The packaged config may not log to a file, or not log requests: set
+    # `[log] file` and `requests = true` (section-aware), then restart.
+    C awk -v f="$LOGFILE" '
+        function emit() { if (!done) { print "file = \"" f "\""; print "requests = true"; done = 1 } }
+        /^[[:space:]]*\[/ { insec = ($0 ~ /^[[:space:]]*\[log\][[:space:]]*(#.*)?$/); print; if (insec) emit(); next }
+        insec && /^[[:space:]]*(file|requests)[[:space:]]*=/ { next }
+        { print }
+        END { if (!done) { print ""; print "[log]"; emit() } }
+    ' "$CONF" > "$WORK/config.toml.new"
+    C sh -c "cat > '$CONF'" < "$WORK/config.toml.new"
+    C sed -n '/^\[log\]/,/^\[/p' "$CONF"
+    C systemctl restart fake-metadata.service
     AS_NOBODY curl -fsS --max-time 5 "$IMDS$IID_PATH" >/dev/null
     sleep 0.3
     C ls -l /var/log/fake-metadata/

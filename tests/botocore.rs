@@ -1,0 +1,67 @@
+//! botocore (the engine of boto3 and the AWS CLI) as a peer: its IMDS fetcher, token flow and
+//! region provider against the real server, with the endpoint override the way users set it
+//! (`AWS_EC2_METADATA_SERVICE_ENDPOINT`, trailing `/` included).
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+/// Runs the peer script against `url`; `None` when botocore is missing outside CI.
+pub fn botocore(url: &str, args: &[&str]) -> Option<serde_json::Value> {
+    let available = common::has_program("python3", &["-c", "import botocore"]);
+    if !common::require(available, "python3 with botocore (pip install botocore)") {
+        return None;
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/botocore_imds.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", std::env::var_os("HOME").unwrap_or_default())
+        .env("AWS_CONFIG_FILE", "/nonexistent")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+        .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", format!("{url}/"))
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "botocore peer failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(serde_json::from_slice(&out.stdout).expect("the peer prints JSON"))
+}
+
+async fn check(toml: &str) {
+    let s = common::start(toml);
+    let url = s.url();
+    let Some(v) = tokio::task::spawn_blocking(move || botocore(&url, &[]))
+        .await
+        .unwrap()
+    else {
+        return;
+    };
+    assert_eq!(v["token"], true, "botocore got an IMDSv2 token");
+    assert_eq!(v["instance_id"], "i-0123456789abcdef0");
+    assert_eq!(
+        v["listing"],
+        "availability-zone\navailability-zone-id\nregion"
+    );
+    assert_eq!(
+        v["zone"], "us-east-1a",
+        "a leaf asked with a trailing slash"
+    );
+    assert_eq!(v["region"], "us-east-1");
+    s.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn botocore_with_tokens_optional() {
+    check("").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn botocore_with_tokens_required() {
+    check("[imds]\nhttp-tokens = \"required\"\n").await;
+}
