@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh machine: installs what it needs (apt, pip, cargo tools),
+# then runs every tier and prints a summary. CI runs exactly this (`.ci/run`), as root.
+#
+#   1. lint:        cargo fmt --check, cargo clippy -D warnings
+#   2. cargo tests: unit tests, the real server with real peers (aws-config, botocore, curl),
+#                   the real binary, and root tests in fresh network namespaces
+#   3. package:     packaging/build-deb (cargo-deb + lintian + local apt repository)
+#   4. system:      tests/system/nspawn.sh: the .deb installed with apt in a booted systemd
+#                   container with its own network namespace
+#
+# Under CI=true nothing may be skipped: a tier that cannot run fails.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export DEBIAN_FRONTEND=noninteractive CARGO_TERM_COLOR=never
+LOG_DIR=${LOG_DIR:-target/test-logs}
+mkdir -p "$LOG_DIR"
+START=$SECONDS
+declare -a SUMMARY=()
+STAGES_FAILED=0
+
+stage() {
+    local name=$1; shift
+    local t=$SECONDS
+    echo "=== $name"
+    if "$@"; then
+        SUMMARY+=("ok    $name ($((SECONDS - t)) s)")
+    else
+        SUMMARY+=("FAIL  $name ($((SECONDS - t)) s)")
+        STAGES_FAILED=$((STAGES_FAILED + 1))
+    fi
+}
+
+is_root() { [ "$(id -u)" = 0 ]; }
+
+install_deps() {
+    if ! is_root; then
+        if [ "${CI:-}" = true ]; then echo "CI must run as root"; return 1; fi
+        echo "not root: skipping apt installs (root tests will say they are skipped)"
+    else
+        local pkgs=(iptables nftables curl iproute2 ca-certificates)
+        local missing=()
+        for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+        if [ ${#missing[@]} -gt 0 ]; then
+            apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || return 1
+        fi
+    fi
+    # Real AWS clients as test peers (botocore = boto3's engine; awscli drives it).
+    python3 -c 'import botocore, awscli' 2>/dev/null ||
+        python3 -m pip install --quiet --disable-pip-version-check 'botocore>=1.34' 'awscli>=1.32' || return 1
+    rustup component list --installed 2>/dev/null | grep -q clippy || rustup component add clippy rustfmt
+}
+
+lint() {
+    cargo fmt --check && cargo clippy --locked --all-targets -q -- -D warnings
+}
+
+cargo_tests() {
+    cargo test --locked --all-targets 2>&1 | tee "$LOG_DIR/cargo-test.log"
+    local rc=${PIPESTATUS[0]}
+    # The cargo totals, for the summary.
+    awk '/^test result:/ { p += $4; f += $6 } END { printf "%d %d\n", p, f }' "$LOG_DIR/cargo-test.log" > "$LOG_DIR/cargo-counts"
+    return "$rc"
+}
+
+stage "dependencies" install_deps
+stage "lint (fmt, clippy)" lint
+stage "cargo tests (unit, peers, binary, netns)" cargo_tests
+if [ -x packaging/build-deb ]; then
+    stage "package (.deb, lintian, apt repo)" packaging/build-deb
+fi
+if [ -x tests/system/nspawn.sh ]; then
+    if is_root; then
+        stage "system (apt install in booted systemd)" tests/system/nspawn.sh target/debian
+    elif [ "${CI:-}" = true ]; then
+        SUMMARY+=("FAIL  system: needs root"); STAGES_FAILED=$((STAGES_FAILED + 1))
+    else
+        SUMMARY+=("skip  system: needs root")
+    fi
+fi
+
+read -r CARGO_PASSED CARGO_FAILED < "$LOG_DIR/cargo-counts" 2>/dev/null || { CARGO_PASSED=0; CARGO_FAILED=0; }
+SYS_PASSED=0; SYS_FAILED=0
+if [ -f "$LOG_DIR/system-counts" ]; then read -r SYS_PASSED SYS_FAILED < "$LOG_DIR/system-counts"; fi
+echo
+echo "=== summary ($(nproc) cores, $((SECONDS - START)) s in all)"
+printf '%s\n' "${SUMMARY[@]}"
+echo "cargo tests: $CARGO_PASSED passed, $CARGO_FAILED failed"
+echo "system checks: $SYS_PASSED passed, $SYS_FAILED failed"
+TOTAL_FAILED=$((CARGO_FAILED + SYS_FAILED + STAGES_FAILED))
+echo "total: $((CARGO_PASSED + SYS_PASSED)) passed, $TOTAL_FAILED failed"
+[ "$TOTAL_FAILED" -eq 0 ]
