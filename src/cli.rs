@@ -70,6 +70,9 @@ pub enum Command {
     Uninstall(ConfigArgs),
     /// Whether the address and rule are in place and the daemon answers through them.
     Status(ConfigArgs),
+    /// Print (PEM) the certificate that verifies the identity document's `signature`,
+    /// `pkcs7` and `rsa2048` of a daemon with this config.
+    IdentityCert(ConfigArgs),
 }
 
 /// Runs a parsed command line and returns the process exit code.
@@ -96,7 +99,43 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Install(args) => intercept_cmd(&args, Action::Install),
         Command::Uninstall(args) => intercept_cmd(&args, Action::Uninstall),
         Command::Status(args) => intercept_cmd(&args, Action::Status),
+        Command::IdentityCert(args) => identity_cert(&args),
     }
+}
+
+/// Reads the published certificate; makes the key first only when it is ours to make (not
+/// root: a root-owned key would be unreadable to the daemon's user).
+fn identity_cert(args: &ConfigArgs) -> ExitCode {
+    let cfg = match args.source().load() {
+        Ok(c) => c,
+        Err(e) => return fail(&e),
+    };
+    let dir = cfg.server.state_directory();
+    let path = dir.join(crate::identity::CERT_FILE);
+    let pem = match std::fs::read_to_string(&path) {
+        Ok(p) => p,
+        Err(e)
+            if e.kind() == std::io::ErrorKind::NotFound
+                && !nix::unistd::Uid::effective().is_root() =>
+        {
+            match crate::identity::IdentityKey::load_or_create(&dir) {
+                Ok(k) => k.cert_pem().to_string(),
+                Err(e) => {
+                    eprintln!("fake-metadata: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        Err(e) => {
+            eprintln!(
+                "fake-metadata: cannot read {}: {e} (the daemon makes it on its first start)",
+                path.display()
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    print!("{pem}");
+    ExitCode::SUCCESS
 }
 
 enum Action {

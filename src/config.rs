@@ -43,6 +43,11 @@ pub struct Server {
     /// EC2 answers every request with `Connection: close`; `true` keeps connections open
     /// instead (faster for benchmarks and keep-alive clients, less faithful).
     pub keep_alive: bool,
+    /// Where the daemon keeps its identity signing key and certificate. Default:
+    /// `$STATE_DIRECTORY` (systemd), else `/var/lib/fake-metadata` for root or when it exists,
+    /// else `$XDG_STATE_HOME/fake-metadata` (`~/.local/state/fake-metadata`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state_directory: Option<PathBuf>,
 }
 
 impl Server {
@@ -61,6 +66,32 @@ impl Server {
     /// Whether the addresses are the built-in defaults (a missing IPv6 stack is then no error).
     pub fn listen_is_default(&self) -> bool {
         self.listen.is_none()
+    }
+
+    /// The state directory, configured or by the default rule.
+    pub fn state_directory(&self) -> PathBuf {
+        if let Some(d) = &self.state_directory {
+            return d.clone();
+        }
+        if let Some(d) = std::env::var_os("STATE_DIRECTORY") {
+            // systemd may list several, separated by ':'; ours is the first.
+            let first = d
+                .to_string_lossy()
+                .split(':')
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            return PathBuf::from(first);
+        }
+        let system = PathBuf::from("/var/lib/fake-metadata");
+        if nix::unistd::Uid::effective().is_root() || system.is_dir() {
+            return system;
+        }
+        let base = std::env::var_os("XDG_STATE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+            .unwrap_or_else(std::env::temp_dir);
+        base.join("fake-metadata")
     }
 
     /// The port the interception REDIRECT should point at: that of the first IPv4 address.

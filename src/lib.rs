@@ -9,6 +9,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod daemon;
+pub mod identity;
 pub mod imds;
 pub mod intercept;
 pub mod metadata;

@@ -20,6 +20,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::clock::Clock;
 use crate::config::{Config, ConfigError};
+use crate::identity::IdentityKey;
 use crate::imds::{self, Content, TokenAuthority};
 
 /// A client has this long to send a request's headers (slowloris guard).
@@ -67,8 +68,12 @@ impl Snapshot {
     }
 
     /// Compiles a configuration with the default tree.
-    pub fn from_config(config: Config, now: SystemTime) -> Result<Snapshot, ConfigError> {
-        let imds = imds::State::from_config(&config)?;
+    pub fn from_config(
+        config: Config,
+        now: SystemTime,
+        identity: Option<&IdentityKey>,
+    ) -> Result<Snapshot, ConfigError> {
+        let imds = imds::State::from_config(&config, identity)?;
         Ok(Snapshot::new(config, imds, now))
     }
 }
@@ -78,14 +83,21 @@ pub struct Shared {
     pub snapshot: ArcSwap<Snapshot>,
     pub tokens: TokenAuthority,
     pub clock: Arc<dyn Clock>,
+    /// Signs the identity document of every snapshot.
+    pub identity: Option<IdentityKey>,
 }
 
 impl Shared {
-    pub fn new(snapshot: Snapshot, clock: Arc<dyn Clock>) -> Arc<Shared> {
+    pub fn new(
+        snapshot: Snapshot,
+        clock: Arc<dyn Clock>,
+        identity: Option<IdentityKey>,
+    ) -> Arc<Shared> {
         Arc::new(Shared {
             snapshot: ArcSwap::from_pointee(snapshot),
             tokens: TokenAuthority::random(),
             clock,
+            identity,
         })
     }
 }
@@ -402,8 +414,9 @@ impl Running {
             .iter()
             .map(|l| l.local_addr())
             .collect::<Result<_, _>>()?;
-        let snapshot = Snapshot::from_config(config, clock.now())?;
-        let shared = Shared::new(snapshot, clock);
+        let identity = IdentityKey::ephemeral()?;
+        let snapshot = Snapshot::from_config(config, clock.now(), Some(&identity))?;
+        let shared = Shared::new(snapshot, clock, Some(identity));
         let (tx, rx) = tokio::sync::oneshot::channel();
         let task = tokio::spawn(serve(listeners, shared.clone(), async {
             let _ = rx.await;

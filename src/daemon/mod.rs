@@ -12,6 +12,7 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, Overrides};
+use crate::identity::IdentityKey;
 use crate::server::{self, Shared, Snapshot};
 
 /// The system user the package creates; `nobody` when it does not exist.
@@ -38,7 +39,8 @@ pub fn run(source: Source) -> Result<(), Box<dyn std::error::Error>> {
     let listeners = server::bind(&config)?;
     drop_root()?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let snapshot = Snapshot::from_config(config, clock.now())?;
+    let identity = load_identity(&config);
+    let snapshot = Snapshot::from_config(config, clock.now(), identity.as_ref())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -50,7 +52,7 @@ pub fn run(source: Source) -> Result<(), Box<dyn std::error::Error>> {
             .filter_map(|l| l.local_addr().ok())
             .map(|a| a.to_string())
             .collect();
-        let shared = Shared::new(snapshot, clock);
+        let shared = Shared::new(snapshot, clock, identity);
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let serving = tokio::spawn(server::serve(listeners, shared.clone(), async {
             let _ = stop_rx.await;
@@ -103,12 +105,34 @@ pub fn reload(source: &Source, shared: &Shared) {
     if new.log.file != old.config.log.file || new.log.level != old.config.log.level {
         tracing::warn!("config reload: [log] file/level changed; restart the daemon to apply that");
     }
-    match Snapshot::from_config(new, shared.clock.now()) {
+    match Snapshot::from_config(new, shared.clock.now(), shared.identity.as_ref()) {
         Ok(s) => {
             shared.snapshot.store(Arc::new(s));
             tracing::info!("config reloaded");
         }
         Err(e) => tracing::error!("config reload failed, keeping the running configuration: {e}"),
+    }
+}
+
+/// The identity signing key from the state directory (made on first start). If that fails the
+/// daemon still serves, with a key that lives as long as the process, and says so.
+fn load_identity(config: &Config) -> Option<IdentityKey> {
+    let dir = config.server.state_directory();
+    match IdentityKey::load_or_create(&dir) {
+        Ok(k) => {
+            tracing::info!(certificate = %dir.join(crate::identity::CERT_FILE).display(), "identity key ready");
+            Some(k)
+        }
+        Err(e) => {
+            tracing::warn!("{e}; signing identity documents with a temporary key until restart");
+            IdentityKey::ephemeral()
+                .map_err(|e| {
+                    tracing::error!(
+                        "cannot make a temporary identity key: {e}; serving unsigned documents"
+                    )
+                })
+                .ok()
+        }
     }
 }
 

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use http::{Method, StatusCode};
 
 use crate::config::{Config, ConfigError, HttpTokens};
+use crate::identity::IdentityKey;
 use crate::metadata::{self, Node, Tree, TreeBuilder, VERSIONS};
 pub use token::TokenAuthority;
 
@@ -124,11 +125,12 @@ pub struct State {
 }
 
 impl State {
-    /// Compiles a snapshot from a configuration (reads the user-data file if one is set).
-    pub fn from_config(cfg: &Config) -> Result<State, ConfigError> {
+    /// Compiles a snapshot from a configuration (reads the user-data file if one is set),
+    /// signing the identity document with `identity`.
+    pub fn from_config(cfg: &Config, identity: Option<&IdentityKey>) -> Result<State, ConfigError> {
         Ok(State::new(
             cfg,
-            metadata::builder(cfg, cfg.user_data_bytes()?),
+            metadata::builder(cfg, cfg.user_data_bytes()?, identity),
         ))
     }
 

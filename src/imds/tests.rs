@@ -14,7 +14,7 @@ fn golden(name: &str) -> Vec<u8> {
 }
 
 fn state(toml: &str) -> State {
-    State::from_config(&Config::from_toml(toml, Path::new("t.toml")).unwrap()).unwrap()
+    State::from_config(&Config::from_toml(toml, Path::new("t.toml")).unwrap(), None).unwrap()
 }
 
 fn get(s: &State, path: &str) -> Response {

@@ -8,6 +8,7 @@ pub mod tree;
 use serde::Serialize;
 
 use crate::config::Config;
+use crate::identity::IdentityKey;
 pub use tree::{Node, Tree, TreeBuilder};
 
 /// The API versions `/` lists, oldest first; every one serves the same tree as `latest`.
@@ -48,9 +49,14 @@ pub fn versions_listing() -> String {
     VERSIONS.join("\n")
 }
 
-/// Builds the tree's leaves from the configuration; callers may add more (credentials,
-/// signatures, events) before [`TreeBuilder::build`].
-pub fn builder(cfg: &Config, user_data: Option<Vec<u8>>) -> TreeBuilder {
+/// Builds the tree's leaves from the configuration, signing the identity document with
+/// `identity` when given; callers may add more (credentials, events) before
+/// [`TreeBuilder::build`].
+pub fn builder(
+    cfg: &Config,
+    user_data: Option<Vec<u8>>,
+    identity: Option<&IdentityKey>,
+) -> TreeBuilder {
     let i = &cfg.instance;
     let region = i.region();
     let (partition, domain) = i.partition();
@@ -161,7 +167,18 @@ pub fn builder(cfg: &Config, user_data: Option<Vec<u8>>) -> TreeBuilder {
     }
 
     b.text("dynamic/fws/instance-monitoring", "disabled");
-    b.text("dynamic/instance-identity/document", identity_document(cfg));
+    let document = identity_document(cfg);
+    if let Some(key) = identity {
+        match key.sign(document.as_bytes()) {
+            Ok(s) => {
+                b.text("dynamic/instance-identity/signature", s.signature);
+                b.text("dynamic/instance-identity/pkcs7", s.pkcs7);
+                b.text("dynamic/instance-identity/rsa2048", s.rsa2048);
+            }
+            Err(e) => tracing::error!("cannot sign the identity document: {e}"),
+        }
+    }
+    b.text("dynamic/instance-identity/document", document);
 
     if let Some(data) = user_data {
         b.binary("user-data", data);
@@ -231,7 +248,7 @@ mod tests {
     #[test]
     fn values_tell_one_story() {
         let cfg = Config::builtin();
-        let t = builder(&cfg, None).build();
+        let t = builder(&cfg, None, None).build();
         let doc: serde_json::Value =
             serde_json::from_str(&text(&t, "dynamic/instance-identity/document")).unwrap();
         assert_eq!(doc["instanceId"], text(&t, "meta-data/instance-id"));
@@ -267,13 +284,13 @@ mod tests {
             Path::new("t.toml"),
         )
         .unwrap();
-        let t = builder(&cfg, cfg.user_data_bytes().unwrap()).build();
+        let t = builder(&cfg, cfg.user_data_bytes().unwrap(), None).build();
         assert_eq!(text(&t, "meta-data/tags/instance"), "Name");
         assert_eq!(text(&t, "meta-data/tags/instance/Name"), "web");
         assert_eq!(text(&t, "meta-data/public-keys"), "0=me");
         assert_eq!(text(&t, "meta-data/public-keys/0"), "openssh-key");
         assert_eq!(text(&t, ""), "dynamic\nmeta-data\nuser-data");
-        let plain = builder(&Config::builtin(), None).build();
+        let plain = builder(&Config::builtin(), None, None).build();
         assert!(plain.get("meta-data/tags").is_none());
         assert!(plain.get("meta-data/public-keys").is_none());
         assert!(plain.get("user-data").is_none());

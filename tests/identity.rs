@@ -1,0 +1,214 @@
+//! The identity document's signatures, end to end through the real binary: the daemon makes
+//! its key in the state directory, serves `signature`, `pkcs7` and `rsa2048`, and
+//! `fake-metadata identity-cert` prints the certificate with which the real `openssl`
+//! verifies them, the way users verify EC2's against AWS's certificate.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_fake-metadata");
+
+fn get(addr: &str, path: &str) -> String {
+    let resp = common::raw(
+        addr.parse().unwrap(),
+        format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes(),
+    );
+    let (head, body) = resp.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{path}: {head}");
+    body.to_string()
+}
+
+fn openssl(args: &[&str], dir: &Path) -> (bool, String) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl runs");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn openssl_verifies_the_served_signatures_with_the_published_certificate() {
+    if !common::require(common::has_program("openssl", &["version"]), "openssl") {
+        return;
+    }
+    let dir =
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("identity-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    // As root the daemon drops to `nobody`, which must be able to make its key here.
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let state = dir.join("state");
+    let cfg = dir.join("config.toml");
+    std::fs::write(
+        &cfg,
+        format!("[server]\nstate-directory = \"{}\"\n", state.display()),
+    )
+    .unwrap();
+    let cfg = cfg.to_str().unwrap();
+
+    let mut child = Command::new(BIN)
+        .args(["serve", "--config", cfg, "--listen", "127.0.0.1:0"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut r = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("addresses=") {
+        line.clear();
+        assert!(r.read_line(&mut line).unwrap() > 0, "serve exited early");
+    }
+    let addr = line
+        .split("addresses=")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    let document = get(&addr, "/latest/dynamic/instance-identity/document");
+    let signature = get(&addr, "/latest/dynamic/instance-identity/signature");
+    let pkcs7 = get(&addr, "/latest/dynamic/instance-identity/pkcs7");
+    let rsa2048 = get(&addr, "/latest/dynamic/instance-identity/rsa2048");
+    assert_eq!(
+        get(&addr, "/latest/dynamic/instance-identity/"),
+        "document\npkcs7\nrsa2048\nsignature"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    std::thread::sleep(Duration::from_millis(50));
+
+    let cert = Command::new(BIN)
+        .args(["identity-cert", "--config", cfg])
+        .output()
+        .unwrap();
+    assert!(
+        cert.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cert.stderr)
+    );
+    assert!(String::from_utf8_lossy(&cert.stdout).starts_with("-----BEGIN CERTIFICATE-----"));
+
+    let w = |name: &str, data: &[u8]| std::fs::write(dir.join(name), data).unwrap();
+    w("cert.pem", &cert.stdout);
+    w("document", document.as_bytes());
+    let armour = |b64: &str| format!("-----BEGIN PKCS7-----\n{b64}\n-----END PKCS7-----\n");
+    w("pkcs7.pem", armour(&pkcs7).as_bytes());
+    w("rsa2048.pem", armour(&rsa2048).as_bytes());
+    w("signature.b64", format!("{signature}\n").as_bytes());
+
+    // signature: RSA-SHA256 over the document bytes.
+    let (ok, out) = openssl(
+        &[
+            "base64",
+            "-d",
+            "-in",
+            "signature.b64",
+            "-out",
+            "signature.bin",
+        ],
+        &dir,
+    );
+    assert!(ok, "{out}");
+    let (ok, out) = openssl(
+        &[
+            "x509", "-in", "cert.pem", "-pubkey", "-noout", "-out", "pub.pem",
+        ],
+        &dir,
+    );
+    assert!(ok, "{out}");
+    let (ok, out) = openssl(
+        &[
+            "dgst",
+            "-sha256",
+            "-verify",
+            "pub.pem",
+            "-signature",
+            "signature.bin",
+            "document",
+        ],
+        &dir,
+    );
+    assert!(ok && out.contains("Verified OK"), "{out}");
+
+    // pkcs7 and rsa2048: as AWS documents it, the signed content is the document.
+    for p7 in ["pkcs7.pem", "rsa2048.pem"] {
+        let (ok, out) = openssl(
+            &[
+                "smime",
+                "-verify",
+                "-in",
+                p7,
+                "-inform",
+                "PEM",
+                "-certfile",
+                "cert.pem",
+                "-noverify",
+            ],
+            &dir,
+        );
+        assert!(ok, "{p7}: {out}");
+        assert!(out.contains(&document), "{p7} carries the document");
+        let (ok, out) = openssl(
+            &[
+                "smime",
+                "-verify",
+                "-in",
+                p7,
+                "-inform",
+                "PEM",
+                "-certfile",
+                "cert.pem",
+                "-CAfile",
+                "cert.pem",
+            ],
+            &dir,
+        );
+        assert!(ok, "{p7} with the cert as CA: {out}");
+    }
+
+    // A tampered document fails.
+    w(
+        "document",
+        document
+            .replace("i-0123456789abcdef0", "i-0000000000000000f")
+            .as_bytes(),
+    );
+    let (ok, _) = openssl(
+        &[
+            "dgst",
+            "-sha256",
+            "-verify",
+            "pub.pem",
+            "-signature",
+            "signature.bin",
+            "document",
+        ],
+        &dir,
+    );
+    assert!(!ok, "a tampered document must not verify");
+
+    // The key is kept: a second daemon start signs with the same certificate.
+    let again = Command::new(BIN)
+        .args(["identity-cert", "--config", cfg])
+        .output()
+        .unwrap();
+    assert_eq!(again.stdout, cert.stdout);
+    let mode = std::fs::metadata(state.join("identity-key.pem"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "the key is private");
+}
