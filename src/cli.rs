@@ -160,17 +160,20 @@ fn intercept_cmd(args: &ConfigArgs, action: Action) -> ExitCode {
         Ok(match action {
             Action::Install => {
                 let report = intercept::install(&plan, &mut host)?;
-                print!("{report}");
+                println!("{report}");
+                if !report.changed() {
+                    println!("nothing changed: interception was already in place");
+                }
                 true
             }
             Action::Uninstall => {
                 let report = intercept::uninstall(&mut host, true);
-                print!("{report}");
+                println!("{report}");
                 !report.has_failures()
             }
             Action::Status => {
                 let status = intercept::status(&plan, &mut host)?;
-                print!("{status}");
+                println!("{status}");
                 let answers = match intercept::probe_instance_id(std::time::Duration::from_secs(2))
                 {
                     Ok(id) => {

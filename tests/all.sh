@@ -63,6 +63,13 @@ cargo_tests() {
     return "$rc"
 }
 
+system_tests() {
+    tests/system/nspawn.sh target/debian 2>&1 | tee "$LOG_DIR/system.log"
+    local rc=${PIPESTATUS[0]}
+    grep -E '^[0-9]+ passed, [0-9]+ failed$' "$LOG_DIR/system.log" | tail -1 | awk '{ print $1, $3 }' > "$LOG_DIR/system-counts"
+    return "$rc"
+}
+
 stage "dependencies" install_deps
 stage "lint (fmt, clippy)" lint
 stage "cargo tests (unit, peers, binary, netns)" cargo_tests
@@ -71,7 +78,7 @@ if [ -x packaging/build-deb ]; then
 fi
 if [ -x tests/system/nspawn.sh ]; then
     if is_root; then
-        stage "system (apt install in booted systemd)" tests/system/nspawn.sh target/debian
+        stage "system (apt install in booted systemd)" system_tests
     elif [ "${CI:-}" = true ]; then
         SUMMARY+=("FAIL  system: needs root"); STAGES_FAILED=$((STAGES_FAILED + 1))
     else

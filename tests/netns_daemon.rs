@@ -65,7 +65,6 @@ fn prerequisites(test: &str) -> bool {
         ("iptables", "iptables"),
         ("ip6tables", "iptables"),
         ("curl", "curl"),
-        ("sysctl", "procps"),
     ] {
         if Command::new(tool).arg("--version").output().is_err() {
             return cannot(
@@ -385,6 +384,9 @@ fn run_aws_sdk_child(extra: &[(&str, &str)]) -> String {
         text.contains("1 passed"),
         "the aws-config client did not run:\n{text}"
     );
+    for line in text.lines().filter_map(|l| l.split_once("aws-config: ")) {
+        println!("aws-config: {}", line.1);
+    }
     text
 }
 
@@ -682,8 +684,12 @@ fn ip_n(ns: Ns, args: &[&str]) {
     Ns::Here.ok("ip", &[&["-n", name], args].concat());
 }
 
-fn sysctl(ns: Ns, setting: &str) {
-    ns.ok("sysctl", &["-qw", setting]);
+/// Sets `key` (a path under `/proc/sys/net/`, which is per namespace) to `value` in `ns`.
+fn sysctl(ns: Ns, key: &str, value: &str) {
+    let path = format!("/proc/sys/net/{key}");
+    ns.ok("sh", &["-c", "echo \"$1\" > \"$0\"", &path, value]);
+    let now = ns.ok("cat", &[&path]);
+    assert_eq!(now.trim(), value, "{ns:?}: {path}");
 }
 
 /// Joins `a` and `b` with a veth pair (`a_if` in `a` with `a_addr`, `b_if` in `b`), both up.
@@ -734,9 +740,9 @@ impl HopWorld {
         ip_n(ctr, &["route", "add", "default", "via", "10.254.1.1"]);
         ip_n(far, &["route", "add", "default", "via", "10.254.2.1"]);
         ip_n(bx, &["route", "add", "10.254.2.0/24", "via", "10.254.1.2"]);
-        sysctl(bx, "net.ipv4.ip_forward=1");
-        sysctl(bx, "net.ipv4.conf.br0.route_localnet=1");
-        sysctl(ctr, "net.ipv4.ip_forward=1");
+        sysctl(bx, "ipv4/ip_forward", "1");
+        sysctl(bx, "ipv4/conf/br0/route_localnet", "1");
+        sysctl(ctr, "ipv4/ip_forward", "1");
         Some(HopWorld { nss })
     }
 
@@ -849,6 +855,11 @@ fn hop_limit_container_one_hop_away() {
     assert_eq!(bx.v2_instance_id(IMDS), INSTANCE_ID, "box at hop limit 2");
     assert_eq!(ctr.v2_instance_id(IMDS), INSTANCE_ID, "ctr at hop limit 2");
     assert_eq!(ctr.v1_instance_id(IMDS), INSTANCE_ID, "ctr IMDSv1, hop 2");
+    println!(
+        "hop limit 1 daemon:\n{}\nhop limit 2 daemon:\n{}",
+        d1.log(),
+        d2.log()
+    );
     drop((d2, d1));
 }
 
@@ -884,5 +895,10 @@ fn hop_limit_two_hops_is_the_kernel_ttl() {
 
     world.point_at(&hop3, 1343);
     assert_eq!(far.v2_instance_id(IMDS), INSTANCE_ID, "far at hop limit 3");
+    println!(
+        "ctr sent {dropped} ICMP time exceeded\nhop limit 2 daemon:\n{}\nhop limit 3 daemon:\n{}",
+        d2.log(),
+        d3.log()
+    );
     drop((d3, d2));
 }
