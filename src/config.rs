@@ -30,6 +30,8 @@ pub struct Config {
     pub tags: BTreeMap<TagKey, String>,
     /// Extra or overriding leaves: `"meta-data/some/path" = "value"`.
     pub paths: BTreeMap<MetaPath, String>,
+    /// The IAM role and where its credentials come from.
+    pub iam: crate::credentials::IamConfig,
     pub log: Log,
 }
 

@@ -8,9 +8,11 @@
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod credentials;
 pub mod daemon;
 pub mod identity;
 pub mod imds;
 pub mod intercept;
+pub mod live;
 pub mod metadata;
 pub mod server;

@@ -19,9 +19,10 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::clock::Clock;
-use crate::config::{Config, ConfigError};
+use crate::config::Config;
 use crate::identity::IdentityKey;
 use crate::imds::{self, Content, TokenAuthority};
+use crate::live::Instance;
 
 /// A client has this long to send a request's headers (slowloris guard).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -66,16 +67,6 @@ impl Snapshot {
             config,
         }
     }
-
-    /// Compiles a configuration with the default tree.
-    pub fn from_config(
-        config: Config,
-        now: SystemTime,
-        identity: Option<&IdentityKey>,
-    ) -> Result<Snapshot, ConfigError> {
-        let imds = imds::State::from_config(&config, identity)?;
-        Ok(Snapshot::new(config, imds, now))
-    }
 }
 
 /// State shared by every connection.
@@ -83,21 +74,14 @@ pub struct Shared {
     pub snapshot: ArcSwap<Snapshot>,
     pub tokens: TokenAuthority,
     pub clock: Arc<dyn Clock>,
-    /// Signs the identity document of every snapshot.
-    pub identity: Option<IdentityKey>,
 }
 
 impl Shared {
-    pub fn new(
-        snapshot: Snapshot,
-        clock: Arc<dyn Clock>,
-        identity: Option<IdentityKey>,
-    ) -> Arc<Shared> {
+    pub fn new(snapshot: Snapshot, clock: Arc<dyn Clock>) -> Arc<Shared> {
         Arc::new(Shared {
             snapshot: ArcSwap::from_pointee(snapshot),
             tokens: TokenAuthority::random(),
             clock,
-            identity,
         })
     }
 }
@@ -398,9 +382,10 @@ fn to_http(r: imds::Response, snap: &Snapshot) -> hyper::Response<Full<Bytes>> {
 /// A server running in the background on the current tokio runtime, for tests and tools.
 pub struct Running {
     pub addrs: Vec<SocketAddr>,
-    pub shared: Arc<Shared>,
+    pub instance: Arc<Instance>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    timers: tokio::task::JoinHandle<()>,
 }
 
 impl Running {
@@ -414,18 +399,18 @@ impl Running {
             .iter()
             .map(|l| l.local_addr())
             .collect::<Result<_, _>>()?;
-        let identity = IdentityKey::ephemeral()?;
-        let snapshot = Snapshot::from_config(config, clock.now(), Some(&identity))?;
-        let shared = Shared::new(snapshot, clock, Some(identity));
+        let instance = Instance::new(config, clock, Some(IdentityKey::ephemeral()?))?;
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let task = tokio::spawn(serve(listeners, shared.clone(), async {
+        let task = tokio::spawn(serve(listeners, instance.shared().clone(), async {
             let _ = rx.await;
         }));
+        let timers = tokio::spawn(crate::live::run_timers(instance.clone()));
         Ok(Running {
             addrs,
-            shared,
+            instance,
             stop: Some(tx),
             task,
+            timers,
         })
     }
 
@@ -444,6 +429,7 @@ impl Running {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
+        self.timers.abort();
         (&mut self.task).await.expect("server task does not panic")
     }
 }

@@ -65,3 +65,71 @@ async fn botocore_with_tokens_optional() {
 async fn botocore_with_tokens_required() {
     check("[imds]\nhttp-tokens = \"required\"\n").await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn botocore_instance_metadata_provider_gets_role_credentials() {
+    let s = common::start("[iam]\nrole = \"app-role\"\n");
+    let url = s.url();
+    let Some(v) = tokio::task::spawn_blocking(move || botocore(&url, &["credentials"]))
+        .await
+        .unwrap()
+    else {
+        return;
+    };
+    assert_eq!(v["credentials"]["role_name"], "app-role");
+    let key = v["credentials"]["access_key"].as_str().unwrap();
+    assert!(key.starts_with("ASIA") && key.len() == 20, "{key}");
+    assert_eq!(v["has_secret"], true);
+    assert!(
+        v["credentials"]["expiry_time"]
+            .as_str()
+            .unwrap()
+            .ends_with('Z')
+    );
+    s.stop().await.unwrap();
+}
+
+/// The AWS CLI (v1 from PyPI, on botocore) resolves its credentials from the instance role:
+/// `aws configure list` names the source `iam-role` and shows the key's last characters.
+#[tokio::test(flavor = "multi_thread")]
+async fn aws_cli_takes_credentials_from_the_instance_role() {
+    if !common::require(
+        common::has_program("aws", &["--version"]),
+        "the AWS CLI (pip install awscli)",
+    ) {
+        return;
+    }
+    let s = common::start("");
+    let url = s.url();
+    let addr = s.addr();
+    let (listed, creds) = tokio::task::spawn_blocking(move || {
+        let out = Command::new("aws")
+            .args(["configure", "list"])
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", "/nonexistent")
+            .env("AWS_CONFIG_FILE", "/nonexistent")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+            .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", format!("{url}/"))
+            .output()
+            .expect("aws runs");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let resp = common::raw(addr, b"GET /latest/meta-data/iam/security-credentials/fake-metadata-role HTTP/1.1\r\nHost: x\r\n\r\n");
+        (String::from_utf8(out.stdout).unwrap(), resp)
+    })
+    .await
+    .unwrap();
+    let key_line = listed
+        .lines()
+        .find(|l| l.trim_start().starts_with("access_key"))
+        .unwrap();
+    assert!(key_line.contains("iam-role"), "{listed}");
+    let body: serde_json::Value =
+        serde_json::from_str(creds.split_once("\r\n\r\n").unwrap().1).unwrap();
+    let key = body["AccessKeyId"].as_str().unwrap();
+    assert!(
+        key_line.contains(&key[16..]),
+        "the CLI shows the served key's last 4 characters: {key_line} vs {key}"
+    );
+    s.stop().await.unwrap();
+}

@@ -13,7 +13,8 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, Overrides};
 use crate::identity::IdentityKey;
-use crate::server::{self, Shared, Snapshot};
+use crate::live::Instance;
+use crate::server;
 
 /// The system user the package creates; `nobody` when it does not exist.
 pub const SERVICE_USER: &str = "fake-metadata";
@@ -40,7 +41,7 @@ pub fn run(source: Source) -> Result<(), Box<dyn std::error::Error>> {
     drop_root()?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let identity = load_identity(&config);
-    let snapshot = Snapshot::from_config(config, clock.now(), identity.as_ref())?;
+    let instance = Instance::new(config, clock, identity)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -52,11 +53,11 @@ pub fn run(source: Source) -> Result<(), Box<dyn std::error::Error>> {
             .filter_map(|l| l.local_addr().ok())
             .map(|a| a.to_string())
             .collect();
-        let shared = Shared::new(snapshot, clock, identity);
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let serving = tokio::spawn(server::serve(listeners, shared.clone(), async {
+        let serving = tokio::spawn(server::serve(listeners, instance.shared().clone(), async {
             let _ = stop_rx.await;
         }));
+        let timers = tokio::spawn(crate::live::run_timers(instance.clone()));
         tracing::info!(addresses = %addrs.join(" "), "listening");
         let _ = sd_notify::notify(&[
             sd_notify::NotifyState::Ready,
@@ -70,7 +71,7 @@ pub fn run(source: Source) -> Result<(), Box<dyn std::error::Error>> {
                     {
                         tracing::info!(path = %lf.path().display(), "SIGHUP: reopened log file");
                     }
-                    reload(&source, &shared);
+                    reload(&source, &instance);
                 }
                 _ => {
                     tracing::info!(signal = sig, "stopping: draining requests in flight");
@@ -80,6 +81,7 @@ pub fn run(source: Source) -> Result<(), Box<dyn std::error::Error>> {
             }
         }
         handle.close();
+        timers.abort();
         let _ = stop_tx.send(());
         serving.await??;
         tracing::info!("stopped");
@@ -88,7 +90,7 @@ pub fn run(source: Source) -> Result<(), Box<dyn std::error::Error>> {
 }
 
 /// Swaps in the configuration read again from the same source, or keeps the running one.
-pub fn reload(source: &Source, shared: &Shared) {
+pub fn reload(source: &Source, instance: &Instance) {
     let new = match source.load() {
         Ok(c) => c,
         Err(e) => {
@@ -96,20 +98,17 @@ pub fn reload(source: &Source, shared: &Shared) {
             return;
         }
     };
-    let old = shared.snapshot.load();
-    if new.server.listen_addrs() != old.config.server.listen_addrs() {
+    let old = instance.config();
+    if new.server.listen_addrs() != old.server.listen_addrs() {
         tracing::warn!(
             "config reload: the listen addresses changed; restart the daemon to apply that"
         );
     }
-    if new.log.file != old.config.log.file || new.log.level != old.config.log.level {
+    if new.log.file != old.log.file || new.log.level != old.log.level {
         tracing::warn!("config reload: [log] file/level changed; restart the daemon to apply that");
     }
-    match Snapshot::from_config(new, shared.clock.now(), shared.identity.as_ref()) {
-        Ok(s) => {
-            shared.snapshot.store(Arc::new(s));
-            tracing::info!("config reloaded");
-        }
+    match instance.reload(new) {
+        Ok(()) => tracing::info!("config reloaded"),
         Err(e) => tracing::error!("config reload failed, keeping the running configuration: {e}"),
     }
 }

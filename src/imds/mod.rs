@@ -8,8 +8,7 @@ pub mod token;
 use bytes::Bytes;
 use http::{Method, StatusCode};
 
-use crate::config::{Config, ConfigError, HttpTokens};
-use crate::identity::IdentityKey;
+use crate::config::{Config, HttpTokens};
 use crate::metadata::{self, Node, Tree, TreeBuilder, VERSIONS};
 pub use token::TokenAuthority;
 
@@ -125,15 +124,6 @@ pub struct State {
 }
 
 impl State {
-    /// Compiles a snapshot from a configuration (reads the user-data file if one is set),
-    /// signing the identity document with `identity`.
-    pub fn from_config(cfg: &Config, identity: Option<&IdentityKey>) -> Result<State, ConfigError> {
-        Ok(State::new(
-            cfg,
-            metadata::builder(cfg, cfg.user_data_bytes()?, identity),
-        ))
-    }
-
     /// A snapshot with a tree the caller has extended.
     pub fn new(cfg: &Config, tree: TreeBuilder) -> State {
         State {

@@ -13,8 +13,13 @@ fn golden(name: &str) -> Vec<u8> {
     std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
+/// The state the server would serve for `toml`: built by the same path as the daemon's
+/// (config, generated credentials), at a fixed time.
 fn state(toml: &str) -> State {
-    State::from_config(&Config::from_toml(toml, Path::new("t.toml")).unwrap(), None).unwrap()
+    let cfg = Config::from_toml(toml, Path::new("t.toml")).unwrap();
+    let clock = std::sync::Arc::new(crate::clock::ManualClock::fixed());
+    let instance = crate::live::Instance::new(cfg, clock, None).unwrap();
+    instance.shared().snapshot.load().imds.clone()
 }
 
 fn get(s: &State, path: &str) -> Response {

@@ -1,0 +1,683 @@
+//! `[iam]`: the instance profile's role and where its credentials come from.
+//!
+//! The TOML form is flat ([`RawIam`], kebab-case, unknown keys rejected); [`IamConfig`] is the
+//! validated, typed form the manager uses. Single values are checked while they are parsed
+//! (newtypes), so the TOML parser reports them with the value's span; rules that tie keys
+//! together (which keys each `source` needs, lifetime against refresh-before) are checked in
+//! `TryFrom<RawIam>` and reported at the `[iam]` table, naming the keys.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::secret::Secret;
+
+/// The role a fresh install serves, so that SDKs find credentials at once.
+pub const DEFAULT_ROLE: &str = "fake-metadata-role";
+/// A stable, recognisable instance profile id (`AIPA` and 17 upper-case alphanumerics).
+pub const DEFAULT_INSTANCE_PROFILE_ID: &str = "AIPAXFAKEMETADATA0001";
+/// EC2 hands out role credentials valid for about 6 hours.
+pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(6 * 3600);
+/// A new set replaces the old this long before the old expires, so every set handed out has
+/// at least this much left.
+pub const DEFAULT_REFRESH_BEFORE: Duration = Duration::from_secs(3600);
+/// The least time left a handed-out set may have: botocore refreshes credentials expiring
+/// within ~15 minutes and Java SDK v1 breaks under 15 minutes; an hour leaves a margin.
+pub const MIN_LEFT: Duration = Duration::from_secs(3600);
+/// IAM role sessions last at most 12 hours.
+pub const MAX_LIFETIME: Duration = Duration::from_secs(12 * 3600);
+/// The shortest interval between two rotations, so a misconfiguration cannot spin.
+pub const MIN_ROTATION: Duration = Duration::from_secs(5 * 60);
+/// How long `credential_process` may run unless `command-timeout` says otherwise.
+pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The validated `[iam]` section. `Debug`, `Display` (its TOML) and `Serialize` show every
+/// key or token as `<redacted>`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "RawIam", into = "RawIam")]
+pub struct IamConfig {
+    /// The role served under `iam/security-credentials/`; `None` (`role = ""`) serves no
+    /// `iam/` at all, like an instance without a profile.
+    pub role: Option<RoleName>,
+    pub source: SourceConfig,
+    /// How long each handed-out set is valid (its `Expiration` − `LastUpdated`).
+    pub lifetime: Duration,
+    /// A new set replaces the old this long before the old expires.
+    pub refresh_before: Duration,
+    pub instance_profile_id: InstanceProfileId,
+}
+
+/// Where credentials come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SourceConfig {
+    /// Random, realistic-looking keys from a CSPRNG, new ones at every rotation.
+    Generated,
+    /// Fixed keys, handed out again with a new `Expiration` at every rotation.
+    Static(StaticKeys),
+    /// An AWS shared credentials file (INI), re-read when it changes.
+    File { path: PathBuf, profile: String },
+    /// A command following the AWS `credential_process` contract, run with `sh -c`.
+    Process { command: String, timeout: Duration },
+}
+
+/// Static keys: in the config itself, or in a file only the daemon can read.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StaticKeys {
+    Inline(Keys),
+    /// A TOML file with `access-key-id`, `secret-access-key` and optionally `session-token`;
+    /// it must not be readable by group or others.
+    File(PathBuf),
+}
+
+/// One set of keys as a source provides them.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Keys {
+    pub access_key_id: Secret,
+    pub secret_access_key: Secret,
+    /// Long-term keys have none; the document then carries `"Token" : ""`.
+    pub session_token: Option<Secret>,
+}
+
+/// `source = …`
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    #[default]
+    Generated,
+    Static,
+    File,
+    Process,
+}
+
+impl SourceConfig {
+    pub fn kind(&self) -> SourceKind {
+        match self {
+            SourceConfig::Generated => SourceKind::Generated,
+            SourceConfig::Static(_) => SourceKind::Static,
+            SourceConfig::File { .. } => SourceKind::File,
+            SourceConfig::Process { .. } => SourceKind::Process,
+        }
+    }
+}
+
+impl fmt::Display for SourceKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SourceKind::Generated => "generated",
+            SourceKind::Static => "static",
+            SourceKind::File => "file",
+            SourceKind::Process => "process",
+        })
+    }
+}
+
+impl Default for IamConfig {
+    fn default() -> Self {
+        IamConfig::try_from(RawIam::default()).expect("the built-in [iam] is valid")
+    }
+}
+
+/// The TOML text of the section, secrets redacted.
+impl fmt::Display for IamConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = toml::to_string(self).map_err(|_| fmt::Error)?;
+        f.write_str(text.trim_end())
+    }
+}
+
+/// The section as written in TOML.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct RawIam {
+    role: RoleField,
+    source: SourceKind,
+    lifetime: HumanDuration,
+    refresh_before: HumanDuration,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    access_key_id: Option<Secret>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    secret_access_key: Option<Secret>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    session_token: Option<Secret>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    credentials_file: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    file: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    profile: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    command: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    command_timeout: Option<HumanDuration>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    instance_profile_id: Option<InstanceProfileId>,
+}
+
+impl Default for RawIam {
+    fn default() -> Self {
+        RawIam {
+            role: RoleField(Some(RoleName(DEFAULT_ROLE.into()))),
+            source: SourceKind::Generated,
+            lifetime: HumanDuration(DEFAULT_LIFETIME),
+            refresh_before: HumanDuration(DEFAULT_REFRESH_BEFORE),
+            access_key_id: None,
+            secret_access_key: None,
+            session_token: None,
+            credentials_file: None,
+            file: None,
+            profile: None,
+            command: None,
+            command_timeout: None,
+            instance_profile_id: None,
+        }
+    }
+}
+
+impl TryFrom<RawIam> for IamConfig {
+    type Error = String;
+
+    fn try_from(r: RawIam) -> Result<Self, String> {
+        let (lifetime, refresh_before) = (r.lifetime.0, r.refresh_before.0);
+        if refresh_before < MIN_LEFT {
+            return Err(format!(
+                "[iam] `refresh-before` is {}: it must be at least 1h, because every set handed out has that much left and SDKs misbehave with less (Java SDK v1 under 15 min)",
+                HumanDuration(refresh_before)
+            ));
+        }
+        if lifetime > MAX_LIFETIME {
+            return Err(format!(
+                "[iam] `lifetime` is {}: an IAM role session lasts at most 12h",
+                HumanDuration(lifetime)
+            ));
+        }
+        if lifetime < refresh_before + MIN_ROTATION {
+            return Err(format!(
+                "[iam] `lifetime` ({}) must exceed `refresh-before` ({}) by at least 5m: a set is replaced `refresh-before` ahead of its expiry",
+                HumanDuration(lifetime),
+                HumanDuration(refresh_before)
+            ));
+        }
+
+        let kind = r.source;
+        // Keys that only one source reads are refused elsewhere, so a typo'd source is noticed.
+        let stray = |key: &str, present: bool, wanted: SourceKind| -> Result<(), String> {
+            if present && kind != wanted {
+                Err(format!(
+                    "[iam] `{key}` is only read with `source = \"{wanted}\"` (source is \"{kind}\")"
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        stray(
+            "access-key-id",
+            r.access_key_id.is_some(),
+            SourceKind::Static,
+        )?;
+        stray(
+            "secret-access-key",
+            r.secret_access_key.is_some(),
+            SourceKind::Static,
+        )?;
+        stray(
+            "session-token",
+            r.session_token.is_some(),
+            SourceKind::Static,
+        )?;
+        stray(
+            "credentials-file",
+            r.credentials_file.is_some(),
+            SourceKind::Static,
+        )?;
+        stray("file", r.file.is_some(), SourceKind::File)?;
+        stray("profile", r.profile.is_some(), SourceKind::File)?;
+        stray("command", r.command.is_some(), SourceKind::Process)?;
+        stray(
+            "command-timeout",
+            r.command_timeout.is_some(),
+            SourceKind::Process,
+        )?;
+
+        let source = match kind {
+            SourceKind::Generated => SourceConfig::Generated,
+            SourceKind::Static => {
+                SourceConfig::Static(match (r.access_key_id, r.secret_access_key, r.credentials_file) {
+                    (Some(id), Some(secret), None) => StaticKeys::Inline(Keys {
+                        access_key_id: id,
+                        secret_access_key: secret,
+                        session_token: r.session_token,
+                    }),
+                    (None, None, Some(path)) if r.session_token.is_none() => StaticKeys::File(path),
+                    (_, _, Some(_)) => {
+                        return Err("[iam] set either `credentials-file` or the keys (`access-key-id`, `secret-access-key`, `session-token`), not both".into())
+                    }
+                    _ => {
+                        return Err("[iam] `source = \"static\"` needs `access-key-id` and `secret-access-key` (and optionally `session-token`), or a `credentials-file` holding them".into())
+                    }
+                })
+            }
+            SourceKind::File => SourceConfig::File {
+                path: r.file.ok_or(
+                    "[iam] `source = \"file\"` needs `file`: the path of an AWS shared credentials file",
+                )?,
+                profile: r.profile.unwrap_or_else(|| "default".into()),
+            },
+            SourceKind::Process => {
+                let command = r.command.ok_or(
+                    "[iam] `source = \"process\"` needs `command`: a shell command printing credential_process JSON",
+                )?;
+                if command.trim().is_empty() {
+                    return Err("[iam] `command` is empty".into());
+                }
+                let timeout = r.command_timeout.map_or(DEFAULT_COMMAND_TIMEOUT, |t| t.0);
+                if timeout.is_zero() || timeout > Duration::from_secs(600) {
+                    return Err("[iam] `command-timeout` must be between 1s and 10m".into());
+                }
+                SourceConfig::Process { command, timeout }
+            }
+        };
+        Ok(IamConfig {
+            role: r.role.0,
+            source,
+            lifetime,
+            refresh_before,
+            instance_profile_id: r
+                .instance_profile_id
+                .unwrap_or_else(|| InstanceProfileId(DEFAULT_INSTANCE_PROFILE_ID.into())),
+        })
+    }
+}
+
+impl From<IamConfig> for RawIam {
+    fn from(c: IamConfig) -> RawIam {
+        let mut r = RawIam {
+            role: RoleField(c.role),
+            source: c.source.kind(),
+            lifetime: HumanDuration(c.lifetime),
+            refresh_before: HumanDuration(c.refresh_before),
+            instance_profile_id: Some(c.instance_profile_id),
+            ..RawIam::default()
+        };
+        match c.source {
+            SourceConfig::Generated => {}
+            SourceConfig::Static(StaticKeys::Inline(k)) => {
+                r.access_key_id = Some(k.access_key_id);
+                r.secret_access_key = Some(k.secret_access_key);
+                r.session_token = k.session_token;
+            }
+            SourceConfig::Static(StaticKeys::File(p)) => r.credentials_file = Some(p),
+            SourceConfig::File { path, profile } => {
+                r.file = Some(path);
+                r.profile = Some(profile);
+            }
+            SourceConfig::Process { command, timeout } => {
+                r.command = Some(command);
+                r.command_timeout = Some(HumanDuration(timeout));
+            }
+        }
+        r
+    }
+}
+
+/// An IAM role name: 1 to 64 of `A-Z a-z 0-9 + = , . @ _ -`. It is also the instance
+/// profile's name, so it appears in a path and in the profile ARN.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct RoleName(String);
+
+impl RoleName {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for RoleName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl TryFrom<String> for RoleName {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        if (1..=64).contains(&s.len())
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b))
+        {
+            Ok(RoleName(s))
+        } else {
+            Err(format!(
+                "`{s}` is not an IAM role name: 1 to 64 of `A-Z a-z 0-9 + = , . @ _ -` (or \"\" for no role)"
+            ))
+        }
+    }
+}
+
+/// `role = "NAME"`, or `role = ""` for no role (TOML has no null).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+struct RoleField(Option<RoleName>);
+
+impl TryFrom<String> for RoleField {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        if s.is_empty() {
+            Ok(RoleField(None))
+        } else {
+            RoleName::try_from(s).map(|r| RoleField(Some(r)))
+        }
+    }
+}
+
+impl From<RoleField> for String {
+    fn from(r: RoleField) -> String {
+        r.0.map(|n| n.0).unwrap_or_default()
+    }
+}
+
+/// An instance profile's unique id: `AIPA` and 16 to 124 upper-case letters or digits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct InstanceProfileId(String);
+
+impl InstanceProfileId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for InstanceProfileId {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let ok = s.strip_prefix("AIPA").is_some_and(|rest| {
+            (16..=124).contains(&rest.len())
+                && rest
+                    .bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+        });
+        if ok {
+            Ok(InstanceProfileId(s))
+        } else {
+            Err(format!(
+                "`{s}` is not an instance profile id: `AIPA` and at least 16 upper-case letters or digits, e.g. `{DEFAULT_INSTANCE_PROFILE_ID}`"
+            ))
+        }
+    }
+}
+
+impl From<InstanceProfileId> for String {
+    fn from(v: InstanceProfileId) -> String {
+        v.0
+    }
+}
+
+/// A duration written as whole seconds (`3600`) or with units (`"6h"`, `"45m"`, `"1h30m"`,
+/// `"90s"`, `"1d"`); printed back with units.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HumanDuration(pub Duration);
+
+impl std::str::FromStr for HumanDuration {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || {
+            format!(
+                "`{s}` is not a duration: use seconds (3600) or units d/h/m/s, e.g. \"6h\", \"45m\" or \"1h30m\""
+            )
+        };
+        if let Ok(n) = s.parse::<u64>() {
+            return Ok(HumanDuration(Duration::from_secs(n)));
+        }
+        let (mut total, mut digits) = (0u64, String::new());
+        for c in s.chars() {
+            if c.is_ascii_digit() {
+                digits.push(c);
+                continue;
+            }
+            let unit = match c {
+                'd' => 86_400,
+                'h' => 3600,
+                'm' => 60,
+                's' => 1,
+                _ => return Err(bad()),
+            };
+            let n: u64 = digits.parse().map_err(|_| bad())?;
+            total = n
+                .checked_mul(unit)
+                .and_then(|v| total.checked_add(v))
+                .ok_or_else(bad)?;
+            digits.clear();
+        }
+        if !digits.is_empty() || s.is_empty() {
+            return Err(bad());
+        }
+        Ok(HumanDuration(Duration::from_secs(total)))
+    }
+}
+
+impl fmt::Display for HumanDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = self.0.as_secs();
+        if s == 0 {
+            return f.write_str("0s");
+        }
+        for (n, unit) in [(s / 3600, "h"), (s / 60 % 60, "m"), (s % 60, "s")] {
+            if n > 0 {
+                write!(f, "{n}{unit}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Serialize for HumanDuration {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = HumanDuration;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a duration: seconds (3600) or a string such as \"6h\" or \"45m\"")
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<HumanDuration, E> {
+                u64::try_from(v)
+                    .map(|s| HumanDuration(Duration::from_secs(s)))
+                    .map_err(|_| E::custom(format!("a duration cannot be negative ({v})")))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<HumanDuration, E> {
+                Ok(HumanDuration(Duration::from_secs(v)))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<HumanDuration, E> {
+                v.parse().map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    struct File {
+        #[serde(default)]
+        iam: IamConfig,
+    }
+
+    fn parse(s: &str) -> Result<IamConfig, String> {
+        toml::from_str::<File>(s).map(|f| f.iam).map_err(|e| {
+            let line = e
+                .span()
+                .map_or(0, |sp| s[..sp.start].matches('\n').count() + 1);
+            format!("{line}: {}", e.message().trim())
+        })
+    }
+
+    #[test]
+    fn default_serves_a_generated_role() {
+        let c = parse("").unwrap();
+        assert_eq!(c, IamConfig::default());
+        assert_eq!(c.role.as_ref().unwrap().as_str(), DEFAULT_ROLE);
+        assert_eq!(c.source, SourceConfig::Generated);
+        assert_eq!(c.lifetime, DEFAULT_LIFETIME);
+        assert_eq!(c.refresh_before, DEFAULT_REFRESH_BEFORE);
+        assert_eq!(c.instance_profile_id.as_str(), DEFAULT_INSTANCE_PROFILE_ID);
+    }
+
+    #[test]
+    fn empty_role_means_no_role() {
+        let c = parse("[iam]\nrole = \"\"\n").unwrap();
+        assert_eq!(c.role, None);
+    }
+
+    #[test]
+    fn durations_take_units_or_seconds() {
+        let c = parse("[iam]\nlifetime = \"2h30m\"\nrefresh-before = 3600\n").unwrap();
+        assert_eq!(c.lifetime, Duration::from_secs(9000));
+        assert_eq!(c.refresh_before, Duration::from_secs(3600));
+        assert_eq!(
+            HumanDuration(Duration::from_secs(9000)).to_string(),
+            "2h30m"
+        );
+        assert_eq!(HumanDuration(Duration::from_secs(90)).to_string(), "1m30s");
+        assert_eq!(HumanDuration(Duration::from_secs(86400)).to_string(), "24h");
+        assert_eq!("1d".parse(), Ok(HumanDuration(Duration::from_secs(86400))));
+        for bad in ["", "h", "6 h", "6x", "1h30", "-5m"] {
+            assert!(bad.parse::<HumanDuration>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn each_source_parses() {
+        let c = parse("[iam]\nsource = \"static\"\naccess-key-id = \"AKIAEXAMPLEEXAMPLE12\"\nsecret-access-key = \"s3cr3t\"\n").unwrap();
+        let SourceConfig::Static(StaticKeys::Inline(k)) = &c.source else {
+            panic!("{c:?}")
+        };
+        assert_eq!(k.secret_access_key.expose(), "s3cr3t");
+        assert_eq!(k.session_token, None);
+
+        let c = parse("[iam]\nsource = \"static\"\ncredentials-file = \"/etc/k.toml\"\n").unwrap();
+        assert_eq!(
+            c.source,
+            SourceConfig::Static(StaticKeys::File("/etc/k.toml".into()))
+        );
+
+        let c = parse("[iam]\nsource = \"file\"\nfile = \"/c\"\n").unwrap();
+        assert_eq!(
+            c.source,
+            SourceConfig::File {
+                path: "/c".into(),
+                profile: "default".into()
+            }
+        );
+
+        let c = parse("[iam]\nsource = \"process\"\ncommand = \"get-creds\"\n").unwrap();
+        assert_eq!(
+            c.source,
+            SourceConfig::Process {
+                command: "get-creds".into(),
+                timeout: DEFAULT_COMMAND_TIMEOUT
+            }
+        );
+    }
+
+    #[test]
+    fn bad_values_are_located_at_the_value() {
+        let e = parse("[iam]\n\nrole = \"bad role\"\n").unwrap_err();
+        assert!(
+            e.starts_with("3: `bad role` is not an IAM role name"),
+            "{e}"
+        );
+        let e = parse("[iam]\nlifetime = \"6 hours\"\n").unwrap_err();
+        assert!(e.starts_with("2: `6 hours` is not a duration"), "{e}");
+        let e = parse("[iam]\nsource = \"vault\"\n").unwrap_err();
+        assert!(e.starts_with("2: unknown variant `vault`"), "{e}");
+        let e = parse("[iam]\nrol = \"x\"\n").unwrap_err();
+        assert!(e.starts_with("2: unknown field `rol`"), "{e}");
+        let e = parse("[iam]\ninstance-profile-id = \"AIDA123\"\n").unwrap_err();
+        assert!(
+            e.starts_with("2: `AIDA123` is not an instance profile id"),
+            "{e}"
+        );
+        let e = parse("[iam]\nsource = \"static\"\naccess-key-id = \"AKIA\"\nsecret-access-key = \"my secret\"\n").unwrap_err();
+        assert!(e.starts_with("4: a key or token must be"), "{e}");
+        assert!(!e.contains("my secret"), "{e}");
+        let e = parse("[iam]\nsource = \"static\"\naccess-key-id = \"AKIA\"\nsecret-access-key = \"<redacted>\"\n").unwrap_err();
+        assert!(e.contains("placeholder"), "{e}");
+    }
+
+    #[test]
+    fn cross_key_problems_name_the_keys() {
+        let cases = [
+            (
+                "refresh-before = \"30m\"",
+                "`refresh-before` is 30m: it must be at least 1h",
+            ),
+            (
+                "lifetime = \"1h\"",
+                "`lifetime` (1h) must exceed `refresh-before` (1h)",
+            ),
+            ("lifetime = \"13h\"", "at most 12h"),
+            (
+                "command = \"x\"",
+                "`command` is only read with `source = \"process\"`",
+            ),
+            (
+                "source = \"static\"",
+                "needs `access-key-id` and `secret-access-key`",
+            ),
+            (
+                "source = \"static\"\naccess-key-id = \"A\"\nsecret-access-key = \"B\"\ncredentials-file = \"/k\"",
+                "not both",
+            ),
+            ("source = \"file\"", "needs `file`"),
+            ("source = \"process\"", "needs `command`"),
+            (
+                "source = \"process\"\ncommand = \"x\"\ncommand-timeout = 0",
+                "between 1s and 10m",
+            ),
+        ];
+        for (body, want) in cases {
+            let e = parse(&format!("[iam]\n{body}\n")).unwrap_err();
+            // A problem across keys is reported at the `[iam]` table.
+            assert!(
+                e.starts_with("1: [iam] ") && e.contains(want),
+                "{body}: {e}"
+            );
+        }
+        let e = parse("[other]\nx = 1\n\n[iam]\nsource = \"file\"\n").unwrap_err();
+        assert!(e.starts_with("4: [iam] "), "{e}");
+    }
+
+    #[test]
+    fn printed_config_reads_back_and_hides_secrets() {
+        for text in [
+            "",
+            "[iam]\nrole = \"\"\n",
+            "[iam]\nsource = \"file\"\nfile = \"/c\"\nprofile = \"dev\"\n",
+            "[iam]\nsource = \"process\"\ncommand = \"x\"\ncommand-timeout = \"5s\"\n",
+        ] {
+            let c = parse(text).unwrap();
+            let printed = format!("[iam]\n{c}\n");
+            assert_eq!(parse(&printed).unwrap(), c, "{printed}");
+        }
+        let c = parse("[iam]\nsource = \"static\"\naccess-key-id = \"AKIAKEYID\"\nsecret-access-key = \"SECRETVALUE\"\nsession-token = \"TOKENVALUE\"\n").unwrap();
+        for shown in [
+            format!("{c}"),
+            format!("{c:?}"),
+            toml::to_string(&c).unwrap(),
+        ] {
+            for secret in ["AKIAKEYID", "SECRETVALUE", "TOKENVALUE"] {
+                assert!(!shown.contains(secret), "{shown}");
+            }
+        }
+        assert!(format!("{c}").contains("secret-access-key = \"<redacted>\""));
+    }
+}

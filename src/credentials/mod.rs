@@ -1,0 +1,501 @@
+//! IAM role credentials: where they come from (generated, static, an AWS credentials file, a
+//! `credential_process` command), when they rotate, and the EC2 documents that serve them.
+//!
+//! [`CredentialManager`] owns the current set. The daemon calls [`CredentialManager::refresh`]
+//! (blocking, so from `spawn_blocking`) at [`CredentialManager::next_refresh`] and, when it
+//! reports [`Refresh::Changed`], puts [`CredentialManager::leaves`] into a new tree snapshot.
+//! Rotation follows EC2: each set lives `lifetime`, and a new one replaces it `refresh-before`
+//! ahead of its expiry, so a client never receives a set with less than `refresh-before` left.
+//! A failing source never takes credentials away early: the last good set is served until it
+//! expires, then EC2's failure document. Keys live in [`Secret`]s and in the rendered bodies
+//! only; nothing here logs or prints them.
+
+mod config;
+mod generate;
+mod secret;
+mod sources;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+use time::OffsetDateTime;
+use time::macros::format_description;
+
+use crate::clock::Clock;
+use crate::metadata::json::to_ec2_string;
+
+pub use config::{
+    DEFAULT_INSTANCE_PROFILE_ID, DEFAULT_ROLE, HumanDuration, IamConfig, InstanceProfileId, Keys,
+    RoleName, SourceConfig, SourceKind, StaticKeys,
+};
+pub use secret::Secret;
+pub use sources::SourceError;
+
+use sources::Fetched;
+
+/// The `Code` of the document served when no valid set is available. EC2 uses codes such as
+/// `AssumeRoleUnauthorizedAccess`; this one says what happened here.
+pub const FAILURE_CODE: &str = "CredentialsUnavailable";
+/// How often the `file` source looks at its file for changes.
+pub const FILE_POLL: Duration = Duration::from_secs(10);
+/// How soon a failed `process` source is run again.
+pub const PROCESS_RETRY: Duration = Duration::from_secs(60);
+
+/// Whether a refresh changed what is served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refresh {
+    Unchanged,
+    /// The leaves differ: rebuild the tree snapshot.
+    Changed,
+}
+
+/// How often `refresh` needs to run when there is no role: never, really.
+const IDLE: Duration = Duration::from_secs(24 * 3600);
+
+/// One handed-out set.
+#[derive(Clone, PartialEq)]
+struct Issued {
+    keys: Keys,
+    /// `LastUpdated`.
+    issued: SystemTime,
+    /// `Expiration`.
+    expires: SystemTime,
+}
+
+/// Why no set is served (or, while an older one still is, why no new one came).
+#[derive(Clone)]
+struct Failure {
+    since: SystemTime,
+    message: String,
+}
+
+/// Owns the role's current credentials and the instance identity credentials, and renders
+/// their documents.
+pub struct CredentialManager {
+    cfg: IamConfig,
+    account_id: String,
+    clock: Arc<dyn Clock>,
+    created: SystemTime,
+    role: Option<Issued>,
+    /// When the role's set is next replaced (`expires - refresh-before`, or a retry).
+    role_next: SystemTime,
+    /// The instance identity credentials: always generated, rotated like the role's.
+    identity: Option<Issued>,
+    identity_next: SystemTime,
+    failure: Option<Failure>,
+    /// The next time the `file` source looks at its file.
+    next_poll: Option<SystemTime>,
+    /// The leaves as of the last refresh, to tell whether a refresh changed them.
+    served: Vec<(String, String)>,
+    /// Whether the last refresh served a valid role set (to log the moment it stops).
+    serving: bool,
+}
+
+impl CredentialManager {
+    /// A manager with no set yet (the documents say so until the first [`refresh`]).
+    /// Does no I/O.
+    ///
+    /// [`refresh`]: CredentialManager::refresh
+    pub fn new(cfg: &IamConfig, account_id: &str, clock: Arc<dyn Clock>) -> Self {
+        let now = clock.now();
+        CredentialManager {
+            cfg: cfg.clone(),
+            account_id: account_id.to_string(),
+            created: now,
+            clock,
+            role: None,
+            role_next: now,
+            identity: None,
+            identity_next: now,
+            failure: None,
+            next_poll: None,
+            served: Vec::new(),
+            serving: false,
+        }
+    }
+
+    /// Gets a new set if one is due (or none exists yet), looks at the `file` source's file,
+    /// and reports whether the served documents changed. Blocks while a `process` source runs
+    /// (at most its `command-timeout`). Never panics on a failing source: the failure is
+    /// logged and the last good set stays until it expires.
+    #[must_use = "rebuild the tree snapshot when the leaves changed"]
+    pub fn refresh(&mut self) -> Refresh {
+        self.refresh_inner(false)
+    }
+
+    /// Replaces both sets now, whatever their age (e.g. `ctl credentials rotate`).
+    #[must_use = "rebuild the tree snapshot when the leaves changed"]
+    pub fn rotate_now(&mut self) -> Refresh {
+        self.refresh_inner(true)
+    }
+
+    /// When [`refresh`](CredentialManager::refresh) should run next: the next rotation, the
+    /// current set's expiry (to switch to the failure document on time), a retry after a
+    /// failure, or the next look at a `file` source.
+    /// With no role there is nothing to refresh and this is a day ahead.
+    pub fn next_refresh(&self) -> SystemTime {
+        let now = self.clock.now();
+        if self.cfg.role.is_none() {
+            return now + IDLE;
+        }
+        let expiries = [&self.role, &self.identity]
+            .into_iter()
+            .flatten()
+            .map(|s| s.expires)
+            .filter(|&t| t > now);
+        [self.role_next, self.identity_next]
+            .into_iter()
+            .chain(self.next_poll)
+            .chain(expiries)
+            .min()
+            .unwrap_or(now)
+    }
+
+    /// The tree leaves to serve now, as (path below the version root, body). Empty when the
+    /// instance has no role. The role's credentials stay under
+    /// `meta-data/iam/security-credentials/<role>` only, so any other role name is a 404.
+    pub fn leaves(&self) -> Vec<(String, String)> {
+        let Some(role) = &self.cfg.role else {
+            return Vec::new();
+        };
+        let now = self.clock.now();
+        let (info, creds) = match self.role.as_ref().filter(|s| s.expires > now) {
+            Some(set) => (
+                to_ec2_string(&InfoDoc {
+                    code: "Success",
+                    last_updated: ec2_time(set.issued),
+                    instance_profile_arn: format!(
+                        "arn:aws:iam::{}:instance-profile/{role}",
+                        self.account_id
+                    ),
+                    instance_profile_id: self.cfg.instance_profile_id.as_str(),
+                }),
+                credentials_doc(set),
+            ),
+            None => {
+                let doc = to_ec2_string(&self.failure_doc(role, now));
+                (doc.clone(), doc)
+            }
+        };
+        let mut leaves = vec![
+            ("meta-data/iam/info".to_string(), info),
+            (format!("meta-data/iam/security-credentials/{role}"), creds),
+        ];
+        if let Some(id) = self.identity.as_ref().filter(|s| s.expires > now) {
+            leaves.push((
+                "meta-data/identity-credentials/ec2/info".into(),
+                to_ec2_string(&IdentityInfoDoc {
+                    code: "Success",
+                    last_updated: ec2_time(id.issued),
+                    account_id: &self.account_id,
+                }),
+            ));
+            leaves.push((
+                "meta-data/identity-credentials/ec2/security-credentials/ec2-instance".into(),
+                credentials_doc(id),
+            ));
+        }
+        leaves
+    }
+
+    fn failure_doc(&self, role: &RoleName, now: SystemTime) -> FailureDoc {
+        let (since, message) = match (&self.failure, &self.role) {
+            (Some(f), _) => (
+                f.since,
+                format!(
+                    "Could not obtain credentials for role {role} from the {} source; the fake-metadata log says why.",
+                    self.cfg.source.kind()
+                ),
+            ),
+            (None, Some(old)) if old.expires <= now => (
+                old.expires,
+                format!("The credentials for role {role} expired and have not been replaced."),
+            ),
+            _ => (
+                self.created,
+                format!("The credentials for role {role} have not been fetched yet."),
+            ),
+        };
+        FailureDoc {
+            code: FAILURE_CODE,
+            message,
+            last_updated: ec2_time(since),
+        }
+    }
+
+    fn refresh_inner(&mut self, force: bool) -> Refresh {
+        let Some(role) = self.cfg.role.clone() else {
+            return Refresh::Unchanged;
+        };
+        let now = self.clock.now();
+
+        if force || now >= self.identity_next {
+            match generate::keys() {
+                Ok(keys) => {
+                    let (set, next) = self.issue(now, keys, None);
+                    self.identity = Some(set);
+                    self.identity_next = next;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot generate instance identity credentials");
+                    self.identity_next = now + FILE_POLL;
+                }
+            }
+        }
+
+        let due = force || now >= self.role_next;
+        let poll = self.next_poll.is_some_and(|t| now >= t);
+        if due || poll {
+            match self.fetch().and_then(|f| unexpired(f, now)) {
+                Ok(f) => {
+                    // A poll alone only replaces the set when the file's keys changed.
+                    if due || self.role.as_ref().is_none_or(|s| s.keys != f.keys) {
+                        self.install(&role, now, f);
+                    }
+                    if self.failure.take().is_some() {
+                        tracing::info!(role = %role, "credentials are available again");
+                    }
+                }
+                Err(e) => self.record_failure(&role, now, due, &e),
+            }
+        }
+        if let SourceConfig::File { .. } = self.cfg.source {
+            self.next_poll = Some(now + FILE_POLL);
+        }
+
+        let was_serving = self.serving;
+        self.serving = self.serving_role_at(now);
+        if was_serving && !self.serving {
+            tracing::error!(
+                role = %role,
+                "credentials for role {role} expired and no new set could be obtained; serving the failure document"
+            );
+        }
+        let leaves = self.leaves();
+        if leaves == self.served {
+            Refresh::Unchanged
+        } else {
+            self.served = leaves;
+            Refresh::Changed
+        }
+    }
+
+    /// Whether the role's set was valid at `t`.
+    fn serving_role_at(&self, t: SystemTime) -> bool {
+        self.role.as_ref().is_some_and(|s| s.expires > t)
+    }
+
+    fn fetch(&self) -> Result<Fetched, SourceError> {
+        let expires = None;
+        match &self.cfg.source {
+            SourceConfig::Generated => Ok(Fetched {
+                keys: generate::keys().map_err(SourceError::Random)?,
+                expires,
+            }),
+            SourceConfig::Static(StaticKeys::Inline(keys)) => Ok(Fetched {
+                keys: keys.clone(),
+                expires,
+            }),
+            SourceConfig::Static(StaticKeys::File(path)) => sources::read_key_file(path),
+            SourceConfig::File { path, profile } => sources::read_shared_file(path, profile),
+            SourceConfig::Process { command, timeout } => sources::run_process(command, *timeout),
+        }
+    }
+
+    /// A set valid for `lifetime` (or until the source says it expires, if sooner), and when
+    /// to replace it: `refresh-before` ahead of its expiry (never sooner than a retry).
+    fn issue(
+        &self,
+        now: SystemTime,
+        keys: Keys,
+        stated: Option<SystemTime>,
+    ) -> (Issued, SystemTime) {
+        let mut expires = now + self.cfg.lifetime;
+        if let Some(s) = stated {
+            expires = expires.min(s);
+        }
+        let retry = now + self.retry_interval();
+        let next = expires
+            .checked_sub(self.cfg.refresh_before)
+            .unwrap_or(retry)
+            .max(retry);
+        let set = Issued {
+            keys,
+            issued: now,
+            expires,
+        };
+        (set, next)
+    }
+
+    fn install(&mut self, role: &RoleName, now: SystemTime, f: Fetched) {
+        let (set, next) = self.issue(now, f.keys, f.expires);
+        self.role_next = next;
+        let left = set.expires.duration_since(now).unwrap_or_default();
+        if left < self.cfg.refresh_before {
+            tracing::warn!(
+                role = %role,
+                left_secs = left.as_secs(),
+                "the {} source's credentials expire in less than `refresh-before`; clients may refresh often or warn",
+                self.cfg.source.kind()
+            );
+        }
+        tracing::info!(
+            role = %role,
+            source = %self.cfg.source.kind(),
+            key = %set.keys.access_key_id.hint(),
+            expires = %ec2_time(set.expires),
+            "new credentials"
+        );
+        self.role = Some(set);
+    }
+
+    fn record_failure(&mut self, role: &RoleName, now: SystemTime, due: bool, e: &SourceError) {
+        let message = e.to_string();
+        let repeated = self.failure.as_ref().is_some_and(|f| f.message == message);
+        let until = self.role.as_ref().filter(|s| s.expires > now).map_or_else(
+            || "nothing: serving the failure document".into(),
+            |s| format!("it expires at {}", ec2_time(s.expires)),
+        );
+        if repeated {
+            tracing::debug!(role = %role, error = %message, "credential source still failing");
+        } else {
+            tracing::warn!(
+                role = %role,
+                source = %self.cfg.source.kind(),
+                error = %message,
+                "cannot get credentials; serving the last good set until {until}"
+            );
+        }
+        let since = self.failure.as_ref().map_or(now, |f| f.since);
+        self.failure = Some(Failure { since, message });
+        if due {
+            self.role_next = now + self.retry_interval();
+        }
+    }
+
+    fn retry_interval(&self) -> Duration {
+        match self.cfg.source {
+            SourceConfig::Process { .. } => PROCESS_RETRY,
+            _ => FILE_POLL,
+        }
+    }
+}
+
+/// Shows the role, the source and when the sets expire; never a key.
+impl fmt::Debug for CredentialManager {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let set = |s: &Option<Issued>| {
+            s.as_ref().map(|s| {
+                format!(
+                    "{} issued {} expires {}",
+                    s.keys.access_key_id.hint(),
+                    ec2_time(s.issued),
+                    ec2_time(s.expires)
+                )
+            })
+        };
+        f.debug_struct("CredentialManager")
+            .field("role", &self.cfg.role.as_ref().map(RoleName::as_str))
+            .field("source", &self.cfg.source.kind())
+            .field("account_id", &self.account_id)
+            .field("role_set", &set(&self.role))
+            .field("identity_set", &set(&self.identity))
+            .field("failure", &self.failure.as_ref().map(|f| &f.message))
+            .finish()
+    }
+}
+
+impl fmt::Display for CredentialManager {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.cfg.role, &self.role) {
+            (None, _) => f.write_str("no role"),
+            (Some(r), None) => write!(
+                f,
+                "role {r} ({} source), no credentials yet",
+                self.cfg.source.kind()
+            ),
+            (Some(r), Some(s)) => write!(
+                f,
+                "role {r} ({} source), key {} expires {}",
+                self.cfg.source.kind(),
+                s.keys.access_key_id.hint(),
+                ec2_time(s.expires)
+            ),
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct InfoDoc<'a> {
+    code: &'a str,
+    last_updated: String,
+    instance_profile_arn: String,
+    instance_profile_id: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct CredentialsDoc<'a> {
+    code: &'a str,
+    last_updated: String,
+    #[serde(rename = "Type")]
+    kind: &'a str,
+    access_key_id: &'a str,
+    secret_access_key: &'a str,
+    token: &'a str,
+    expiration: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct FailureDoc {
+    code: &'static str,
+    message: String,
+    last_updated: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct IdentityInfoDoc<'a> {
+    code: &'a str,
+    last_updated: String,
+    account_id: &'a str,
+}
+
+/// Refuses a set whose stated expiry has already passed.
+fn unexpired(f: Fetched, now: SystemTime) -> Result<Fetched, SourceError> {
+    match f.expires {
+        Some(t) if t <= now => Err(SourceError::Output(format!(
+            "states an `Expiration` that has passed ({})",
+            ec2_time(t)
+        ))),
+        _ => Ok(f),
+    }
+}
+
+fn credentials_doc(set: &Issued) -> String {
+    to_ec2_string(&CredentialsDoc {
+        code: "Success",
+        last_updated: ec2_time(set.issued),
+        kind: "AWS-HMAC",
+        access_key_id: set.keys.access_key_id.expose(),
+        secret_access_key: set.keys.secret_access_key.expose(),
+        token: set.keys.session_token.as_ref().map_or("", Secret::expose),
+        expiration: ec2_time(set.expires),
+    })
+}
+
+/// EC2's credential time format, `%Y-%m-%dT%H:%M:%SZ` in UTC (what SDKs parse).
+fn ec2_time(t: SystemTime) -> String {
+    OffsetDateTime::from(t)
+        .format(format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second]Z"
+        ))
+        .expect("a UTC time always formats")
+}
+
+#[cfg(test)]
+mod tests;
