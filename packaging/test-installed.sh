@@ -66,7 +66,7 @@ check() {
     fi
 }
 skipped() { skip=$((skip + 1)); printf 'skip  %s: %s\n' "$1" "$2"; }
-section() { printf -- '--- %s\n' "$*"; }
+section() { printf -- '--- %s  [%ss]\n' "$*" "$SECONDS"; }
 info() { echo "INFO: $*"; }
 eq() { [ "$1" = "$2" ] || { echo "expected '$2', got '$1'"; return 1; }; }
 get() { curl -fsS --noproxy '*' --max-time 5 "$IMDS/latest/$1"; }
@@ -240,8 +240,9 @@ EOF
     cloud_init() {
         timeout 180 cloud-init --file "$CI/test.cfg" init > "$CI/init.log" 2>&1 || { tail -20 "$CI/init.log"; return 1; }
         grep -E 'Cloud-init v|datasource' "$CI/init.log" | head -3 | sed 's/^/INFO: /'
-        local data=$CI/run/cloud-init/instance-data.json
-        [ -s "$data" ] || { echo "no $data"; tail -20 "$CI/init.log"; return 1; }
+        # run_dir is what /run/cloud-init is by default: instance-data.json sits at its top.
+        local data; data=$(find "$CI/run" -name instance-data.json 2>/dev/null | head -1)
+        [ -s "$data" ] || { echo "no instance-data.json under $CI/run:"; find "$CI" | head -30; tail -20 "$CI/init.log"; return 1; }
         local got; got=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1]))["v1"]; print(d["instance_id"], d["platform"], d["region"], d["local_ipv4"] if "local_ipv4" in d else "-")' "$data")
         info "instance-data.json v1: instance_id platform region = $got"
         eq "$(awk '{ print $1 }' <<<"$got")" "$IID"

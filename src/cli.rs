@@ -48,6 +48,7 @@ impl ConfigArgs {
                 listen: self.listen.clone(),
                 http_tokens: self.http_tokens,
             },
+            scenario: None,
         }
     }
 }
@@ -73,6 +74,18 @@ pub enum Command {
     /// Print (PEM) the certificate that verifies the identity document's `signature`,
     /// `pkcs7` and `rsa2048` of a daemon with this config.
     IdentityCert(ConfigArgs),
+    /// Change the running daemon over its control socket: spot notices, rebalance, events,
+    /// ASG state, tags, any value (`ctl --help` lists the commands).
+    #[command(disable_help_flag = true)]
+    Ctl {
+        /// `spot`, `rebalance`, `event`, `asg`, `tags`, `set`, `unset`, `credentials`,
+        /// `status`, `reset` (see `ctl --help`).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+        args: Vec<std::ffi::OsString>,
+    },
+    /// Serve with amazon-ec2-metadata-mock's flags and subcommands (`spot`, `events`,
+    /// `asglifecycle`), with EC2's exact answers.
+    Aemm(Box<crate::aemm::AemmArgs>),
 }
 
 /// Runs a parsed command line and returns the process exit code.
@@ -100,6 +113,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Uninstall(args) => intercept_cmd(&args, Action::Uninstall),
         Command::Status(args) => intercept_cmd(&args, Action::Status),
         Command::IdentityCert(args) => identity_cert(&args),
+        Command::Ctl { args } => crate::ctl::run(args),
+        Command::Aemm(args) => crate::aemm::run(*args),
     }
 }
 

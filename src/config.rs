@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::host::HostFacts;
+
 /// The default port the daemon listens on (loopback only).
 pub const DEFAULT_PORT: u16 = 1338;
 /// EC2 caps raw user data at 16 KiB.
@@ -33,6 +35,11 @@ pub struct Config {
     /// The IAM role and where its credentials come from.
     pub iam: crate::credentials::IamConfig,
     pub log: Log,
+    /// Spot notices, events, rebalance and ASG state on a timeline from the daemon's start.
+    #[serde(skip_serializing_if = "crate::scenario::ScenarioConfig::is_empty")]
+    pub scenario: crate::scenario::ScenarioConfig,
+    /// The control socket `fake-metadata ctl` talks to.
+    pub control: crate::control::ControlConfig,
 }
 
 /// `[server]`: where and how the daemon listens.
@@ -192,11 +199,16 @@ impl From<HopLimit> for i64 {
 }
 
 /// `[instance]`: the values the metadata tree and the identity document are made of. Values
-/// left out are derived from the others (region from the zone, host names from addresses).
+/// left out come from this machine (with `from-host`) or are derived from the others (region
+/// from the zone, host names from addresses), else the built-in defaults.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
 pub struct Instance {
-    pub instance_id: Ec2Id<'i'>,
+    /// Take what is not set from this machine: the instance id from `/etc/machine-id`, the
+    /// primary address, MAC and subnet from the default route's interface, the host name.
+    pub from_host: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance_id: Option<Ec2Id<'i'>>,
     pub instance_type: String,
     pub ami_id: Ec2Id<'a'>,
     pub ami_launch_index: u32,
@@ -217,21 +229,25 @@ pub struct Instance {
     pub ramdisk_id: Option<String>,
     pub product_codes: Vec<String>,
     /// The primary network interface.
-    pub local_ipv4: Ipv4Addr,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub local_ipv4: Option<Ipv4Addr>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub public_ipv4: Option<Ipv4Addr>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ipv6: Option<Ipv6Addr>,
-    pub mac: Mac,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mac: Option<Mac>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hostname: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub public_hostname: Option<String>,
     pub interface_id: String,
     pub subnet_id: String,
-    pub subnet_ipv4_cidr_block: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subnet_ipv4_cidr_block: Option<String>,
     pub vpc_id: String,
-    pub vpc_ipv4_cidr_block: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vpc_ipv4_cidr_block: Option<String>,
     pub security_groups: Vec<String>,
     pub security_group_ids: Vec<String>,
     /// `block-device-mapping/<name>` → device.
@@ -239,12 +255,50 @@ pub struct Instance {
     /// The key pair: served as `public-keys/0=<name>` and `public-keys/0/openssh-key`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub public_key: Option<PublicKey>,
+    /// Secondary network interfaces (the primary one is made of the values above).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub network_interfaces: Vec<NetworkInterface>,
 }
+
+/// `[[instance.network-interfaces]]`: a secondary interface, as EC2 lists it under
+/// `network/interfaces/macs/<mac>/`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct NetworkInterface {
+    pub mac: Mac,
+    pub device_number: u32,
+    #[serde(default)]
+    pub network_card_index: u32,
+    pub interface_id: String,
+    /// Private addresses, the primary first.
+    pub local_ipv4s: Vec<Ipv4Addr>,
+    /// Public addresses; the n-th is associated with the n-th private address.
+    #[serde(default)]
+    pub public_ipv4s: Vec<Ipv4Addr>,
+    #[serde(default)]
+    pub ipv6s: Vec<Ipv6Addr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subnet_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subnet_ipv4_cidr_block: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub security_group_ids: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub security_groups: Vec<String>,
+}
+
+/// Built-in values when neither the config nor the machine gives one.
+pub const DEFAULT_INSTANCE_ID: &str = "i-0123456789abcdef0";
+pub const DEFAULT_LOCAL_IPV4: Ipv4Addr = Ipv4Addr::new(172, 31, 16, 10);
+pub const DEFAULT_MAC: &str = "0e:49:61:0f:c3:11";
+pub const DEFAULT_SUBNET: &str = "172.31.16.0/20";
+pub const DEFAULT_VPC: &str = "172.31.0.0/16";
 
 impl Default for Instance {
     fn default() -> Self {
         Instance {
-            instance_id: Ec2Id("i-0123456789abcdef0".into()),
+            from_host: true,
+            instance_id: None,
             instance_type: "t3.micro".into(),
             ami_id: Ec2Id("ami-0abcdef1234567890".into()),
             ami_launch_index: 0,
@@ -260,17 +314,17 @@ impl Default for Instance {
             kernel_id: None,
             ramdisk_id: None,
             product_codes: Vec::new(),
-            local_ipv4: Ipv4Addr::new(172, 31, 16, 10),
+            local_ipv4: None,
             public_ipv4: Some(Ipv4Addr::new(54, 210, 10, 20)),
             ipv6: None,
-            mac: Mac("0e:49:61:0f:c3:11".into()),
+            mac: None,
             hostname: None,
             public_hostname: None,
             interface_id: "eni-0f1e2d3c4b5a69788".into(),
             subnet_id: "subnet-0a1b2c3d4e5f67890".into(),
-            subnet_ipv4_cidr_block: "172.31.16.0/20".into(),
+            subnet_ipv4_cidr_block: None,
             vpc_id: "vpc-0a1b2c3d4e5f67890".into(),
-            vpc_ipv4_cidr_block: "172.31.0.0/16".into(),
+            vpc_ipv4_cidr_block: None,
             security_groups: vec!["default".into()],
             security_group_ids: vec!["sg-0a1b2c3d4e5f67890".into()],
             block_device_mapping: [("ami", "/dev/xvda"), ("root", "/dev/xvda")]
@@ -278,6 +332,7 @@ impl Default for Instance {
                 .map(|(k, v)| (k.into(), v.into()))
                 .collect(),
             public_key: None,
+            network_interfaces: Vec::new(),
         }
     }
 }
@@ -296,7 +351,7 @@ impl Instance {
         if let Some(h) = &self.hostname {
             return h.clone();
         }
-        let ip = self.local_ipv4.to_string().replace('.', "-");
+        let ip = self.local_ipv4().to_string().replace('.', "-");
         match self.region().as_str() {
             "us-east-1" => format!("ip-{ip}.ec2.internal"),
             r => format!("ip-{ip}.{r}.compute.internal"),
@@ -327,8 +382,69 @@ impl Instance {
         }
     }
 
-    /// Fills in what is derived so that `print-config` shows the effective values.
-    fn resolve(&mut self) {
+    pub fn instance_id(&self) -> &str {
+        self.instance_id
+            .as_ref()
+            .map_or(DEFAULT_INSTANCE_ID, Ec2Id::as_str)
+    }
+
+    pub fn local_ipv4(&self) -> Ipv4Addr {
+        self.local_ipv4.unwrap_or(DEFAULT_LOCAL_IPV4)
+    }
+
+    pub fn mac(&self) -> &str {
+        self.mac.as_ref().map_or(DEFAULT_MAC, Mac::as_str)
+    }
+
+    pub fn subnet_ipv4_cidr_block(&self) -> &str {
+        self.subnet_ipv4_cidr_block
+            .as_deref()
+            .unwrap_or(DEFAULT_SUBNET)
+    }
+
+    pub fn vpc_ipv4_cidr_block(&self) -> &str {
+        self.vpc_ipv4_cidr_block.as_deref().unwrap_or(DEFAULT_VPC)
+    }
+
+    /// Fills in what is not set, from the machine's facts (with `from-host`) or derived from
+    /// other values, so that `print-config` shows the effective values.
+    fn resolve(&mut self, facts: &HostFacts) {
+        let none = HostFacts::none();
+        let facts = if self.from_host { facts } else { &none };
+        if self.instance_id.is_none() {
+            self.instance_id =
+                Some(Ec2Id(facts.machine_id.as_deref().map_or(
+                    DEFAULT_INSTANCE_ID.into(),
+                    crate::host::instance_id,
+                )));
+        }
+        if self.local_ipv4.is_none() {
+            let nic = facts.primary.as_ref();
+            self.local_ipv4 = Some(nic.map_or(DEFAULT_LOCAL_IPV4, |n| n.ipv4));
+            if let Some(n) = nic {
+                let subnet = crate::host::network(n.ipv4, n.prefix);
+                let in_default_vpc = n.ipv4.octets()[..2] == [172, 31];
+                self.subnet_ipv4_cidr_block.get_or_insert(subnet.clone());
+                self.vpc_ipv4_cidr_block.get_or_insert(if in_default_vpc {
+                    DEFAULT_VPC.into()
+                } else {
+                    subnet
+                });
+            }
+        }
+        if self.mac.is_none() {
+            let mac = facts.primary.as_ref().and_then(|n| n.mac.clone());
+            self.mac = Some(
+                mac.and_then(|m| Mac::try_from(m).ok())
+                    .unwrap_or(Mac(DEFAULT_MAC.into())),
+            );
+        }
+        self.subnet_ipv4_cidr_block
+            .get_or_insert(DEFAULT_SUBNET.into());
+        self.vpc_ipv4_cidr_block.get_or_insert(DEFAULT_VPC.into());
+        if self.hostname.is_none() {
+            self.hostname = facts.hostname.clone();
+        }
         self.region
             .get_or_insert_with(|| Region(self.availability_zone.region().into()));
         if self.hostname.is_none() {
@@ -582,8 +698,14 @@ pub struct Overrides {
 }
 
 impl Config {
-    /// Parses TOML text; `file` names it in error messages.
+    /// Parses TOML text; `file` names it in error messages. Values not set take the built-in
+    /// defaults (no facts from the machine: see [`Config::load`]).
     pub fn from_toml(text: &str, file: &Path) -> Result<Config, ConfigError> {
+        Config::parse(text, file, &HostFacts::none())
+    }
+
+    /// Parses TOML text, filling what is not set from `facts`.
+    pub fn parse(text: &str, file: &Path, facts: &HostFacts) -> Result<Config, ConfigError> {
         let mut cfg: Config = toml::from_str(text).map_err(|e| {
             let (line, col) = e.span().map_or((1, 1), |s| line_col(text, s.start));
             ConfigError::Invalid(vec![Located {
@@ -594,32 +716,42 @@ impl Config {
             }])
         })?;
         cfg.check(text, file)?;
-        cfg.instance.resolve();
+        cfg.instance.resolve(facts);
         Ok(cfg)
     }
 
-    /// Reads and parses a file.
+    /// Reads and parses a file (with the built-in defaults, no facts from the machine).
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        Config::read(path, &HostFacts::none())
+    }
+
+    fn read(path: &Path, facts: &HostFacts) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
         })?;
-        Config::from_toml(&text, path)
+        Config::parse(&text, path, facts)
     }
 
     /// The built-in defaults, with derived values filled in.
     pub fn builtin() -> Config {
+        Config::builtin_with(&HostFacts::none())
+    }
+
+    fn builtin_with(facts: &HostFacts) -> Config {
         let mut c = Config::default();
-        c.instance.resolve();
+        c.instance.resolve(facts);
         c
     }
 
-    /// Loads the effective configuration: built-in defaults, then the file (if any), then the
+    /// Loads the effective configuration as the daemon uses it: built-in defaults, facts
+    /// of this machine (unless `[instance] from-host = false`), the file (if any), then the
     /// overrides.
     pub fn load(path: Option<&Path>, o: &Overrides) -> Result<Config, ConfigError> {
+        let facts = HostFacts::gather();
         let mut c = match path {
-            Some(p) => Config::from_file(p)?,
-            None => Config::builtin(),
+            Some(p) => Config::read(p, &facts)?,
+            None => Config::builtin_with(&facts),
         };
         if !o.listen.is_empty() {
             c.server.listen = Some(o.listen.clone());

@@ -5,14 +5,19 @@
 //! The pure core ([`imds::respond`], [`metadata`], [`config`]) knows no sockets or clocks;
 //! [`server`] and [`daemon`] are the thin shell around it.
 
+pub mod aemm;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod control;
 pub mod credentials;
+pub mod ctl;
 pub mod daemon;
+pub mod host;
 pub mod identity;
 pub mod imds;
 pub mod intercept;
 pub mod live;
 pub mod metadata;
+pub mod scenario;
 pub mod server;

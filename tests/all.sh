@@ -56,7 +56,7 @@ lint() {
 }
 
 cargo_tests() {
-    cargo test --locked --all-targets 2>&1 | tee "$LOG_DIR/cargo-test.log"
+    cargo test --locked --all-targets --no-fail-fast 2>&1 | tee "$LOG_DIR/cargo-test.log"
     local rc=${PIPESTATUS[0]}
     # The cargo totals, for the summary.
     awk '/^test result:/ { p += $4; f += $6 } END { printf "%d %d\n", p, f }' "$LOG_DIR/cargo-test.log" > "$LOG_DIR/cargo-counts"

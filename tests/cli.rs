@@ -250,21 +250,28 @@ fn serve_reloads_on_sighup_and_keeps_serving_a_bad_file() {
     assert!(d.log.lock().unwrap().contains("stopping"));
 }
 
+/// With no config file the instance is this machine's: the id derives from
+/// `/etc/machine-id`, the address from the default route's interface.
 #[test]
-fn serve_needs_no_config_file() {
-    let mut child = Command::new(BIN)
+fn serve_needs_no_config_file_and_takes_defaults_from_the_box() {
+    let child = Command::new(BIN)
         .args(["serve", "--listen", "127.0.0.1:0"])
         .env_remove("FAKE_METADATA_CONFIG")
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let mut guard = Daemon {
+        child,
+        addr: String::new(),
+        log: Default::default(),
+    };
     let mut line = String::new();
-    let mut r = BufReader::new(child.stderr.take().unwrap());
+    let mut r = BufReader::new(guard.child.stderr.take().unwrap());
     while !line.contains("addresses=") {
         line.clear();
         assert!(r.read_line(&mut line).unwrap() > 0, "serve exited early");
     }
-    let addr = line
+    guard.addr = line
         .split("addresses=")
         .nth(1)
         .unwrap()
@@ -272,10 +279,24 @@ fn serve_needs_no_config_file() {
         .next()
         .unwrap()
         .to_string();
-    assert_eq!(
-        get(&addr, "/latest/meta-data/instance-id"),
-        "i-0123456789abcdef0"
+    let facts = fake_metadata::host::HostFacts::gather();
+    let want_id = facts.machine_id.as_deref().map_or(
+        "i-0123456789abcdef0".to_string(),
+        fake_metadata::host::instance_id,
     );
-    let _ = child.kill();
-    let _ = child.wait();
+    assert_eq!(get(&guard.addr, "/latest/meta-data/instance-id"), want_id);
+    if let Some(nic) = &facts.primary {
+        assert_eq!(
+            get(&guard.addr, "/latest/meta-data/local-ipv4"),
+            nic.ipv4.to_string()
+        );
+        if let Some(mac) = &nic.mac {
+            assert_eq!(&get(&guard.addr, "/latest/meta-data/mac"), mac);
+        }
+    }
+    let doc = get(&guard.addr, "/latest/dynamic/instance-identity/document");
+    assert!(
+        doc.contains(&format!("\"instanceId\" : \"{want_id}\"")),
+        "{doc}"
+    );
 }

@@ -24,11 +24,17 @@ pub const SERVICE_USER: &str = "fake-metadata";
 pub struct Source {
     pub path: Option<PathBuf>,
     pub overrides: Overrides,
+    /// Replaces the file's `[scenario]` (`fake-metadata aemm` builds one from its flags).
+    pub scenario: Option<crate::scenario::ScenarioConfig>,
 }
 
 impl Source {
     pub fn load(&self) -> Result<Config, crate::config::ConfigError> {
-        Config::load(self.path.as_deref(), &self.overrides)
+        let mut c = Config::load(self.path.as_deref(), &self.overrides)?;
+        if let Some(s) = &self.scenario {
+            c.scenario = s.clone();
+        }
+        Ok(c)
     }
 }
 
@@ -38,6 +44,8 @@ pub fn run(source: Source) -> Result<(), Box<dyn std::error::Error>> {
     let config = source.load()?;
     let logfile = logging::init(&config.log.level, config.log.file.as_deref());
     let listeners = server::bind(&config)?;
+    // Bound before dropping root too: as root it may create /run/fake-metadata.
+    let control = crate::control::bind(&config.control)?;
     drop_root()?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let identity = load_identity(&config);
@@ -58,6 +66,7 @@ pub fn run(source: Source) -> Result<(), Box<dyn std::error::Error>> {
             let _ = stop_rx.await;
         }));
         let timers = tokio::spawn(crate::live::run_timers(instance.clone()));
+        let control = control.map(|l| tokio::spawn(crate::control::serve(l, instance.clone())));
         tracing::info!(addresses = %addrs.join(" "), "listening");
         let _ = sd_notify::notify(&[
             sd_notify::NotifyState::Ready,
@@ -82,6 +91,11 @@ pub fn run(source: Source) -> Result<(), Box<dyn std::error::Error>> {
         }
         handle.close();
         timers.abort();
+        if let Some(c) = control {
+            // Dropping the listener removes the socket file.
+            c.abort();
+            let _ = c.await;
+        }
         let _ = stop_tx.send(());
         serving.await??;
         tracing::info!("stopped");

@@ -7,7 +7,7 @@ pub mod tree;
 
 use serde::Serialize;
 
-use crate::config::Config;
+use crate::config::{Config, Mac, NetworkInterface};
 use crate::identity::IdentityKey;
 pub use tree::{Node, Tree, TreeBuilder};
 
@@ -71,12 +71,12 @@ pub fn builder(
         ("ami-manifest-path", i.ami_manifest_path.clone()),
         ("hostname", hostname.clone()),
         ("instance-action", "none".into()),
-        ("instance-id", i.instance_id.to_string()),
+        ("instance-id", i.instance_id().to_string()),
         ("instance-life-cycle", i.instance_life_cycle.clone()),
         ("instance-type", i.instance_type.clone()),
         ("local-hostname", hostname.clone()),
-        ("local-ipv4", i.local_ipv4.to_string()),
-        ("mac", i.mac.to_string()),
+        ("local-ipv4", i.local_ipv4().to_string()),
+        ("mac", i.mac().to_string()),
         ("reservation-id", i.reservation_id.clone()),
         ("security-groups", i.security_groups.join("\n")),
         (
@@ -125,39 +125,29 @@ pub fn builder(
         b.listing(&md("public-keys"), format!("0={}", key.name));
     }
 
-    // The primary network interface, keyed by its MAC.
-    let eni = format!("meta-data/network/interfaces/macs/{}", i.mac);
-    let mut nic = vec![
-        ("device-number", "0".to_string()),
-        ("interface-id", i.interface_id.clone()),
-        ("local-hostname", hostname.clone()),
-        ("local-ipv4s", i.local_ipv4.to_string()),
-        ("mac", i.mac.to_string()),
-        ("network-card-index", "0".into()),
-        ("owner-id", i.account_id.to_string()),
-        ("security-group-ids", i.security_group_ids.join("\n")),
-        ("security-groups", i.security_groups.join("\n")),
-        ("subnet-id", i.subnet_id.clone()),
-        ("subnet-ipv4-cidr-block", i.subnet_ipv4_cidr_block.clone()),
-        ("vpc-id", i.vpc_id.clone()),
-        ("vpc-ipv4-cidr-block", i.vpc_ipv4_cidr_block.clone()),
-        ("vpc-ipv4-cidr-blocks", i.vpc_ipv4_cidr_block.clone()),
-    ];
-    if let Some(ip) = i.public_ipv4 {
-        nic.push(("public-ipv4s", ip.to_string()));
-        b.text(
-            &format!("{eni}/ipv4-associations/{ip}"),
-            i.local_ipv4.to_string(),
-        );
-    }
-    if let Some(h) = &public_hostname {
-        nic.push(("public-hostname", h.clone()));
-    }
-    if let Some(ip) = i.ipv6 {
-        nic.push(("ipv6s", ip.to_string()));
-    }
-    for (k, v) in nic {
-        b.text(&format!("{eni}/{k}"), v);
+    // The primary network interface, keyed by its MAC, then the secondary ones.
+    let primary = NetworkInterface {
+        mac: Mac::try_from(i.mac().to_string()).expect("a resolved MAC is valid"),
+        device_number: 0,
+        network_card_index: 0,
+        interface_id: i.interface_id.clone(),
+        local_ipv4s: vec![i.local_ipv4()],
+        public_ipv4s: i.public_ipv4.into_iter().collect(),
+        ipv6s: i.ipv6.into_iter().collect(),
+        subnet_id: None,
+        subnet_ipv4_cidr_block: None,
+        security_group_ids: Vec::new(),
+        security_groups: Vec::new(),
+    };
+    interface(
+        &mut b,
+        cfg,
+        &primary,
+        Some(&hostname),
+        public_hostname.as_deref(),
+    );
+    for nic in &i.network_interfaces {
+        interface(&mut b, cfg, nic, None, None);
     }
 
     if cfg.imds.instance_metadata_tags.is_enabled() && !cfg.tags.is_empty() {
@@ -190,6 +180,93 @@ pub fn builder(
     b
 }
 
+/// One interface's entries under `network/interfaces/macs/<mac>/`; what the interface does
+/// not set comes from the instance (subnet, VPC, security groups).
+fn interface(
+    b: &mut TreeBuilder,
+    cfg: &Config,
+    nic: &NetworkInterface,
+    hostname: Option<&str>,
+    public_hostname: Option<&str>,
+) {
+    let i = &cfg.instance;
+    let region = i.region();
+    let dns = |ip: &std::net::Ipv4Addr| {
+        let dashed = ip.to_string().replace('.', "-");
+        match region.as_str() {
+            "us-east-1" => format!("ip-{dashed}.ec2.internal"),
+            r => format!("ip-{dashed}.{r}.compute.internal"),
+        }
+    };
+    let lines = |v: &[std::net::Ipv4Addr]| {
+        v.iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let or = |own: &[String], inherited: &[String]| {
+        if own.is_empty() {
+            inherited.join("\n")
+        } else {
+            own.join("\n")
+        }
+    };
+    let first = nic.local_ipv4s.first();
+    let mut entries = vec![
+        ("device-number", nic.device_number.to_string()),
+        ("interface-id", nic.interface_id.clone()),
+        ("local-ipv4s", lines(&nic.local_ipv4s)),
+        ("mac", nic.mac.to_string()),
+        ("network-card-index", nic.network_card_index.to_string()),
+        ("owner-id", i.account_id.to_string()),
+        (
+            "security-group-ids",
+            or(&nic.security_group_ids, &i.security_group_ids),
+        ),
+        (
+            "security-groups",
+            or(&nic.security_groups, &i.security_groups),
+        ),
+        (
+            "subnet-id",
+            nic.subnet_id.clone().unwrap_or_else(|| i.subnet_id.clone()),
+        ),
+        (
+            "subnet-ipv4-cidr-block",
+            nic.subnet_ipv4_cidr_block
+                .clone()
+                .unwrap_or_else(|| i.subnet_ipv4_cidr_block().into()),
+        ),
+        ("vpc-id", i.vpc_id.clone()),
+        ("vpc-ipv4-cidr-block", i.vpc_ipv4_cidr_block().into()),
+        ("vpc-ipv4-cidr-blocks", i.vpc_ipv4_cidr_block().into()),
+    ];
+    if let Some(h) = hostname.map(str::to_string).or_else(|| first.map(dns)) {
+        entries.push(("local-hostname", h));
+    }
+    if !nic.public_ipv4s.is_empty() {
+        entries.push(("public-ipv4s", lines(&nic.public_ipv4s)));
+    }
+    if let Some(h) = public_hostname {
+        entries.push(("public-hostname", h.to_string()));
+    }
+    if !nic.ipv6s.is_empty() {
+        let v6: Vec<String> = nic.ipv6s.iter().map(ToString::to_string).collect();
+        entries.push(("ipv6s", v6.join("\n")));
+    }
+    let base = format!("meta-data/network/interfaces/macs/{}", nic.mac);
+    for (k, v) in entries {
+        b.text(&format!("{base}/{k}"), v);
+    }
+    // The n-th public address is associated with the n-th private one.
+    for (public, private) in nic.public_ipv4s.iter().zip(&nic.local_ipv4s) {
+        b.text(
+            &format!("{base}/ipv4-associations/{public}"),
+            private.to_string(),
+        );
+    }
+}
+
 /// The identity document in EC2's field order and style.
 pub fn identity_document(cfg: &Config) -> String {
     let i = &cfg.instance;
@@ -220,11 +297,11 @@ pub fn identity_document(cfg: &Config) -> String {
         devpay_product_codes: None,
         marketplace_product_codes: (!i.product_codes.is_empty()).then_some(&i.product_codes[..]),
         image_id: i.ami_id.as_str(),
-        instance_id: i.instance_id.as_str(),
+        instance_id: i.instance_id(),
         instance_type: &i.instance_type,
         kernel_id: i.kernel_id.as_deref(),
         pending_time: &i.pending_time,
-        private_ip: i.local_ipv4.to_string(),
+        private_ip: i.local_ipv4().to_string(),
         ramdisk_id: i.ramdisk_id.as_deref(),
         region: i.region(),
         version: "2017-09-30",
@@ -294,5 +371,100 @@ mod tests {
         assert!(plain.get("meta-data/tags").is_none());
         assert!(plain.get("meta-data/public-keys").is_none());
         assert!(plain.get("user-data").is_none());
+    }
+
+    #[test]
+    fn secondary_interfaces_have_their_own_addresses_and_associations() {
+        let cfg = Config::from_toml(
+            "[instance]\nmac = \"0e:00:00:00:00:01\"\n\
+             [[instance.network-interfaces]]\nmac = \"0e:00:00:00:00:02\"\ndevice-number = 1\n\
+             interface-id = \"eni-0222\"\nlocal-ipv4s = [\"172.31.20.5\", \"172.31.20.6\"]\n\
+             public-ipv4s = [\"3.3.3.3\"]\nipv6s = [\"2600:1f18::5\"]\n",
+            Path::new("t.toml"),
+        )
+        .unwrap();
+        let t = builder(&cfg, None, None).build();
+        assert_eq!(
+            text(&t, "meta-data/network/interfaces/macs"),
+            "0e:00:00:00:00:01/\n0e:00:00:00:00:02/"
+        );
+        let eni = "meta-data/network/interfaces/macs/0e:00:00:00:00:02";
+        assert_eq!(text(&t, &format!("{eni}/device-number")), "1");
+        assert_eq!(
+            text(&t, &format!("{eni}/local-ipv4s")),
+            "172.31.20.5\n172.31.20.6"
+        );
+        assert_eq!(
+            text(&t, &format!("{eni}/ipv4-associations/3.3.3.3")),
+            "172.31.20.5"
+        );
+        assert_eq!(text(&t, &format!("{eni}/ipv6s")), "2600:1f18::5");
+        assert_eq!(
+            text(&t, &format!("{eni}/local-hostname")),
+            "ip-172-31-20-5.ec2.internal"
+        );
+        assert_eq!(
+            text(&t, &format!("{eni}/subnet-id")),
+            cfg.instance.subnet_id,
+            "inherited"
+        );
+        assert_eq!(
+            text(&t, "meta-data/mac"),
+            "0e:00:00:00:00:01",
+            "the primary stays primary"
+        );
+    }
+
+    #[test]
+    fn facts_from_the_box_fill_only_what_is_not_set() {
+        use crate::host::{HostFacts, PrimaryNic};
+        let facts = HostFacts {
+            machine_id: Some("0b6a8b1c4f5e4d7a9c2e3f4a5b6c7d8e".into()),
+            hostname: Some("box1".into()),
+            primary: Some(PrimaryNic {
+                name: "eth0".into(),
+                ipv4: "192.168.121.77".parse().unwrap(),
+                prefix: 24,
+                mac: Some("52:54:00:ce:bf:5b".into()),
+            }),
+        };
+        let c = Config::parse("", Path::new("t.toml"), &facts).unwrap();
+        let t = builder(&c, None, None).build();
+        assert_eq!(
+            text(&t, "meta-data/instance-id"),
+            crate::host::instance_id("0b6a8b1c4f5e4d7a9c2e3f4a5b6c7d8e")
+        );
+        assert_eq!(text(&t, "meta-data/local-ipv4"), "192.168.121.77");
+        assert_eq!(text(&t, "meta-data/mac"), "52:54:00:ce:bf:5b");
+        assert_eq!(text(&t, "meta-data/hostname"), "box1");
+        let nic = "meta-data/network/interfaces/macs/52:54:00:ce:bf:5b";
+        assert_eq!(
+            text(&t, &format!("{nic}/subnet-ipv4-cidr-block")),
+            "192.168.121.0/24"
+        );
+        assert!(
+            text(&t, "dynamic/instance-identity/document")
+                .contains("\"privateIp\" : \"192.168.121.77\"")
+        );
+        // Configured values win; `from-host = false` ignores the box.
+        let c = Config::parse(
+            "[instance]\ninstance-id = \"i-0fedcba9876543210\"\n",
+            Path::new("t.toml"),
+            &facts,
+        )
+        .unwrap();
+        assert_eq!(c.instance.instance_id(), "i-0fedcba9876543210");
+        assert_eq!(c.instance.local_ipv4().to_string(), "192.168.121.77");
+        let c = Config::parse(
+            "[instance]\nfrom-host = false\n",
+            Path::new("t.toml"),
+            &facts,
+        )
+        .unwrap();
+        assert_eq!(
+            c,
+            Config::from_toml("[instance]\nfrom-host = false\n", Path::new("t.toml")).unwrap()
+        );
+        assert_eq!(c.instance.instance_id(), "i-0123456789abcdef0");
     }
 }

@@ -290,6 +290,36 @@ check "curl as nobody, IMDSv1: $IID_PATH" v1_iid
 check "curl as nobody, IMDSv2 (PUT token, GET with token)" v2_iid
 check "exactly one 169.254.169.254/32 on lo" one_addr
 check "exactly one tagged nat OUTPUT rule" one_rule
+
+step "live control (ctl over /run/fake-metadata/control.sock)"
+SOCK=/run/fake-metadata/control.sock
+check "control socket is 0660, group fake-metadata-ctl" eq "$(C stat -c '%a %G' "$SOCK")" "660 fake-metadata-ctl"
+ctl_spot() {
+    C fake-metadata ctl spot --action stop
+    local body; body=$(AS_NOBODY curl -fsS --max-time 5 "$IMDS/latest/meta-data/spot/instance-action")
+    echo "instance-action: $body"
+    [[ $body =~ ^\{\"action\":\ \"stop\",\ \"time\":\ \"[0-9T:-]+Z\"\}$ ]]
+    AS_NOBODY curl -fsS --max-time 5 "$IMDS/latest/meta-data/" | grep -qx 'spot/'
+}
+check "root: ctl spot --action stop -> spot/instance-action through 169.254.169.254" ctl_spot
+ctl_member() {
+    C useradd --no-create-home --groups fake-metadata-ctl fmctl
+    RUN -p User=fmctl fake-metadata ctl asg Standby
+    eq "$(AS_NOBODY curl -fsS --max-time 5 "$IMDS/latest/meta-data/autoscaling/target-lifecycle-state")" Standby
+}
+check "member of fake-metadata-ctl: ctl asg Standby" ctl_member
+C userdel fmctl >/dev/null 2>&1 || true
+ctl_refused() {
+    local rc=0 out
+    out=$(AS_NOBODY fake-metadata ctl status 2>&1) || rc=$?
+    echo "$out"; eq "$rc" 1; grep -q 'fake-metadata-ctl' <<<"$out"
+}
+check "nobody (not a member): ctl refused, exit 1, says which group" ctl_refused
+ctl_reset() {
+    C fake-metadata ctl reset
+    eq "$(AS_NOBODY curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$IMDS/latest/meta-data/spot/instance-action")" 404
+}
+check "ctl reset: spot/instance-action is 404 again" ctl_reset
 check "journal: startup line containing 'listening'" journal_has fake-metadata.service 0 listening
 
 step "reinstall"

@@ -1,0 +1,692 @@
+//! Live control and scenarios. The real binary (`serve`, then `ctl` over a real Unix socket):
+//! a spot notice that appears and stays fixed, rebalance, events into the history, ASG
+//! transitions, `reset`, invalid input that exits 1 and changes nothing, a non-member refused
+//! by the socket. In process, against a manual clock: a `[scenario]` timeline replayed the
+//! way aws-node-termination-handler polls, with golden bodies.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use fake_metadata::clock::{Clock, ManualClock};
+
+const BIN: &str = env!("CARGO_BIN_EXE_fake-metadata");
+
+/// A `serve` process with its own control socket, killed on drop.
+struct Daemon {
+    child: Child,
+    addr: String,
+    socket: PathBuf,
+    dir: tempfile::TempDir,
+    log: Arc<Mutex<String>>,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(extra: &str) -> Daemon {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("control.sock");
+    let cfg = dir.path().join("config.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[server]\nstate-directory = \"{}\"\n[control]\nsocket = \"{}\"\n[imds]\ninstance-metadata-tags = \"enabled\"\n[tags]\nName = \"web\"\n{extra}",
+            dir.path().join("state").display(),
+            socket.display()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .env_remove("FAKE_METADATA_CONFIG")
+        .env_remove("FAKE_METADATA_LISTEN")
+        .env_remove("FAKE_METADATA_HTTP_TOKENS")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let log = Arc::new(Mutex::new(String::new()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(a) = line.split("addresses=").nth(1) {
+                let _ = tx.send(a.split_whitespace().next().unwrap_or_default().to_string());
+            }
+            let mut l = sink.lock().unwrap();
+            l.push_str(&line);
+            l.push('\n');
+        }
+    });
+    let addr = match rx.recv_timeout(Duration::from_secs(20)) {
+        Ok(a) => a,
+        Err(_) => panic!("serve did not log `listening`:\n{}", log.lock().unwrap()),
+    };
+    assert!(
+        socket.exists(),
+        "no control socket:\n{}",
+        log.lock().unwrap()
+    );
+    Daemon {
+        child,
+        addr,
+        socket,
+        dir,
+        log,
+    }
+}
+
+impl Daemon {
+    fn ctl(&self, args: &[&str]) -> Output {
+        self.ctl_with(Command::new(BIN), args)
+    }
+
+    fn ctl_with(&self, mut c: Command, args: &[&str]) -> Output {
+        c.arg("ctl")
+            .arg("--socket")
+            .arg(&self.socket)
+            .args(args)
+            .env_remove("FAKE_METADATA_CONFIG")
+            .output()
+            .expect("ctl runs")
+    }
+
+    /// `ctl …` that must succeed; its stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.ctl(args);
+        assert!(
+            out.status.success(),
+            "ctl {args:?} failed: {}\n--- daemon log ---\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.log.lock().unwrap()
+        );
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .trim_end()
+            .to_string()
+    }
+
+    fn get(&self, path: &str) -> (u16, String) {
+        get(&self.addr, path, None)
+    }
+
+    fn body(&self, path: &str) -> String {
+        let (status, body) = self.get(path);
+        assert_eq!(status, 200, "{path}: {body}");
+        body
+    }
+}
+
+/// GET (or PUT with `put_ttl`), returning the status and body.
+fn request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, String, String) {
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: 169.254.169.254\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    let resp = common::raw(addr.parse().unwrap(), req.as_bytes());
+    let (head, body) = resp.split_once("\r\n\r\n").expect("an HTTP response");
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status");
+    (status, head.to_string(), body.to_string())
+}
+
+fn get(addr: &str, path: &str, token: Option<&str>) -> (u16, String) {
+    let h: Vec<(&str, &str)> = token
+        .map(|t| vec![("X-aws-ec2-metadata-token", t)])
+        .unwrap_or_default();
+    let (s, _, b) = request(addr, "GET", path, &h);
+    (s, b)
+}
+
+/// Every path of the tree with its body (listings included), by crawling as cloud-init does.
+fn crawl(d: &Daemon) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut todo = vec!["/latest/".to_string()];
+    while let Some(dir) = todo.pop() {
+        let listing = d.body(&dir);
+        for name in listing.lines() {
+            let name = name.split('=').next().unwrap();
+            let path = format!("{dir}{name}");
+            if name.ends_with('/') {
+                todo.push(path);
+            } else if dir == "/latest/" && name != "user-data" {
+                todo.push(format!("{path}/"));
+            } else {
+                out.insert(path.clone(), d.get(&path).1);
+            }
+        }
+        out.insert(dir, listing);
+    }
+    out
+}
+
+fn parse_rfc3339(s: &str) -> SystemTime {
+    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|e| panic!("{s:?}: {e}"));
+    t.into()
+}
+
+#[test]
+fn spot_notice_triggered_live_is_listed_and_fixed() {
+    let d = start("");
+    assert!(!d.body("/latest/meta-data/").lines().any(|l| l == "spot/"));
+    assert_eq!(d.get("/latest/meta-data/spot/instance-action").0, 404);
+    assert_eq!(d.body("/latest/meta-data/instance-action"), "none");
+
+    let before = SystemTime::now();
+    let msg = d.ok(&["spot", "--action", "stop"]);
+    assert!(
+        msg.contains("spot interruption notice issued: stop"),
+        "{msg}"
+    );
+    assert!(
+        d.body("/latest/meta-data/").lines().any(|l| l == "spot/"),
+        "spot/ is listed"
+    );
+    assert_eq!(
+        d.body("/latest/meta-data/spot"),
+        "instance-action\ntermination-time"
+    );
+    let action = d.body("/latest/meta-data/spot/instance-action");
+    let time = action
+        .strip_prefix(r#"{"action": "stop", "time": ""#)
+        .and_then(|r| r.strip_suffix(r#""}"#))
+        .unwrap_or_else(|| panic!("EC2's compact notice: {action}"));
+    assert_eq!(d.body("/latest/meta-data/spot/termination-time"), time);
+    let at = parse_rfc3339(time);
+    let lead = at.duration_since(before).unwrap();
+    assert!(
+        lead > Duration::from_secs(115) && lead <= Duration::from_secs(121),
+        "two minutes ahead: {lead:?}"
+    );
+    // Later reads: the same bytes (the time was fixed when the notice was issued).
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(d.body("/latest/meta-data/spot/instance-action"), action);
+    assert_eq!(d.body("/latest/meta-data/spot/termination-time"), time);
+    assert_eq!(d.body("/latest/meta-data/instance-action"), "none");
+}
+
+#[test]
+fn rebalance_events_asg_tags_values_and_reset() {
+    let d = start("");
+    assert_eq!(
+        d.get("/latest/meta-data/events/recommendations/rebalance")
+            .0,
+        404
+    );
+    d.ok(&["rebalance"]);
+    let r = d.body("/latest/meta-data/events/recommendations/rebalance");
+    let t = r
+        .strip_prefix(r#"{"noticeTime": ""#)
+        .and_then(|r| r.strip_suffix(r#""}"#))
+        .unwrap_or_else(|| panic!("{r}"));
+    parse_rfc3339(t);
+
+    // Two events, one completed: it moves to the history with EC2's prefix.
+    assert_eq!(
+        d.body("/latest/meta-data/events/maintenance/scheduled"),
+        "[]"
+    );
+    let a = d.ok(&[
+        "event",
+        "add",
+        "--code",
+        "system-reboot",
+        "--not-before",
+        "2030-01-21T09:00:43Z",
+        "--not-after",
+        "2030-01-21T11:00:43Z",
+    ]);
+    let b = d.ok(&[
+        "event",
+        "add",
+        "--code",
+        "instance-stop",
+        "--description",
+        "planned stop",
+    ]);
+    for id in [&a, &b] {
+        assert!(
+            id.starts_with("instance-event-") && id.len() == 32,
+            "ctl prints the EventId: {id}"
+        );
+    }
+    let scheduled: serde_json::Value =
+        serde_json::from_str(&d.body("/latest/meta-data/events/maintenance/scheduled")).unwrap();
+    assert_eq!(scheduled.as_array().unwrap().len(), 2);
+    assert_eq!(scheduled[0]["NotBefore"], "21 Jan 2030 09:00:43 GMT");
+    assert_eq!(scheduled[0]["EventId"], a.as_str());
+    d.ok(&["event", "complete", &a]);
+    let scheduled = d.body("/latest/meta-data/events/maintenance/scheduled");
+    assert!(
+        scheduled.contains(&b) && !scheduled.contains(&a),
+        "{scheduled}"
+    );
+    let history = d.body("/latest/meta-data/events/maintenance/history");
+    let h: serde_json::Value = serde_json::from_str(&history).unwrap();
+    assert_eq!(h[0]["EventId"], a.as_str());
+    assert_eq!(h[0]["State"], "completed");
+    assert_eq!(h[0]["Description"], "[Completed] scheduled reboot");
+    d.ok(&["event", "cancel", &b]);
+    let h: serde_json::Value =
+        serde_json::from_str(&d.body("/latest/meta-data/events/maintenance/history")).unwrap();
+    assert_eq!(h[1]["Description"], "[Canceled] planned stop");
+    assert_eq!(
+        d.body("/latest/meta-data/events/maintenance/scheduled"),
+        "[]"
+    );
+
+    // ASG transitions.
+    assert_eq!(
+        d.get("/latest/meta-data/autoscaling/target-lifecycle-state")
+            .0,
+        404
+    );
+    for state in ["InService", "Warmed:Hibernated", "Standby", "Terminated"] {
+        d.ok(&["asg", state]);
+        assert_eq!(
+            d.body("/latest/meta-data/autoscaling/target-lifecycle-state"),
+            state
+        );
+    }
+
+    // Tags and any value.
+    d.ok(&["tags", "set", "Env", "prod"]);
+    d.ok(&["tags", "unset", "Name"]);
+    assert_eq!(d.body("/latest/meta-data/tags/instance"), "Env");
+    d.ok(&["set", "meta-data/instance-action", "reboot"]);
+    d.ok(&["set", "meta-data/custom/answer", "42"]);
+    d.ok(&["unset", "meta-data/public-ipv4"]);
+    assert_eq!(d.body("/latest/meta-data/instance-action"), "reboot");
+    assert_eq!(d.body("/latest/meta-data/custom/answer"), "42");
+    assert_eq!(d.get("/latest/meta-data/public-ipv4").0, 404);
+
+    // Scheduled for later: pending in `status`.
+    d.ok(&["spot", "--action", "hibernate", "--in", "1h"]);
+    let status = d.ok(&["status"]);
+    assert!(status.contains("spot: no interruption notice"), "{status}");
+    assert!(
+        status.contains("[ctl] spot interruption notice: hibernate"),
+        "{status}"
+    );
+    assert!(
+        status.contains("autoscaling target-lifecycle-state: Terminated"),
+        "{status}"
+    );
+    d.ok(&["credentials", "rotate"]);
+
+    // Reset: the configured state again.
+    d.ok(&["reset"]);
+    assert_eq!(
+        d.get("/latest/meta-data/events/recommendations/rebalance")
+            .0,
+        404
+    );
+    assert_eq!(d.body("/latest/meta-data/events/maintenance/history"), "[]");
+    assert_eq!(
+        d.get("/latest/meta-data/autoscaling/target-lifecycle-state")
+            .0,
+        404
+    );
+    assert_eq!(d.body("/latest/meta-data/tags/instance"), "Name");
+    assert_eq!(d.body("/latest/meta-data/instance-action"), "none");
+    assert_eq!(d.get("/latest/meta-data/public-ipv4").0, 200);
+    assert!(d.ok(&["status"]).contains("pending: 0"));
+}
+
+#[test]
+fn invalid_input_exits_1_and_changes_nothing() {
+    let d = start("");
+    d.ok(&["event", "add", "--code", "system-reboot"]);
+    let before = crawl(&d);
+    assert!(
+        before.len() > 40,
+        "the crawl sees the tree: {}",
+        before.len()
+    );
+    for (args, expect) in [
+        (
+            &["spot", "--action", "explode"][..],
+            "invalid value 'explode'",
+        ),
+        (&["spot", "--in", "soon"][..], "is not a duration"),
+        (
+            &["event", "complete", "instance-event-00000000000000000"][..],
+            "no scheduled event instance-event-00000000000000000: the scheduled ones are instance-event-",
+        ),
+        (&["event", "cancel", "evt-1"][..], "is not an event id"),
+        (
+            &["event", "add", "--code", "reboot-please"][..],
+            "invalid value 'reboot-please'",
+        ),
+        (&["tags", "set", "bad key", "x"][..], "is not a tag key"),
+        (&["tags", "set", "_index", "x"][..], "is not a tag key"),
+        (&["set", "etc/passwd", "x"][..], "is not a metadata path"),
+        (
+            &["set", "meta-data/../x", "1"][..],
+            "is not a metadata path",
+        ),
+        (&["unset", "meta-data//x"][..], "is not a metadata path"),
+        (&["asg", "Sleeping"][..], "invalid value 'Sleeping'"),
+        (&["bogus"][..], "unrecognized subcommand"),
+    ] {
+        let out = d.ctl(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "ctl {args:?}: {err}");
+        assert!(
+            err.contains(expect),
+            "ctl {args:?}: expected {expect:?} in {err:?}"
+        );
+    }
+    assert_eq!(crawl(&d), before, "nothing changed");
+    // A daemon-side refusal, with the raw protocol: a bad tag key never gets in either.
+    let reply = raw_control(
+        &d.socket,
+        r#"{"v":1,"do":"change","change":{"op":"tag-set","key":"a/b","value":"x"}}"#,
+    );
+    assert!(
+        reply.contains(r#""ok":false"#) && reply.contains("is not a tag key"),
+        "{reply}"
+    );
+    let reply = raw_control(&d.socket, r#"{"v":7,"do":"status"}"#);
+    assert!(reply.contains("version 7 is not supported"), "{reply}");
+    assert_eq!(crawl(&d), before, "nothing changed");
+}
+
+fn raw_control(socket: &Path, line: &str) -> String {
+    use std::io::Write;
+    let mut s = std::os::unix::net::UnixStream::connect(socket).unwrap();
+    s.write_all(format!("{line}\n").as_bytes()).unwrap();
+    let mut reply = String::new();
+    BufReader::new(&s).read_line(&mut reply).unwrap();
+    reply
+}
+
+#[test]
+fn socket_refuses_a_non_member() {
+    if !common::require(
+        nix::unistd::Uid::effective().is_root(),
+        "root (to run `ctl` as another user)",
+    ) {
+        return;
+    }
+    let d = start("");
+    let nobody = nix::unistd::User::from_name("nobody")
+        .unwrap()
+        .expect("user nobody exists");
+    // `nobody` must reach the binary and the socket's directory.
+    let bin = d.dir.path().join("fake-metadata");
+    std::fs::copy(BIN, &bin).unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(d.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let as_nobody = |args: &[&str]| {
+        let mut c = Command::new(&bin);
+        c.uid(nobody.uid.as_raw()).gid(nobody.gid.as_raw());
+        d.ctl_with(c, args)
+    };
+    let mode = std::fs::metadata(&d.socket).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o660, "the socket is 0660");
+    let before = d.body("/latest/meta-data/");
+
+    // The file mode keeps non-members out...
+    let out = as_nobody(&["spot"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("permission denied"), "{err}");
+    assert!(
+        err.contains("fake-metadata-ctl"),
+        "says how to get access: {err}"
+    );
+
+    // ...and so do the peer credentials, even when the file mode would let them in.
+    std::fs::set_permissions(&d.socket, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let out = as_nobody(&["spot"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "(uid {}) may not use the control socket",
+            nobody.uid
+        )),
+        "{err}"
+    );
+    assert_eq!(d.body("/latest/meta-data/"), before, "nothing changed");
+    assert_eq!(d.get("/latest/meta-data/spot/instance-action").0, 404);
+    // Root still may.
+    d.ok(&["spot"]);
+    assert_eq!(d.get("/latest/meta-data/spot/instance-action").0, 200);
+}
+
+// ------------------------------------------------------------------ timeline, manual clock
+
+fn golden(name: &str) -> String {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/scenario")
+        .join(name);
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+const TIMELINE: &str = r#"
+[[scenario.timeline]]
+at = "+10s"
+event = "system-reboot"
+id = "instance-event-0d59937288b749b32"
+not-before = "+1h"
+not-after = "+1h30m"
+
+[[scenario.timeline]]
+at = "+30s"
+rebalance = true
+
+[[scenario.timeline]]
+at = "+60s"
+spot = "stop"
+
+[[scenario.timeline]]
+at = "+90s"
+asg = "Terminated"
+
+[[scenario.timeline]]
+at = "+120s"
+complete = "instance-event-0d59937288b749b32"
+"#;
+
+/// What aws-node-termination-handler reads on each poll, as (status, body).
+struct Poll {
+    spot: (u16, String),
+    scheduled: (u16, String),
+    rebalance: (u16, String),
+    asg: (u16, String),
+}
+
+/// NTH's IMDS client: a token with TTL 3600, then its four GETs with the token.
+fn nth_poll(addr: &str, token: &str) -> Poll {
+    let g = |p: &str| get(addr, &format!("/latest/meta-data/{p}"), Some(token));
+    Poll {
+        spot: g("spot/instance-action"),
+        scheduled: g("events/maintenance/scheduled"),
+        rebalance: g("events/recommendations/rebalance"),
+        asg: g("autoscaling/target-lifecycle-state"),
+    }
+}
+
+fn nth_token(addr: &str) -> String {
+    let (status, head, token) = request(
+        addr,
+        "PUT",
+        "/latest/api/token",
+        &[("X-aws-ec2-metadata-token-ttl-seconds", "3600")],
+    );
+    assert_eq!(status, 200);
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("x-aws-ec2-metadata-token-ttl-seconds: 3600"),
+        "{head}"
+    );
+    token
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeline_on_a_manual_clock_as_node_termination_handler_sees_it() {
+    let clock = Arc::new(ManualClock::fixed()); // 2026-01-02T03:04:05Z
+    let running = common::start_with(common::config(TIMELINE), clock.clone());
+    let addr = running.addr().to_string();
+    let instance = running.instance.clone();
+    let step = |secs: u64| {
+        clock.advance(Duration::from_secs(secs));
+        instance.tick();
+    };
+    // `run_timers` wakes for the scenario, not only for credentials.
+    assert_eq!(
+        instance.next_due(),
+        clock.now() + Duration::from_secs(10),
+        "next_due includes the timeline"
+    );
+
+    let a = addr.clone();
+    let poll = move |token: String| {
+        let a = a.clone();
+        async move {
+            tokio::task::spawn_blocking(move || nth_poll(&a, &token))
+                .await
+                .unwrap()
+        }
+    };
+    let a = addr.clone();
+    let token = tokio::task::spawn_blocking(move || nth_token(&a))
+        .await
+        .unwrap();
+
+    let p = poll(token.clone()).await;
+    assert_eq!(p.spot.0, 404, "404 = no interruption");
+    assert_eq!(p.scheduled, (200, "[]".into()));
+    assert_eq!(p.rebalance.0, 404);
+    assert_eq!(p.asg.0, 404);
+
+    step(10);
+    let p = poll(token.clone()).await;
+    assert_eq!(p.scheduled, (200, golden("scheduled.json")));
+    assert_eq!(p.rebalance.0, 404);
+    assert_eq!(instance.next_due(), clock.now() + Duration::from_secs(20));
+
+    step(25); // late: the recommendation still says +30s
+    let p = poll(token.clone()).await;
+    assert_eq!(p.rebalance, (200, golden("rebalance.json")));
+    assert_eq!(p.spot.0, 404);
+
+    step(25);
+    let p = poll(token.clone()).await;
+    assert_eq!(p.spot, (200, golden("instance-action.json")));
+    let (_, tt) = get(
+        &addr,
+        "/latest/meta-data/spot/termination-time",
+        Some(&token),
+    );
+    assert_eq!(tt, "2026-01-02T03:07:05Z");
+    assert_eq!(p.asg.0, 404);
+
+    step(30);
+    let p = poll(token.clone()).await;
+    assert_eq!(p.asg, (200, "Terminated".into()));
+    // Polled again much later: nothing was recomputed.
+    step(40);
+    let q = poll(token.clone()).await;
+    assert_eq!(q.spot, p.spot);
+    assert_eq!(q.rebalance, p.rebalance);
+    assert_eq!(
+        q.scheduled,
+        (200, "[]".into()),
+        "the event completed at +120s"
+    );
+    let (_, history) = get(
+        &addr,
+        "/latest/meta-data/events/maintenance/history",
+        Some(&token),
+    );
+    assert_eq!(history, golden("history.json"));
+    assert!(
+        instance.next_due() > clock.now() + Duration::from_secs(60),
+        "nothing left on the timeline"
+    );
+    running.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_changes_swap_one_snapshot_and_schedule_on_the_clock() {
+    use fake_metadata::control::Command as C;
+    use fake_metadata::scenario::{Change, SpotAction};
+    let clock = Arc::new(ManualClock::fixed());
+    let running = common::start_with(common::config(""), clock.clone());
+    let instance = running.instance.clone();
+    let before = instance.shared().snapshot.load_full();
+    let msg = instance
+        .control(C::Change {
+            change: Change::Spot {
+                action: SpotAction::Terminate,
+                time: None,
+            },
+            when: Some("+45s".parse().unwrap()),
+        })
+        .unwrap();
+    assert!(
+        msg.contains("scheduled for 2026-01-02T03:04:50Z (in 45s)"),
+        "{msg}"
+    );
+    assert_eq!(instance.next_due(), clock.now() + Duration::from_secs(45));
+    clock.advance(Duration::from_secs(45));
+    instance.tick();
+    let after = instance.shared().snapshot.load_full();
+    assert!(!Arc::ptr_eq(&before, &after));
+    let a = running.addr().to_string();
+    let body = tokio::task::spawn_blocking(move || {
+        get(&a, "/latest/meta-data/spot/instance-action", None)
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        body,
+        (
+            200,
+            r#"{"action": "terminate", "time": "2026-01-02T03:06:50Z"}"#.to_string()
+        )
+    );
+    // A refused change leaves the very same snapshot in place.
+    let e = instance
+        .control(C::Change {
+            change: Change::EventComplete {
+                id: "instance-event-0000000000000000a".parse().unwrap(),
+            },
+            when: None,
+        })
+        .unwrap_err();
+    assert!(e.contains("there are no scheduled events"), "{e}");
+    assert!(Arc::ptr_eq(&after, &instance.shared().snapshot.load_full()));
+    running.stop().await.unwrap();
+}

@@ -1,0 +1,306 @@
+#!/bin/bash
+# Tier C, the Vagrant box end to end: a real `vagrant up` of the project's own Vagrantfile
+# (vagrant-libvirt, libvirtd, QEMU TCG), the package installed by its provisioner with the
+# literal `apt-get install -y fake-metadata` from target/debian/, then
+# packaging/test-installed.sh inside the VM, a second box (box2: another instance id and
+# address), and `vagrant destroy -f`.
+#
+# Usage (as root):  tests/vagrant/run.sh [REPO_DIR]
+#   REPO_DIR   the .deb + apt repository written by packaging/build-deb; must be this tree's
+#              target/debian (the default), which the Vagrantfile syncs into the VM
+# Env:
+#   MIRROR, SECURITY_MIRROR  Debian mirrors (default: read from /etc/apt/sources.list*)
+#   CACHE_DIR                box cache (default /var/cache/fake-metadata-ci)
+#   TWO_BOXES=0              skip the box2 check
+#   KEEP=1                   keep the work directory (logs) after the run
+#
+# SAFETY: libvirtd, virtlogd, its dnsmasq and networks (192.168.121.0/24, 192.168.56.0/24),
+# QEMU and vagrant run only inside a network + mount namespace made here (private
+# /etc/libvirt, /var/lib/libvirt, /var/log/libvirt, /run/libvirt, /etc/passwd, /etc/group);
+# the host's network is never touched and the package is only installed in the VM. The
+# teardown (EXIT/INT/TERM) runs `vagrant destroy -f` and stops, by PID, every process left in
+# that namespace.
+set -euo pipefail
+
+T0=$(date +%s.%N)
+TSTEP=$T0
+STEP_NAME=
+TIMES=()
+step() {
+    local now; now=$(date +%s.%N)
+    if [ -n "$STEP_NAME" ]; then
+        TIMES+=("$(awk -v a="$now" -v c="$TSTEP" -v m="$STEP_NAME" 'BEGIN { printf "%6.1fs  %s", a - c, m }')")
+    fi
+    awk -v a="$now" -v b="$T0" -v c="$TSTEP" -v m="$*" 'BEGIN { printf "[%6.1fs total, %5.1fs prev step] %s\n", a - b, a - c, m }'
+    TSTEP=$now
+    STEP_NAME=$*
+}
+die() { echo "vagrant/run.sh: $*" >&2; exit 2; }
+
+[ "$(id -u)" = 0 ] || die "must run as root"
+HERE=$(cd "$(dirname "$0")" && pwd)
+PROJECT=$(cd "$HERE/../.." && pwd)
+REPO=${1:-$PROJECT/target/debian}
+[ -d "$REPO" ] || die "no such directory: $REPO (build it with packaging/build-deb)"
+[ "$(realpath "$REPO")" = "$PROJECT/target/debian" ] || die "the Vagrantfile syncs $PROJECT/target/debian; REPO_DIR must be that directory"
+[ -f "$REPO/Packages" ] && ls "$REPO"/fake-metadata_*.deb >/dev/null 2>&1 || die "no .deb + Packages in $REPO (run packaging/build-deb)"
+export DEBIAN_FRONTEND=noninteractive
+CACHE_DIR=${CACHE_DIR:-/var/cache/fake-metadata-ci}
+SUITE=bookworm
+
+pass=0 fail=0
+FAILED=()
+ok() { pass=$((pass + 1)); printf 'ok    %s\n' "$*"; }
+notok() { fail=$((fail + 1)); FAILED+=("$*"); printf 'FAIL  %s\n' "$*"; }
+
+# ---------------------------------------------------------------- wait for tier B
+# systemd-nspawn (tests/system/nspawn.sh) and this tier must not run at the same moment.
+step "wait for a running systemd-nspawn (tier B) to finish"
+for i in $(seq 720); do
+    pgrep -f systemd-nspawn >/dev/null || break
+    [ "$i" = 1 ] && echo "systemd-nspawn is running; waiting (up to 60 min)"
+    sleep 5
+done
+! pgrep -f systemd-nspawn >/dev/null || die "systemd-nspawn still running after 60 min"
+
+# ---------------------------------------------------------------- host dependencies
+step "host dependencies (apt)"
+QEMU_VERSION=$(apt-cache policy qemu-system-x86 | awk '/Candidate:/ { print $2 }')
+need=()
+for p in vagrant vagrant-libvirt libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients \
+         dnsmasq-base qemu-system-x86 mmdebstrap rsync zstd libarchive-tools openssh-client \
+         e2fsprogs iproute2 util-linux; do
+    dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
+done
+# Pitfall: a newer qemu-utils (e.g. from backports) breaks qemu-system-common 7.2: pin it.
+[ "$(dpkg-query -W -f='${Version}' qemu-utils 2>/dev/null || true)" = "$QEMU_VERSION" ] || need+=("qemu-utils=$QEMU_VERSION")
+if [ ${#need[@]} -gt 0 ]; then
+    echo "installing: ${need[*]}"
+    # Never libvirt-daemon-system: its postinst would start libvirtd in the host namespace.
+    apt-get install -y -qq --no-install-recommends --allow-downgrades "${need[@]}" >/dev/null 2>&1 || {
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends --allow-downgrades "${need[@]}" >/dev/null
+    }
+fi
+dpkg -s libvirt-daemon-system >/dev/null 2>&1 && echo "warning: libvirt-daemon-system is installed on this host" >&2
+vagrant --version
+
+# ---------------------------------------------------------------- mirrors (as tests/system/nspawn.sh)
+mirror_for() {
+    local suite=$1
+    {
+        cat /etc/apt/sources.list 2>/dev/null || true
+        for f in /etc/apt/sources.list.d/*.list; do [ -f "$f" ] && cat "$f"; done
+    } | awk -v s="$suite" '$1=="deb" { u=""; for (i=2;i<=NF;i++) { if ($i ~ /^\[/) { while ($i !~ /\]$/) i++; continue } if (u=="") { u=$i; continue } if ($i==s) { print u; exit } } }'
+    for f in /etc/apt/sources.list.d/*.sources; do
+        [ -f "$f" ] || continue
+        awk -v s="$suite" 'BEGIN{RS=""} {
+            uri=""; ok=0; n=split($0, L, "\n")
+            for (i=1;i<=n;i++) {
+                if (L[i] ~ /^URIs:/) { split(L[i], a, /[ \t]+/); uri=a[2] }
+                if (L[i] ~ /^Suites:/) { m=split(L[i], b, /[ \t]+/); for (j=2;j<=m;j++) if (b[j]==s) ok=1 }
+            }
+            if (ok && uri!="") print uri }' "$f"
+    done
+}
+MIRROR=${MIRROR:-$(mirror_for "$SUITE" | head -1)}
+SECURITY_MIRROR=${SECURITY_MIRROR:-$(mirror_for "$SUITE-security" | head -1)}
+[ -n "$MIRROR" ] || die "cannot find a Debian mirror for $SUITE in /etc/apt/sources.list*; set MIRROR"
+[ -n "$SECURITY_MIRROR" ] || SECURITY_MIRROR=${MIRROR%/debian}/debian-security
+export MIRROR SECURITY_MIRROR
+
+# ---------------------------------------------------------------- the box (cached)
+# Keyed on its inputs: the builder script, the mirrors, vagrant's insecure key.
+KEY=$({ cat "$HERE/build-box.sh"; echo "$MIRROR $SECURITY_MIRROR"; cat /usr/share/rubygems-integration/all/gems/vagrant-*/keys/vagrant.pub; } | sha256sum | cut -c1-16)
+BOX_DIR=$CACHE_DIR/vagrant-box-$KEY
+BOX=$BOX_DIR/bookworm64.box
+if [ -s "$BOX" ] && [ -s "$BOX_DIR/vmlinuz" ] && [ -s "$BOX_DIR/initrd.img" ]; then
+    step "box: cached $BOX ($(du -h "$BOX" | cut -f1))"
+else
+    step "box: build with mmdebstrap -> $BOX"
+    mkdir -p "$CACHE_DIR"
+    "$HERE/build-box.sh" "$BOX_DIR" > "$CACHE_DIR/build-box.log" 2>&1 || { tail -30 "$CACHE_DIR/build-box.log"; die "box build failed"; }
+    echo "box: $(du -h "$BOX" | cut -f1)"
+    # Keep the two newest boxes only.
+    ls -dt "$CACHE_DIR"/vagrant-box-* 2>/dev/null | tail -n +3 | xargs -r rm -rf
+fi
+
+# ---------------------------------------------------------------- namespaces + libvirtd
+step "libvirtd in a private network + mount namespace"
+WORK=$(mktemp -d /var/tmp/fake-metadata-vagrant.XXXXXX)
+HOLDER= NSID= VPID=
+export VAGRANT_HOME=$WORK/vagrant-home VAGRANT_DOTFILE_PATH=$WORK/dot-vagrant
+export VAGRANT_DEFAULT_PROVIDER=libvirt VAGRANT_CHECKPOINT_DISABLE=1 VAGRANT_NO_COLOR=1
+unset FAKE_METADATA_CONFIG
+ns_pids() { # every process in our network namespace
+    [ -n "$NSID" ] || return 0
+    local p
+    for p in /proc/[0-9]*; do
+        [ "$(readlink "$p/ns/net" 2>/dev/null)" = "$NSID" ] && echo "${p#/proc/}"
+    done
+    return 0
+}
+NS() { nsenter -t "$HOLDER" --net --mount -- "$@"; }
+V() { NS env -C "$PROJECT" vagrant "$@"; }
+teardown() {
+    local rc=$?
+    set +e
+    trap - EXIT INT TERM
+    [ -n "$VPID" ] && kill -0 "$VPID" 2>/dev/null && { kill "$VPID"; wait "$VPID"; }
+    if [ -n "$HOLDER" ] && kill -0 "$HOLDER" 2>/dev/null; then
+        if [ -d "$VAGRANT_DOTFILE_PATH/machines" ]; then
+            echo "teardown: vagrant destroy -f"
+            timeout 120 nsenter -t "$HOLDER" --net --mount -- env -C "$PROJECT" vagrant destroy -f >>"$WORK/vagrant-destroy.log" 2>&1 ||
+                echo "teardown: vagrant destroy failed (see $WORK/vagrant-destroy.log)"
+        fi
+        local pids; pids=$(ns_pids)
+        [ -z "$pids" ] || kill $pids 2>/dev/null
+        for _ in $(seq 50); do [ -z "$(ns_pids)" ] && break; sleep 0.1; done
+        pids=$(ns_pids)
+        [ -z "$pids" ] || { echo "teardown: SIGKILL $pids"; kill -9 $pids 2>/dev/null; }
+        wait 2>/dev/null
+    fi
+    if [ "${KEEP:-0}" = 1 ] || [ "$rc" != 0 ]; then
+        [ -n "${WORK:-}" ] && echo "logs kept in $WORK"
+        rm -rf "$WORK/var-lib-libvirt/images" "$WORK/vagrant-home/boxes"
+    else
+        rm -rf "$WORK"
+    fi
+    exit "$rc"
+}
+trap teardown EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+mkdir -p "$WORK"/{etc-libvirt,var-lib-libvirt/images,var-log-libvirt/qemu,run-libvirt}
+cp -a /etc/libvirt/. "$WORK/etc-libvirt/"
+cat > "$WORK/etc-libvirt/qemu.conf" <<'EOF'
+# fake-metadata CI: QEMU as root, no cgroups, no security driver (private namespaces only).
+user = "root"
+group = "root"
+cgroup_controllers = [ ]
+security_driver = "none"
+EOF
+# libvirtd wants the users libvirt-daemon-system would create: only in private copies.
+cp /etc/passwd "$WORK/passwd"; cp /etc/group "$WORK/group"
+for u in libvirt-qemu:64055 libvirt-dnsmasq:64056; do
+    n=${u%%:*} id=${u#*:}
+    getent passwd "$n" >/dev/null || echo "$n:x:$id:$id:$n:/var/lib/libvirt:/usr/sbin/nologin" >> "$WORK/passwd"
+    getent group "$n" >/dev/null || echo "$n:x:$id:" >> "$WORK/group"
+done
+getent group libvirt >/dev/null || echo "libvirt:x:64057:" >> "$WORK/group"
+# Mount points (empty directories) on the host; the content lives in $WORK.
+mkdir -p /etc/libvirt /var/lib/libvirt /var/log/libvirt /run/libvirt /var/cache/libvirt
+unshare --net --mount --propagation private -- /bin/bash -c '
+    set -e
+    W=$1
+    ip link set lo up
+    mount --bind "$W/etc-libvirt" /etc/libvirt
+    mount --bind "$W/var-lib-libvirt" /var/lib/libvirt
+    mount --bind "$W/var-log-libvirt" /var/log/libvirt
+    mount --bind "$W/run-libvirt" /run/libvirt
+    mount --bind "$W/passwd" /etc/passwd
+    mount --bind "$W/group" /etc/group
+    : > "$W/ns-ready"
+    exec sleep infinity' holder "$WORK" &
+HOLDER=$!
+for _ in $(seq 50); do [ -e "$WORK/ns-ready" ] && break; kill -0 "$HOLDER" || die "namespace setup failed"; sleep 0.1; done
+[ -e "$WORK/ns-ready" ] || die "namespace setup timed out"
+NSID=$(readlink "/proc/$HOLDER/ns/net")
+[ "$NSID" != "$(readlink /proc/self/ns/net)" ] || die "not in a private network namespace"
+echo "namespace holder pid $HOLDER ($NSID)"
+# Pinned to one CPU, so libvirt's QEMU capability cache (/var/cache/libvirt, kept on the
+# machine) stays valid between runs; QEMU itself still gets both CPUs.
+NS taskset -c 0 virtlogd -p "$WORK/virtlogd.pid" >"$WORK/virtlogd.log" 2>&1 &
+NS taskset -c 0 libvirtd -p "$WORK/libvirtd.pid" >"$WORK/libvirtd.log" 2>&1 &
+for _ in $(seq 120); do NS virsh -c qemu:///system version >/dev/null 2>&1 && break; sleep 0.5; done
+NS virsh -c qemu:///system version 2>&1 | grep -i 'running hypervisor' || { tail -20 "$WORK/libvirtd.log"; die "libvirtd did not start"; }
+
+# ---------------------------------------------------------------- vagrant
+step "vagrant box add debian/bookworm64 (private VAGRANT_HOME)"
+vagrant box add --name debian/bookworm64 --provider libvirt "$BOX" >"$WORK/box-add.log" 2>&1 || { tail -20 "$WORK/box-add.log"; die "vagrant box add failed"; }
+vagrant box list
+
+step "vagrant validate"
+if out=$(V validate 2>&1) && grep -q 'validated successfully' <<<"$out"; then ok "vagrant validate"; else echo "$out"; notok "vagrant validate"; fi
+
+UP_LOG=$WORK/vagrant-up.log
+# In the background + wait: a TERM trap can still run at once (Vagrant's output goes to a file).
+# Each output line gets the wall-clock time (Vagrant's own --timestamp only covers --debug logs).
+stamp() { local l; while IFS= read -r l; do printf '%(%H:%M:%S)T %s\n' -1 "$l"; done; }
+vagrant_bg() {
+    local log=$1 fd spid rc=0; shift
+    exec {fd}> >(stamp > "$log"); spid=$!
+    V "$@" >&"$fd" 2>&1 & VPID=$!
+    exec {fd}>&-
+    wait "$VPID" || rc=$?
+    VPID=
+    wait "$spid" 2>/dev/null || true
+    return "$rc"
+}
+step "vagrant up (box1: boot, rsync, provisioner: apt-get install -y fake-metadata)"
+if vagrant_bg "$UP_LOG" up; then
+    ok "vagrant up (box1)"
+    sed -n '/box1: Running provisioner: fake-metadata/,$p' "$UP_LOG" | grep -v -E 'Progress|^\s*$' | sed 's/^/      /' | grep -E 'Setting up fake-metadata|postinst|config:|serving|curl' || true
+else
+    notok "vagrant up (box1)"
+    echo "--- tail of $UP_LOG"; grep -v Progress "$UP_LOG" | tail -40
+    die "vagrant up failed"
+fi
+if grep -q 'instance-id  ->  i-0b1f2e3d4c5b6a701' "$UP_LOG"; then
+    ok "provisioner: curl 169.254.169.254 -> box1's instance id"
+else
+    notok "provisioner: curl 169.254.169.254 -> box1's instance id"
+fi
+ls "$PROJECT/.vagrant" >/dev/null 2>&1 && echo "warning: $PROJECT/.vagrant exists (VAGRANT_DOTFILE_PATH not honoured?)" >&2
+
+step "identity of box1"
+ID1=$(V ssh box1 -c 'curl -s http://169.254.169.254/latest/meta-data/instance-id; echo; curl -s http://169.254.169.254/latest/meta-data/local-ipv4; echo; ip -o -4 addr show | grep -c -F " $(curl -s http://169.254.169.254/latest/meta-data/local-ipv4)/"; systemd-detect-virt; systemd-analyze | head -1' 2>/dev/null | tr -d '\r')
+echo "$ID1" | sed 's/^/      /'
+
+step "packaging/test-installed.sh in box1 (vagrant ssh -c)"
+TI_LOG=$WORK/test-installed.log
+rc=0
+V ssh box1 -c 'sudo bash /vagrant/packaging/test-installed.sh' >"$TI_LOG" 2>&1 || rc=$?
+tr -d '\r' < "$TI_LOG" | sed 's/^/   /'
+read -r TI_PASS TI_FAIL < <(tr -d '\r' < "$TI_LOG" | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' | tail -1) || true
+TI_PASS=${TI_PASS:-0} TI_FAIL=${TI_FAIL:-0}
+if [ "$rc" = 0 ] && [ "$TI_PASS" -gt 0 ]; then ok "test-installed.sh in box1 (rc=0)"; else notok "test-installed.sh in box1 (rc=$rc)"; fi
+
+if [ "${TWO_BOXES:-1}" != 0 ]; then
+    step "vagrant up box2 (second instance)"
+    if vagrant_bg "$WORK/vagrant-up-box2.log" up box2; then
+        ok "vagrant up box2"
+        ID2=$(V ssh box2 -c 'curl -s http://169.254.169.254/latest/meta-data/instance-id; echo; curl -s http://169.254.169.254/latest/meta-data/local-ipv4; echo; ip -o -4 addr show | grep -c -F " $(curl -s http://169.254.169.254/latest/meta-data/local-ipv4)/"; systemd-detect-virt' 2>/dev/null | tr -d '\r')
+        echo "$ID2" | sed 's/^/      /'
+        read -r iid1 ip1 own1 _ <<<"$(echo $ID1)"
+        read -r iid2 ip2 own2 _ <<<"$(echo $ID2)"
+        if [[ $iid1 =~ ^i- ]] && [[ $iid2 =~ ^i- ]] && [ "$iid1" != "$iid2" ]; then ok "two boxes, two instance ids ($iid1, $iid2)"; else notok "two boxes, two instance ids ('$iid1', '$iid2')"; fi
+        if [ -n "$ip1" ] && [ -n "$ip2" ] && [ "$ip1" != "$ip2" ] && [ "$own1" = 1 ] && [ "$own2" = 1 ]; then
+            ok "two boxes, two local-ipv4, each the box's own address ($ip1, $ip2)"
+        else
+            notok "two boxes, two local-ipv4, each the box's own address ('$ip1' own=$own1, '$ip2' own=$own2)"
+        fi
+        # The boxes reach each other at the addresses they serve, as instances in one subnet.
+        if V ssh box2 -c "timeout 5 bash -c '</dev/tcp/$ip1/22'" >/dev/null 2>&1; then ok "box2 reaches box1 (ssh port) at its local-ipv4 $ip1"; else notok "box2 reaches box1 (ssh port) at its local-ipv4 $ip1"; fi
+    else
+        notok "vagrant up box2"
+        grep -v Progress "$WORK/vagrant-up-box2.log" | tail -30
+    fi
+fi
+
+step "vagrant destroy -f"
+if V destroy -f >"$WORK/vagrant-destroy.log" 2>&1; then ok "vagrant destroy -f"; else notok "vagrant destroy -f"; tail -20 "$WORK/vagrant-destroy.log"; fi
+left=$(NS virsh -c qemu:///system list --all --name 2>/dev/null | grep -c . || true)
+if [ "$left" = 0 ]; then ok "no libvirt domain left"; else notok "no libvirt domain left ($left)"; fi
+
+step "done"
+echo
+echo "=== timings"
+printf '%s\n' "${TIMES[@]}"
+awk -v a="$(date +%s.%N)" -v b="$T0" 'BEGIN { printf "%6.1fs  total\n", a - b }'
+echo "=== checks"
+echo "tier checks: $pass passed, $fail failed; test-installed.sh in the VM: $TI_PASS passed, $TI_FAIL failed"
+[ "$fail" -eq 0 ] || echo "failed: ${FAILED[*]}"
+echo "$((pass + TI_PASS)) passed, $((fail + TI_FAIL)) failed"
+[ "$fail" -eq 0 ] && [ "$TI_FAIL" -eq 0 ]
