@@ -5,25 +5,14 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime};
 
-const BIN: &str = env!("CARGO_BIN_EXE_fake-metadata");
-
+/// `fake-metadata aemm …` running (killed on drop, by `common::Daemon`).
 struct Aemm {
-    child: Child,
-    addr: String,
+    proc: common::Daemon,
     _dir: tempfile::TempDir,
-}
-
-impl Drop for Aemm {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Runs `fake-metadata aemm ARGS -p PORT` with a config that keeps its files in a temporary
@@ -46,55 +35,18 @@ fn aemm(args: &[&str]) -> Aemm {
         .unwrap()
         .port()
         .to_string();
-    let mut child = Command::new(BIN)
-        .arg("aemm")
-        .args(args)
-        .args(["-p", &port, "--config", cfg.to_str().unwrap()])
-        .env_remove("FAKE_METADATA_CONFIG")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut r = BufReader::new(child.stderr.take().unwrap());
-    let mut log = String::new();
-    loop {
-        let mut line = String::new();
-        if r.read_line(&mut line).unwrap() == 0 {
-            panic!("aemm {args:?} exited early:\n{log}");
-        }
-        log.push_str(&line);
-        if line.contains("addresses=") {
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in r.lines() {});
+    let mut all = vec!["aemm"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["-p", &port, "--config", cfg.to_str().unwrap()]);
     Aemm {
-        child,
-        addr: format!("127.0.0.1:{port}"),
+        proc: common::Daemon::start(&all),
         _dir: dir,
     }
 }
 
-/// (status, head, body) of one request.
-fn request(
-    addr: &str,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-) -> (u16, String, String) {
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\n");
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    let resp = common::raw(addr.parse().unwrap(), req.as_bytes());
-    let (head, body) = resp.split_once("\r\n\r\n").expect("an HTTP response");
-    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    (status, head.to_string(), body.to_string())
-}
-
 impl Aemm {
     fn get(&self, path: &str) -> (u16, String) {
-        let (s, head, b) = request(&self.addr, "GET", path, &[]);
+        let (s, head, b) = common::http(&self.proc.addr, "GET", path, &[]);
         if s == 200 {
             assert!(head.contains("Content-Type: text/plain"), "{head}");
             assert!(head.contains("Server: EC2ws"), "{head}");
@@ -242,15 +194,15 @@ fn active_event_with_aemm_short_flags_and_delay() {
 fn imdsv2_flag_requires_tokens() {
     let m = aemm(&["--imdsv2", "spot"]);
     assert_eq!(m.get("/latest/meta-data/spot/instance-action").0, 401);
-    let (s, _, token) = request(
-        &m.addr,
+    let (s, _, token) = common::http(
+        &m.proc.addr,
         "PUT",
         "/latest/api/token",
         &[("X-aws-ec2-metadata-token-ttl-seconds", "3600")],
     );
     assert_eq!(s, 200);
-    let (s, _, body) = request(
-        &m.addr,
+    let (s, _, body) = common::http(
+        &m.proc.addr,
         "GET",
         "/latest/meta-data/spot/instance-action",
         &[("X-aws-ec2-metadata-token", &token)],
@@ -307,7 +259,7 @@ fn asglifecycle_and_the_full_mock() {
 
 #[test]
 fn aemm_json_config_is_refused_clearly() {
-    let out = Command::new(BIN)
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fake-metadata"))
         .args(["aemm", "-c", "aemm-config.json", "spot"])
         .output()
         .unwrap();

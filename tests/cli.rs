@@ -4,9 +4,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
+use common::Daemon;
+use nix::sys::signal::{Signal, kill};
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_fake-metadata");
@@ -139,61 +141,8 @@ fn print_config_follows_flag_env_file_default() {
     );
 }
 
-/// A `serve` process, killed on drop.
-struct Daemon {
-    child: Child,
-    addr: String,
-    log: std::sync::Arc<std::sync::Mutex<String>>,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve(config: &Path) -> Daemon {
-    let mut child = Command::new(BIN)
-        .args([
-            "serve",
-            "--config",
-            config.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .env("FAKE_METADATA_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    let (tx, rx) = std::sync::mpsc::channel();
-    let sink = log.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(a) = line.split("addresses=").nth(1) {
-                let _ = tx.send(a.split_whitespace().next().unwrap_or_default().to_string());
-            }
-            let mut l = sink.lock().unwrap();
-            l.push_str(&line);
-            l.push('\n');
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(10))
-        .expect("serve logs `listening`");
-    Daemon { child, addr, log }
-}
-
-fn get(addr: &str, path: &str) -> String {
-    let resp = common::raw(
-        addr.parse().unwrap(),
-        format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes(),
-    );
-    resp.split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or(resp)
+fn get(d: &Daemon, path: &str) -> String {
+    d.get(path).1
 }
 
 fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
@@ -207,10 +156,6 @@ fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
     }
 }
 
-fn signal(d: &Daemon, sig: nix::sys::signal::Signal) {
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(d.child.id() as i32), sig).unwrap();
-}
-
 #[test]
 fn serve_reloads_on_sighup_and_keeps_serving_a_bad_file() {
     // World-readable: as root the daemon drops to `nobody` before reading it again.
@@ -219,82 +164,61 @@ fn serve_reloads_on_sighup_and_keeps_serving_a_bad_file() {
     std::fs::create_dir_all(&dir).unwrap();
     let cfg = dir.join("config.toml");
     std::fs::write(&cfg, "[instance]\ninstance-type = \"t3.micro\"\n").unwrap();
-    let mut d = serve(&cfg);
-    assert_eq!(get(&d.addr, "/latest/meta-data/instance-type"), "t3.micro");
+    let mut d = Daemon::start(&[
+        "serve",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    assert_eq!(get(&d, "/latest/meta-data/instance-type"), "t3.micro");
 
     std::fs::write(
         &cfg,
         "[instance]\ninstance-type = \"t3.micro\"\nbogus-key = 1\n",
     )
     .unwrap();
-    signal(&d, nix::sys::signal::Signal::SIGHUP);
-    let needle = format!("{}:3:1: unknown field `bogus-key`", cfg.display());
-    wait_for("the reload error in the log", || {
-        d.log.lock().unwrap().contains(&needle)
-    });
+    kill(d.pid(), Signal::SIGHUP).unwrap();
+    d.wait_for_log(&format!("{}:3:1: unknown field `bogus-key`", cfg.display()));
     assert_eq!(
-        get(&d.addr, "/latest/meta-data/instance-type"),
+        get(&d, "/latest/meta-data/instance-type"),
         "t3.micro",
         "the old config keeps serving"
     );
 
     std::fs::write(&cfg, "[instance]\ninstance-type = \"c7g.xlarge\"\n").unwrap();
-    signal(&d, nix::sys::signal::Signal::SIGHUP);
+    kill(d.pid(), Signal::SIGHUP).unwrap();
     wait_for("the new value", || {
-        get(&d.addr, "/latest/meta-data/instance-type") == "c7g.xlarge"
+        get(&d, "/latest/meta-data/instance-type") == "c7g.xlarge"
     });
 
-    signal(&d, nix::sys::signal::Signal::SIGTERM);
+    kill(d.pid(), Signal::SIGTERM).unwrap();
     let status = d.child.wait().unwrap();
     assert!(status.success(), "SIGTERM is a clean stop: {status:?}");
-    assert!(d.log.lock().unwrap().contains("stopping"));
+    assert!(d.log().contains("stopping"));
 }
 
 /// With no config file the instance is this machine's: the id derives from
 /// `/etc/machine-id`, the address from the default route's interface.
 #[test]
 fn serve_needs_no_config_file_and_takes_defaults_from_the_box() {
-    let child = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env_remove("FAKE_METADATA_CONFIG")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut guard = Daemon {
-        child,
-        addr: String::new(),
-        log: Default::default(),
-    };
-    let mut line = String::new();
-    let mut r = BufReader::new(guard.child.stderr.take().unwrap());
-    while !line.contains("addresses=") {
-        line.clear();
-        assert!(r.read_line(&mut line).unwrap() > 0, "serve exited early");
-    }
-    guard.addr = line
-        .split("addresses=")
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string();
+    let d = Daemon::start(&["serve", "--listen", "127.0.0.1:0"]);
     let facts = fake_metadata::host::HostFacts::gather();
     let want_id = facts.machine_id.as_deref().map_or(
         "i-0123456789abcdef0".to_string(),
         fake_metadata::host::instance_id,
     );
-    assert_eq!(get(&guard.addr, "/latest/meta-data/instance-id"), want_id);
+    assert_eq!(get(&d, "/latest/meta-data/instance-id"), want_id);
     if let Some(nic) = &facts.primary {
         assert_eq!(
-            get(&guard.addr, "/latest/meta-data/local-ipv4"),
+            get(&d, "/latest/meta-data/local-ipv4"),
             nic.ipv4.to_string()
         );
         if let Some(mac) = &nic.mac {
-            assert_eq!(&get(&guard.addr, "/latest/meta-data/mac"), mac);
+            assert_eq!(&get(&d, "/latest/meta-data/mac"), mac);
         }
     }
-    let doc = get(&guard.addr, "/latest/dynamic/instance-identity/document");
+    let doc = get(&d, "/latest/dynamic/instance-identity/document");
     assert!(
         doc.contains(&format!("\"instanceId\" : \"{want_id}\"")),
         "{doc}"

@@ -11,28 +11,20 @@ use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, Output};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use fake_metadata::clock::{Clock, ManualClock};
 
 const BIN: &str = env!("CARGO_BIN_EXE_fake-metadata");
 
-/// A `serve` process with its own control socket, killed on drop.
+/// A `serve` process with its own control socket (killed on drop, by `common::Daemon`).
 struct Daemon {
-    child: Child,
+    proc: common::Daemon,
     addr: String,
     socket: PathBuf,
     dir: tempfile::TempDir,
-    log: Arc<Mutex<String>>,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn start(extra: &str) -> Daemon {
@@ -48,49 +40,19 @@ fn start(extra: &str) -> Daemon {
         ),
     )
     .unwrap();
-    let mut child = Command::new(BIN)
-        .args([
-            "serve",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .env_remove("FAKE_METADATA_CONFIG")
-        .env_remove("FAKE_METADATA_LISTEN")
-        .env_remove("FAKE_METADATA_HTTP_TOKENS")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let log = Arc::new(Mutex::new(String::new()));
-    let (tx, rx) = std::sync::mpsc::channel();
-    let sink = log.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(a) = line.split("addresses=").nth(1) {
-                let _ = tx.send(a.split_whitespace().next().unwrap_or_default().to_string());
-            }
-            let mut l = sink.lock().unwrap();
-            l.push_str(&line);
-            l.push('\n');
-        }
-    });
-    let addr = match rx.recv_timeout(Duration::from_secs(20)) {
-        Ok(a) => a,
-        Err(_) => panic!("serve did not log `listening`:\n{}", log.lock().unwrap()),
-    };
-    assert!(
-        socket.exists(),
-        "no control socket:\n{}",
-        log.lock().unwrap()
-    );
+    let proc = common::Daemon::start(&[
+        "serve",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    assert!(socket.exists(), "no control socket:\n{}", proc.log());
     Daemon {
-        child,
-        addr,
+        addr: proc.addr.clone(),
+        proc,
         socket,
         dir,
-        log,
     }
 }
 
@@ -116,7 +78,7 @@ impl Daemon {
             out.status.success(),
             "ctl {args:?} failed: {}\n--- daemon log ---\n{}",
             String::from_utf8_lossy(&out.stderr),
-            self.log.lock().unwrap()
+            self.proc.log()
         );
         String::from_utf8(out.stdout)
             .unwrap()

@@ -5,23 +5,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_fake-metadata");
-
-fn get(addr: &str, path: &str) -> String {
-    let resp = common::raw(
-        addr.parse().unwrap(),
-        format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes(),
-    );
-    let (head, body) = resp.split_once("\r\n\r\n").unwrap();
-    assert!(head.starts_with("HTTP/1.1 200"), "{path}: {head}");
-    body.to_string()
-}
 
 fn openssl(args: &[&str], dir: &Path) -> (bool, String) {
     let out = Command::new("openssl")
@@ -59,36 +47,21 @@ fn openssl_verifies_the_served_signatures_with_the_published_certificate() {
     .unwrap();
     let cfg = cfg.to_str().unwrap();
 
-    let mut child = Command::new(BIN)
-        .args(["serve", "--config", cfg, "--listen", "127.0.0.1:0"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut r = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    while !line.contains("addresses=") {
-        line.clear();
-        assert!(r.read_line(&mut line).unwrap() > 0, "serve exited early");
-    }
-    let addr = line
-        .split("addresses=")
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string();
-    let document = get(&addr, "/latest/dynamic/instance-identity/document");
-    let signature = get(&addr, "/latest/dynamic/instance-identity/signature");
-    let pkcs7 = get(&addr, "/latest/dynamic/instance-identity/pkcs7");
-    let rsa2048 = get(&addr, "/latest/dynamic/instance-identity/rsa2048");
+    let daemon = common::Daemon::start(&["serve", "--config", cfg, "--listen", "127.0.0.1:0"]);
+    let get = |path: &str| {
+        let (status, body) = daemon.get(path);
+        assert_eq!(status, 200, "{path}: {body}");
+        body
+    };
+    let document = get("/latest/dynamic/instance-identity/document");
+    let signature = get("/latest/dynamic/instance-identity/signature");
+    let pkcs7 = get("/latest/dynamic/instance-identity/pkcs7");
+    let rsa2048 = get("/latest/dynamic/instance-identity/rsa2048");
     assert_eq!(
-        get(&addr, "/latest/dynamic/instance-identity/"),
+        get("/latest/dynamic/instance-identity/"),
         "document\npkcs7\nrsa2048\nsignature"
     );
-    let _ = child.kill();
-    let _ = child.wait();
-    std::thread::sleep(Duration::from_millis(50));
+    drop(daemon);
 
     let cert = Command::new(BIN)
         .args(["identity-cert", "--config", cfg])

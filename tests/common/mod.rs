@@ -65,3 +65,117 @@ pub fn has_program(prog: &str, args: &[&str]) -> bool {
         .status()
         .is_ok_and(|s| s.success())
 }
+
+/// The real binary running (`serve`, `aemm`, …) with its stderr captured; started by
+/// [`Daemon::start`], which waits until it logs `listening addresses=…`. Killed on drop.
+pub struct Daemon {
+    pub child: std::process::Child,
+    /// The first address it listens on.
+    pub addr: String,
+    log: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Daemon {
+    /// Runs the binary with `args` and a clean `FAKE_METADATA_*` environment.
+    pub fn start(args: &[&str]) -> Daemon {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_fake-metadata"));
+        c.args(args)
+            .env_remove("FAKE_METADATA_CONFIG")
+            .env_remove("FAKE_METADATA_LISTEN")
+            .env_remove("FAKE_METADATA_HTTP_TOKENS");
+        Daemon::spawn(c)
+    }
+
+    /// Runs a prepared command (stderr is taken over).
+    pub fn spawn(mut c: std::process::Command) -> Daemon {
+        use std::io::BufRead;
+        let mut child = c
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("the binary starts");
+        let stderr = child.stderr.take().unwrap();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if let Some(a) = line.split("addresses=").nth(1) {
+                    let _ = tx.send(a.split_whitespace().next().unwrap_or_default().to_string());
+                }
+                let mut l = sink.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        let mut d = Daemon {
+            child,
+            addr: String::new(),
+            log,
+        };
+        match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(a) => d.addr = a,
+            Err(_) => panic!("the daemon did not log `listening`:\n{}", d.log()),
+        }
+        d
+    }
+
+    /// Everything it wrote to stderr so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    pub fn pid(&self) -> nix::unistd::Pid {
+        nix::unistd::Pid::from_raw(self.child.id() as i32)
+    }
+
+    /// `(status, body)` of a GET.
+    pub fn get(&self, path: &str) -> (u16, String) {
+        let (s, _, b) = http(&self.addr, "GET", path, &[]);
+        (s, b)
+    }
+
+    /// Waits until its stderr contains `needle`.
+    pub fn wait_for_log(&self, needle: &str) {
+        let t = std::time::Instant::now();
+        while !self.log().contains(needle) {
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "no {needle:?} in the log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `(status, head, body)` of one request on a fresh connection.
+pub fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, String, String) {
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: 169.254.169.254\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    let resp = raw(addr.parse().expect("an address"), req.as_bytes());
+    let (head, body) = resp.split_once("\r\n\r\n").expect("an HTTP response");
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status");
+    (status, head.to_string(), body.to_string())
+}
