@@ -97,27 +97,7 @@ impl Daemon {
     }
 }
 
-/// GET (or PUT with `put_ttl`), returning the status and body.
-fn request(
-    addr: &str,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-) -> (u16, String, String) {
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: 169.254.169.254\r\n");
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    let resp = common::raw(addr.parse().unwrap(), req.as_bytes());
-    let (head, body) = resp.split_once("\r\n\r\n").expect("an HTTP response");
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("a status");
-    (status, head.to_string(), body.to_string())
-}
+use common::http as request;
 
 fn get(addr: &str, path: &str, token: Option<&str>) -> (u16, String) {
     let h: Vec<(&str, &str)> = token
