@@ -18,7 +18,9 @@
 # The checks change the machine only for the time they run: /etc/fake-metadata/config.toml
 # gets a test [user-data] (restored afterwards, with a reload), the log file is renamed once
 # and joined again, and cloud-init runs with its own state directories under a temporary
-# directory (never /var/lib/cloud), with no modules, no network and no hostname change.
+# directory (never /var/lib/cloud), with no modules, no network and no hostname change,
+# through a drop-in /etc/cloud/cloud.cfg.d/99-fake-metadata-test-installed.cfg that exists
+# only while it runs.
 set -uo pipefail
 
 PURGE=1
@@ -39,8 +41,10 @@ IMDS=http://169.254.169.254
 CONF=/etc/fake-metadata/config.toml
 WORK=$(mktemp -d /tmp/fake-metadata-test.XXXXXX)
 CONF_BACKUP=$WORK/config.toml.orig
+CI_DROPIN=/etc/cloud/cloud.cfg.d/99-fake-metadata-test-installed.cfg
 cp -p "$CONF" "$CONF_BACKUP" 2>/dev/null || true
 cleanup() {
+    rm -f "$CI_DROPIN"
     # Put the configuration back if a check left a test one in place.
     if [ -f "$CONF_BACKUP" ] && [ -d /etc/fake-metadata ] && ! cmp -s "$CONF_BACKUP" "$CONF"; then
         cp -p "$CONF_BACKUP" "$CONF" && systemctl reload fake-metadata.service 2>/dev/null
@@ -138,7 +142,9 @@ else
     skipped "botocore region" "python3-botocore not installed"
 fi
 if [ "$have_aws" = 1 ]; then
-    AWS_VERSION=$(aws_env aws --version 2>&1 | awk '{ print $1 }')
+    # (the version from dpkg when it is Debian's awscli: `aws --version` alone takes ~20 s
+    # under QEMU TCG)
+    AWS_VERSION=$(dpkg-query -W -f='aws-cli/${Version}' awscli 2>/dev/null || aws_env aws --version 2>&1 | awk '{ print $1 }')
     case $AWS_VERSION in
         aws-cli/2.*)
             # CLI v2 asks IMDS for the region when nothing else sets it: `aws configure list`
@@ -211,9 +217,14 @@ else
     }
     check "[user-data] text in config.toml + systemctl reload: served at latest/user-data" user_data_set
     CI=$WORK/cloud-init
-    mkdir -p "$CI"
-    cat > "$CI/test.cfg" <<EOF
-# Only for this check: our IMDS as the Ec2 datasource, state kept apart, nothing applied.
+    mkdir -p "$CI/lib/data"
+    # cloud-init 22.4 drops a `--file` config when it re-reads its configuration half-way
+    # through `init` (it then sets the hostname and writes /var/lib/cloud after all), so the
+    # test configuration goes in as a drop-in, removed right after (and by the EXIT trap).
+    # It points cloud-init's state at a temporary directory and applies nothing: no modules,
+    # no network configuration, no hostname.
+    cat > "$CI_DROPIN" <<EOF
+# Written by fake-metadata's packaging/test-installed.sh for one run; removed right after.
 datasource_list: [Ec2]
 datasource:
   Ec2:
@@ -232,32 +243,49 @@ system_info:
     cloud_dir: $CI/lib
     run_dir: $CI/run
 EOF
-    # `cloud-init init` records its status in /var/lib/cloud/data and /run/cloud-init
-    # whatever the paths: keep the machine's own files and put them back afterwards.
-    for f in /var/lib/cloud/data/status.json /var/lib/cloud/data/result.json /run/cloud-init/status.json /run/cloud-init/result.json; do
-        [ -e "$f" ] || [ -L "$f" ] && cp -a "$f" "$CI/saved.$(echo "$f" | tr / _)"
+    : > "$CI/lib/data/upgraded-network"      # a second "no network config" switch
+    # `cloud-init init` links /run/cloud-init/status.json whatever run_dir says: keep the
+    # machine's own files and put them back afterwards.
+    CI_SAVED=()
+    for f in /run/cloud-init/status.json /run/cloud-init/result.json; do
+        if [ -e "$f" ] || [ -L "$f" ]; then cp -a "$f" "$CI/saved.${f##*/}"; CI_SAVED+=("$f"); fi
     done
+    HOST_BEFORE=$(hostname)
+    VAR_LIB_CLOUD_BEFORE=$(ls -la --time-style=+%s /var/lib/cloud 2>&1 | md5sum)
+    touch "$CI/stamp"
+    ci_debug() {
+        find "$CI" -maxdepth 4 | sed "s|$CI/||" | head -40
+        grep -v '^#\|^\*' "$CI/init.log" | tail -10
+        grep -E 'WARNING|ERROR|Traceback|Exception' /var/log/cloud-init.log | tail -15 | cut -c1-250
+    }
     cloud_init() {
-        timeout 180 cloud-init --file "$CI/test.cfg" init > "$CI/init.log" 2>&1 || { tail -20 "$CI/init.log"; return 1; }
-        grep -E 'Cloud-init v|datasource' "$CI/init.log" | head -3 | sed 's/^/INFO: /'
+        timeout 180 cloud-init init > "$CI/init.log" 2>&1 || { ci_debug; return 1; }
+        grep -E 'Cloud-init v' "$CI/init.log" | head -1 | sed 's/^/INFO: /'
         # run_dir is what /run/cloud-init is by default: instance-data.json sits at its top.
         local data; data=$(find "$CI/run" -name instance-data.json 2>/dev/null | head -1)
-        [ -s "$data" ] || { echo "no instance-data.json under $CI/run:"; find "$CI" | head -30; tail -20 "$CI/init.log"; return 1; }
-        local got; got=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1]))["v1"]; print(d["instance_id"], d["platform"], d["region"], d["local_ipv4"] if "local_ipv4" in d else "-")' "$data")
+        [ -s "$data" ] || { echo "no instance-data.json under $CI/run:"; ci_debug; return 1; }
+        local got; got=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1]))["v1"]; print(d["instance_id"], d["platform"], d["region"])' "$data")
         info "instance-data.json v1: instance_id platform region = $got"
         eq "$(awk '{ print $1 }' <<<"$got")" "$IID"
         eq "$(awk '{ print $2 }' <<<"$got")" ec2
-        grep -q "$NONCE" "$CI/lib/instance/user-data.txt" || { echo "user-data.txt:"; cat "$CI/lib/instance/user-data.txt"; return 1; }
-        info "user-data.txt: $(tail -1 "$CI/lib/instance/user-data.txt")"
+        local ud; ud=$(find "$CI/lib" -name user-data.txt 2>/dev/null | head -1)
+        [ -n "$ud" ] || { echo "no user-data.txt under $CI/lib"; ci_debug; return 1; }
+        grep -q "$NONCE" "$ud" || { echo "$ud:"; cat "$ud"; return 1; }
+        info "${ud#"$CI"/}: $(tail -1 "$ud")"
         local q; q=$(cloud-init query -i "$data" v1.instance_id 2>/dev/null || true)
         [ -z "$q" ] || { info "cloud-init query v1.instance_id: $q"; eq "$q" "$IID"; }
     }
-    check "cloud-init init (Ec2): reads our instance-id and user-data" cloud_init
-    for f in /var/lib/cloud/data/status.json /var/lib/cloud/data/result.json /run/cloud-init/status.json /run/cloud-init/result.json; do
-        s="$CI/saved.$(echo "$f" | tr / _)"
-        if [ -e "$s" ] || [ -L "$s" ]; then cp -a "$s" "$f"; else rm -f "$f"; fi
-    done
-    rmdir /run/cloud-init /var/lib/cloud/data /var/lib/cloud 2>/dev/null || true
+    check "cloud-init init (Ec2 datasource): reads our instance-id and user-data" cloud_init
+    rm -f "$CI_DROPIN"
+    for f in /run/cloud-init/status.json /run/cloud-init/result.json; do rm -f "$f"; done
+    for f in "${CI_SAVED[@]}"; do cp -a "$CI/saved.${f##*/}" "$f"; done
+    ci_untouched() {
+        eq "$(hostname)" "$HOST_BEFORE"
+        eq "$(ls -la --time-style=+%s /var/lib/cloud 2>&1 | md5sum)" "$VAR_LIB_CLOUD_BEFORE"
+        local changed; changed=$(find /etc -newer "$CI/stamp" -type f ! -path "$CI_DROPIN" ! -path '/etc/fake-metadata/*' 2>/dev/null)
+        [ -z "$changed" ] || { echo "changed under /etc: $changed"; return 1; }
+    }
+    check "cloud-init left the machine alone (hostname, /var/lib/cloud, /etc)" ci_untouched
     restore_conf() { cat "$CONF_BACKUP" > "$CONF"; reload; wait_for 5 sh -c "! curl -fsS --noproxy '*' --max-time 5 $IMDS/latest/user-data 2>/dev/null | grep -q $NONCE"; }
     check "config.toml restored + reload: test user-data gone" restore_conf
 fi

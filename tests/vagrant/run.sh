@@ -13,6 +13,8 @@
 #   CACHE_DIR                box cache (default /var/cache/fake-metadata-ci)
 #   TWO_BOXES=0              skip the box2 check
 #   KEEP=1                   keep the work directory (logs) after the run
+#   HOLD=1                   before destroying, wait (prints how to `vagrant ssh` in)
+#   TEST_ARGS                arguments for test-installed.sh (e.g. --no-purge)
 #
 # SAFETY: libvirtd, virtlogd, its dnsmasq and networks (192.168.121.0/24, 192.168.56.0/24),
 # QEMU and vagrant run only inside a network + mount namespace made here (private
@@ -128,7 +130,7 @@ fi
 # ---------------------------------------------------------------- namespaces + libvirtd
 step "libvirtd in a private network + mount namespace"
 WORK=$(mktemp -d /var/tmp/fake-metadata-vagrant.XXXXXX)
-HOLDER= NSID= VPID=
+HOLDER= NSID= VPID= DESTROYED=0
 export VAGRANT_HOME=$WORK/vagrant-home VAGRANT_DOTFILE_PATH=$WORK/dot-vagrant
 export VAGRANT_DEFAULT_PROVIDER=libvirt VAGRANT_CHECKPOINT_DISABLE=1 VAGRANT_NO_COLOR=1
 unset FAKE_METADATA_CONFIG
@@ -148,7 +150,7 @@ teardown() {
     trap - EXIT INT TERM
     [ -n "$VPID" ] && kill -0 "$VPID" 2>/dev/null && { kill "$VPID"; wait "$VPID"; }
     if [ -n "$HOLDER" ] && kill -0 "$HOLDER" 2>/dev/null; then
-        if [ -d "$VAGRANT_DOTFILE_PATH/machines" ]; then
+        if [ "$DESTROYED" = 0 ] && [ -d "$VAGRANT_DOTFILE_PATH/machines" ]; then
             echo "teardown: vagrant destroy -f"
             timeout 120 nsenter -t "$HOLDER" --net --mount -- env -C "$PROJECT" vagrant destroy -f >>"$WORK/vagrant-destroy.log" 2>&1 ||
                 echo "teardown: vagrant destroy failed (see $WORK/vagrant-destroy.log)"
@@ -261,7 +263,7 @@ echo "$ID1" | sed 's/^/      /'
 step "packaging/test-installed.sh in box1 (vagrant ssh -c)"
 TI_LOG=$WORK/test-installed.log
 rc=0
-V ssh box1 -c 'sudo bash /vagrant/packaging/test-installed.sh' >"$TI_LOG" 2>&1 || rc=$?
+V ssh box1 -c "sudo bash /vagrant/packaging/test-installed.sh ${TEST_ARGS:-}" >"$TI_LOG" 2>&1 || rc=$?
 tr -d '\r' < "$TI_LOG" | sed 's/^/   /'
 read -r TI_PASS TI_FAIL < <(tr -d '\r' < "$TI_LOG" | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' | tail -1) || true
 TI_PASS=${TI_PASS:-0} TI_FAIL=${TI_FAIL:-0}
@@ -289,8 +291,16 @@ if [ "${TWO_BOXES:-1}" != 0 ]; then
     fi
 fi
 
+if [ "${HOLD:-0}" = 1 ]; then
+    step "HOLD=1: machines kept until $WORK/hold is removed"
+    : > "$WORK/hold"
+    echo "  enter:  nsenter -t $HOLDER --net --mount -- env -C $PROJECT VAGRANT_HOME=$VAGRANT_HOME VAGRANT_DOTFILE_PATH=$VAGRANT_DOTFILE_PATH vagrant ssh"
+    echo "  go on:  rm $WORK/hold"
+    while [ -e "$WORK/hold" ]; do sleep 2; done
+fi
+
 step "vagrant destroy -f"
-if V destroy -f >"$WORK/vagrant-destroy.log" 2>&1; then ok "vagrant destroy -f"; else notok "vagrant destroy -f"; tail -20 "$WORK/vagrant-destroy.log"; fi
+if V destroy -f >"$WORK/vagrant-destroy.log" 2>&1; then DESTROYED=1; ok "vagrant destroy -f"; else notok "vagrant destroy -f"; tail -20 "$WORK/vagrant-destroy.log"; fi
 left=$(NS virsh -c qemu:///system list --all --name 2>/dev/null | grep -c . || true)
 if [ "$left" = 0 ]; then ok "no libvirt domain left"; else notok "no libvirt domain left ($left)"; fi
 
