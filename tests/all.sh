@@ -5,9 +5,12 @@
 #   1. lint:        cargo fmt --check, cargo clippy -D warnings
 #   2. cargo tests: unit tests, the real server with real peers (aws-config, botocore, curl),
 #                   the real binary, and root tests in fresh network namespaces
+#      fuzz:        fuzz/run.sh, a short cargo-fuzz run of each target (fails on a crash)
 #   3. package:     packaging/build-deb (cargo-deb + lintian + local apt repository)
 #   4. system:      tests/system/nspawn.sh: the .deb installed with apt in a booted systemd
 #                   container with its own network namespace
+#   5. vagrant:     tests/vagrant/run.sh: a real `vagrant up` of ./Vagrantfile (libvirt, QEMU
+#                   TCG, private namespaces), packaging/test-installed.sh in the VM
 #
 # Under CI=true nothing may be skipped: a tier that cannot run fails.
 set -uo pipefail
@@ -70,9 +73,18 @@ system_tests() {
     return "$rc"
 }
 
+vagrant_tests() {
+    tests/vagrant/run.sh target/debian 2>&1 | tee "$LOG_DIR/vagrant.log"
+    local rc=${PIPESTATUS[0]}
+    grep -E '^[0-9]+ passed, [0-9]+ failed$' "$LOG_DIR/vagrant.log" | tail -1 | awk '{ print $1, $3 }' > "$LOG_DIR/vagrant-counts"
+    return "$rc"
+}
+
 stage "dependencies" install_deps
 stage "lint (fmt, clippy)" lint
 stage "cargo tests (unit, peers, binary, netns)" cargo_tests
+# libFuzzer on the request core and the config parser, 25 s each (builds with ASan first).
+stage "fuzz (respond, config: 25 s each)" fuzz/run.sh 25
 if [ -x packaging/build-deb ]; then
     stage "package (.deb, lintian, apt repo)" packaging/build-deb
 fi
@@ -86,6 +98,16 @@ if [ -x tests/system/nspawn.sh ]; then
     fi
 fi
 
+if [ -x tests/vagrant/run.sh ]; then
+    if is_root; then
+        stage "vagrant (vagrant up of ./Vagrantfile, test-installed.sh in the VM)" vagrant_tests
+    elif [ "${CI:-}" = true ]; then
+        SUMMARY+=("FAIL  vagrant: needs root"); STAGES_FAILED=$((STAGES_FAILED + 1))
+    else
+        SUMMARY+=("skip  vagrant: needs root")
+    fi
+fi
+
 read -r CARGO_PASSED CARGO_FAILED < "$LOG_DIR/cargo-counts" 2>/dev/null || { CARGO_PASSED=0; CARGO_FAILED=0; }
 SYS_PASSED=0; SYS_FAILED=0
 if [ -f "$LOG_DIR/system-counts" ]; then read -r SYS_PASSED SYS_FAILED < "$LOG_DIR/system-counts"; fi
@@ -94,6 +116,9 @@ echo "=== summary ($(nproc) cores, $((SECONDS - START)) s in all)"
 printf '%s\n' "${SUMMARY[@]}"
 echo "cargo tests: $CARGO_PASSED passed, $CARGO_FAILED failed"
 echo "system checks: $SYS_PASSED passed, $SYS_FAILED failed"
-TOTAL_FAILED=$((CARGO_FAILED + SYS_FAILED + STAGES_FAILED))
-echo "total: $((CARGO_PASSED + SYS_PASSED)) passed, $TOTAL_FAILED failed"
+VAG_PASSED=0; VAG_FAILED=0
+if [ -f "$LOG_DIR/vagrant-counts" ]; then read -r VAG_PASSED VAG_FAILED < "$LOG_DIR/vagrant-counts"; fi
+echo "vagrant checks: $VAG_PASSED passed, $VAG_FAILED failed"
+TOTAL_FAILED=$((CARGO_FAILED + SYS_FAILED + VAG_FAILED + STAGES_FAILED))
+echo "total: $((CARGO_PASSED + SYS_PASSED + VAG_PASSED)) passed, $TOTAL_FAILED failed"
 [ "$TOTAL_FAILED" -eq 0 ]

@@ -282,7 +282,9 @@ pub fn run_process(command: &str, timeout: Duration) -> Result<Fetched, SourceEr
     parse_process_output(&stdout)
 }
 
-/// The last non-empty line of standard error, short and printable, for the log.
+/// The last non-empty line of standard error, short and printable, for the log, with
+/// anything that looks like a key or token redacted (a failing helper may dump its JSON, or
+/// trace its commands with `sh -x`, on standard error).
 fn last_line(stderr: &[u8]) -> String {
     let text = String::from_utf8_lossy(stderr);
     let line = text
@@ -290,11 +292,52 @@ fn last_line(stderr: &[u8]) -> String {
         .rev()
         .find(|l| !l.trim().is_empty())
         .unwrap_or("");
-    line.trim()
+    let line: String = line.trim().chars().filter(|c| !c.is_control()).collect();
+    redact_key_like(&line)
         .chars()
-        .filter(|c| !c.is_control())
         .take(MAX_STDERR_SHOWN)
         .collect()
+}
+
+/// The shortest run of key characters taken for a key: access key ids are 20, secret keys 40,
+/// tokens hundreds.
+const KEY_LIKE_MIN: usize = 16;
+
+/// Replaces with `<redacted>` each run of base64/base64url characters that is at least
+/// [`KEY_LIKE_MIN`] long and upper case (an access key id) or mixes letters and digits, or is
+/// twice that long with both cases (a secret key without a digit). Words, CamelCase names,
+/// paths and messages are kept.
+fn redact_key_like(line: &str) -> String {
+    let is_key_char = |c: char| c.is_ascii_alphanumeric() || "+/=-_".contains(c);
+    let mut out = String::with_capacity(line.len());
+    let mut run = String::new();
+    let flush = |run: &mut String, out: &mut String| {
+        let (upper, lower, digit) = (
+            run.chars().any(|c| c.is_ascii_uppercase()),
+            run.chars().any(|c| c.is_ascii_lowercase()),
+            run.chars().any(|c| c.is_ascii_digit()),
+        );
+        let long = run.len() >= KEY_LIKE_MIN;
+        let key_id = long && upper && !lower; // `ASIA` + 16 of A-Z 2-7, digits or not
+        let mixed = long && digit && (upper || lower);
+        let secret = run.len() >= 2 * KEY_LIKE_MIN && upper && lower;
+        if key_id || mixed || secret {
+            out.push_str(super::secret::REDACTED);
+        } else {
+            out.push_str(run);
+        }
+        run.clear();
+    };
+    for c in line.chars() {
+        if is_key_char(c) {
+            run.push(c);
+        } else {
+            flush(&mut run, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut run, &mut out);
+    out
 }
 
 /// Checks the `credential_process` JSON field by field, with messages that never quote it.
@@ -385,6 +428,37 @@ mod tests {
             shared("[default\n", "default").unwrap_err(),
             "creds:1: a section header lacks its `]`"
         );
+    }
+
+    #[test]
+    fn stderr_shown_in_the_log_has_keys_redacted() {
+        // A helper that dumps its JSON on stderr, or traces itself with `sh -x`.
+        let json = br#"{"Version": 1, "AccessKeyId": "ASIAV6FX5VHJDTQ6WQOQ", "SecretAccessKey": "k8ELC73F5KaNAMkhNzUSSnYyHiq9ETkstaHv0Jb/", "SessionToken": "IQoJb3JpZ2luX2VjEJr//////////wEaCXVzLWVhc3QtMSJHMEUCIQ"}"#;
+        let shown = last_line(json);
+        for secret in [
+            "ASIAV6FX5VHJDTQ6WQOQ",
+            "k8ELC73F5KaNAMkhNzUSSnYyHiq9ETkstaHv0Jb/",
+            "IQoJb3JpZ2luX2Vj",
+        ] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        assert!(shown.contains(r#""AccessKeyId": "<redacted>""#), "{shown}");
+        assert_eq!(
+            last_line(b"+ false k8ELC73F5KaNAMkhNzUSSnYyHiq9ETkstaHv0Jb/\n"),
+            "+ false <redacted>"
+        );
+        assert_eq!(
+            last_line(b"no such key: ASIAXYZWVUTSRQPONMLK"),
+            "no such key: <redacted>"
+        );
+        // What people write on stderr is kept.
+        for msg in [
+            "error: the token service at https://sts.example.com/assume-role is down",
+            "/usr/local/bin/credential-helper: line 3: jq: command not found",
+            "ExpiredTokenException: the security token included in the request is expired",
+        ] {
+            assert_eq!(last_line(msg.as_bytes()), msg);
+        }
     }
 
     #[test]

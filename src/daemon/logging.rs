@@ -5,6 +5,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tracing_subscriber::layer::SubscriberExt;
@@ -19,6 +20,8 @@ pub const LEVEL_ENV: &str = "FAKE_METADATA_LOG";
 pub struct LogFile {
     path: PathBuf,
     file: Mutex<FileState>,
+    /// Whether this process created the file (then it may give it to the user it becomes).
+    created: AtomicBool,
 }
 
 #[derive(Debug)]
@@ -31,6 +34,7 @@ struct FileState {
 impl LogFile {
     /// Closes and reopens the file (after logrotate renamed it).
     pub fn reopen(&self) -> bool {
+        let existed = self.path.exists();
         let opened = OpenOptions::new()
             .create(true)
             .append(true)
@@ -38,6 +42,7 @@ impl LogFile {
         let mut st = self.file.lock().unwrap_or_else(|p| p.into_inner());
         match opened {
             Ok(f) => {
+                self.created.store(!existed, Ordering::Relaxed);
                 st.file = Some(f);
                 st.failing = false;
                 true
@@ -57,6 +62,21 @@ impl LogFile {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Gives the file to `uid`/`gid` if this process created it: a daemon started as root
+    /// opens its log before it drops to the service user, and must still be able to reopen
+    /// it on SIGHUP afterwards. A file that was there before keeps its owner.
+    pub fn hand_over(&self, uid: u32, gid: u32) -> io::Result<()> {
+        if !self.created.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let st = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        match st.file.as_ref() {
+            // The open file itself, not the path: nothing can be swapped in between.
+            Some(f) => std::os::unix::fs::fchown(f, Some(uid), Some(gid)),
+            None => Ok(()),
+        }
     }
 }
 
@@ -106,6 +126,7 @@ pub fn init(level: &str, file: Option<&Path>) -> Option<Arc<LogFile>> {
                 file: None,
                 failing: false,
             }),
+            created: AtomicBool::new(false),
         })
     });
     let file_layer = logfile.clone().map(|lf| {

@@ -46,7 +46,7 @@ pub fn run(source: Source) -> Result<(), Box<dyn std::error::Error>> {
     let listeners = server::bind(&config)?;
     // Bound before dropping root too: as root it may create /run/fake-metadata.
     let control = crate::control::bind(&config.control)?;
-    drop_root()?;
+    drop_root(logfile.as_deref())?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let identity = load_identity(&config);
     let instance = Instance::new(config, clock, identity)?;
@@ -150,7 +150,8 @@ fn load_identity(config: &Config) -> Option<IdentityKey> {
 }
 
 /// Never serve as root: once the sockets are bound, become the service user (or `nobody`).
-fn drop_root() -> Result<(), Box<dyn std::error::Error>> {
+/// A log file this process just created becomes that user's, so SIGHUP can reopen it.
+fn drop_root(logfile: Option<&logging::LogFile>) -> Result<(), Box<dyn std::error::Error>> {
     use nix::unistd::{Uid, User, setgid, setgroups, setuid};
     if !Uid::effective().is_root() {
         return Ok(());
@@ -161,6 +162,12 @@ fn drop_root() -> Result<(), Box<dyn std::error::Error>> {
             "running as root, and neither user `fake-metadata` nor `nobody` exists to drop to",
         )?,
     };
+    if let Some(lf) = logfile
+        && let Err(e) = lf.hand_over(user.uid.as_raw(), user.gid.as_raw())
+    {
+        tracing::warn!(path = %lf.path().display(), error = %e,
+            "cannot give the log file to {}; reopening it on SIGHUP may fail", user.name);
+    }
     setgroups(&[])?;
     setgid(user.gid)?;
     setuid(user.uid)?;

@@ -1,0 +1,211 @@
+//! `imds::respond` on arbitrary requests: any method, path and header bytes, against two fixed
+//! snapshots (the built-in defaults, and a richer one with `http-tokens = required`, tags,
+//! user-data and extra paths), with arbitrary, genuine and tampered IMDSv2 tokens.
+//!
+//! Input: one flag byte, then up to five `\n`-separated fields:
+//! `METHOD \n PATH \n TOKEN \n TTL \n NOW-OFFSET-MS`.
+//! Flags: bit 0 rich snapshot, bit 1 `X-Forwarded-For`, bit 2 `Expect: 100-continue`,
+//! bits 3..=5 the token: 0 none, 1 TOKEN as given, 2 a genuine token of TTL seconds
+//! (TOKEN as decimal), 3 a genuine token with one character replaced, 4 a token from a PUT
+//! through `respond` itself.
+//!
+//! Checked besides "no panic": only EC2's statuses, each with its exact page; a 405 names
+//! `Allow`; a token reply is a 56-character token that verifies for exactly the TTL asked;
+//! a genuine token verifies for what it has left (rounded up) and a tampered one never does.
+#![no_main]
+
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+
+use fake_metadata::clock::ManualClock;
+use fake_metadata::config::Config;
+use fake_metadata::imds::{self, Request, State, TokenAuthority, pages, token};
+use fake_metadata::live::Instance;
+use http::{Method, StatusCode};
+use libfuzzer_sys::fuzz_target;
+
+const RICH: &str = r##"
+[imds]
+http-tokens = "required"
+instance-metadata-tags = "enabled"
+[user-data]
+text = "#!/bin/sh\necho hi\n"
+[tags]
+Name = "web"
+"aws:autoscaling:groupName" = "g"
+[paths]
+"meta-data/custom/a" = "1"
+"dynamic/custom/b/c" = "2"
+[instance]
+public-ipv4 = "3.4.5.6"
+"##;
+
+struct Fixture {
+    default: (Arc<Instance>, State),
+    rich: (Arc<Instance>, State),
+    now_ms: u64,
+}
+
+fn fixture() -> &'static Fixture {
+    static F: OnceLock<Fixture> = OnceLock::new();
+    F.get_or_init(|| {
+        let clock = ManualClock::fixed();
+        let now_ms = fake_metadata::clock::Clock::now_millis(&clock);
+        let make = |cfg: Config| {
+            let i = Instance::new(cfg, Arc::new(ManualClock::fixed()), None)
+                .expect("the fixed config compiles");
+            let state = i.shared().snapshot.load().imds.clone();
+            (i, state)
+        };
+        Fixture {
+            default: make(Config::builtin()),
+            rich: make(Config::from_toml(RICH, Path::new("rich.toml")).expect("valid")),
+            now_ms,
+        }
+    })
+}
+
+const METHODS: [Method; 9] = [
+    Method::GET,
+    Method::HEAD,
+    Method::PUT,
+    Method::POST,
+    Method::DELETE,
+    Method::OPTIONS,
+    Method::PATCH,
+    Method::TRACE,
+    Method::CONNECT,
+];
+
+fn check(resp: &imds::Response, req: &Request<'_>, tokens: &TokenAuthority, now: u64) {
+    let page = match resp.status {
+        StatusCode::OK => None,
+        StatusCode::BAD_REQUEST => Some(pages::BAD_REQUEST),
+        StatusCode::UNAUTHORIZED => Some(pages::UNAUTHORIZED),
+        StatusCode::FORBIDDEN => Some(pages::FORBIDDEN),
+        StatusCode::NOT_FOUND => Some(pages::NOT_FOUND),
+        StatusCode::METHOD_NOT_ALLOWED | StatusCode::EXPECTATION_FAILED => Some(""),
+        other => panic!("status {other} is not one EC2 answers: {req:?}"),
+    };
+    if let Some(page) = page {
+        assert_eq!(&resp.body[..], page.as_bytes(), "{req:?}");
+        assert!(resp.hop_limit.is_none());
+    }
+    assert_eq!(
+        resp.allow.is_some(),
+        resp.status == StatusCode::METHOD_NOT_ALLOWED
+            || (resp.status == StatusCode::OK && req.method == Method::OPTIONS),
+        "{req:?} -> {resp:?}"
+    );
+    if let Some(hop) = resp.hop_limit {
+        // A token reply: exactly the TTL asked, verifiable, 56 characters like EC2's.
+        assert_eq!(resp.status, StatusCode::OK);
+        let ttl = token::parse_ttl(req.ttl.expect("a token reply answers a TTL header"))
+            .expect("a token is issued only for a valid TTL");
+        assert_eq!(resp.token_ttl, Some(ttl));
+        assert_eq!(resp.body.len(), token::TOKEN_LEN);
+        assert_eq!(tokens.verify(&resp.body, now), Some(ttl));
+        assert!((1..=64).contains(&hop));
+    }
+    if resp.status == StatusCode::OK
+        && (req.method == Method::GET || req.method == Method::HEAD)
+        && req.token.is_some()
+    {
+        assert!(
+            resp.token_ttl.is_some(),
+            "an authenticated GET says what is left"
+        );
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&flags, rest)) = data.split_first() else {
+        return;
+    };
+    let f = fixture();
+    let (instance, state) = if flags & 1 == 0 { &f.default } else { &f.rich };
+    let tokens = &instance.shared().tokens;
+    let mut fields = rest.splitn(5, |&b| b == b'\n');
+    let method_bytes = fields.next().unwrap_or_default();
+    let path = String::from_utf8_lossy(fields.next().unwrap_or_default());
+    let token_field = fields.next().unwrap_or_default();
+    let ttl = fields.next();
+    let offset: u64 = fields
+        .next()
+        .and_then(|b| std::str::from_utf8(b).ok())
+        .and_then(|s| s.trim().parse::<u32>().ok())
+        .map_or(0, u64::from);
+    let now = f.now_ms + offset;
+
+    let method = match method_bytes {
+        [] => Method::GET,
+        [b] if !b.is_ascii_alphabetic() => METHODS[usize::from(*b) % METHODS.len()].clone(),
+        m => Method::from_bytes(m).unwrap_or(Method::GET),
+    };
+
+    // The token the request carries.
+    let genuine_ttl = || -> u32 {
+        std::str::from_utf8(token_field)
+            .ok()
+            .and_then(|s| s.parse::<u32>().ok())
+            .unwrap_or(60)
+            .clamp(token::TTL_MIN, token::TTL_MAX)
+    };
+    let owned: Option<Vec<u8>> = match (flags >> 3) & 7 {
+        0 => None,
+        1 => Some(token_field.to_vec()),
+        2 => {
+            let ttl = genuine_ttl();
+            let t = tokens.issue(f.now_ms, ttl);
+            let left_ms = u64::from(ttl) * 1000;
+            let want = (offset < left_ms).then(|| (left_ms - offset).div_ceil(1000) as u32);
+            assert_eq!(
+                tokens.verify(t.as_bytes(), now),
+                want,
+                "ttl {ttl} at +{offset} ms"
+            );
+            Some(t.into_bytes())
+        }
+        3 => {
+            let mut t = tokens.issue(f.now_ms, genuine_ttl()).into_bytes();
+            let at = (offset as usize) % t.len();
+            let with = token_field.first().copied().unwrap_or(b'A');
+            if t[at] != with {
+                t[at] = with;
+                assert_eq!(
+                    tokens.verify(&t, f.now_ms),
+                    None,
+                    "a tampered token verifies"
+                );
+            }
+            Some(t)
+        }
+        4 => {
+            let put = Request {
+                ttl: Some(b"21600"),
+                ..Request::new(&Method::PUT, "/latest/api/token")
+            };
+            let r = imds::respond(state, tokens, f.now_ms, &put);
+            assert_eq!(r.status, StatusCode::OK);
+            Some(r.body.to_vec())
+        }
+        _ => Some(token_field.iter().rev().copied().collect()),
+    };
+    if let Some(t) = &owned {
+        // Bytes from the input never verify: forging needs the key (made at random at start).
+        if (flags >> 3) & 7 == 1 || (flags >> 3) & 7 > 4 {
+            assert_eq!(tokens.verify(t, now), None, "{t:?} verified");
+        }
+    }
+
+    let req = Request {
+        method: &method,
+        path: &path,
+        token: owned.as_deref(),
+        ttl,
+        forwarded: flags & 2 != 0,
+        expect_continue: flags & 4 != 0,
+    };
+    let resp = imds::respond(state, tokens, now, &req);
+    check(&resp, &req, tokens, now);
+});
