@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
-use http::header::{self, HeaderName, HeaderValue};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http_body_util::Full;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -44,29 +44,71 @@ const HTML: HeaderValue = HeaderValue::from_static("text/html");
 const CLOSE: HeaderValue = HeaderValue::from_static("close");
 const NONE: HeaderValue = HeaderValue::from_static("none");
 const BYTES: HeaderValue = HeaderValue::from_static("bytes");
+const ZERO: HeaderValue = HeaderValue::from_static("0");
 
 /// Everything a request needs, compiled once per configuration.
 #[derive(Debug)]
 pub struct Snapshot {
     pub imds: imds::State,
     pub config: Config,
-    keep_alive: bool,
     log_requests: bool,
-    last_modified: HeaderValue,
+    /// EC2's response headers for each [`Content`] (indexed by [`content_index`]), in EC2's
+    /// order, `Content-Length` a placeholder: a response clones one and sets its length in
+    /// place, instead of building and hashing the same map on every request.
+    headers: [HeaderMap; 3],
 }
 
 impl Snapshot {
     /// Compiles a configuration; `now` stamps `Last-Modified`.
     pub fn new(config: Config, imds: imds::State, now: SystemTime) -> Snapshot {
+        let last_modified = HeaderValue::from_str(&httpdate::fmt_http_date(now))
+            .expect("an HTTP date is a valid header value");
+        let keep_alive = config.server.keep_alive;
+        let headers = [Content::Text, Content::Binary, Content::Html]
+            .map(|c| header_template(c, &last_modified, keep_alive));
         Snapshot {
-            keep_alive: config.server.keep_alive,
             log_requests: config.log.requests,
-            last_modified: HeaderValue::from_str(&httpdate::fmt_http_date(now))
-                .expect("an HTTP date is a valid header value"),
+            headers,
             imds,
             config,
         }
     }
+}
+
+fn content_index(c: Content) -> usize {
+    match c {
+        Content::Text => 0,
+        Content::Binary => 1,
+        Content::Html => 2,
+    }
+}
+
+/// The headers every response of one kind carries; hyper adds `Date` last.
+fn header_template(content: Content, last_modified: &HeaderValue, keep_alive: bool) -> HeaderMap {
+    let mut h = HeaderMap::with_capacity(8);
+    h.insert(
+        header::CONTENT_TYPE,
+        match content {
+            Content::Text => TEXT,
+            Content::Binary => BINARY,
+            Content::Html => HTML,
+        },
+    );
+    h.insert(
+        header::ACCEPT_RANGES,
+        if content == Content::Binary {
+            BYTES
+        } else {
+            NONE
+        },
+    );
+    h.insert(header::LAST_MODIFIED, last_modified.clone());
+    h.insert(header::CONTENT_LENGTH, ZERO);
+    h.insert(header::SERVER, EC2WS);
+    if !keep_alive {
+        h.insert(header::CONNECTION, CLOSE);
+    }
+    h
 }
 
 /// State shared by every connection.
@@ -216,21 +258,22 @@ impl std::error::Error for Unreachable {}
 /// Per-connection state: the socket, to set the hop limit of a token reply on it.
 struct Connection {
     fd: RawFd,
+    /// An IPv6 socket (the peer's address has the socket's family: an IPv4 client of a
+    /// dual-stack listener shows as `::ffff:a.b.c.d`).
     ipv6: bool,
     peer: SocketAddr,
-    local: Option<SocketAddr>,
     /// The socket's own TTL before a token reply lowered it, to restore for later replies.
     lowered_from: std::cell::Cell<Option<u32>>,
 }
 
 impl Connection {
+    /// No system call here: the connection's own address is asked for only by a token PUT
+    /// from a peer that is not loopback (see [`Connection::peer_is_local`]).
     fn new(stream: &TcpStream, peer: SocketAddr) -> Self {
-        let local = stream.local_addr().ok();
         Connection {
             fd: stream.as_raw_fd(),
-            ipv6: local.is_some_and(|a| a.is_ipv6()),
+            ipv6: peer.is_ipv6(),
             peer,
-            local,
             lowered_from: std::cell::Cell::new(None),
         }
     }
@@ -242,17 +285,25 @@ impl Connection {
         req: &hyper::Request<B>,
     ) -> Option<hyper::Response<Full<Bytes>>> {
         let snap = shared.snapshot.load();
-        let h = req.headers();
-        let view = imds::Request {
-            method: req.method(),
-            path: req.uri().path(),
-            token: h.get(TOKEN).map(HeaderValue::as_bytes),
-            ttl: h.get(TOKEN_TTL).map(HeaderValue::as_bytes),
-            forwarded: h.contains_key(FORWARDED_FOR),
-            expect_continue: h
-                .get(header::EXPECT)
-                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue")),
-        };
+        let mut view = imds::Request::new(req.method(), req.uri().path());
+        // One pass over the few headers a client sends, instead of hashing four names to look
+        // each up; as `HeaderMap::get` does, the first value of a name counts.
+        let (mut token, mut ttl, mut expect) = (None, None, None);
+        for (name, value) in req.headers() {
+            if *name == TOKEN {
+                token = token.or(Some(value));
+            } else if *name == TOKEN_TTL {
+                ttl = ttl.or(Some(value));
+            } else if *name == FORWARDED_FOR {
+                view.forwarded = true;
+            } else if *name == header::EXPECT {
+                expect = expect.or(Some(value));
+            }
+        }
+        view.token = token.map(HeaderValue::as_bytes);
+        view.ttl = ttl.map(HeaderValue::as_bytes);
+        view.expect_continue =
+            expect.is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
         let mut r = imds::respond(&snap.imds, &shared.tokens, shared.clock.now_millis(), &view);
         if let Some(limit) = r.hop_limit {
             // A peer that is not this host (a container behind a bridge) is one hop away, as
@@ -283,11 +334,13 @@ impl Connection {
     /// of a REDIRECTed connection), the connection's own address, or any address of ours.
     fn peer_is_local(&self) -> bool {
         let ip = self.peer.ip();
-        if ip.is_loopback()
-            || self.local.is_some_and(|l| l.ip() == ip)
-            || ip == crate::intercept::IMDS_V4
-            || ip == crate::intercept::IMDS_V6
-        {
+        if ip.is_loopback() || ip == crate::intercept::IMDS_V4 || ip == crate::intercept::IMDS_V6 {
+            return true;
+        }
+        let local = with_socket(self.fd, |sock| sock.local_addr())
+            .ok()
+            .and_then(|a| a.as_socket());
+        if local.is_some_and(|l| l.ip() == ip) {
             return true;
         }
         nix::ifaddrs::getifaddrs().is_ok_and(|mut addrs| {
@@ -343,40 +396,81 @@ fn with_socket<T>(fd: RawFd, f: impl FnOnce(socket2::SockRef<'_>) -> T) -> T {
 
 /// Adds EC2's headers. hyper sends no body for HEAD and keeps `Content-Length`.
 fn to_http(r: imds::Response, snap: &Snapshot) -> hyper::Response<Full<Bytes>> {
-    let len = r.body.len();
-    let mut resp = hyper::Response::new(Full::new(r.body));
-    *resp.status_mut() = r.status;
-    let h = resp.headers_mut();
-    h.reserve(8);
-    h.insert(
-        header::CONTENT_TYPE,
-        match r.content {
-            Content::Text => TEXT,
-            Content::Binary => BINARY,
-            Content::Html => HTML,
-        },
-    );
-    h.insert(
-        header::ACCEPT_RANGES,
-        if r.content == Content::Binary {
-            BYTES
-        } else {
-            NONE
-        },
-    );
-    h.insert(header::LAST_MODIFIED, snap.last_modified.clone());
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-    h.insert(header::SERVER, EC2WS);
-    if !snap.keep_alive {
-        h.insert(header::CONNECTION, CLOSE);
+    let mut h = snap.headers[content_index(r.content)].clone();
+    // Replacing a value keeps the header's place.
+    if let Some(v) = h.get_mut(header::CONTENT_LENGTH) {
+        *v = number(r.body.len());
     }
     if let Some(a) = r.allow {
         h.insert(header::ALLOW, HeaderValue::from_static(a));
     }
     if let Some(t) = r.token_ttl {
-        h.insert(TOKEN_TTL, HeaderValue::from(t));
+        h.insert(TOKEN_TTL, number(t as usize));
     }
+    let mut resp = hyper::Response::new(Full::new(r.body));
+    *resp.status_mut() = r.status;
+    *resp.headers_mut() = h;
     resp
+}
+
+/// Numbers up to here (every token TTL; every body but the largest) are sliced from
+/// [`DIGITS`] instead of formatted into a new allocation.
+const SMALL_NUMBERS: usize = imds::token::TTL_MAX as usize + 1;
+/// "0123456789101112…21600": each number below [`SMALL_NUMBERS`] in decimal, back to back.
+static DIGITS: [u8; digits_offset(SMALL_NUMBERS)] = digits();
+
+const fn digits_width(n: usize) -> usize {
+    match n {
+        0..10 => 1,
+        10..100 => 2,
+        100..1_000 => 3,
+        1_000..10_000 => 4,
+        _ => 5,
+    }
+}
+
+/// Where `n` starts in [`DIGITS`].
+const fn digits_offset(n: usize) -> usize {
+    match n {
+        0..10 => n,
+        10..100 => 10 + (n - 10) * 2,
+        100..1_000 => 190 + (n - 100) * 3,
+        1_000..10_000 => 2_890 + (n - 1_000) * 4,
+        _ => 38_890 + (n - 10_000) * 5,
+    }
+}
+const _: () = assert!(
+    SMALL_NUMBERS <= 100_000,
+    "DIGITS holds numbers of up to 5 digits"
+);
+
+const fn digits() -> [u8; digits_offset(SMALL_NUMBERS)] {
+    let mut out = [0u8; digits_offset(SMALL_NUMBERS)];
+    let (mut n, mut at) = (0, 0);
+    while n < SMALL_NUMBERS {
+        let w = digits_width(n);
+        let (mut i, mut v) = (w, n);
+        while i > 0 {
+            i -= 1;
+            out[at + i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+        at += w;
+        n += 1;
+    }
+    out
+}
+
+/// A decimal header value (`Content-Length`, the token TTL), without an allocation for the
+/// usual sizes.
+fn number(n: usize) -> HeaderValue {
+    if n < SMALL_NUMBERS {
+        let at = digits_offset(n);
+        if let Ok(s) = std::str::from_utf8(&DIGITS[at..at + digits_width(n)]) {
+            return HeaderValue::from_static(s);
+        }
+    }
+    HeaderValue::from(n)
 }
 
 /// A server running in the background on the current tokio runtime, for tests and tools.
@@ -431,5 +525,42 @@ impl Running {
         }
         self.timers.abort();
         (&mut self.task).await.expect("server task does not panic")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_match_their_formatted_value() {
+        for n in (0..SMALL_NUMBERS + 100).chain([99_999, 1 << 20, usize::MAX]) {
+            assert_eq!(number(n), HeaderValue::from(n), "{n}");
+        }
+    }
+
+    #[test]
+    fn templates_keep_ec2s_header_order() {
+        let lm = HeaderValue::from_static("Thu, 01 Jan 2026 00:00:00 GMT");
+        let names = |h: &HeaderMap| h.keys().map(|k| k.as_str().to_owned()).collect::<Vec<_>>();
+        let close = header_template(Content::Text, &lm, false);
+        assert_eq!(
+            names(&close),
+            [
+                "content-type",
+                "accept-ranges",
+                "last-modified",
+                "content-length",
+                "server",
+                "connection"
+            ]
+        );
+        let mut h = header_template(Content::Binary, &lm, true);
+        *h.get_mut(header::CONTENT_LENGTH).unwrap() = number(16_384);
+        assert_eq!(names(&h)[3], "content-length");
+        assert_eq!(h[header::CONTENT_LENGTH], "16384");
+        assert_eq!(h[header::CONTENT_TYPE], "application/octet-stream");
+        assert_eq!(h[header::ACCEPT_RANGES], "bytes");
+        assert!(!h.contains_key(header::CONNECTION));
     }
 }

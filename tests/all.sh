@@ -88,6 +88,11 @@ stage "fuzz (respond, config: 25 s each)" fuzz/run.sh 25
 if [ -x packaging/build-deb ]; then
     stage "package (.deb, lintian, apt repo)" packaging/build-deb
 fi
+# Benchmark + soak, quick (< 60 s once built): prints the table and `targets met: N/M`; a
+# missed target never fails the run, a broken bench or a failed soak check does.
+if [ -x bench/run ]; then
+    stage "bench + soak (quick; targets reported, not enforced)" bench/run --quick
+fi
 if [ -x tests/system/nspawn.sh ]; then
     if is_root; then
         stage "system (apt install in booted systemd)" system_tests
