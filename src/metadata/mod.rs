@@ -173,10 +173,8 @@ pub fn builder(
     if let Some(data) = user_data {
         b.binary("user-data", data);
     }
-    // Extra and overriding paths come last so they win.
-    for (path, value) in &cfg.paths {
-        b.text(path.as_str(), value.clone());
-    }
+    // `[paths]` is applied by the snapshot builder (`live::build`), after the credentials, so
+    // that a configured path wins over everything.
     b
 }
 
