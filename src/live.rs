@@ -59,6 +59,7 @@ impl Instance {
             &scenario,
             clock.now(),
         )?;
+        credentials.announce();
         Ok(Arc::new(Instance {
             shared: Shared::new(snapshot, clock),
             identity,
@@ -138,6 +139,7 @@ impl Instance {
         }
         *config = new;
         self.shared.snapshot.store(Arc::new(s));
+        credentials.announce();
         drop((config, credentials, scenario));
         self.changed.notify_one();
         Ok(())
@@ -153,13 +155,16 @@ impl Instance {
         {
             tracing::error!("cannot publish the new state: {e}");
         }
+        lock(&self.credentials).announce();
     }
 
     /// Issues a new credential set now.
     pub fn rotate_credentials(&self) -> Result<(), ConfigError> {
         let _ = lock(&self.credentials).rotate_now();
         self.changed.notify_one();
-        self.publish()
+        let published = self.publish();
+        lock(&self.credentials).announce();
+        published
     }
 
     /// When [`Instance::tick`] should run next.

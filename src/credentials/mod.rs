@@ -3,7 +3,8 @@
 //!
 //! [`CredentialManager`] owns the current set. The daemon calls [`CredentialManager::refresh`]
 //! (blocking, so from `spawn_blocking`) at [`CredentialManager::next_refresh`] and, when it
-//! reports [`Refresh::Changed`], puts [`CredentialManager::leaves`] into a new tree snapshot.
+//! reports [`Refresh::Changed`], puts [`CredentialManager::leaves`] into a new tree snapshot,
+//! then calls [`CredentialManager::announce`] to log the change.
 //! Rotation follows EC2: each set lives `lifetime`, and a new one replaces it `refresh-before`
 //! ahead of its expiry, so a client never receives a set with less than `refresh-before` left.
 //! A failing source never takes credentials away early: the last good set is served until it
@@ -91,6 +92,22 @@ pub struct CredentialManager {
     served: Vec<(String, String)>,
     /// Whether the last refresh served a valid role set (to log the moment it stops).
     serving: bool,
+    /// Changes to what is served, logged by [`announce`](CredentialManager::announce) once
+    /// the snapshot that serves them is in place, so a log line never runs ahead of what a
+    /// client gets.
+    news: Vec<News>,
+}
+
+/// A change worth a log line once it is served.
+enum News {
+    New {
+        role: RoleName,
+        source: SourceKind,
+        key: String,
+        expires: SystemTime,
+    },
+    Recovered(RoleName),
+    Expired(RoleName),
 }
 
 impl CredentialManager {
@@ -113,6 +130,35 @@ impl CredentialManager {
             next_poll: None,
             served: Vec::new(),
             serving: false,
+            news: Vec::new(),
+        }
+    }
+
+    /// Logs what the last refreshes changed. Call it after the snapshot built from
+    /// [`leaves`](CredentialManager::leaves) is swapped in.
+    pub fn announce(&mut self) {
+        for n in self.news.drain(..) {
+            match n {
+                News::New {
+                    role,
+                    source,
+                    key,
+                    expires,
+                } => tracing::info!(
+                    role = %role,
+                    source = %source,
+                    key = %key,
+                    expires = %ec2_time(expires),
+                    "new credentials"
+                ),
+                News::Recovered(role) => {
+                    tracing::info!(role = %role, "credentials are available again")
+                }
+                News::Expired(role) => tracing::error!(
+                    role = %role,
+                    "credentials for role {role} expired and no new set could be obtained; serving the failure document"
+                ),
+            }
         }
     }
 
@@ -255,7 +301,7 @@ impl CredentialManager {
                         self.install(&role, now, f);
                     }
                     if self.failure.take().is_some() {
-                        tracing::info!(role = %role, "credentials are available again");
+                        self.news.push(News::Recovered(role.clone()));
                     }
                 }
                 Err(e) => self.record_failure(&role, now, due, &e),
@@ -268,10 +314,7 @@ impl CredentialManager {
         let was_serving = self.serving;
         self.serving = self.serving_role_at(now);
         if was_serving && !self.serving {
-            tracing::error!(
-                role = %role,
-                "credentials for role {role} expired and no new set could be obtained; serving the failure document"
-            );
+            self.news.push(News::Expired(role));
         }
         let leaves = self.leaves();
         if leaves == self.served {
@@ -341,13 +384,12 @@ impl CredentialManager {
                 self.cfg.source.kind()
             );
         }
-        tracing::info!(
-            role = %role,
-            source = %self.cfg.source.kind(),
-            key = %set.keys.access_key_id.hint(),
-            expires = %ec2_time(set.expires),
-            "new credentials"
-        );
+        self.news.push(News::New {
+            role: role.clone(),
+            source: self.cfg.source.kind(),
+            key: set.keys.access_key_id.hint().to_string(),
+            expires: set.expires,
+        });
         self.role = Some(set);
     }
 
