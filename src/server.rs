@@ -52,10 +52,11 @@ pub struct Snapshot {
     pub imds: imds::State,
     pub config: Config,
     log_requests: bool,
-    /// EC2's response headers for each [`Content`] (indexed by [`content_index`]), in EC2's
-    /// order, `Content-Length` a placeholder: a response clones one and sets its length in
-    /// place, instead of building and hashing the same map on every request.
-    headers: [HeaderMap; 3],
+    /// EC2's response headers for each [`Content`], without and with the token TTL header
+    /// (indexed by [`template_index`]), in EC2's order, `Content-Length` and the TTL
+    /// placeholders: a response clones one and sets its values in place, instead of building
+    /// and hashing the same map (or growing a clone) on every request.
+    headers: [HeaderMap; 6],
 }
 
 impl Snapshot {
@@ -64,8 +65,14 @@ impl Snapshot {
         let last_modified = HeaderValue::from_str(&httpdate::fmt_http_date(now))
             .expect("an HTTP date is a valid header value");
         let keep_alive = config.server.keep_alive;
-        let headers = [Content::Text, Content::Binary, Content::Html]
-            .map(|c| header_template(c, &last_modified, keep_alive));
+        let headers = [0, 1, 2, 3, 4, 5].map(|i| {
+            let content = [Content::Text, Content::Binary, Content::Html][i / 2];
+            let mut h = header_template(content, &last_modified, keep_alive);
+            if i % 2 == 1 {
+                h.insert(TOKEN_TTL, ZERO);
+            }
+            h
+        });
         Snapshot {
             log_requests: config.log.requests,
             headers,
@@ -75,12 +82,13 @@ impl Snapshot {
     }
 }
 
-fn content_index(c: Content) -> usize {
-    match c {
+fn template_index(c: Content, token_ttl: bool) -> usize {
+    let content = match c {
         Content::Text => 0,
         Content::Binary => 1,
         Content::Html => 2,
-    }
+    };
+    content * 2 + usize::from(token_ttl)
 }
 
 /// The headers every response of one kind carries; hyper adds `Date` last.
@@ -264,6 +272,8 @@ struct Connection {
     peer: SocketAddr,
     /// The socket's own TTL before a token reply lowered it, to restore for later replies.
     lowered_from: std::cell::Cell<Option<u32>>,
+    /// Whether the peer is on this host, once a token PUT asked.
+    local: std::cell::Cell<Option<bool>>,
 }
 
 impl Connection {
@@ -275,6 +285,7 @@ impl Connection {
             ipv6: peer.is_ipv6(),
             peer,
             lowered_from: std::cell::Cell::new(None),
+            local: std::cell::Cell::new(None),
         }
     }
 
@@ -306,14 +317,18 @@ impl Connection {
             expect.is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
         let mut r = imds::respond(&snap.imds, &shared.tokens, shared.clock.now_millis(), &view);
         if let Some(limit) = r.hop_limit {
-            // A peer that is not this host (a container behind a bridge) is one hop away, as
-            // it is on EC2 where IMDS lies beyond the instance; the kernel's TTL does the rest.
-            let left = limit.saturating_sub(u8::from(!self.peer_is_local()));
-            if left == 0 {
+            // A peer on this host gets every reply: no router lies between, so the TTL would
+            // change nothing and setting it costs system calls on the v2 hot path. A peer that
+            // is not this host (a container behind a bridge) is one hop away, as it is on EC2
+            // where IMDS lies beyond the instance; the kernel's TTL does the rest.
+            if self.peer_is_local() {
+                r.hop_limit = None;
+            } else if limit == 1 {
                 tracing::debug!(peer = %self.peer, "token reply withheld: beyond the hop limit");
                 return None;
+            } else {
+                r.hop_limit = Some(limit - 1);
             }
-            r.hop_limit = Some(left);
         }
         self.set_hop_limit(r.hop_limit);
         if snap.log_requests {
@@ -333,6 +348,15 @@ impl Connection {
     /// Whether the client runs on this host: loopback, the IMDS address itself (the source
     /// of a REDIRECTed connection), the connection's own address, or any address of ours.
     fn peer_is_local(&self) -> bool {
+        if let Some(local) = self.local.get() {
+            return local;
+        }
+        let local = self.find_peer_is_local();
+        self.local.set(Some(local));
+        local
+    }
+
+    fn find_peer_is_local(&self) -> bool {
         let ip = self.peer.ip();
         if ip.is_loopback() || ip == crate::intercept::IMDS_V4 || ip == crate::intercept::IMDS_V6 {
             return true;
@@ -396,16 +420,18 @@ fn with_socket<T>(fd: RawFd, f: impl FnOnce(socket2::SockRef<'_>) -> T) -> T {
 
 /// Adds EC2's headers. hyper sends no body for HEAD and keeps `Content-Length`.
 fn to_http(r: imds::Response, snap: &Snapshot) -> hyper::Response<Full<Bytes>> {
-    let mut h = snap.headers[content_index(r.content)].clone();
+    let mut h = snap.headers[template_index(r.content, r.token_ttl.is_some())].clone();
     // Replacing a value keeps the header's place.
     if let Some(v) = h.get_mut(header::CONTENT_LENGTH) {
         *v = number(r.body.len());
     }
+    if let Some(t) = r.token_ttl
+        && let Some(v) = h.get_mut(TOKEN_TTL)
+    {
+        *v = number(t as usize);
+    }
     if let Some(a) = r.allow {
         h.insert(header::ALLOW, HeaderValue::from_static(a));
-    }
-    if let Some(t) = r.token_ttl {
-        h.insert(TOKEN_TTL, number(t as usize));
     }
     let mut resp = hyper::Response::new(Full::new(r.body));
     *resp.status_mut() = r.status;
