@@ -437,6 +437,13 @@ fn process_source_keeps_the_last_good_set_until_it_expires() {
             advance_to(&clock, m.next_refresh());
             let _ = m.refresh();
         }
+        // Changes to what is served are logged once the daemon has swapped them in.
+        assert!(
+            matches!(m.news.last(), Some(super::News::Expired(_))),
+            "the expiry waits for announce()"
+        );
+        m.announce();
+        assert!(m.news.is_empty());
     });
     assert!(log.contains("(exit status 1): STS said no"), "{log}");
     assert!(log.contains("is not JSON"), "{log}");
