@@ -813,7 +813,11 @@ impl Config {
                 "IPv6 interception delivers to [::1]: add \"[::1]:PORT\" to [server] listen".into(),
             );
         }
-        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
+        if let Err(e) = self
+            .log
+            .level
+            .parse::<tracing_subscriber::filter::Targets>()
+        {
             blame(
                 "level",
                 format!("`{}` is not a log filter: {e}", self.log.level),

@@ -174,9 +174,28 @@ fn openssl_verifies_the_served_signatures_with_the_published_certificate() {
         .output()
         .unwrap();
     assert_eq!(again.stdout, cert.stdout);
-    let mode = std::fs::metadata(state.join("identity-key.pem"))
-        .unwrap()
-        .permissions()
-        .mode();
-    assert_eq!(mode & 0o777, 0o600, "the key is private");
+    let mode = |name: &str| {
+        let meta = std::fs::metadata(state.join(name)).unwrap();
+        meta.permissions().mode() & 0o777
+    };
+    assert_eq!(mode("identity-key.pem"), 0o600, "the key is private");
+
+    // The signatures were cached beside the key, and a restart serves them without signing:
+    // a fresh PKCS#7 would carry a later signingTime, so wait until one would.
+    assert_eq!(
+        mode("identity-signatures.json") & 0o133,
+        0,
+        "public, not writable"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let daemon = common::Daemon::start(&["serve", "--config", cfg, "--listen", "127.0.0.1:0"]);
+    for (leaf, before) in [
+        ("signature", &signature),
+        ("rsa2048", &rsa2048),
+        ("pkcs7", &pkcs7),
+    ] {
+        let (status, body) = daemon.get(&format!("/latest/dynamic/instance-identity/{leaf}"));
+        assert_eq!(status, 200, "{leaf}: {body}");
+        assert_eq!(&body, before, "{leaf} served from the cache");
+    }
 }

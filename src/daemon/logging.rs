@@ -8,9 +8,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use tracing_subscriber::Layer;
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::{EnvFilter, Layer};
 
 /// Environment variable that overrides `[log] level`.
 pub const LEVEL_ENV: &str = "FAKE_METADATA_LOG";
@@ -108,7 +109,16 @@ impl Write for &LogFile {
 
 /// Installs the global subscriber. `level` is the config's filter (the environment wins).
 pub fn init(level: &str, file: Option<&Path>) -> Option<Arc<LogFile>> {
-    let filter = || EnvFilter::try_from_env(LEVEL_ENV).unwrap_or_else(|_| EnvFilter::new(level));
+    // `Targets` (a level, or `target=level` pairs) rather than `EnvFilter`, whose directive
+    // parser compiles regexes: a few hundred KiB of code and heap, and time, at every start.
+    let parse = |s: &str| s.parse::<Targets>().ok();
+    let configured =
+        parse(level).unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO));
+    let chosen = std::env::var(LEVEL_ENV)
+        .ok()
+        .and_then(|v| parse(&v))
+        .unwrap_or(configured);
+    let filter = || chosen.clone();
     // systemd sets JOURNAL_STREAM when our stderr is the journal; only then write natively.
     let journald = std::env::var_os("JOURNAL_STREAM")
         .and_then(|_| tracing_journald::layer().ok())
