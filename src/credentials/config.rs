@@ -193,7 +193,7 @@ impl TryFrom<RawIam> for IamConfig {
                 HumanDuration(lifetime)
             ));
         }
-        if lifetime < refresh_before + MIN_ROTATION {
+        if lifetime < refresh_before.saturating_add(MIN_ROTATION) {
             return Err(format!(
                 "[iam] `lifetime` ({}) must exceed `refresh-before` ({}) by at least 5m: a set is replaced `refresh-before` ahead of its expiry",
                 HumanDuration(lifetime),
@@ -418,6 +418,23 @@ impl From<InstanceProfileId> for String {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HumanDuration(pub Duration);
 
+impl HumanDuration {
+    /// The longest duration accepted anywhere (lifetimes, timeouts, scenario offsets): ten
+    /// years. Longer ones mean nothing here, and added to a clock they would overflow.
+    pub const MAX: Duration = Duration::from_secs(10 * 365 * 86_400);
+
+    fn checked(secs: u64, shown: &dyn fmt::Display) -> Result<Self, String> {
+        let d = Duration::from_secs(secs);
+        if d > Self::MAX {
+            return Err(format!(
+                "`{shown}` is too long for a duration: at most 10 years ({}s)",
+                Self::MAX.as_secs()
+            ));
+        }
+        Ok(HumanDuration(d))
+    }
+}
+
 impl std::str::FromStr for HumanDuration {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
@@ -427,7 +444,7 @@ impl std::str::FromStr for HumanDuration {
             )
         };
         if let Ok(n) = s.parse::<u64>() {
-            return Ok(HumanDuration(Duration::from_secs(n)));
+            return HumanDuration::checked(n, &s);
         }
         let (mut total, mut digits) = (0u64, String::new());
         for c in s.chars() {
@@ -452,7 +469,7 @@ impl std::str::FromStr for HumanDuration {
         if !digits.is_empty() || s.is_empty() {
             return Err(bad());
         }
-        Ok(HumanDuration(Duration::from_secs(total)))
+        HumanDuration::checked(total, &s)
     }
 }
 
@@ -486,12 +503,12 @@ impl<'de> Deserialize<'de> for HumanDuration {
                 f.write_str("a duration: seconds (3600) or a string such as \"6h\" or \"45m\"")
             }
             fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<HumanDuration, E> {
-                u64::try_from(v)
-                    .map(|s| HumanDuration(Duration::from_secs(s)))
-                    .map_err(|_| E::custom(format!("a duration cannot be negative ({v})")))
+                let s = u64::try_from(v)
+                    .map_err(|_| E::custom(format!("a duration cannot be negative ({v})")))?;
+                HumanDuration::checked(s, &v).map_err(E::custom)
             }
             fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<HumanDuration, E> {
-                Ok(HumanDuration(Duration::from_secs(v)))
+                HumanDuration::checked(v, &v).map_err(E::custom)
             }
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<HumanDuration, E> {
                 v.parse().map_err(E::custom)
@@ -551,6 +568,39 @@ mod tests {
         assert_eq!("1d".parse(), Ok(HumanDuration(Duration::from_secs(86400))));
         for bad in ["", "h", "6 h", "6x", "1h30", "-5m"] {
             assert!(bad.parse::<HumanDuration>().is_err(), "{bad}");
+        }
+    }
+
+    /// Found by the config fuzzer: a `refresh-before` of u64::MAX seconds overflowed the
+    /// `lifetime` check and panicked. Durations over ten years are now refused where parsed.
+    #[test]
+    fn absurd_durations_are_errors_not_panics() {
+        let ten_years = HumanDuration::MAX.as_secs();
+        assert!(ten_years.to_string().parse::<HumanDuration>().is_ok());
+        for bad in [
+            (ten_years + 1).to_string(),
+            "18446744073709551615".into(),
+            "3651d".into(),
+            "99999999999h".into(),
+        ] {
+            let e = bad.parse::<HumanDuration>().unwrap_err();
+            assert!(e.contains("too long"), "{bad}: {e}");
+        }
+        for text in [
+            "[iam]\nrefresh-before = \"00000000000018446744073709551615\"\n",
+            "[iam]\nrefresh-before = 9223372036854775807\n",
+            "[iam]\nlifetime = \"6h\"\nrefresh-before = \"3651d\"\n",
+        ] {
+            let e = parse(text).unwrap_err();
+            let line = text
+                .lines()
+                .position(|l| l.starts_with("refresh-before"))
+                .unwrap()
+                + 1;
+            assert!(
+                e.starts_with(&format!("{line}: ")) && e.contains("too long"),
+                "{text}: {e}"
+            );
         }
     }
 
