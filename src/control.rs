@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use nix::unistd::{Gid, Group, Uid, User};
+use nix::unistd::{Gid, Uid, User};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
@@ -192,7 +192,7 @@ pub fn bind(cfg: &ControlConfig) -> Result<Option<Listener>, ControlError> {
         tracing::info!("control socket off ([control] enabled = false)");
         return Ok(None);
     }
-    let group = group_id(&cfg.group).map(|gid| (cfg.group.clone(), gid));
+    let group = crate::accounts::group(&cfg.group).map(|gid| (cfg.group.clone(), gid));
     if cfg.socket.is_some() {
         let path = cfg.candidates().remove(0);
         return bind_at(&path, group.clone())
@@ -217,22 +217,6 @@ pub fn bind(cfg: &ControlConfig) -> Result<Option<Listener>, ControlError> {
         tried.join("; ")
     );
     Ok(None)
-}
-
-/// The group's id: from `/etc/group` when it is there (where `adduser` puts it, and the
-/// first source in Debian's `nsswitch.conf`), else from the group database. Reading the file
-/// first spares the daemon loading an NSS module (some 300 KiB resident) for the rest of
-/// its life.
-fn group_id(name: &str) -> Option<Gid> {
-    let from_file = std::fs::read_to_string("/etc/group").ok().and_then(|text| {
-        text.lines().find_map(|line| {
-            let mut fields = line.split(':');
-            (fields.next() == Some(name))
-                .then(|| fields.nth(1)?.parse().ok().map(Gid::from_raw))
-                .flatten()
-        })
-    });
-    from_file.or_else(|| Group::from_name(name).ok().flatten().map(|g| g.gid))
 }
 
 fn bind_at(path: &Path, group: Option<(String, Gid)>) -> Result<Listener, String> {
@@ -488,13 +472,6 @@ pub fn client_socket(explicit: Option<&Path>, cfg: &ControlConfig) -> Result<Pat
 mod tests {
     use super::*;
     use crate::scenario::{Moment, SpotAction};
-
-    #[test]
-    fn group_ids_come_from_etc_group_or_the_database() {
-        assert_eq!(group_id("root"), Some(Gid::from_raw(0)));
-        assert_eq!(group_id("no-such-group-here"), None);
-        assert_eq!(group_id(""), None);
-    }
 
     #[test]
     fn requests_round_trip_and_versions_are_checked() {

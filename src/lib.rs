@@ -5,6 +5,7 @@
 //! The pure core ([`imds::respond`], [`metadata`], [`config`]) knows no sockets or clocks;
 //! [`server`] and [`daemon`] are the thin shell around it.
 
+pub mod accounts;
 pub mod aemm;
 pub mod cli;
 pub mod clock;

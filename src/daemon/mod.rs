@@ -152,25 +152,25 @@ fn load_identity(config: &Config) -> Option<IdentityKey> {
 /// Never serve as root: once the sockets are bound, become the service user (or `nobody`).
 /// A log file this process just created becomes that user's, so SIGHUP can reopen it.
 fn drop_root(logfile: Option<&logging::LogFile>) -> Result<(), Box<dyn std::error::Error>> {
-    use nix::unistd::{Uid, User, setgid, setgroups, setuid};
+    use nix::unistd::{Uid, setgid, setgroups, setuid};
     if !Uid::effective().is_root() {
         return Ok(());
     }
-    let user = match User::from_name(SERVICE_USER)? {
-        Some(u) => u,
-        None => User::from_name("nobody")?.ok_or(
+    let (name, user) = [SERVICE_USER, "nobody"]
+        .into_iter()
+        .find_map(|n| crate::accounts::user(n).map(|ids| (n, ids)))
+        .ok_or(
             "running as root, and neither user `fake-metadata` nor `nobody` exists to drop to",
-        )?,
-    };
+        )?;
     if let Some(lf) = logfile
         && let Err(e) = lf.hand_over(user.uid.as_raw(), user.gid.as_raw())
     {
         tracing::warn!(path = %lf.path().display(), error = %e,
-            "cannot give the log file to {}; reopening it on SIGHUP may fail", user.name);
+            "cannot give the log file to {name}; reopening it on SIGHUP may fail");
     }
     setgroups(&[])?;
     setgid(user.gid)?;
     setuid(user.uid)?;
-    tracing::info!(user = %user.name, uid = user.uid.as_raw(), "started as root: dropped privileges after binding");
+    tracing::info!(user = %name, uid = user.uid.as_raw(), "started as root: dropped privileges after binding");
     Ok(())
 }
