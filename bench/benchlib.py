@@ -183,14 +183,17 @@ def http_put_token(port, ttl=21600):
 class Server:
     """A process under test, pinned to `core`, stopped by its PID."""
 
-    def __init__(self, name, argv, port, tmp, core=None, env=None):
+    def __init__(self, name, argv, port, tmp, core=None, env=None, user=None):
         self.name, self.port = name, port
         pin = ["taskset", "-c", str(core)] if core is not None else []
         self.log = open(os.path.join(tmp, f"{name}.log"), "wb")
         self.started = time.monotonic()
-        # taskset execs the server, so the PID is the server's.
+        # taskset execs the server, so the PID is the server's. `user` (a pwd entry) runs it
+        # as that user from the start, as systemd does.
+        ids = {} if user is None else {"user": user.pw_uid, "group": user.pw_gid,
+                                       "extra_groups": []}
         self.proc = subprocess.Popen(pin + argv, stdout=self.log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, env=env)
+                                     stdin=subprocess.DEVNULL, env=env, **ids)
         self.pid = self.proc.pid
 
     def wait_ready(self, timeout=15.0, poll=0.0002):
@@ -256,7 +259,8 @@ def make_state_dir(tmp):
             os.chmod(tmp, 0o755)
     port = free_port()
     cfg = product_config(tmp, "keygen", port, False, d)
-    s = Server("keygen", [PRODUCT, "serve", "--config", cfg], port, tmp)
+    s = Server("keygen", [PRODUCT, "serve", "--config", cfg], port, tmp,
+               user=service_user() if is_root() else None)
     try:
         s.wait_ready()
     finally:
@@ -267,9 +271,12 @@ def make_state_dir(tmp):
 
 
 def start_product(tmp, name, keep_alive, state_dir, core):
+    """The product as its service user (as root: `fake-metadata`, else `nobody`), as the
+    systemd unit runs it, so its figures do not include dropping root."""
     port = free_port()
     cfg = product_config(tmp, name, port, keep_alive, state_dir)
-    return Server(name, [PRODUCT, "serve", "--config", cfg], port, tmp, core)
+    user = service_user() if is_root() else None
+    return Server(name, [PRODUCT, "serve", "--config", cfg], port, tmp, core, user=user)
 
 
 def start_ceiling(tmp, core):
