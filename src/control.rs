@@ -377,10 +377,7 @@ fn allowed(uid: u32, gid: u32, group: &Option<(String, Gid)>) -> Result<(), Stri
 }
 
 fn is_nobody(uid: Uid) -> bool {
-    User::from_name("nobody")
-        .ok()
-        .flatten()
-        .map_or(uid.as_raw() == 65534, |u| u.uid == uid)
+    crate::accounts::user("nobody").map_or(uid.as_raw() == 65534, |ids| ids.uid == uid)
 }
 
 /// Why a client request failed.
