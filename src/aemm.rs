@@ -290,27 +290,27 @@ pub fn source(a: &AemmArgs) -> Result<Source, String> {
     })
 }
 
+/// Why `aemm` could not serve.
+#[derive(Debug, thiserror::Error)]
+pub enum AemmError {
+    /// A flag AEMM takes but with a value that cannot be served.
+    #[error("{0}")]
+    Flag(String),
+    #[error(transparent)]
+    Daemon(#[from] crate::daemon::DaemonError),
+}
+
 /// Serves as AEMM would have been asked to, with EC2's answers.
-pub fn run(a: AemmArgs) -> ExitCode {
-    let source = match source(&a) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("fake-metadata aemm: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+pub fn run(a: AemmArgs) -> Result<ExitCode, AemmError> {
+    let source = source(&a).map_err(AemmError::Flag)?;
     if a.mock_ip_count.is_some() || a.save_config_to_file {
+        // A warning, not an error: the daemon starts.
         eprintln!(
             "fake-metadata aemm: --mock-ip-count and --save-config-to-file are ignored (every client sees every event, as on EC2)"
         );
     }
-    match crate::daemon::run(source) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("fake-metadata aemm: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    crate::daemon::run(source)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 #[cfg(test)]

@@ -88,43 +88,80 @@ pub enum Command {
     Aemm(Box<crate::aemm::AemmArgs>),
 }
 
-/// Runs a parsed command line and returns the process exit code.
-pub fn run(cli: Cli) -> ExitCode {
+/// Why a command failed. `main` prints it once, with its causes (see [`describe`]).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A config file, environment variable or flag is wrong (`FILE:LINE:COL: message`).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Daemon(#[from] daemon::DaemonError),
+    #[error(transparent)]
+    Intercept(#[from] intercept::InterceptError),
+    #[error(transparent)]
+    Identity(#[from] crate::identity::IdentityError),
+    #[error("cannot read {}: {source} (the daemon makes it on its first start)", path.display())]
+    Certificate {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Ctl(#[from] crate::ctl::CtlError),
+    #[error(transparent)]
+    Aemm(#[from] crate::aemm::AemmError),
+}
+
+/// The one line (or, for a config file, one line per problem) printed for an error: the
+/// program's name, the error, and each cause not already said.
+pub fn describe(e: &Error) -> String {
+    let mut msg = match e {
+        // `check-config`'s contract: `FILE:LINE:COL: message`, nothing before it.
+        Error::Config(c) => c.to_string(),
+        Error::Ctl(c) => format!("fake-metadata ctl: {c}"),
+        Error::Aemm(a) => format!("fake-metadata aemm: {a}"),
+        _ => format!("fake-metadata: {e}"),
+    };
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !msg.contains(&text) {
+            msg.push_str(": ");
+            msg.push_str(&text);
+        }
+        cause = c.source();
+    }
+    msg
+}
+
+/// Runs a parsed command line: the exit code of a command that ran (`status` fails when
+/// interception is not in place), or why it could not.
+pub fn run(cli: Cli) -> Result<ExitCode, Error> {
     match cli.command {
-        Command::Serve(args) => report(daemon::run(args.source())),
-        Command::CheckConfig { file } => match Config::from_file(&file) {
-            Ok(c) => match c.user_data_bytes() {
-                Ok(_) => {
-                    println!("{}: ok", file.display());
-                    ExitCode::SUCCESS
-                }
-                Err(e) => fail(&e),
-            },
-            Err(e) => fail(&e),
-        },
-        Command::PrintConfig(args) => match args.source().load() {
-            Ok(c) => {
-                print!("{}", c.to_toml());
-                ExitCode::SUCCESS
-            }
-            Err(e) => fail(&e),
-        },
+        Command::Serve(args) => daemon::run(args.source())
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(Error::from),
+        Command::CheckConfig { file } => {
+            Config::from_file(&file)?;
+            println!("{}: ok", file.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::PrintConfig(args) => {
+            print!("{}", args.source().load()?.to_toml());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Install(args) => intercept_cmd(&args, Action::Install),
         Command::Uninstall(args) => intercept_cmd(&args, Action::Uninstall),
         Command::Status(args) => intercept_cmd(&args, Action::Status),
         Command::IdentityCert(args) => identity_cert(&args),
-        Command::Ctl { args } => crate::ctl::run(args),
-        Command::Aemm(args) => crate::aemm::run(*args),
+        Command::Ctl { args } => Ok(crate::ctl::run(args)?),
+        Command::Aemm(args) => Ok(crate::aemm::run(*args)?),
     }
 }
 
 /// Reads the published certificate; makes the key first only when it is ours to make (not
 /// root: a root-owned key would be unreadable to the daemon's user).
-fn identity_cert(args: &ConfigArgs) -> ExitCode {
-    let cfg = match args.source().load() {
-        Ok(c) => c,
-        Err(e) => return fail(&e),
-    };
+fn identity_cert(args: &ConfigArgs) -> Result<ExitCode, Error> {
+    let cfg = args.source().load()?;
     let dir = cfg.server.state_directory();
     let path = dir.join(crate::identity::CERT_FILE);
     let pem = match std::fs::read_to_string(&path) {
@@ -133,24 +170,14 @@ fn identity_cert(args: &ConfigArgs) -> ExitCode {
             if e.kind() == std::io::ErrorKind::NotFound
                 && !nix::unistd::Uid::effective().is_root() =>
         {
-            match crate::identity::IdentityKey::load_or_create(&dir) {
-                Ok(k) => k.cert_pem().to_string(),
-                Err(e) => {
-                    eprintln!("fake-metadata: {e}");
-                    return ExitCode::FAILURE;
-                }
-            }
+            crate::identity::IdentityKey::load_or_create(&dir)?
+                .cert_pem()
+                .to_string()
         }
-        Err(e) => {
-            eprintln!(
-                "fake-metadata: cannot read {}: {e} (the daemon makes it on its first start)",
-                path.display()
-            );
-            return ExitCode::FAILURE;
-        }
+        Err(source) => return Err(Error::Certificate { path, source }),
     };
     print!("{pem}");
-    ExitCode::SUCCESS
+    Ok(ExitCode::SUCCESS)
 }
 
 enum Action {
@@ -161,78 +188,46 @@ enum Action {
 
 /// `install`, `uninstall` and `status`: the plan comes from the same config the daemon reads,
 /// so the REDIRECT port and the listener never disagree.
-fn intercept_cmd(args: &ConfigArgs, action: Action) -> ExitCode {
-    let cfg = match args.source().load() {
-        Ok(c) => c,
-        Err(e) => return fail(&e),
-    };
-    let run = || -> Result<bool, intercept::InterceptError> {
-        let plan = intercept::Plan::new(
-            cfg.server.redirect_port(),
-            cfg.imds.http_protocol_ipv6.is_enabled(),
-        )?;
-        let mut host = intercept::system::SystemHost::new()?;
-        Ok(match action {
-            Action::Install => {
-                let report = intercept::install(&plan, &mut host)?;
-                println!("{report}");
-                if !report.changed() {
-                    println!("nothing changed: interception was already in place");
+fn intercept_cmd(args: &ConfigArgs, action: Action) -> Result<ExitCode, Error> {
+    let cfg = args.source().load()?;
+    let plan = intercept::Plan::new(
+        cfg.server.redirect_port(),
+        cfg.imds.http_protocol_ipv6.is_enabled(),
+    )?;
+    let mut host = intercept::system::SystemHost::new()?;
+    let ok = match action {
+        Action::Install => {
+            let report = intercept::install(&plan, &mut host)?;
+            println!("{report}");
+            if !report.changed() {
+                println!("nothing changed: interception was already in place");
+            }
+            true
+        }
+        Action::Uninstall => {
+            let report = intercept::uninstall(&mut host, true);
+            println!("{report}");
+            !report.has_failures()
+        }
+        Action::Status => {
+            let status = intercept::status(&plan, &mut host)?;
+            println!("{status}");
+            let answers = match intercept::probe_instance_id(std::time::Duration::from_secs(2)) {
+                Ok(id) => {
+                    println!("daemon answers through http://169.254.169.254/: instance id {id}");
+                    true
                 }
-                true
-            }
-            Action::Uninstall => {
-                let report = intercept::uninstall(&mut host, true);
-                println!("{report}");
-                !report.has_failures()
-            }
-            Action::Status => {
-                let status = intercept::status(&plan, &mut host)?;
-                println!("{status}");
-                let answers = match intercept::probe_instance_id(std::time::Duration::from_secs(2))
-                {
-                    Ok(id) => {
-                        println!(
-                            "daemon answers through http://169.254.169.254/: instance id {id}"
-                        );
-                        true
-                    }
-                    Err(e) => {
-                        println!("daemon does not answer through http://169.254.169.254/: {e}");
-                        false
-                    }
-                };
-                status.in_place() && answers
-            }
-        })
+                Err(e) => {
+                    println!("daemon does not answer through http://169.254.169.254/: {e}");
+                    false
+                }
+            };
+            status.in_place() && answers
+        }
     };
-    match run() {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::FAILURE,
-        Err(e) => {
-            eprintln!("fake-metadata: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn fail(e: &ConfigError) -> ExitCode {
-    eprintln!("{e}");
-    ExitCode::FAILURE
-}
-
-fn report(r: Result<(), Box<dyn std::error::Error>>) -> ExitCode {
-    match r {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            let mut msg = format!("fake-metadata: {e}");
-            let mut src = e.source();
-            while let Some(s) = src {
-                msg.push_str(&format!(": {s}"));
-                src = s.source();
-            }
-            eprintln!("{msg}");
-            ExitCode::FAILURE
-        }
-    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

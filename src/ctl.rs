@@ -11,12 +11,12 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{Config, MetaPath, TagKey};
+use crate::config::{Config, ConfigError, ControlConfig};
 use crate::control::{self, Command};
-use crate::credentials::HumanDuration;
 use crate::scenario::{
     AsgState, Change, EventCode, EventId, EventSpec, EventState, Moment, SpotAction,
 };
+use crate::types::{HumanDuration, MetaPath, TagKey};
 
 /// Change the running daemon: spot notices, events, ASG state, tags, any value.
 #[derive(Debug, Parser)]
@@ -257,50 +257,46 @@ impl When {
     }
 }
 
+/// Why `ctl` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CtlError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Client(#[from] control::ClientError),
+}
+
 /// Runs `ctl` with its arguments (after `ctl`). Usage errors exit 1, like refusals.
-pub fn run(args: Vec<OsString>) -> ExitCode {
+pub fn run(args: Vec<OsString>) -> Result<ExitCode, CtlError> {
     let argv = std::iter::once(OsString::from("fake-metadata ctl")).chain(args);
     let parsed = match CtlArgs::try_parse_from(argv) {
         Ok(p) => p,
         Err(e) => {
             use clap::error::ErrorKind;
+            // clap's own usage message, as every clap program prints it.
             let _ = e.print();
-            return match e.kind() {
+            return Ok(match e.kind() {
                 ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => ExitCode::SUCCESS,
                 _ => ExitCode::FAILURE,
-            };
+            });
         }
-    };
-    let fail = |msg: &dyn std::fmt::Display| {
-        eprintln!("fake-metadata ctl: {msg}");
-        ExitCode::FAILURE
     };
     let control_cfg = if parsed.socket.is_some() {
-        control::ControlConfig::default()
+        ControlConfig::default()
     } else {
-        match Config::load(parsed.config.as_deref(), &Default::default()) {
-            Ok(c) => c.control,
-            Err(e) => return fail(&e),
-        }
+        Config::load(parsed.config.as_deref(), &Default::default())?.control
     };
-    let socket = match control::client_socket(parsed.socket.as_deref(), &control_cfg) {
-        Ok(s) => s,
-        Err(e) => return fail(&e),
-    };
+    let socket = control::client_socket(parsed.socket.as_deref(), &control_cfg)?;
     let (cmd, print) = command(parsed.command);
-    match control::request(&socket, cmd) {
-        Ok(message) => {
-            match print {
-                Some(p) => {
-                    println!("{p}");
-                    if !message.is_empty() && message != p {
-                        eprintln!("{message}");
-                    }
-                }
-                None => println!("{message}"),
+    let message = control::request(&socket, cmd)?;
+    match print {
+        Some(p) => {
+            println!("{p}");
+            if !message.is_empty() && message != p {
+                eprintln!("{message}");
             }
-            ExitCode::SUCCESS
         }
-        Err(e) => fail(&e),
+        None => println!("{message}"),
     }
+    Ok(ExitCode::SUCCESS)
 }

@@ -22,3 +22,5 @@ pub mod live;
 pub mod metadata;
 pub mod scenario;
 pub mod server;
+pub mod snapshot;
+pub mod types;

@@ -1,281 +1,265 @@
-//! The running instance: the inputs that change while the daemon runs (the config on reload,
-//! rotating credentials, later scenario events) and the one way they reach requests: every
-//! change builds a new immutable [`Snapshot`] and swaps it in. Timers (credential refresh)
-//! run in [`run_timers`], which sleeps until the next thing is due.
+//! The live inputs of the running instance: the checked config (replaced on reload), the
+//! rotating credentials, the scenario with its `ctl` changes, and the identity signatures.
+//! Every change makes a new snapshot with [`snapshot::build`] and publishes it whole; the
+//! timers ([`run_timers`]) sleep until the next thing is due.
+//!
+//! I/O happens before any lock is taken: the config (with its user data) is read by the
+//! caller, and the identity document is signed (through the signature cache) before a reload
+//! takes the writer lock. That lock serializes changes so they publish in order; requests
+//! never take it. The credentials have their own lock, held while a `process` source runs,
+//! which a `ctl` change does not need.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use crate::clock::Clock;
-use crate::config::{Config, ConfigError};
-use crate::credentials::SourceKind;
-use crate::credentials::{CredentialManager, Refresh};
-use crate::identity::IdentityKey;
-use crate::imds;
-use crate::metadata;
-use crate::scenario::{EventId, Scenario};
-use crate::server::{Shared, Snapshot};
+use crate::config::Config;
+use crate::credentials::{CredentialManager, Refresh, SourceKind};
+use crate::identity::{IdentityKey, Signatures};
+use crate::scenario::{Change, EventId, Moment, Refused, Scenario};
+use crate::snapshot::{self, Published, identity_document};
 
-/// The instance's changing inputs and the snapshot they make.
-pub struct Instance {
-    shared: Arc<Shared>,
+/// The live inputs and the snapshot they make.
+pub struct Inputs {
+    published: Arc<Published>,
     identity: Option<IdentityKey>,
-    config: Mutex<Config>,
+    /// The credentials (locked before `current` when both are needed, never after).
     credentials: Mutex<CredentialManager>,
-    /// Spot notices, events, ASG state and the `ctl` overlay (locked after `config` and
-    /// `credentials`, never before).
-    scenario: Mutex<Scenario>,
+    /// What the served snapshot was built from: the writer lock.
+    current: Mutex<Current>,
     /// Wakes [`run_timers`] when what is due next may have changed.
     changed: tokio::sync::Notify,
+}
+
+/// The inputs of the snapshot being served.
+struct Current {
+    config: Config,
+    signatures: Option<Signatures>,
+    /// The credential leaves as of the last refresh.
+    credentials: Vec<(String, String)>,
+    scenario: Scenario,
+}
+
+/// Why a `ctl` change was refused; nothing changed.
+#[derive(Debug, thiserror::Error)]
+pub enum ChangeError {
+    #[error(
+        "instance tags are not served: set [imds] instance-metadata-tags = \"enabled\" in the config first"
+    )]
+    TagsNotServed,
+    #[error(transparent)]
+    Refused(#[from] Refused),
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-impl Instance {
-    /// Builds the first snapshot. Credentials that come quickly (generated, static, file)
-    /// are fetched now; a `process` source is first run by the timers, in the background.
+/// A credential manager for `config`, with a first set when it comes quickly (generated,
+/// static, file); a `process` source is first run by the timers, in the background.
+fn credentials_for(config: &Config, clock: &Arc<dyn Clock>) -> CredentialManager {
+    let mut m = CredentialManager::new(
+        &config.iam,
+        config.instance.account_id.as_str(),
+        clock.clone(),
+    );
+    if config.iam.source.kind() != SourceKind::Process {
+        let _ = m.refresh();
+    }
+    m
+}
+
+/// The identity document's signatures (from the key's cache when the document is unchanged).
+/// A failure is logged and the document is served unsigned.
+fn sign(identity: Option<&IdentityKey>, config: &Config) -> Option<Signatures> {
+    let key = identity?;
+    key.sign(identity_document(config).as_bytes())
+        .map_err(|e| tracing::error!("cannot sign the identity document: {e}"))
+        .ok()
+}
+
+impl Inputs {
+    /// Builds and publishes the first snapshot.
     pub fn new(
         config: Config,
         clock: Arc<dyn Clock>,
         identity: Option<IdentityKey>,
-    ) -> Result<Arc<Instance>, ConfigError> {
-        let mut credentials = CredentialManager::new(
-            &config.iam,
-            config.instance.account_id.as_str(),
-            clock.clone(),
-        );
-        if config.iam.source.kind() != SourceKind::Process {
-            let _ = credentials.refresh();
-        }
+    ) -> Arc<Inputs> {
+        let mut credentials = credentials_for(&config, &clock);
         let start = clock.now();
         let mut scenario = Scenario::new(&config.scenario, start, &mut EventId::random);
         scenario.apply_due(start);
-        let snapshot = build(
-            &config,
-            identity.as_ref(),
-            &credentials,
-            &scenario,
-            clock.now(),
-        )?;
+        let current = Current {
+            signatures: sign(identity.as_ref(), &config),
+            credentials: credentials.leaves(),
+            config,
+            scenario,
+        };
+        let published = Published::new(current.build(start), clock);
         credentials.announce();
-        Ok(Arc::new(Instance {
-            shared: Shared::new(snapshot, clock),
+        Arc::new(Inputs {
+            published,
             identity,
-            config: Mutex::new(config),
             credentials: Mutex::new(credentials),
-            scenario: Mutex::new(scenario),
+            current: Mutex::new(current),
             changed: tokio::sync::Notify::new(),
-        }))
+        })
     }
 
     /// What the connections read.
-    pub fn shared(&self) -> &Arc<Shared> {
-        &self.shared
+    pub fn published(&self) -> &Arc<Published> {
+        &self.published
     }
 
     /// The running configuration.
     pub fn config(&self) -> Config {
-        lock(&self.config).clone()
+        lock(&self.current).config.clone()
     }
 
-    /// Rebuilds the snapshot from the current inputs and swaps it in.
-    pub fn publish(&self) -> Result<(), ConfigError> {
-        let config = lock(&self.config);
-        let credentials = lock(&self.credentials);
-        let scenario = lock(&self.scenario);
-        let s = build(
-            &config,
-            self.identity.as_ref(),
-            &credentials,
-            &scenario,
-            self.shared.clock.now(),
-        )?;
-        self.shared.snapshot.store(Arc::new(s));
-        Ok(())
+    fn now(&self) -> SystemTime {
+        self.published.clock.now()
     }
 
-    /// Swaps in a new configuration, or keeps the running one if it cannot be compiled.
-    /// Credentials are kept unless `[iam]` or the account changed; the scenario (with its
-    /// live changes) is kept unless `[scenario]` changed, which restarts it from the new
-    /// timeline (counted from the daemon's start, as at startup).
-    pub fn reload(&self, new: Config) -> Result<(), ConfigError> {
-        let mut config = lock(&self.config);
-        let mut credentials = lock(&self.credentials);
-        let mut scenario = lock(&self.scenario);
-        let old = config.clone();
+    /// Swaps in a new configuration. Credentials are kept unless `[iam]` or the account
+    /// changed; the scenario (with its live changes) is kept unless `[scenario]` changed,
+    /// which restarts it from the new timeline (counted from the daemon's start).
+    pub fn reload(&self, new: Config) {
+        let signatures = sign(self.identity.as_ref(), &new);
+        let old = self.config();
         let fresh = (new.iam != old.iam || new.instance.account_id != old.instance.account_id)
-            .then(|| {
-                let mut m = CredentialManager::new(
-                    &new.iam,
-                    new.instance.account_id.as_str(),
-                    self.shared.clock.clone(),
-                );
-                if new.iam.source.kind() != SourceKind::Process {
-                    let _ = m.refresh();
-                }
-                m
-            });
-        let now = self.shared.clock.now();
-        let restarted = (new.scenario != old.scenario).then(|| {
-            let mut s = Scenario::new(&new.scenario, scenario.start(), &mut EventId::random);
-            s.apply_due(now);
-            s
-        });
-        let s = build(
-            &new,
-            self.identity.as_ref(),
-            fresh.as_ref().unwrap_or(&credentials),
-            restarted.as_ref().unwrap_or(&scenario),
-            now,
-        )?;
+            .then(|| credentials_for(&new, &self.published.clock));
+        let mut credentials = lock(&self.credentials);
         if let Some(m) = fresh {
             *credentials = m;
         }
-        if let Some(r) = restarted {
+        let now = self.now();
+        let mut current = lock(&self.current);
+        if new.scenario != current.config.scenario {
             tracing::info!("[scenario] changed: the timeline restarts from the new config");
-            *scenario = r;
+            let start = current.scenario.start();
+            current.scenario = Scenario::new(&new.scenario, start, &mut EventId::random);
+            current.scenario.apply_due(now);
         }
-        *config = new;
-        self.shared.snapshot.store(Arc::new(s));
+        current.config = new;
+        current.signatures = signatures;
+        current.credentials = credentials.leaves();
+        self.published.publish(current.build(now));
+        drop(current);
         credentials.announce();
-        drop((config, credentials, scenario));
+        drop(credentials);
         self.changed.notify_one();
-        Ok(())
     }
 
     /// Does what is due (may block: a `process` source runs a command) and publishes if
     /// anything changed.
     pub fn tick(&self) {
-        let changed = lock(&self.credentials).refresh() == Refresh::Changed;
-        let happened = lock(&self.scenario).apply_due(self.shared.clock.now());
-        if (changed || happened)
-            && let Err(e) = self.publish()
-        {
-            tracing::error!("cannot publish the new state: {e}");
+        let mut credentials = lock(&self.credentials);
+        let renewed = credentials.refresh() == Refresh::Changed;
+        let now = self.now();
+        let mut current = lock(&self.current);
+        let happened = current.scenario.apply_due(now);
+        if renewed || happened {
+            current.credentials = credentials.leaves();
+            self.published.publish(current.build(now));
         }
-        lock(&self.credentials).announce();
+        drop(current);
+        credentials.announce();
     }
 
     /// Issues a new credential set now.
-    pub fn rotate_credentials(&self) -> Result<(), ConfigError> {
-        let _ = lock(&self.credentials).rotate_now();
+    pub fn rotate_credentials(&self) {
+        let mut credentials = lock(&self.credentials);
+        let _ = credentials.rotate_now();
+        let now = self.now();
+        let mut current = lock(&self.current);
+        current.credentials = credentials.leaves();
+        self.published.publish(current.build(now));
+        drop(current);
+        credentials.announce();
+        drop(credentials);
         self.changed.notify_one();
-        let published = self.publish();
-        lock(&self.credentials).announce();
-        published
     }
 
-    /// When [`Instance::tick`] should run next.
+    /// When [`Inputs::tick`] should run next.
     pub fn next_due(&self) -> SystemTime {
         let credentials = lock(&self.credentials).next_refresh();
-        match lock(&self.scenario).next_due() {
+        match lock(&self.current).scenario.next_due() {
             Some(t) => t.min(credentials),
             None => credentials,
         }
     }
 
-    /// Carries out a `ctl` command. A change is applied to a copy of the scenario, compiled
-    /// into a snapshot and swapped in at once; if anything is wrong nothing changes and the
-    /// error says why.
-    pub fn control(&self, command: crate::control::Command) -> Result<String, String> {
-        use crate::control::Command;
-        let now = self.shared.clock.now();
-        let message = match command {
-            Command::Status => return Ok(lock(&self.scenario).status(now)),
-            Command::RotateCredentials => {
-                self.rotate_credentials().map_err(|e| e.to_string())?;
-                return Ok("issued a new credential set".into());
-            }
-            Command::Reset => {
-                let config = lock(&self.config);
-                let credentials = lock(&self.credentials);
-                let mut scenario = lock(&self.scenario);
-                let mut next =
-                    Scenario::new(&config.scenario, scenario.start(), &mut EventId::random);
-                next.apply_due(now);
-                let s = build(&config, self.identity.as_ref(), &credentials, &next, now)
-                    .map_err(|e| e.to_string())?;
-                self.shared.snapshot.store(Arc::new(s));
-                *scenario = next;
-                "back to the configured state".to_string()
-            }
-            Command::Change { mut change, when } => {
-                let config = lock(&self.config);
-                if change.is_tags() && !config.imds.instance_metadata_tags.is_enabled() {
-                    return Err("instance tags are not served: set [imds] instance-metadata-tags = \"enabled\" in the config first".into());
-                }
-                let credentials = lock(&self.credentials);
-                let mut scenario = lock(&self.scenario);
-                change.assign_id(&mut EventId::random);
-                let mut next = scenario.clone();
-                let message = match when {
-                    None => next.apply(change, now),
-                    Some(m) => next.schedule(change, m.resolve(now), now),
-                }
-                .map_err(|e| e.to_string())?;
-                let s = build(&config, self.identity.as_ref(), &credentials, &next, now)
-                    .map_err(|e| e.to_string())?;
-                self.shared.snapshot.store(Arc::new(s));
-                *scenario = next;
-                message
-            }
-        };
+    /// What is set and pending, for `ctl status`.
+    pub fn status(&self) -> String {
+        lock(&self.current).scenario.status(self.now())
+    }
+
+    /// Back to the state the configuration describes: live changes dropped, the config's
+    /// timeline replayed from the daemon's start.
+    pub fn reset(&self) {
+        let now = self.now();
+        let mut current = lock(&self.current);
+        let mut next = Scenario::new(
+            &current.config.scenario,
+            current.scenario.start(),
+            &mut EventId::random,
+        );
+        next.apply_due(now);
+        current.scenario = next;
+        self.published.publish(current.build(now));
+        drop(current);
+        self.changed.notify_one();
+    }
+
+    /// Applies a change now, or schedules it. It is tried on a copy of the scenario and
+    /// published as one snapshot; if it is refused nothing changes.
+    pub fn change(&self, mut change: Change, when: Option<Moment>) -> Result<String, ChangeError> {
+        let now = self.now();
+        let mut current = lock(&self.current);
+        if change.is_tags() && !current.config.imds.instance_metadata_tags.is_enabled() {
+            return Err(ChangeError::TagsNotServed);
+        }
+        change.assign_id(&mut EventId::random);
+        let mut next = current.scenario.clone();
+        let message = match when {
+            None => next.apply(change, now),
+            Some(m) => next.schedule(change, m.resolve(now), now),
+        }?;
+        current.scenario = next;
+        self.published.publish(current.build(now));
+        drop(current);
         self.changed.notify_one();
         Ok(message)
     }
 }
 
-/// Builds a snapshot: the configured tree, the signatures, the credentials, then the
-/// scenario (notices, events, ASG state) and the `ctl` overlay, which win over `[paths]`.
-fn build(
-    config: &Config,
-    identity: Option<&IdentityKey>,
-    credentials: &CredentialManager,
-    scenario: &Scenario,
-    now: SystemTime,
-) -> Result<Snapshot, ConfigError> {
-    let tagged;
-    let config = if scenario.changes_tags() {
-        let mut c = config.clone();
-        c.tags = scenario.tags(&config.tags);
-        tagged = c;
-        &tagged
-    } else {
-        config
-    };
-    let mut tree = metadata::builder(config, config.user_data_bytes()?, identity);
-    for (path, body) in credentials.leaves() {
-        tree.text(&path, body);
+impl Current {
+    fn build(&self, now: SystemTime) -> snapshot::Snapshot {
+        snapshot::build(
+            &self.config,
+            self.signatures.as_ref(),
+            self.credentials.clone(),
+            &self.scenario,
+            now,
+        )
     }
-    // Configured paths win over everything, credentials included.
-    for (path, value) in &config.paths {
-        tree.text(path.as_str(), value.clone());
-    }
-    scenario.extend(&mut tree);
-    Ok(Snapshot::new(
-        config.clone(),
-        imds::State::new(config, tree),
-        now,
-    ))
 }
 
 /// Runs what is due, when it is due, until the task is dropped. Sleeps on the system timer
 /// for the clock's distance to the next deadline (at least a second, so a source that keeps
 /// failing cannot spin).
-pub async fn run_timers(instance: Arc<Instance>) {
+pub async fn run_timers(inputs: Arc<Inputs>) {
     loop {
-        let due = instance.next_due();
+        let due = inputs.next_due();
         let wait = due
-            .duration_since(instance.shared.clock.now())
+            .duration_since(inputs.now())
             .unwrap_or(Duration::ZERO)
             .max(Duration::from_secs(1));
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
-            _ = instance.changed.notified() => continue,
+            _ = inputs.changed.notified() => continue,
         }
-        let i = instance.clone();
+        let i = inputs.clone();
         if tokio::task::spawn_blocking(move || i.tick()).await.is_err() {
             tracing::error!("the credential refresh panicked; retrying later");
         }

@@ -1,7 +1,16 @@
-//! `fake-metadata`: parse the command line, run it, exit with its code.
+//! `fake-metadata`: parse the command line, run it, print an error once, exit with its code.
+
+use std::process::ExitCode;
 
 use clap::Parser;
+use fake_metadata::cli;
 
-fn main() -> std::process::ExitCode {
-    fake_metadata::cli::run(fake_metadata::cli::Cli::parse())
+fn main() -> ExitCode {
+    match cli::run(cli::Cli::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("{}", cli::describe(&e));
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -1,16 +1,16 @@
 //! The socket side: binds the listeners, runs a hyper 1 HTTP/1.1 accept loop per listener,
 //! turns each request into an [`imds::Request`] view, and writes [`imds::respond`]'s answer
-//! with EC2's headers. The configuration lives in an [`ArcSwap`] of immutable [`Snapshot`]s:
-//! a request loads one snapshot and uses it from start to end; a reload swaps in a new one.
+//! with EC2's headers. What is served lives in [`Published`], an `ArcSwap` of immutable
+//! snapshots: a request loads one snapshot and uses it from start to end; a change swaps in a
+//! new one.
 
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use bytes::Bytes;
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, HeaderName, HeaderValue};
 use http_body_util::Full;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -18,11 +18,9 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::clock::Clock;
 use crate::config::Config;
-use crate::identity::IdentityKey;
-use crate::imds::{self, Content, TokenAuthority};
-use crate::live::Instance;
+use crate::imds;
+use crate::snapshot::Published;
 
 /// A client has this long to send a request's headers (slowloris guard).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -37,104 +35,6 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 const TOKEN: HeaderName = HeaderName::from_static("x-aws-ec2-metadata-token");
 const TOKEN_TTL: HeaderName = HeaderName::from_static("x-aws-ec2-metadata-token-ttl-seconds");
 const FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-const EC2WS: HeaderValue = HeaderValue::from_static("EC2ws");
-const TEXT: HeaderValue = HeaderValue::from_static("text/plain");
-const BINARY: HeaderValue = HeaderValue::from_static("application/octet-stream");
-const HTML: HeaderValue = HeaderValue::from_static("text/html");
-const CLOSE: HeaderValue = HeaderValue::from_static("close");
-const NONE: HeaderValue = HeaderValue::from_static("none");
-const BYTES: HeaderValue = HeaderValue::from_static("bytes");
-const ZERO: HeaderValue = HeaderValue::from_static("0");
-
-/// Everything a request needs, compiled once per configuration.
-#[derive(Debug)]
-pub struct Snapshot {
-    pub imds: imds::State,
-    pub config: Config,
-    log_requests: bool,
-    /// EC2's response headers for each [`Content`], without and with the token TTL header
-    /// (indexed by [`template_index`]), in EC2's order, `Content-Length` and the TTL
-    /// placeholders: a response clones one and sets its values in place, instead of building
-    /// and hashing the same map (or growing a clone) on every request.
-    headers: [HeaderMap; 6],
-}
-
-impl Snapshot {
-    /// Compiles a configuration; `now` stamps `Last-Modified`.
-    pub fn new(config: Config, imds: imds::State, now: SystemTime) -> Snapshot {
-        let last_modified = HeaderValue::from_str(&httpdate::fmt_http_date(now))
-            .expect("an HTTP date is a valid header value");
-        let keep_alive = config.server.keep_alive;
-        let headers = [0, 1, 2, 3, 4, 5].map(|i| {
-            let content = [Content::Text, Content::Binary, Content::Html][i / 2];
-            let mut h = header_template(content, &last_modified, keep_alive);
-            if i % 2 == 1 {
-                h.insert(TOKEN_TTL, ZERO);
-            }
-            h
-        });
-        Snapshot {
-            log_requests: config.log.requests,
-            headers,
-            imds,
-            config,
-        }
-    }
-}
-
-fn template_index(c: Content, token_ttl: bool) -> usize {
-    let content = match c {
-        Content::Text => 0,
-        Content::Binary => 1,
-        Content::Html => 2,
-    };
-    content * 2 + usize::from(token_ttl)
-}
-
-/// The headers every response of one kind carries; hyper adds `Date` last.
-fn header_template(content: Content, last_modified: &HeaderValue, keep_alive: bool) -> HeaderMap {
-    let mut h = HeaderMap::with_capacity(8);
-    h.insert(
-        header::CONTENT_TYPE,
-        match content {
-            Content::Text => TEXT,
-            Content::Binary => BINARY,
-            Content::Html => HTML,
-        },
-    );
-    h.insert(
-        header::ACCEPT_RANGES,
-        if content == Content::Binary {
-            BYTES
-        } else {
-            NONE
-        },
-    );
-    h.insert(header::LAST_MODIFIED, last_modified.clone());
-    h.insert(header::CONTENT_LENGTH, ZERO);
-    h.insert(header::SERVER, EC2WS);
-    if !keep_alive {
-        h.insert(header::CONNECTION, CLOSE);
-    }
-    h
-}
-
-/// State shared by every connection.
-pub struct Shared {
-    pub snapshot: ArcSwap<Snapshot>,
-    pub tokens: TokenAuthority,
-    pub clock: Arc<dyn Clock>,
-}
-
-impl Shared {
-    pub fn new(snapshot: Snapshot, clock: Arc<dyn Clock>) -> Arc<Shared> {
-        Arc::new(Shared {
-            snapshot: ArcSwap::from_pointee(snapshot),
-            tokens: TokenAuthority::random(),
-            clock,
-        })
-    }
-}
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -177,7 +77,7 @@ pub fn bind(cfg: &Config) -> Result<Vec<StdListener>, ServerError> {
 /// Serves on `listeners` until `shutdown` completes, then drains requests in flight.
 pub async fn serve(
     listeners: Vec<StdListener>,
-    shared: Arc<Shared>,
+    shared: Arc<Published>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> std::io::Result<()> {
     let mut builder = http1::Builder::new();
@@ -214,7 +114,7 @@ pub async fn serve(
 
 async fn accept_loop(
     l: TcpListener,
-    shared: Arc<Shared>,
+    shared: Arc<Published>,
     builder: http1::Builder,
     graceful: Arc<GracefulShutdown>,
 ) {
@@ -292,7 +192,7 @@ impl Connection {
     /// The answer, or `None` when EC2's answer would never reach this client.
     fn handle<B>(
         &self,
-        shared: &Shared,
+        shared: &Published,
         req: &hyper::Request<B>,
     ) -> Option<hyper::Response<Full<Bytes>>> {
         let snap = shared.snapshot.load();
@@ -342,7 +242,7 @@ impl Connection {
                 "request"
             );
         }
-        Some(to_http(r, &snap))
+        Some(snap.headers.response(r))
     }
 
     /// Whether the client runs on this host: loopback, the IMDS address itself (the source
@@ -416,177 +316,4 @@ fn with_socket<T>(fd: RawFd, f: impl FnOnce(socket2::SockRef<'_>) -> T) -> T {
     // while the stream (and so the fd) is open, and the borrow ends with this call.
     let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
     f(socket2::SockRef::from(&fd))
-}
-
-/// Adds EC2's headers. hyper sends no body for HEAD and keeps `Content-Length`.
-fn to_http(r: imds::Response, snap: &Snapshot) -> hyper::Response<Full<Bytes>> {
-    let mut h = snap.headers[template_index(r.content, r.token_ttl.is_some())].clone();
-    // Replacing a value keeps the header's place.
-    if let Some(v) = h.get_mut(header::CONTENT_LENGTH) {
-        *v = number(r.body.len());
-    }
-    if let Some(t) = r.token_ttl
-        && let Some(v) = h.get_mut(TOKEN_TTL)
-    {
-        *v = number(t as usize);
-    }
-    if let Some(a) = r.allow {
-        h.insert(header::ALLOW, HeaderValue::from_static(a));
-    }
-    let mut resp = hyper::Response::new(Full::new(r.body));
-    *resp.status_mut() = r.status;
-    *resp.headers_mut() = h;
-    resp
-}
-
-/// Numbers up to here (every token TTL; every body but the largest) are sliced from
-/// [`DIGITS`] instead of formatted into a new allocation.
-const SMALL_NUMBERS: usize = imds::token::TTL_MAX as usize + 1;
-/// "0123456789101112…21600": each number below [`SMALL_NUMBERS`] in decimal, back to back.
-static DIGITS: [u8; digits_offset(SMALL_NUMBERS)] = digits();
-
-const fn digits_width(n: usize) -> usize {
-    match n {
-        0..10 => 1,
-        10..100 => 2,
-        100..1_000 => 3,
-        1_000..10_000 => 4,
-        _ => 5,
-    }
-}
-
-/// Where `n` starts in [`DIGITS`].
-const fn digits_offset(n: usize) -> usize {
-    match n {
-        0..10 => n,
-        10..100 => 10 + (n - 10) * 2,
-        100..1_000 => 190 + (n - 100) * 3,
-        1_000..10_000 => 2_890 + (n - 1_000) * 4,
-        _ => 38_890 + (n - 10_000) * 5,
-    }
-}
-const _: () = assert!(
-    SMALL_NUMBERS <= 100_000,
-    "DIGITS holds numbers of up to 5 digits"
-);
-
-const fn digits() -> [u8; digits_offset(SMALL_NUMBERS)] {
-    let mut out = [0u8; digits_offset(SMALL_NUMBERS)];
-    let (mut n, mut at) = (0, 0);
-    while n < SMALL_NUMBERS {
-        let w = digits_width(n);
-        let (mut i, mut v) = (w, n);
-        while i > 0 {
-            i -= 1;
-            out[at + i] = b'0' + (v % 10) as u8;
-            v /= 10;
-        }
-        at += w;
-        n += 1;
-    }
-    out
-}
-
-/// A decimal header value (`Content-Length`, the token TTL), without an allocation for the
-/// usual sizes.
-fn number(n: usize) -> HeaderValue {
-    if n < SMALL_NUMBERS {
-        let at = digits_offset(n);
-        if let Ok(s) = std::str::from_utf8(&DIGITS[at..at + digits_width(n)]) {
-            return HeaderValue::from_static(s);
-        }
-    }
-    HeaderValue::from(n)
-}
-
-/// A server running in the background on the current tokio runtime, for tests and tools.
-pub struct Running {
-    pub addrs: Vec<SocketAddr>,
-    pub instance: Arc<Instance>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
-    timers: tokio::task::JoinHandle<()>,
-}
-
-impl Running {
-    /// Starts serving `config` (its `listen` addresses; port 0 picks a free one).
-    pub fn start(
-        config: Config,
-        clock: Arc<dyn Clock>,
-    ) -> Result<Running, Box<dyn std::error::Error + Send + Sync>> {
-        let listeners = bind(&config)?;
-        let addrs = listeners
-            .iter()
-            .map(|l| l.local_addr())
-            .collect::<Result<_, _>>()?;
-        let instance = Instance::new(config, clock, Some(IdentityKey::ephemeral()?))?;
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let task = tokio::spawn(serve(listeners, instance.shared().clone(), async {
-            let _ = rx.await;
-        }));
-        let timers = tokio::spawn(crate::live::run_timers(instance.clone()));
-        Ok(Running {
-            addrs,
-            instance,
-            stop: Some(tx),
-            task,
-            timers,
-        })
-    }
-
-    /// The first address, e.g. `127.0.0.1:43127`.
-    pub fn addr(&self) -> SocketAddr {
-        self.addrs[0]
-    }
-
-    /// `http://ADDR` of the first listener.
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr())
-    }
-
-    /// Stops accepting and drains.
-    pub async fn stop(mut self) -> std::io::Result<()> {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        self.timers.abort();
-        (&mut self.task).await.expect("server task does not panic")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn numbers_match_their_formatted_value() {
-        for n in (0..SMALL_NUMBERS + 100).chain([99_999, 1 << 20, usize::MAX]) {
-            assert_eq!(number(n), HeaderValue::from(n), "{n}");
-        }
-    }
-
-    #[test]
-    fn templates_keep_ec2s_header_order() {
-        let lm = HeaderValue::from_static("Thu, 01 Jan 2026 00:00:00 GMT");
-        let names = |h: &HeaderMap| h.keys().map(|k| k.as_str().to_owned()).collect::<Vec<_>>();
-        let close = header_template(Content::Text, &lm, false);
-        assert_eq!(
-            names(&close),
-            [
-                "content-type",
-                "accept-ranges",
-                "last-modified",
-                "content-length",
-                "server",
-                "connection"
-            ]
-        );
-        let mut h = header_template(Content::Binary, &lm, true);
-        *h.get_mut(header::CONTENT_LENGTH).unwrap() = number(16_384);
-        assert_eq!(names(&h)[3], "content-length");
-        assert_eq!(h[header::CONTENT_LENGTH], "16384");
-        assert_eq!(h[header::CONTENT_TYPE], "application/octet-stream");
-        assert_eq!(h[header::ACCEPT_RANGES], "bytes");
-        assert!(!h.contains_key(header::CONNECTION));
-    }
 }

@@ -109,7 +109,7 @@ async fn rotation_with_a_manual_clock_never_hands_out_less_than_the_minimum() {
         let refresh_at = expiry(&previous) - Duration::from_secs(3600);
         let now = clock.now();
         clock.advance(refresh_at.duration_since(now).unwrap() - Duration::from_secs(1));
-        s.instance.tick();
+        s.inputs.tick();
         let same = tokio::task::spawn_blocking(move || credentials_at(addr))
             .await
             .unwrap();
@@ -117,7 +117,7 @@ async fn rotation_with_a_manual_clock_never_hands_out_less_than_the_minimum() {
         assert!(expiry(&same).duration_since(clock.now()).unwrap() >= Duration::from_secs(3600));
         // At the refresh point: a new set.
         clock.advance(Duration::from_secs(1));
-        s.instance.tick();
+        s.inputs.tick();
         let next = tokio::task::spawn_blocking(move || credentials_at(addr))
             .await
             .unwrap();

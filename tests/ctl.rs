@@ -500,7 +500,7 @@ async fn timeline_on_a_manual_clock_as_node_termination_handler_sees_it() {
     let clock = Arc::new(ManualClock::fixed()); // 2026-01-02T03:04:05Z
     let running = common::start_with(common::config(TIMELINE), clock.clone());
     let addr = running.addr().to_string();
-    let instance = running.instance.clone();
+    let instance = running.inputs.clone();
     let step = |secs: u64| {
         clock.advance(Duration::from_secs(secs));
         instance.tick();
@@ -582,20 +582,19 @@ async fn timeline_on_a_manual_clock_as_node_termination_handler_sees_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn control_changes_swap_one_snapshot_and_schedule_on_the_clock() {
-    use fake_metadata::control::Command as C;
     use fake_metadata::scenario::{Change, SpotAction};
     let clock = Arc::new(ManualClock::fixed());
     let running = common::start_with(common::config(""), clock.clone());
-    let instance = running.instance.clone();
-    let before = instance.shared().snapshot.load_full();
+    let instance = running.inputs.clone();
+    let before = instance.published().snapshot.load_full();
     let msg = instance
-        .control(C::Change {
-            change: Change::Spot {
+        .change(
+            Change::Spot {
                 action: SpotAction::Terminate,
                 time: None,
             },
-            when: Some("+45s".parse().unwrap()),
-        })
+            Some("+45s".parse().unwrap()),
+        )
         .unwrap();
     assert!(
         msg.contains("scheduled for 2026-01-02T03:04:50Z (in 45s)"),
@@ -604,7 +603,7 @@ async fn control_changes_swap_one_snapshot_and_schedule_on_the_clock() {
     assert_eq!(instance.next_due(), clock.now() + Duration::from_secs(45));
     clock.advance(Duration::from_secs(45));
     instance.tick();
-    let after = instance.shared().snapshot.load_full();
+    let after = instance.published().snapshot.load_full();
     assert!(!Arc::ptr_eq(&before, &after));
     let a = running.addr().to_string();
     let body = tokio::task::spawn_blocking(move || {
@@ -621,14 +620,18 @@ async fn control_changes_swap_one_snapshot_and_schedule_on_the_clock() {
     );
     // A refused change leaves the very same snapshot in place.
     let e = instance
-        .control(C::Change {
-            change: Change::EventComplete {
+        .change(
+            Change::EventComplete {
                 id: "instance-event-0000000000000000a".parse().unwrap(),
             },
-            when: None,
-        })
-        .unwrap_err();
+            None,
+        )
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("there are no scheduled events"), "{e}");
-    assert!(Arc::ptr_eq(&after, &instance.shared().snapshot.load_full()));
+    assert!(Arc::ptr_eq(
+        &after,
+        &instance.published().snapshot.load_full()
+    ));
     running.stop().await.unwrap();
 }

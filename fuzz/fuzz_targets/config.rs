@@ -4,7 +4,7 @@
 //!   multi-byte characters, must not panic), with LINE and COL within the text;
 //! - a valid config prints (`print-config`) as TOML that parses back to the same config (when
 //!   no secret is inline: those print as `<redacted>`, which is refused on purpose);
-//! - a valid config compiles into a snapshot (`Instance::new`) and `respond` serves its
+//! - a valid config compiles into a snapshot (`Inputs::new`) and `respond` serves its
 //!   configured paths and tags. Sources that read files or run commands are left out.
 #![no_main]
 
@@ -15,7 +15,7 @@ use fake_metadata::clock::ManualClock;
 use fake_metadata::config::{Config, ConfigError};
 use fake_metadata::credentials::{SourceConfig, StaticKeys};
 use fake_metadata::imds::{self, Request};
-use fake_metadata::live::Instance;
+use fake_metadata::live::Inputs;
 use http::{Method, StatusCode};
 use libfuzzer_sys::fuzz_target;
 
@@ -95,10 +95,8 @@ fuzz_target!(|data: &[u8]| {
             .keys()
             .any(|p| p.as_str().starts_with("meta-data/tags"));
     let endpoint_on = cfg.imds.http_endpoint.is_enabled();
-    let Ok(instance) = Instance::new(cfg, Arc::new(ManualClock::fixed()), None) else {
-        return;
-    };
-    let shared = instance.shared();
+    let inputs = Inputs::new(cfg, Arc::new(ManualClock::fixed()), None);
+    let shared = inputs.published();
     let snap = shared.snapshot.load();
     let now = fake_metadata::clock::Clock::now_millis(&ManualClock::fixed());
     let token = shared.tokens.issue(now, 60);

@@ -1,6 +1,7 @@
 //! `imds::respond` on arbitrary requests: any method, path and header bytes, against two fixed
-//! snapshots (the built-in defaults, and a richer one with `http-tokens = required`, tags,
-//! user-data and extra paths), with arbitrary, genuine and tampered IMDSv2 tokens.
+//! services built from plain values (EC2's default options, and a richer one with
+//! `http-tokens = required`, tags, user-data and extra paths), with arbitrary, genuine and
+//! tampered IMDSv2 tokens. No config, daemon or server is involved.
 //!
 //! Input: one flag byte, then up to five `\n`-separated fields:
 //! `METHOD \n PATH \n TOKEN \n TTL \n NOW-OFFSET-MS`.
@@ -14,53 +15,61 @@
 //! a genuine token verifies for what it has left (rounded up) and a tampered one never does.
 #![no_main]
 
-use std::path::Path;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use fake_metadata::clock::ManualClock;
-use fake_metadata::config::Config;
-use fake_metadata::imds::{self, Request, State, TokenAuthority, pages, token};
-use fake_metadata::live::Instance;
+use fake_metadata::imds::{self, Options, Request, Service, TokenAuthority, pages, token};
+use fake_metadata::metadata::TreeBuilder;
 use http::{Method, StatusCode};
 use libfuzzer_sys::fuzz_target;
 
-const RICH: &str = r##"
-[imds]
-http-tokens = "required"
-instance-metadata-tags = "enabled"
-[user-data]
-text = "#!/bin/sh\necho hi\n"
-[tags]
-Name = "web"
-"aws:autoscaling:groupName" = "g"
-[paths]
-"meta-data/custom/a" = "1"
-"dynamic/custom/b/c" = "2"
-[instance]
-public-ipv4 = "3.4.5.6"
-"##;
+/// The leaves both services share: an instance's usual values, from plain data.
+fn instance_tree() -> TreeBuilder {
+    let mut b = TreeBuilder::default();
+    for (p, v) in [
+        ("meta-data/instance-id", "i-0123456789abcdef0"),
+        ("meta-data/instance-type", "t3.micro"),
+        ("meta-data/local-ipv4", "172.31.16.10"),
+        ("meta-data/placement/availability-zone", "us-east-1a"),
+        ("meta-data/placement/region", "us-east-1"),
+        ("meta-data/network/interfaces/macs/0e:49:61:0f:c3:11/device-number", "0"),
+        ("meta-data/iam/security-credentials/role", "{\n  \"Code\" : \"Success\"\n}"),
+        ("dynamic/instance-identity/document", "{\n  \"region\" : \"us-east-1\"\n}"),
+    ] {
+        b.text(p, v);
+    }
+    b
+}
 
 struct Fixture {
-    default: (Arc<Instance>, State),
-    rich: (Arc<Instance>, State),
+    default: Service,
+    /// `http-tokens = required`, tags, user-data, extra paths, a public address.
+    rich: Service,
+    tokens: TokenAuthority,
     now_ms: u64,
 }
 
 fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
-        let clock = ManualClock::fixed();
-        let now_ms = fake_metadata::clock::Clock::now_millis(&clock);
-        let make = |cfg: Config| {
-            let i = Instance::new(cfg, Arc::new(ManualClock::fixed()), None)
-                .expect("the fixed config compiles");
-            let state = i.shared().snapshot.load().imds.clone();
-            (i, state)
-        };
+        let mut rich = instance_tree();
+        rich.binary("user-data", &b"#!/bin/sh\necho hi\n"[..])
+            .text("meta-data/tags/instance/Name", "web")
+            .text("meta-data/tags/instance/aws:autoscaling:groupName", "g")
+            .text("meta-data/custom/a", "1")
+            .text("dynamic/custom/b/c", "2")
+            .text("meta-data/public-ipv4", "3.4.5.6");
         Fixture {
-            default: make(Config::builtin()),
-            rich: make(Config::from_toml(RICH, Path::new("rich.toml")).expect("valid")),
-            now_ms,
+            default: Service::new(Options::default(), instance_tree().build()),
+            rich: Service::new(
+                Options {
+                    tokens_required: true,
+                    ..Options::default()
+                },
+                rich.build(),
+            ),
+            tokens: TokenAuthority::random(),
+            now_ms: fake_metadata::clock::Clock::now_millis(&ManualClock::fixed()),
         }
     })
 }
@@ -123,8 +132,8 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let f = fixture();
-    let (instance, state) = if flags & 1 == 0 { &f.default } else { &f.rich };
-    let tokens = &instance.shared().tokens;
+    let state = if flags & 1 == 0 { &f.default } else { &f.rich };
+    let tokens = &f.tokens;
     let mut fields = rest.splitn(5, |&b| b == b'\n');
     let method_bytes = fields.next().unwrap_or_default();
     let path = String::from_utf8_lossy(fields.next().unwrap_or_default());

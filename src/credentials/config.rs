@@ -10,9 +10,10 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 use super::secret::Secret;
+pub use crate::types::HumanDuration;
 
 /// The role a fresh install serves, so that SDKs find credentials at once.
 pub const DEFAULT_ROLE: &str = "fake-metadata-role";
@@ -410,111 +411,6 @@ impl TryFrom<String> for InstanceProfileId {
 impl From<InstanceProfileId> for String {
     fn from(v: InstanceProfileId) -> String {
         v.0
-    }
-}
-
-/// A duration written as whole seconds (`3600`) or with units (`"6h"`, `"45m"`, `"1h30m"`,
-/// `"90s"`, `"1d"`); printed back with units.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HumanDuration(pub Duration);
-
-impl HumanDuration {
-    /// The longest duration accepted anywhere (lifetimes, timeouts, scenario offsets): ten
-    /// years. Longer ones mean nothing here, and added to a clock they would overflow.
-    pub const MAX: Duration = Duration::from_secs(10 * 365 * 86_400);
-
-    fn checked(secs: u64, shown: &dyn fmt::Display) -> Result<Self, String> {
-        let d = Duration::from_secs(secs);
-        if d > Self::MAX {
-            return Err(format!(
-                "`{shown}` is too long for a duration: at most 10 years ({}s)",
-                Self::MAX.as_secs()
-            ));
-        }
-        Ok(HumanDuration(d))
-    }
-}
-
-impl std::str::FromStr for HumanDuration {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || {
-            format!(
-                "`{s}` is not a duration: use seconds (3600) or units d/h/m/s, e.g. \"6h\", \"45m\" or \"1h30m\""
-            )
-        };
-        if let Ok(n) = s.parse::<u64>() {
-            return HumanDuration::checked(n, &s);
-        }
-        let (mut total, mut digits) = (0u64, String::new());
-        for c in s.chars() {
-            if c.is_ascii_digit() {
-                digits.push(c);
-                continue;
-            }
-            let unit = match c {
-                'd' => 86_400,
-                'h' => 3600,
-                'm' => 60,
-                's' => 1,
-                _ => return Err(bad()),
-            };
-            let n: u64 = digits.parse().map_err(|_| bad())?;
-            total = n
-                .checked_mul(unit)
-                .and_then(|v| total.checked_add(v))
-                .ok_or_else(bad)?;
-            digits.clear();
-        }
-        if !digits.is_empty() || s.is_empty() {
-            return Err(bad());
-        }
-        HumanDuration::checked(total, &s)
-    }
-}
-
-impl fmt::Display for HumanDuration {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s = self.0.as_secs();
-        if s == 0 {
-            return f.write_str("0s");
-        }
-        for (n, unit) in [(s / 3600, "h"), (s / 60 % 60, "m"), (s % 60, "s")] {
-            if n > 0 {
-                write!(f, "{n}{unit}")?;
-            }
-        }
-        Ok(())
-    }
-}
-
-impl Serialize for HumanDuration {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for HumanDuration {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl serde::de::Visitor<'_> for V {
-            type Value = HumanDuration;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a duration: seconds (3600) or a string such as \"6h\" or \"45m\"")
-            }
-            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<HumanDuration, E> {
-                let s = u64::try_from(v)
-                    .map_err(|_| E::custom(format!("a duration cannot be negative ({v})")))?;
-                HumanDuration::checked(s, &v).map_err(E::custom)
-            }
-            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<HumanDuration, E> {
-                HumanDuration::checked(v, &v).map_err(E::custom)
-            }
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<HumanDuration, E> {
-                v.parse().map_err(E::custom)
-            }
-        }
-        d.deserialize_any(V)
     }
 }
 

@@ -2,7 +2,10 @@
 //! reopens the log file and reloads the config as one snapshot swap (a bad file keeps the
 //! running config); SIGTERM/SIGINT send `STOPPING=1` and drain.
 
+mod embedded;
 pub mod logging;
+
+pub use embedded::Running;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -11,9 +14,9 @@ use futures::StreamExt;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
 use crate::clock::{Clock, SystemClock};
-use crate::config::{Config, Overrides};
+use crate::config::{Config, ConfigError, Overrides};
 use crate::identity::IdentityKey;
-use crate::live::Instance;
+use crate::live::Inputs;
 use crate::server;
 
 /// The system user the package creates; `nobody` when it does not exist.
@@ -29,7 +32,7 @@ pub struct Source {
 }
 
 impl Source {
-    pub fn load(&self) -> Result<Config, crate::config::ConfigError> {
+    pub fn load(&self) -> Result<Config, ConfigError> {
         let mut c = Config::load(self.path.as_deref(), &self.overrides)?;
         if let Some(s) = &self.scenario {
             c.scenario = s.clone();
@@ -38,9 +41,41 @@ impl Source {
     }
 }
 
+/// Why the daemon could not start, or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Bind(#[from] server::ServerError),
+    #[error(transparent)]
+    Control(#[from] crate::control::ControlError),
+    #[error("running as root, and neither user `fake-metadata` nor `nobody` exists to drop to")]
+    NoServiceUser,
+    #[error("cannot drop root privileges")]
+    Privileges(#[source] nix::Error),
+    #[error("cannot start the async runtime")]
+    Runtime(#[source] std::io::Error),
+    #[error("cannot install the signal handlers")]
+    Signals(#[source] std::io::Error),
+    #[error("the server failed")]
+    Serve(#[source] std::io::Error),
+}
+
 /// Runs the daemon until SIGTERM/SIGINT. Errors before serving are returned; after that,
 /// problems are logged and the daemon keeps serving.
-pub fn run(source: Source) -> Result<(), Box<dyn std::error::Error>> {
+pub fn run(source: Source) -> Result<(), DaemonError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(DaemonError::Runtime)?;
+    // The handlers come first: logrotate's SIGHUP may arrive at any moment of start-up, and
+    // its default action would end the process. What arrives before the loop waits in the
+    // stream.
+    let mut signals = {
+        let _rt = runtime.enter();
+        signal_hook_tokio::Signals::new([SIGHUP, SIGTERM, SIGINT]).map_err(DaemonError::Signals)?
+    };
     let config = source.load()?;
     let logfile = logging::init(&config.log.level, config.log.file.as_deref());
     let listeners = server::bind(&config)?;
@@ -49,12 +84,8 @@ pub fn run(source: Source) -> Result<(), Box<dyn std::error::Error>> {
     drop_root(logfile.as_deref())?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let identity = load_identity(&config);
-    let instance = Instance::new(config, clock, identity)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let inputs = Inputs::new(config, clock, identity);
     runtime.block_on(async move {
-        let mut signals = signal_hook_tokio::Signals::new([SIGHUP, SIGTERM, SIGINT])?;
         let handle = signals.handle();
         let addrs: Vec<String> = listeners
             .iter()
@@ -62,11 +93,15 @@ pub fn run(source: Source) -> Result<(), Box<dyn std::error::Error>> {
             .map(|a| a.to_string())
             .collect();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let serving = tokio::spawn(server::serve(listeners, instance.shared().clone(), async {
-            let _ = stop_rx.await;
-        }));
-        let timers = tokio::spawn(crate::live::run_timers(instance.clone()));
-        let control = control.map(|l| tokio::spawn(crate::control::serve(l, instance.clone())));
+        let serving = tokio::spawn(server::serve(
+            listeners,
+            inputs.published().clone(),
+            async {
+                let _ = stop_rx.await;
+            },
+        ));
+        let timers = tokio::spawn(crate::live::run_timers(inputs.clone()));
+        let control = control.map(|l| tokio::spawn(crate::control::serve(l, inputs.clone())));
         tracing::info!(addresses = %addrs.join(" "), "listening");
         let _ = sd_notify::notify(&[
             sd_notify::NotifyState::Ready,
@@ -80,7 +115,9 @@ pub fn run(source: Source) -> Result<(), Box<dyn std::error::Error>> {
                     {
                         tracing::info!(path = %lf.path().display(), "SIGHUP: reopened log file");
                     }
-                    reload(&source, &instance);
+                    // Reading the config (and its user data) is file I/O: off the runtime.
+                    let (s, i) = (source.clone(), inputs.clone());
+                    let _ = tokio::task::spawn_blocking(move || reload(&s, &i)).await;
                 }
                 _ => {
                     tracing::info!(signal = sig, "stopping: draining requests in flight");
@@ -97,14 +134,17 @@ pub fn run(source: Source) -> Result<(), Box<dyn std::error::Error>> {
             let _ = c.await;
         }
         let _ = stop_tx.send(());
-        serving.await??;
+        match serving.await {
+            Ok(r) => r.map_err(DaemonError::Serve)?,
+            Err(e) => return Err(DaemonError::Serve(std::io::Error::other(e))),
+        }
         tracing::info!("stopped");
         Ok(())
     })
 }
 
 /// Swaps in the configuration read again from the same source, or keeps the running one.
-pub fn reload(source: &Source, instance: &Instance) {
+pub fn reload(source: &Source, inputs: &Inputs) {
     let new = match source.load() {
         Ok(c) => c,
         Err(e) => {
@@ -112,7 +152,7 @@ pub fn reload(source: &Source, instance: &Instance) {
             return;
         }
     };
-    let old = instance.config();
+    let old = inputs.config();
     if new.server.listen_addrs() != old.server.listen_addrs() {
         tracing::warn!(
             "config reload: the listen addresses changed; restart the daemon to apply that"
@@ -121,10 +161,8 @@ pub fn reload(source: &Source, instance: &Instance) {
     if new.log.file != old.log.file || new.log.level != old.log.level {
         tracing::warn!("config reload: [log] file/level changed; restart the daemon to apply that");
     }
-    match instance.reload(new) {
-        Ok(()) => tracing::info!("config reloaded"),
-        Err(e) => tracing::error!("config reload failed, keeping the running configuration: {e}"),
-    }
+    inputs.reload(new);
+    tracing::info!("config reloaded");
 }
 
 /// The identity signing key from the state directory (made on first start). If that fails the
@@ -151,7 +189,7 @@ fn load_identity(config: &Config) -> Option<IdentityKey> {
 
 /// Never serve as root: once the sockets are bound, become the service user (or `nobody`).
 /// A log file this process just created becomes that user's, so SIGHUP can reopen it.
-fn drop_root(logfile: Option<&logging::LogFile>) -> Result<(), Box<dyn std::error::Error>> {
+fn drop_root(logfile: Option<&logging::LogFile>) -> Result<(), DaemonError> {
     use nix::unistd::{Uid, setgid, setgroups, setuid};
     if !Uid::effective().is_root() {
         return Ok(());
@@ -159,18 +197,17 @@ fn drop_root(logfile: Option<&logging::LogFile>) -> Result<(), Box<dyn std::erro
     let (name, user) = [SERVICE_USER, "nobody"]
         .into_iter()
         .find_map(|n| crate::accounts::user(n).map(|ids| (n, ids)))
-        .ok_or(
-            "running as root, and neither user `fake-metadata` nor `nobody` exists to drop to",
-        )?;
+        .ok_or(DaemonError::NoServiceUser)?;
     if let Some(lf) = logfile
         && let Err(e) = lf.hand_over(user.uid.as_raw(), user.gid.as_raw())
     {
         tracing::warn!(path = %lf.path().display(), error = %e,
             "cannot give the log file to {name}; reopening it on SIGHUP may fail");
     }
-    setgroups(&[])?;
-    setgid(user.gid)?;
-    setuid(user.uid)?;
+    setgroups(&[])
+        .and_then(|()| setgid(user.gid))
+        .and_then(|()| setuid(user.uid))
+        .map_err(DaemonError::Privileges)?;
     tracing::info!(user = %name, uid = user.uid.as_raw(), "started as root: dropped privileges after binding");
     Ok(())
 }

@@ -1,4 +1,4 @@
-//! The IMDS HTTP contract as one pure function: [`respond`] takes a snapshot of the instance,
+//! The IMDS HTTP contract as one pure function: [`respond`] takes the [`Service`] of a snapshot,
 //! the token authority, the time and a borrowed view of a request, and returns what EC2 would
 //! answer. No socket, no clock of its own, no allocation on the GET path.
 
@@ -8,8 +8,7 @@ pub mod token;
 use bytes::Bytes;
 use http::{Method, StatusCode};
 
-use crate::config::{Config, HttpTokens};
-use crate::metadata::{self, Node, Tree, TreeBuilder, VERSIONS};
+use crate::metadata::{self, Node, Tree, VERSIONS};
 pub use token::TokenAuthority;
 
 /// The headers EC2 reads on a request, borrowed from it.
@@ -113,24 +112,41 @@ impl Response {
     }
 }
 
-/// One immutable snapshot of what the instance serves, compiled from a config.
-#[derive(Debug, Clone)]
-pub struct State {
-    pub tree: Tree,
+/// EC2's instance metadata options, as `respond` applies them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    /// `http-endpoint = "enabled"`; when off every request gets 403.
     pub endpoint_enabled: bool,
+    /// `http-tokens = "required"`: IMDSv2 only.
     pub tokens_required: bool,
+    /// `http-put-response-hop-limit`: the IP TTL of a token reply, 1..=64.
     pub hop_limit: u8,
+}
+
+impl Default for Options {
+    /// EC2's defaults for a new instance: enabled, v1 allowed, hop limit 1.
+    fn default() -> Self {
+        Options {
+            endpoint_enabled: true,
+            tokens_required: false,
+            hop_limit: 1,
+        }
+    }
+}
+
+/// The metadata service of one snapshot: the options and the tree, immutable.
+#[derive(Debug, Clone)]
+pub struct Service {
+    pub options: Options,
+    pub tree: Tree,
     versions: Bytes,
 }
 
-impl State {
-    /// A snapshot with a tree the caller has extended.
-    pub fn new(cfg: &Config, tree: TreeBuilder) -> State {
-        State {
-            tree: tree.build(),
-            endpoint_enabled: cfg.imds.http_endpoint.is_enabled(),
-            tokens_required: cfg.imds.http_tokens == HttpTokens::Required,
-            hop_limit: cfg.imds.http_put_response_hop_limit.get(),
+impl Service {
+    pub fn new(options: Options, tree: Tree) -> Service {
+        Service {
+            options,
+            tree,
             versions: Bytes::from(metadata::versions_listing()),
         }
     }
@@ -139,8 +155,13 @@ impl State {
 const TOKEN_PATH: &str = "api/token";
 
 /// Answers one request as EC2 would.
-pub fn respond(state: &State, tokens: &TokenAuthority, now_ms: u64, req: &Request<'_>) -> Response {
-    if !state.endpoint_enabled {
+pub fn respond(
+    service: &Service,
+    tokens: &TokenAuthority,
+    now_ms: u64,
+    req: &Request<'_>,
+) -> Response {
+    if !service.options.endpoint_enabled {
         return Response::error(StatusCode::FORBIDDEN);
     }
     let collapsed;
@@ -158,7 +179,7 @@ pub fn respond(state: &State, tokens: &TokenAuthority, now_ms: u64, req: &Reques
         if version != "latest" {
             return Response::error(StatusCode::FORBIDDEN);
         }
-        return put_token(state, tokens, now_ms, req);
+        return put_token(service, tokens, now_ms, req);
     }
 
     if req.method != Method::GET && req.method != Method::HEAD {
@@ -171,16 +192,18 @@ pub fn respond(state: &State, tokens: &TokenAuthority, now_ms: u64, req: &Reques
             Some(left) => Some(left),
             None => return Response::error(StatusCode::UNAUTHORIZED),
         },
-        None if state.tokens_required => return Response::error(StatusCode::UNAUTHORIZED),
+        None if service.options.tokens_required => {
+            return Response::error(StatusCode::UNAUTHORIZED);
+        }
         None => None,
     };
 
     let mut resp = if version.is_empty() {
-        Response::ok(state.versions.clone(), Content::Text)
+        Response::ok(service.versions.clone(), Content::Text)
     } else if VERSIONS.binary_search(&version).is_err() {
         Response::error(StatusCode::NOT_FOUND)
     } else {
-        match state.tree.get(rest) {
+        match service.tree.get(rest) {
             Some(Node::Leaf { body, binary }) => Response::ok(
                 body.clone(),
                 if *binary {
@@ -198,7 +221,12 @@ pub fn respond(state: &State, tokens: &TokenAuthority, now_ms: u64, req: &Reques
 }
 
 /// `PUT /latest/api/token`.
-fn put_token(state: &State, tokens: &TokenAuthority, now_ms: u64, req: &Request<'_>) -> Response {
+fn put_token(
+    service: &Service,
+    tokens: &TokenAuthority,
+    now_ms: u64,
+    req: &Request<'_>,
+) -> Response {
     if req.method != Method::PUT {
         return if req.method == Method::OPTIONS {
             Response {
@@ -220,7 +248,7 @@ fn put_token(state: &State, tokens: &TokenAuthority, now_ms: u64, req: &Request<
     };
     Response {
         token_ttl: Some(ttl),
-        hop_limit: Some(state.hop_limit),
+        hop_limit: Some(service.options.hop_limit),
         ..Response::ok(Bytes::from(tokens.issue(now_ms, ttl)), Content::Text)
     }
 }

@@ -2,6 +2,7 @@
 //! `tests/fixtures/`.
 
 use super::*;
+use crate::metadata::TreeBuilder;
 use std::path::Path;
 
 const T0: u64 = 1_767_323_045_000;
@@ -13,16 +14,44 @@ fn golden(name: &str) -> Vec<u8> {
     std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
-/// The state the server would serve for `toml`: built by the same path as the daemon's
-/// (config, generated credentials), at a fixed time.
-fn state(toml: &str) -> State {
-    let cfg = Config::from_toml(toml, Path::new("t.toml")).unwrap();
-    let clock = std::sync::Arc::new(crate::clock::ManualClock::fixed());
-    let instance = crate::live::Instance::new(cfg, clock, None).unwrap();
-    instance.shared().snapshot.load().imds.clone()
+/// A small instance tree, from plain values: no config, no daemon.
+fn tree() -> TreeBuilder {
+    let mut b = TreeBuilder::default();
+    b.text("meta-data/instance-id", "i-0123456789abcdef0")
+        .text("meta-data/placement/availability-zone", "us-east-1a")
+        .text("meta-data/placement/availability-zone-id", "use1-az1")
+        .text("meta-data/placement/region", "us-east-1")
+        .text(
+            "dynamic/instance-identity/document",
+            "{\n  \"instanceId\" : \"i-0123456789abcdef0\"\n}",
+        );
+    b
 }
 
-fn get(s: &State, path: &str) -> Response {
+/// The service with EC2's default options and [`tree`].
+fn plain() -> Service {
+    with(Options::default())
+}
+
+fn with(options: Options) -> Service {
+    Service::new(options, tree().build())
+}
+
+fn required() -> Service {
+    with(Options {
+        tokens_required: true,
+        ..Options::default()
+    })
+}
+
+fn disabled() -> Service {
+    with(Options {
+        endpoint_enabled: false,
+        ..Options::default()
+    })
+}
+
+fn get(s: &Service, path: &str) -> Response {
     respond(
         s,
         &TokenAuthority::with_key(b"k"),
@@ -35,7 +64,7 @@ fn body(r: &Response) -> &str {
     std::str::from_utf8(&r.body).unwrap()
 }
 
-fn put_token(s: &State, a: &TokenAuthority, ttl: &str) -> Response {
+fn put_token(s: &Service, a: &TokenAuthority, ttl: &str) -> Response {
     respond(
         s,
         a,
@@ -49,14 +78,14 @@ fn put_token(s: &State, a: &TokenAuthority, ttl: &str) -> Response {
 
 #[test]
 fn root_lists_every_version_then_latest() {
-    let r = get(&state(""), "/");
+    let r = get(&plain(), "/");
     assert_eq!(r.status, 200);
     assert_eq!(r.body, golden("golden/versions.txt"));
 }
 
 #[test]
 fn every_dated_prefix_serves_the_same_tree() {
-    let s = state("");
+    let s = plain();
     let latest = get(&s, "/latest/meta-data/instance-id");
     for v in ["2009-04-04", "2021-03-23", "2018-09-24", "1.0"] {
         assert_eq!(
@@ -73,29 +102,8 @@ fn every_dated_prefix_serves_the_same_tree() {
 }
 
 #[test]
-fn meta_data_listing_is_golden() {
-    let r = get(&state(""), "/latest/meta-data/");
-    assert_eq!(r.status, 200);
-    assert_eq!(r.content, Content::Text);
-    assert_eq!(
-        body(&r),
-        String::from_utf8(golden("golden/meta-data.txt")).unwrap()
-    );
-}
-
-#[test]
-fn identity_document_is_golden() {
-    let r = get(&state(""), "/latest/dynamic/instance-identity/document");
-    assert_eq!(
-        body(&r),
-        String::from_utf8(golden("golden/document.json")).unwrap()
-    );
-    assert_eq!(r.content, Content::Text, "EC2 labels JSON text/plain");
-}
-
-#[test]
 fn path_forms_real_clients_send() {
-    let s = state("");
+    let s = plain();
     let leaf = get(&s, "/latest/meta-data/placement/availability-zone");
     assert_eq!(body(&leaf), "us-east-1a");
     // A leaf asked with a trailing slash answers the leaf (botocore, ohai).
@@ -124,18 +132,8 @@ fn path_forms_real_clients_send() {
 }
 
 #[test]
-fn no_trailing_newline_anywhere() {
-    let s = state("");
-    for p in s.tree.paths() {
-        let r = get(&s, &format!("/latest/{p}"));
-        assert_eq!(r.status, 200, "{p}");
-        assert!(!r.body.ends_with(b"\n"), "{p} ends with a newline");
-    }
-}
-
-#[test]
 fn errors_are_ec2_pages_byte_for_byte() {
-    let s = state("");
+    let s = plain();
     let r = get(&s, "/latest/meta-data/nope");
     assert_eq!(
         (r.status, r.content),
@@ -159,7 +157,7 @@ fn errors_are_ec2_pages_byte_for_byte() {
         (bad.status, bad.body.clone()),
         (StatusCode::UNAUTHORIZED, golden("errors/401.html").into())
     );
-    let off = state("[imds]\nhttp-endpoint = \"disabled\"\n");
+    let off = disabled();
     assert_eq!(
         get(&off, "/latest/meta-data/").body,
         golden("errors/403.html")
@@ -168,7 +166,11 @@ fn errors_are_ec2_pages_byte_for_byte() {
 
 #[test]
 fn user_data_is_raw_bytes_and_listed_only_when_set() {
-    let s = state("[user-data]\ntext = \"#cloud-config\\nhostname: x\\n\"\n");
+    let s = {
+        let mut t = tree();
+        t.binary("user-data", &b"#cloud-config\nhostname: x\n"[..]);
+        Service::new(Options::default(), t.build())
+    };
     let r = get(&s, "/latest/user-data");
     assert_eq!((r.status, r.content), (StatusCode::OK, Content::Binary));
     assert_eq!(
@@ -178,12 +180,15 @@ fn user_data_is_raw_bytes_and_listed_only_when_set() {
     );
     assert_eq!(get(&s, "/latest/user-data/"), r);
     assert_eq!(body(&get(&s, "/latest/")), "dynamic\nmeta-data\nuser-data");
-    assert_eq!(get(&state(""), "/latest/user-data").status, 404);
+    assert_eq!(get(&plain(), "/latest/user-data").status, 404);
 }
 
 #[test]
 fn token_put_grants_and_echoes_the_ttl_with_the_hop_limit() {
-    let s = state("[imds]\nhttp-put-response-hop-limit = 2\n");
+    let s = with(Options {
+        hop_limit: 2,
+        ..Options::default()
+    });
     let a = TokenAuthority::with_key(b"k");
     let r = put_token(&s, &a, "21600");
     assert_eq!(r.status, 200);
@@ -195,7 +200,7 @@ fn token_put_grants_and_echoes_the_ttl_with_the_hop_limit() {
 
 #[test]
 fn token_put_rules() {
-    let s = state("");
+    let s = plain();
     let a = TokenAuthority::with_key(b"k");
     for ttl in ["", "0", "21601", "abc", "-5"] {
         assert_eq!(put_token(&s, &a, ttl).status, 400, "ttl {ttl:?}");
@@ -232,7 +237,7 @@ fn token_put_rules() {
 
 #[test]
 fn only_get_and_head_on_metadata() {
-    let s = state("");
+    let s = plain();
     let a = TokenAuthority::with_key(b"k");
     assert_eq!(
         respond(
@@ -259,7 +264,7 @@ fn only_get_and_head_on_metadata() {
 fn token_lifecycle_with_a_manual_clock() {
     use crate::clock::{Clock, ManualClock};
     use std::time::Duration;
-    let s = state("[imds]\nhttp-tokens = \"required\"\n");
+    let s = required();
     let a = TokenAuthority::with_key(b"k");
     let clock = ManualClock::fixed();
     let put = Request {
@@ -292,7 +297,7 @@ fn token_lifecycle_with_a_manual_clock() {
 
 #[test]
 fn required_mode_needs_a_token_and_optional_mode_rejects_a_bad_one() {
-    let req = state("[imds]\nhttp-tokens = \"required\"\n");
+    let req = required();
     assert_eq!(get(&req, "/latest/meta-data/instance-id").status, 401);
     assert_eq!(get(&req, "/").status, 401);
     assert_eq!(
@@ -300,7 +305,7 @@ fn required_mode_needs_a_token_and_optional_mode_rejects_a_bad_one() {
         401,
         "auth before lookup"
     );
-    let opt = state("");
+    let opt = plain();
     assert_eq!(get(&opt, "/latest/meta-data/instance-id").status, 200);
     let a = TokenAuthority::with_key(b"k");
     let foreign = TokenAuthority::with_key(b"other").issue(T0, 60);
@@ -321,7 +326,7 @@ fn required_mode_needs_a_token_and_optional_mode_rejects_a_bad_one() {
 
 #[test]
 fn forwarded_get_with_a_token_is_refused() {
-    let s = state("");
+    let s = plain();
     let a = TokenAuthority::with_key(b"k");
     let t = a.issue(T0, 60);
     let r = respond(
@@ -339,22 +344,8 @@ fn forwarded_get_with_a_token_is_refused() {
 
 #[test]
 fn endpoint_disabled_refuses_everything() {
-    let s = state("[imds]\nhttp-endpoint = \"disabled\"\n");
+    let s = disabled();
     let a = TokenAuthority::with_key(b"k");
     assert_eq!(get(&s, "/").status, 403);
     assert_eq!(put_token(&s, &a, "60").status, 403);
-}
-
-#[test]
-fn extra_paths_and_overrides() {
-    let s = state(
-        "[paths]\n\"meta-data/custom/thing\" = \"42\"\n\"meta-data/instance-type\" = \"m7g.large\"\n",
-    );
-    assert_eq!(body(&get(&s, "/latest/meta-data/custom/thing")), "42");
-    assert_eq!(body(&get(&s, "/latest/meta-data/custom")), "thing");
-    assert_eq!(
-        body(&get(&s, "/latest/meta-data/instance-type")),
-        "m7g.large"
-    );
-    assert!(body(&get(&s, "/latest/meta-data")).contains("custom/\n"));
 }

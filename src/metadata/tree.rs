@@ -30,8 +30,8 @@ impl TreeBuilder {
     }
 
     /// Sets a binary leaf (served as `application/octet-stream`).
-    pub fn binary(&mut self, path: &str, value: Vec<u8>) -> &mut Self {
-        self.put(path, Bytes::from(value), true)
+    pub fn binary(&mut self, path: &str, value: impl Into<Bytes>) -> &mut Self {
+        self.put(path, value.into(), true)
     }
 
     /// Prints a directory's listing as given instead of derived.

@@ -19,9 +19,9 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{MetaPath, TagKey};
 use crate::metadata::TreeBuilder;
 use crate::metadata::json::to_ec2_string;
+use crate::types::{MetaPath, TagKey};
 
 pub use config::{Entry, ScenarioConfig};
 pub use time::{Moment, event_time, rfc3339, whole_seconds};
@@ -257,6 +257,23 @@ impl Change {
             && spec.id.is_none()
         {
             spec.id = Some(fresh());
+        }
+    }
+
+    /// The operation's name (`spot`, `set`, …), without the values it carries: for logs.
+    pub fn op(&self) -> &'static str {
+        match self {
+            Change::Spot { .. } => "spot",
+            Change::Rebalance { .. } => "rebalance",
+            Change::EventAdd(_) => "event-add",
+            Change::EventComplete { .. } => "event-complete",
+            Change::EventCancel { .. } => "event-cancel",
+            Change::EventClear => "event-clear",
+            Change::Asg { .. } => "asg",
+            Change::TagSet { .. } => "tag-set",
+            Change::TagUnset { .. } => "tag-unset",
+            Change::Set { .. } => "set",
+            Change::Unset { .. } => "unset",
         }
     }
 

@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 
-use crate::credentials::HumanDuration;
+use crate::types::HumanDuration;
 
 /// A point in time relative to a base, or absolute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

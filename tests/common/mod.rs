@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use fake_metadata::clock::{Clock, SystemClock};
 use fake_metadata::config::Config;
-use fake_metadata::server::Running;
+use fake_metadata::daemon::Running;
 
 /// A config from TOML text, listening on a free loopback port.
 pub fn config(toml: &str) -> Config {

@@ -1,0 +1,571 @@
+//! The file's sections as it spells them (kebab-case, unknown keys rejected), with their
+//! built-in defaults and the values derived from others.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use super::locate::Spans;
+use super::{ConfigError, DEFAULT_PORT, USER_DATA_MAX};
+use crate::host::HostFacts;
+use crate::types::{AccountId, Ec2Id, Mac, Region, Zone};
+
+/// A built-in or derived value of a checked type; these are valid by construction.
+fn valid<T: TryFrom<String, Error = String>>(s: &str) -> T {
+    T::try_from(s.to_string()).unwrap_or_else(|e| unreachable!("built-in value: {e}"))
+}
+
+/// `[server]`: where and how the daemon listens.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct Server {
+    /// Addresses to listen on. Default: `127.0.0.1:1338` and, where IPv6 exists, `[::1]:1338`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<Vec<SocketAddr>>,
+    /// EC2 answers every request with `Connection: close`; `true` keeps connections open
+    /// instead (faster for benchmarks and keep-alive clients, less faithful).
+    pub keep_alive: bool,
+    /// Where the daemon keeps its identity signing key and certificate. Default:
+    /// `$STATE_DIRECTORY` (systemd), else `/var/lib/fake-metadata` for root or when it exists,
+    /// else `$XDG_STATE_HOME/fake-metadata` (`~/.local/state/fake-metadata`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state_directory: Option<PathBuf>,
+}
+
+impl Server {
+    /// The configured addresses, or the defaults (the IPv6 one may fail to bind and is then
+    /// skipped; see [`Server::listen_is_default`]).
+    pub fn listen_addrs(&self) -> Vec<SocketAddr> {
+        match &self.listen {
+            Some(l) => l.clone(),
+            None => vec![
+                SocketAddr::from((Ipv4Addr::LOCALHOST, DEFAULT_PORT)),
+                SocketAddr::from((Ipv6Addr::LOCALHOST, DEFAULT_PORT)),
+            ],
+        }
+    }
+
+    /// Whether the addresses are the built-in defaults (a missing IPv6 stack is then no error).
+    pub fn listen_is_default(&self) -> bool {
+        self.listen.is_none()
+    }
+
+    /// The state directory, configured or by the default rule.
+    pub fn state_directory(&self) -> PathBuf {
+        if let Some(d) = &self.state_directory {
+            return d.clone();
+        }
+        if let Some(d) = std::env::var_os("STATE_DIRECTORY") {
+            // systemd may list several, separated by ':'; ours is the first.
+            let first = d
+                .to_string_lossy()
+                .split(':')
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            return PathBuf::from(first);
+        }
+        let system = PathBuf::from("/var/lib/fake-metadata");
+        if nix::unistd::Uid::effective().is_root() || system.is_dir() {
+            return system;
+        }
+        let base = std::env::var_os("XDG_STATE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+            .unwrap_or_else(std::env::temp_dir);
+        base.join("fake-metadata")
+    }
+
+    /// The port the interception REDIRECT should point at: that of the first IPv4 address.
+    pub fn redirect_port(&self) -> u16 {
+        let addrs = self.listen_addrs();
+        addrs
+            .iter()
+            .find(|a| a.is_ipv4())
+            .or(addrs.first())
+            .map_or(DEFAULT_PORT, SocketAddr::port)
+    }
+}
+
+/// `[imds]`: EC2's instance metadata options, by the same names and meanings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct Imds {
+    pub http_endpoint: Toggle,
+    pub http_tokens: HttpTokens,
+    pub http_put_response_hop_limit: HopLimit,
+    pub http_protocol_ipv6: Toggle,
+    pub instance_metadata_tags: Toggle,
+}
+
+impl Default for Imds {
+    fn default() -> Self {
+        Imds {
+            http_endpoint: Toggle::Enabled,
+            // cloud-init in a Vagrant box speaks IMDSv1 only, so `required` must not be default.
+            http_tokens: HttpTokens::Optional,
+            http_put_response_hop_limit: HopLimit(1),
+            http_protocol_ipv6: Toggle::Disabled,
+            instance_metadata_tags: Toggle::Disabled,
+        }
+    }
+}
+
+/// `enabled` | `disabled`, as EC2 spells its switches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Toggle {
+    Enabled,
+    Disabled,
+}
+
+impl Toggle {
+    pub fn is_enabled(self) -> bool {
+        self == Toggle::Enabled
+    }
+}
+
+/// `optional` (IMDSv1 and v2) | `required` (IMDSv2 only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HttpTokens {
+    Optional,
+    Required,
+}
+
+impl std::str::FromStr for HttpTokens {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "optional" => Ok(HttpTokens::Optional),
+            "required" => Ok(HttpTokens::Required),
+            _ => Err(format!("`{s}` is not `optional` or `required`")),
+        }
+    }
+}
+
+/// The IP TTL of a token reply: 1..=64, as on EC2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "i64", into = "i64")]
+pub struct HopLimit(u8);
+
+impl HopLimit {
+    pub fn get(self) -> u8 {
+        self.0
+    }
+}
+
+impl TryFrom<i64> for HopLimit {
+    type Error = String;
+    fn try_from(v: i64) -> Result<Self, String> {
+        match v {
+            1..=64 => Ok(HopLimit(v as u8)),
+            _ => Err(format!("hop limit {v} is out of range: EC2 allows 1 to 64")),
+        }
+    }
+}
+
+impl From<HopLimit> for i64 {
+    fn from(h: HopLimit) -> i64 {
+        h.0.into()
+    }
+}
+
+/// `[instance]`: the values the metadata tree and the identity document are made of. Values
+/// left out come from this machine (with `from-host`) or are derived from the others (region
+/// from the zone, host names from addresses), else the built-in defaults.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct Instance {
+    /// Take what is not set from this machine: the instance id from `/etc/machine-id`, the
+    /// primary address, MAC and subnet from the default route's interface, the host name.
+    pub from_host: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance_id: Option<Ec2Id<'i'>>,
+    pub instance_type: String,
+    pub ami_id: Ec2Id<'a'>,
+    pub ami_launch_index: u32,
+    pub ami_manifest_path: String,
+    pub account_id: AccountId,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<Region>,
+    pub availability_zone: Zone,
+    pub availability_zone_id: String,
+    pub architecture: String,
+    pub instance_life_cycle: String,
+    /// RFC 3339 UTC time the instance launched (`pendingTime` in the identity document).
+    pub pending_time: String,
+    pub reservation_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kernel_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ramdisk_id: Option<String>,
+    pub product_codes: Vec<String>,
+    /// The primary network interface.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub local_ipv4: Option<Ipv4Addr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_ipv4: Option<Ipv4Addr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ipv6: Option<Ipv6Addr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mac: Option<Mac>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_hostname: Option<String>,
+    pub interface_id: String,
+    pub subnet_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subnet_ipv4_cidr_block: Option<String>,
+    pub vpc_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vpc_ipv4_cidr_block: Option<String>,
+    pub security_groups: Vec<String>,
+    pub security_group_ids: Vec<String>,
+    /// `block-device-mapping/<name>` → device.
+    pub block_device_mapping: BTreeMap<String, String>,
+    /// The key pair: served as `public-keys/0=<name>` and `public-keys/0/openssh-key`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<PublicKey>,
+    /// Secondary network interfaces (the primary one is made of the values above).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub network_interfaces: Vec<NetworkInterface>,
+}
+
+/// `[[instance.network-interfaces]]`: a secondary interface, as EC2 lists it under
+/// `network/interfaces/macs/<mac>/`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct NetworkInterface {
+    pub mac: Mac,
+    pub device_number: u32,
+    #[serde(default)]
+    pub network_card_index: u32,
+    pub interface_id: String,
+    /// Private addresses, the primary first.
+    pub local_ipv4s: Vec<Ipv4Addr>,
+    /// Public addresses; the n-th is associated with the n-th private address.
+    #[serde(default)]
+    pub public_ipv4s: Vec<Ipv4Addr>,
+    #[serde(default)]
+    pub ipv6s: Vec<Ipv6Addr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subnet_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subnet_ipv4_cidr_block: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub security_group_ids: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub security_groups: Vec<String>,
+}
+
+/// Built-in values when neither the config nor the machine gives one.
+pub const DEFAULT_INSTANCE_ID: &str = "i-0123456789abcdef0";
+pub const DEFAULT_LOCAL_IPV4: Ipv4Addr = Ipv4Addr::new(172, 31, 16, 10);
+pub const DEFAULT_MAC: &str = "0e:49:61:0f:c3:11";
+pub const DEFAULT_SUBNET: &str = "172.31.16.0/20";
+pub const DEFAULT_VPC: &str = "172.31.0.0/16";
+
+impl Default for Instance {
+    fn default() -> Self {
+        Instance {
+            from_host: true,
+            instance_id: None,
+            instance_type: "t3.micro".into(),
+            ami_id: valid("ami-0abcdef1234567890"),
+            ami_launch_index: 0,
+            ami_manifest_path: "(unknown)".into(),
+            account_id: valid("123456789012"),
+            region: None,
+            availability_zone: valid("us-east-1a"),
+            availability_zone_id: "use1-az1".into(),
+            architecture: "x86_64".into(),
+            instance_life_cycle: "on-demand".into(),
+            pending_time: "2026-01-01T00:00:00Z".into(),
+            reservation_id: "r-0fedcba9876543210".into(),
+            kernel_id: None,
+            ramdisk_id: None,
+            product_codes: Vec::new(),
+            local_ipv4: None,
+            public_ipv4: Some(Ipv4Addr::new(54, 210, 10, 20)),
+            ipv6: None,
+            mac: None,
+            hostname: None,
+            public_hostname: None,
+            interface_id: "eni-0f1e2d3c4b5a69788".into(),
+            subnet_id: "subnet-0a1b2c3d4e5f67890".into(),
+            subnet_ipv4_cidr_block: None,
+            vpc_id: "vpc-0a1b2c3d4e5f67890".into(),
+            vpc_ipv4_cidr_block: None,
+            security_groups: vec!["default".into()],
+            security_group_ids: vec!["sg-0a1b2c3d4e5f67890".into()],
+            block_device_mapping: [("ami", "/dev/xvda"), ("root", "/dev/xvda")]
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+            public_key: None,
+            network_interfaces: Vec::new(),
+        }
+    }
+}
+
+impl Instance {
+    /// The region: configured, or the zone without its trailing letter.
+    pub fn region(&self) -> String {
+        match &self.region {
+            Some(r) => r.to_string(),
+            None => self.availability_zone.region().to_string(),
+        }
+    }
+
+    /// EC2's private DNS name for the primary address.
+    pub fn hostname(&self) -> String {
+        if let Some(h) = &self.hostname {
+            return h.clone();
+        }
+        let ip = self.local_ipv4().to_string().replace('.', "-");
+        match self.region().as_str() {
+            "us-east-1" => format!("ip-{ip}.ec2.internal"),
+            r => format!("ip-{ip}.{r}.compute.internal"),
+        }
+    }
+
+    /// EC2's public DNS name, when there is a public address.
+    pub fn public_hostname(&self) -> Option<String> {
+        if let Some(h) = &self.public_hostname {
+            return Some(h.clone());
+        }
+        let ip = self.public_ipv4?.to_string().replace('.', "-");
+        Some(match self.region().as_str() {
+            "us-east-1" => format!("ec2-{ip}.compute-1.amazonaws.com"),
+            r => format!("ec2-{ip}.{r}.compute.amazonaws.com"),
+        })
+    }
+
+    /// The AWS partition and its DNS suffix, from the region.
+    pub fn partition(&self) -> (&'static str, &'static str) {
+        let r = self.region();
+        if r.starts_with("cn-") {
+            ("aws-cn", "amazonaws.com.cn")
+        } else if r.starts_with("us-gov-") {
+            ("aws-us-gov", "amazonaws.com")
+        } else {
+            ("aws", "amazonaws.com")
+        }
+    }
+
+    pub fn instance_id(&self) -> &str {
+        self.instance_id
+            .as_ref()
+            .map_or(DEFAULT_INSTANCE_ID, Ec2Id::as_str)
+    }
+
+    pub fn local_ipv4(&self) -> Ipv4Addr {
+        self.local_ipv4.unwrap_or(DEFAULT_LOCAL_IPV4)
+    }
+
+    pub fn mac(&self) -> &str {
+        self.mac.as_ref().map_or(DEFAULT_MAC, Mac::as_str)
+    }
+
+    pub fn subnet_ipv4_cidr_block(&self) -> &str {
+        self.subnet_ipv4_cidr_block
+            .as_deref()
+            .unwrap_or(DEFAULT_SUBNET)
+    }
+
+    pub fn vpc_ipv4_cidr_block(&self) -> &str {
+        self.vpc_ipv4_cidr_block.as_deref().unwrap_or(DEFAULT_VPC)
+    }
+
+    /// Fills in what is not set, from the machine's facts (with `from-host`) or derived from
+    /// other values, so that `print-config` shows the effective values.
+    pub(super) fn resolve(&mut self, facts: &HostFacts) {
+        let none = HostFacts::none();
+        let facts = if self.from_host { facts } else { &none };
+        if self.instance_id.is_none() {
+            self.instance_id =
+                Some(valid(&facts.machine_id.as_deref().map_or(
+                    DEFAULT_INSTANCE_ID.into(),
+                    crate::host::instance_id,
+                )));
+        }
+        if self.local_ipv4.is_none() {
+            let nic = facts.primary.as_ref();
+            self.local_ipv4 = Some(nic.map_or(DEFAULT_LOCAL_IPV4, |n| n.ipv4));
+            if let Some(n) = nic {
+                let subnet = crate::host::network(n.ipv4, n.prefix);
+                let in_default_vpc = n.ipv4.octets()[..2] == [172, 31];
+                self.subnet_ipv4_cidr_block.get_or_insert(subnet.clone());
+                self.vpc_ipv4_cidr_block.get_or_insert(if in_default_vpc {
+                    DEFAULT_VPC.into()
+                } else {
+                    subnet
+                });
+            }
+        }
+        if self.mac.is_none() {
+            let mac = facts.primary.as_ref().and_then(|n| n.mac.clone());
+            self.mac = Some(
+                mac.and_then(|m| Mac::try_from(m).ok())
+                    .unwrap_or_else(|| valid(DEFAULT_MAC)),
+            );
+        }
+        self.subnet_ipv4_cidr_block
+            .get_or_insert(DEFAULT_SUBNET.into());
+        self.vpc_ipv4_cidr_block.get_or_insert(DEFAULT_VPC.into());
+        if self.hostname.is_none() {
+            self.hostname = facts.hostname.clone();
+        }
+        self.region
+            .get_or_insert_with(|| valid(self.availability_zone.region()));
+        if self.hostname.is_none() {
+            self.hostname = Some(self.hostname());
+        }
+        if self.public_hostname.is_none() {
+            self.public_hostname = self.public_hostname();
+        }
+    }
+}
+
+/// A key pair served under `public-keys/`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PublicKey {
+    pub name: String,
+    pub openssh_key: String,
+}
+
+/// `[user-data]`: inline `text` or a `file` of raw bytes (at most 16 KiB), never both.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct UserData {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<PathBuf>,
+}
+
+impl UserData {
+    pub(super) fn is_unset(&self) -> bool {
+        self.text.is_none() && self.file.is_none()
+    }
+
+    /// The bytes to serve. A `file` is read now, once: at most the 16 KiB EC2 allows (one
+    /// byte more tells that it is too long), only a regular file (a FIFO or a device would
+    /// block or never end), opened without blocking; a problem names the `file` key.
+    pub(super) fn load(&self, spans: &Spans<'_>) -> Result<Option<Bytes>, ConfigError> {
+        if let Some(t) = &self.text {
+            return Ok(Some(Bytes::from(t.clone())));
+        }
+        let Some(path) = &self.file else {
+            return Ok(None);
+        };
+        let blame = |what: String| {
+            ConfigError::Invalid(vec![spans.blame(
+                &["user-data", "file"],
+                format!("user data file {}: {what}", path.display()),
+            )])
+        };
+        let f = open_regular(path).map_err(blame)?;
+        let mut bytes = Vec::new();
+        f.take(USER_DATA_MAX as u64 + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| blame(format!("cannot read it: {e}")))?;
+        if bytes.len() > USER_DATA_MAX {
+            return Err(blame(
+                "is over 16 KiB; EC2 allows at most 16 KiB of user data".into(),
+            ));
+        }
+        Ok(Some(Bytes::from(bytes)))
+    }
+}
+
+/// Opens `path` for reading if it is a regular file, without blocking on a FIFO.
+fn open_regular(path: &std::path::Path) -> Result<std::fs::File, String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| format!("cannot open it: {e}"))?;
+    let meta = f.metadata().map_err(|e| format!("cannot read it: {e}"))?;
+    if !meta.is_file() {
+        return Err(
+            "is not a regular file (a FIFO, device or directory cannot be user data)".into(),
+        );
+    }
+    Ok(f)
+}
+
+/// `[log]`: where the daemon writes besides journald/stderr.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct Log {
+    /// A file the daemon also logs to, reopened on SIGHUP (for logrotate).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<PathBuf>,
+    /// Log one line per request (method, path, status; never a token).
+    pub requests: bool,
+    /// A tracing filter, e.g. `info` or `fake_metadata=debug`.
+    pub level: String,
+}
+
+impl Default for Log {
+    fn default() -> Self {
+        Log {
+            file: None,
+            requests: false,
+            level: "info".into(),
+        }
+    }
+}
+
+/// Where the control socket is by default: the systemd unit's `RuntimeDirectory`.
+pub const DEFAULT_SOCKET: &str = "/run/fake-metadata/control.sock";
+/// The group whose members may use the control socket (the package creates it).
+pub const DEFAULT_GROUP: &str = "fake-metadata-ctl";
+
+/// `[control]`: the socket `fake-metadata ctl` talks to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct ControlConfig {
+    /// `false` turns the control socket off.
+    pub enabled: bool,
+    /// The socket's path. Default: `/run/fake-metadata/control.sock`, else
+    /// `$XDG_RUNTIME_DIR/fake-metadata/control.sock`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub socket: Option<PathBuf>,
+    /// The group given the socket, whose members may use it.
+    pub group: String,
+}
+
+impl Default for ControlConfig {
+    fn default() -> Self {
+        ControlConfig {
+            enabled: true,
+            socket: None,
+            group: DEFAULT_GROUP.into(),
+        }
+    }
+}
+
+impl ControlConfig {
+    /// Where to look for the socket, in order: the configured path, or the default and the
+    /// per-user fallback.
+    pub fn candidates(&self) -> Vec<PathBuf> {
+        if let Some(p) = &self.socket {
+            return vec![p.clone()];
+        }
+        let mut v = vec![PathBuf::from(DEFAULT_SOCKET)];
+        if let Some(x) = std::env::var_os("XDG_RUNTIME_DIR").filter(|x| !x.is_empty()) {
+            v.push(PathBuf::from(x).join("fake-metadata/control.sock"));
+        }
+        v
+    }
+}

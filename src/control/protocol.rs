@@ -1,0 +1,144 @@
+//! Protocol version 1: one JSON object per line each way (see the module above).
+
+use serde::{Deserialize, Serialize};
+
+use crate::scenario::{Change, Moment};
+
+/// The protocol version this build speaks.
+pub const VERSION: u32 = 1;
+
+/// What a client asks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "do", rename_all = "kebab-case")]
+pub enum Command {
+    /// Apply a change now, or schedule it (`when`: `+D` from now, or an absolute time).
+    Change {
+        change: Change,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        when: Option<Moment>,
+    },
+    /// Issue a new IAM credential set now.
+    RotateCredentials,
+    /// What is set and pending.
+    Status,
+    /// Back to the state the configuration describes (live changes dropped, the config's
+    /// timeline replayed from the daemon's start).
+    Reset,
+}
+
+impl Command {
+    /// What is asked, without the values it carries: for the log.
+    pub fn name(&self) -> String {
+        match self {
+            Command::Change { change, when } => format!(
+                "change {}{}",
+                change.op(),
+                if when.is_some() { " (scheduled)" } else { "" }
+            ),
+            Command::RotateCredentials => "rotate-credentials".into(),
+            Command::Status => "status".into(),
+            Command::Reset => "reset".into(),
+        }
+    }
+}
+
+/// One request line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Request {
+    pub v: u32,
+    #[serde(flatten)]
+    pub command: Command,
+}
+
+/// One reply line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reply {
+    pub v: u32,
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Reply {
+    pub(super) fn ok(message: String) -> Reply {
+        Reply {
+            v: VERSION,
+            ok: true,
+            message: Some(message),
+            error: None,
+        }
+    }
+
+    pub(super) fn error(error: String) -> Reply {
+        Reply {
+            v: VERSION,
+            ok: false,
+            message: None,
+            error: Some(error),
+        }
+    }
+}
+
+/// Parses a request line; the error is the reply to send.
+pub fn parse_request(line: &str) -> Result<Command, String> {
+    let value: serde_json::Value =
+        serde_json::from_str(line).map_err(|e| format!("the request is not JSON: {e}"))?;
+    match value.get("v").and_then(serde_json::Value::as_u64) {
+        Some(v) if v == u64::from(VERSION) => {}
+        Some(v) => {
+            return Err(format!(
+                "control protocol version {v} is not supported: this daemon speaks version {VERSION} (use a matching `fake-metadata ctl`)"
+            ));
+        }
+        None => return Err("the request has no protocol version `v`".into()),
+    }
+    serde_json::from_value::<Request>(value)
+        .map(|r| r.command)
+        .map_err(|e| format!("invalid request: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::{Moment, SpotAction};
+
+    #[test]
+    fn requests_round_trip_and_versions_are_checked() {
+        let cmd = Command::Change {
+            change: Change::Spot {
+                action: SpotAction::Stop,
+                time: None,
+            },
+            when: Some("+30s".parse::<Moment>().unwrap()),
+        };
+        let line = serde_json::to_string(&Request {
+            v: VERSION,
+            command: cmd.clone(),
+        })
+        .unwrap();
+        assert_eq!(
+            line,
+            r#"{"v":1,"do":"change","change":{"op":"spot","action":"stop"},"when":"+30s"}"#
+        );
+        assert_eq!(parse_request(&line).unwrap(), cmd);
+        assert_eq!(
+            parse_request(r#"{"v":1,"do":"status"}"#).unwrap(),
+            Command::Status
+        );
+        assert!(
+            parse_request(r#"{"v":2,"do":"status"}"#)
+                .unwrap_err()
+                .contains("version 2 is not supported")
+        );
+        let e = parse_request(r#"{"v":1,"do":"change","change":{"op":"spot","action":"explode"}}"#)
+            .unwrap_err();
+        assert!(e.contains("invalid request"), "{e}");
+        let e = parse_request(
+            r#"{"v":1,"do":"change","change":{"op":"tag-set","key":"a b","value":"x"}}"#,
+        )
+        .unwrap_err();
+        assert!(e.contains("is not a tag key"), "{e}");
+    }
+}

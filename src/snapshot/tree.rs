@@ -1,0 +1,420 @@
+//! The instance's own tree, from a checked [`Config`]: every category of EC2's `meta-data/`
+//! and `dynamic/`, so that the identity document, `placement/*`, `mac`,
+//! `network/interfaces/macs/…` and `local-ipv4` tell one story. Pure: the user data and the
+//! identity signatures come in as values.
+
+use serde::Serialize;
+
+use crate::config::{Config, Mac, NetworkInterface};
+use crate::identity::Signatures;
+#[cfg(test)]
+use crate::metadata::{Node, Tree};
+use crate::metadata::{TreeBuilder, json};
+
+/// Builds the tree's leaves from the configuration, with the identity document's
+/// `signatures` when there are any; callers may add more (credentials, events) before
+/// [`TreeBuilder::build`].
+pub fn builder(cfg: &Config, signatures: Option<&Signatures>) -> TreeBuilder {
+    let i = &cfg.instance;
+    let region = i.region();
+    let (partition, domain) = i.partition();
+    let hostname = i.hostname();
+    let public_hostname = i.public_hostname();
+    let mut b = TreeBuilder::default();
+    let md = |p: &str| format!("meta-data/{p}");
+
+    for (k, v) in [
+        ("ami-id", i.ami_id.to_string()),
+        ("ami-launch-index", i.ami_launch_index.to_string()),
+        ("ami-manifest-path", i.ami_manifest_path.clone()),
+        ("hostname", hostname.clone()),
+        ("instance-action", "none".into()),
+        ("instance-id", i.instance_id().to_string()),
+        ("instance-life-cycle", i.instance_life_cycle.clone()),
+        ("instance-type", i.instance_type.clone()),
+        ("local-hostname", hostname.clone()),
+        ("local-ipv4", i.local_ipv4().to_string()),
+        ("mac", i.mac().to_string()),
+        ("reservation-id", i.reservation_id.clone()),
+        ("security-groups", i.security_groups.join("\n")),
+        (
+            "placement/availability-zone",
+            i.availability_zone.to_string(),
+        ),
+        (
+            "placement/availability-zone-id",
+            i.availability_zone_id.clone(),
+        ),
+        ("placement/region", region.clone()),
+        ("services/domain", domain.into()),
+        ("services/partition", partition.into()),
+        (
+            "metrics/vhostmd",
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>".into(),
+        ),
+        ("events/maintenance/scheduled", "[]".into()),
+        ("events/maintenance/history", "[]".into()),
+    ] {
+        b.text(&md(k), v);
+    }
+    for (name, device) in &i.block_device_mapping {
+        b.text(&md(&format!("block-device-mapping/{name}")), device.clone());
+    }
+    if let Some(ip) = i.public_ipv4 {
+        b.text(&md("public-ipv4"), ip.to_string());
+    }
+    if let Some(h) = &public_hostname {
+        b.text(&md("public-hostname"), h.clone());
+    }
+    if let Some(ip) = i.ipv6 {
+        b.text(&md("ipv6"), ip.to_string());
+    }
+    if let Some(k) = &i.kernel_id {
+        b.text(&md("kernel-id"), k.clone());
+    }
+    if let Some(r) = &i.ramdisk_id {
+        b.text(&md("ramdisk-id"), r.clone());
+    }
+    if !i.product_codes.is_empty() {
+        b.text(&md("product-codes"), i.product_codes.join("\n"));
+    }
+    if let Some(key) = &i.public_key {
+        b.text(&md("public-keys/0/openssh-key"), key.openssh_key.clone());
+        b.listing(&md("public-keys"), format!("0={}", key.name));
+    }
+
+    // The primary network interface, keyed by its MAC, then the secondary ones.
+    let primary = NetworkInterface {
+        mac: Mac::try_from(i.mac().to_string()).expect("a resolved MAC is valid"),
+        device_number: 0,
+        network_card_index: 0,
+        interface_id: i.interface_id.clone(),
+        local_ipv4s: vec![i.local_ipv4()],
+        public_ipv4s: i.public_ipv4.into_iter().collect(),
+        ipv6s: i.ipv6.into_iter().collect(),
+        subnet_id: None,
+        subnet_ipv4_cidr_block: None,
+        security_group_ids: Vec::new(),
+        security_groups: Vec::new(),
+    };
+    interface(
+        &mut b,
+        cfg,
+        &primary,
+        Some(&hostname),
+        public_hostname.as_deref(),
+    );
+    for nic in &i.network_interfaces {
+        interface(&mut b, cfg, nic, None, None);
+    }
+
+    if cfg.imds.instance_metadata_tags.is_enabled() && !cfg.tags.is_empty() {
+        for (k, v) in &cfg.tags {
+            b.text(&md(&format!("tags/instance/{k}")), v.clone());
+        }
+    }
+
+    b.text("dynamic/fws/instance-monitoring", "disabled");
+    if let Some(s) = signatures {
+        b.text("dynamic/instance-identity/signature", s.signature.clone());
+        b.text("dynamic/instance-identity/pkcs7", s.pkcs7.clone());
+        b.text("dynamic/instance-identity/rsa2048", s.rsa2048.clone());
+    }
+    b.text("dynamic/instance-identity/document", identity_document(cfg));
+
+    if let Some(data) = cfg.user_data() {
+        b.binary("user-data", data.clone());
+    }
+    // `[paths]` is applied by [`super::build`], after the credentials, so
+    // that a configured path wins over everything.
+    b
+}
+
+/// One interface's entries under `network/interfaces/macs/<mac>/`; what the interface does
+/// not set comes from the instance (subnet, VPC, security groups).
+fn interface(
+    b: &mut TreeBuilder,
+    cfg: &Config,
+    nic: &NetworkInterface,
+    hostname: Option<&str>,
+    public_hostname: Option<&str>,
+) {
+    let i = &cfg.instance;
+    let region = i.region();
+    let dns = |ip: &std::net::Ipv4Addr| {
+        let dashed = ip.to_string().replace('.', "-");
+        match region.as_str() {
+            "us-east-1" => format!("ip-{dashed}.ec2.internal"),
+            r => format!("ip-{dashed}.{r}.compute.internal"),
+        }
+    };
+    let lines = |v: &[std::net::Ipv4Addr]| {
+        v.iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let or = |own: &[String], inherited: &[String]| {
+        if own.is_empty() {
+            inherited.join("\n")
+        } else {
+            own.join("\n")
+        }
+    };
+    let first = nic.local_ipv4s.first();
+    let mut entries = vec![
+        ("device-number", nic.device_number.to_string()),
+        ("interface-id", nic.interface_id.clone()),
+        ("local-ipv4s", lines(&nic.local_ipv4s)),
+        ("mac", nic.mac.to_string()),
+        ("network-card-index", nic.network_card_index.to_string()),
+        ("owner-id", i.account_id.to_string()),
+        (
+            "security-group-ids",
+            or(&nic.security_group_ids, &i.security_group_ids),
+        ),
+        (
+            "security-groups",
+            or(&nic.security_groups, &i.security_groups),
+        ),
+        (
+            "subnet-id",
+            nic.subnet_id.clone().unwrap_or_else(|| i.subnet_id.clone()),
+        ),
+        (
+            "subnet-ipv4-cidr-block",
+            nic.subnet_ipv4_cidr_block
+                .clone()
+                .unwrap_or_else(|| i.subnet_ipv4_cidr_block().into()),
+        ),
+        ("vpc-id", i.vpc_id.clone()),
+        ("vpc-ipv4-cidr-block", i.vpc_ipv4_cidr_block().into()),
+        ("vpc-ipv4-cidr-blocks", i.vpc_ipv4_cidr_block().into()),
+    ];
+    if let Some(h) = hostname.map(str::to_string).or_else(|| first.map(dns)) {
+        entries.push(("local-hostname", h));
+    }
+    if !nic.public_ipv4s.is_empty() {
+        entries.push(("public-ipv4s", lines(&nic.public_ipv4s)));
+    }
+    if let Some(h) = public_hostname {
+        entries.push(("public-hostname", h.to_string()));
+    }
+    if !nic.ipv6s.is_empty() {
+        let v6: Vec<String> = nic.ipv6s.iter().map(ToString::to_string).collect();
+        entries.push(("ipv6s", v6.join("\n")));
+    }
+    let base = format!("meta-data/network/interfaces/macs/{}", nic.mac);
+    for (k, v) in entries {
+        b.text(&format!("{base}/{k}"), v);
+    }
+    // The n-th public address is associated with the n-th private one.
+    for (public, private) in nic.public_ipv4s.iter().zip(&nic.local_ipv4s) {
+        b.text(
+            &format!("{base}/ipv4-associations/{public}"),
+            private.to_string(),
+        );
+    }
+}
+
+/// The identity document in EC2's field order and style.
+pub fn identity_document(cfg: &Config) -> String {
+    let i = &cfg.instance;
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Document<'a> {
+        account_id: &'a str,
+        architecture: &'a str,
+        availability_zone: &'a str,
+        billing_products: Option<()>,
+        devpay_product_codes: Option<()>,
+        marketplace_product_codes: Option<&'a [String]>,
+        image_id: &'a str,
+        instance_id: &'a str,
+        instance_type: &'a str,
+        kernel_id: Option<&'a str>,
+        pending_time: &'a str,
+        private_ip: String,
+        ramdisk_id: Option<&'a str>,
+        region: String,
+        version: &'a str,
+    }
+    json::to_ec2_string(&Document {
+        account_id: i.account_id.as_str(),
+        architecture: &i.architecture,
+        availability_zone: i.availability_zone.as_str(),
+        billing_products: None,
+        devpay_product_codes: None,
+        marketplace_product_codes: (!i.product_codes.is_empty()).then_some(&i.product_codes[..]),
+        image_id: i.ami_id.as_str(),
+        instance_id: i.instance_id(),
+        instance_type: &i.instance_type,
+        kernel_id: i.kernel_id.as_deref(),
+        pending_time: &i.pending_time,
+        private_ip: i.local_ipv4().to_string(),
+        ramdisk_id: i.ramdisk_id.as_deref(),
+        region: i.region(),
+        version: "2017-09-30",
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn text(t: &Tree, p: &str) -> String {
+        match t.get(p) {
+            Some(Node::Leaf { body, .. }) | Some(Node::Dir { listing: body }) => {
+                String::from_utf8(body.to_vec()).unwrap()
+            }
+            None => panic!("{p} missing"),
+        }
+    }
+
+    #[test]
+    fn values_tell_one_story() {
+        let cfg = Config::builtin();
+        let t = builder(&cfg, None).build();
+        let doc: serde_json::Value =
+            serde_json::from_str(&text(&t, "dynamic/instance-identity/document")).unwrap();
+        assert_eq!(doc["instanceId"], text(&t, "meta-data/instance-id"));
+        assert_eq!(
+            doc["availabilityZone"],
+            text(&t, "meta-data/placement/availability-zone")
+        );
+        assert_eq!(doc["region"], text(&t, "meta-data/placement/region"));
+        assert_eq!(doc["privateIp"], text(&t, "meta-data/local-ipv4"));
+        assert_eq!(doc["instanceType"], text(&t, "meta-data/instance-type"));
+        assert_eq!(doc["imageId"], text(&t, "meta-data/ami-id"));
+        let mac = text(&t, "meta-data/mac");
+        assert_eq!(
+            text(&t, "meta-data/network/interfaces/macs"),
+            format!("{mac}/")
+        );
+        assert_eq!(
+            text(
+                &t,
+                &format!("meta-data/network/interfaces/macs/{mac}/local-ipv4s")
+            ),
+            text(&t, "meta-data/local-ipv4")
+        );
+        assert_eq!(text(&t, ""), "dynamic\nmeta-data");
+    }
+
+    #[test]
+    fn optional_sections_appear_only_when_set() {
+        let cfg = Config::from_toml(
+            "[imds]\ninstance-metadata-tags = \"enabled\"\n[tags]\nName = \"web\"\n\
+             [instance.public-key]\nname = \"me\"\nopenssh-key = \"ssh-ed25519 AAAA me\"\n\
+             [user-data]\ntext = \"#!/bin/sh\"\n",
+            Path::new("t.toml"),
+        )
+        .unwrap();
+        let t = builder(&cfg, None).build();
+        assert_eq!(text(&t, "meta-data/tags/instance"), "Name");
+        assert_eq!(text(&t, "meta-data/tags/instance/Name"), "web");
+        assert_eq!(text(&t, "meta-data/public-keys"), "0=me");
+        assert_eq!(text(&t, "meta-data/public-keys/0"), "openssh-key");
+        assert_eq!(text(&t, ""), "dynamic\nmeta-data\nuser-data");
+        let plain = builder(&Config::builtin(), None).build();
+        assert!(plain.get("meta-data/tags").is_none());
+        assert!(plain.get("meta-data/public-keys").is_none());
+        assert!(plain.get("user-data").is_none());
+    }
+
+    #[test]
+    fn secondary_interfaces_have_their_own_addresses_and_associations() {
+        let cfg = Config::from_toml(
+            "[instance]\nmac = \"0e:00:00:00:00:01\"\n\
+             [[instance.network-interfaces]]\nmac = \"0e:00:00:00:00:02\"\ndevice-number = 1\n\
+             interface-id = \"eni-0222\"\nlocal-ipv4s = [\"172.31.20.5\", \"172.31.20.6\"]\n\
+             public-ipv4s = [\"3.3.3.3\"]\nipv6s = [\"2600:1f18::5\"]\n",
+            Path::new("t.toml"),
+        )
+        .unwrap();
+        let t = builder(&cfg, None).build();
+        assert_eq!(
+            text(&t, "meta-data/network/interfaces/macs"),
+            "0e:00:00:00:00:01/\n0e:00:00:00:00:02/"
+        );
+        let eni = "meta-data/network/interfaces/macs/0e:00:00:00:00:02";
+        assert_eq!(text(&t, &format!("{eni}/device-number")), "1");
+        assert_eq!(
+            text(&t, &format!("{eni}/local-ipv4s")),
+            "172.31.20.5\n172.31.20.6"
+        );
+        assert_eq!(
+            text(&t, &format!("{eni}/ipv4-associations/3.3.3.3")),
+            "172.31.20.5"
+        );
+        assert_eq!(text(&t, &format!("{eni}/ipv6s")), "2600:1f18::5");
+        assert_eq!(
+            text(&t, &format!("{eni}/local-hostname")),
+            "ip-172-31-20-5.ec2.internal"
+        );
+        assert_eq!(
+            text(&t, &format!("{eni}/subnet-id")),
+            cfg.instance.subnet_id,
+            "inherited"
+        );
+        assert_eq!(
+            text(&t, "meta-data/mac"),
+            "0e:00:00:00:00:01",
+            "the primary stays primary"
+        );
+    }
+
+    #[test]
+    fn facts_from_the_box_fill_only_what_is_not_set() {
+        use crate::host::{HostFacts, PrimaryNic};
+        let facts = HostFacts {
+            machine_id: Some("0b6a8b1c4f5e4d7a9c2e3f4a5b6c7d8e".into()),
+            hostname: Some("box1".into()),
+            primary: Some(PrimaryNic {
+                name: "eth0".into(),
+                ipv4: "192.168.121.77".parse().unwrap(),
+                prefix: 24,
+                mac: Some("52:54:00:ce:bf:5b".into()),
+            }),
+        };
+        let c = Config::parse("", Path::new("t.toml"), &facts).unwrap();
+        let t = builder(&c, None).build();
+        assert_eq!(
+            text(&t, "meta-data/instance-id"),
+            crate::host::instance_id("0b6a8b1c4f5e4d7a9c2e3f4a5b6c7d8e")
+        );
+        assert_eq!(text(&t, "meta-data/local-ipv4"), "192.168.121.77");
+        assert_eq!(text(&t, "meta-data/mac"), "52:54:00:ce:bf:5b");
+        assert_eq!(text(&t, "meta-data/hostname"), "box1");
+        let nic = "meta-data/network/interfaces/macs/52:54:00:ce:bf:5b";
+        assert_eq!(
+            text(&t, &format!("{nic}/subnet-ipv4-cidr-block")),
+            "192.168.121.0/24"
+        );
+        assert!(
+            text(&t, "dynamic/instance-identity/document")
+                .contains("\"privateIp\" : \"192.168.121.77\"")
+        );
+        // Configured values win; `from-host = false` ignores the box.
+        let c = Config::parse(
+            "[instance]\ninstance-id = \"i-0fedcba9876543210\"\n",
+            Path::new("t.toml"),
+            &facts,
+        )
+        .unwrap();
+        assert_eq!(c.instance.instance_id(), "i-0fedcba9876543210");
+        assert_eq!(c.instance.local_ipv4().to_string(), "192.168.121.77");
+        let c = Config::parse(
+            "[instance]\nfrom-host = false\n",
+            Path::new("t.toml"),
+            &facts,
+        )
+        .unwrap();
+        assert_eq!(
+            c,
+            Config::from_toml("[instance]\nfrom-host = false\n", Path::new("t.toml")).unwrap()
+        );
+        assert_eq!(c.instance.instance_id(), "i-0123456789abcdef0");
+    }
+}

@@ -1,0 +1,265 @@
+//! The vocabulary: small checked value types that every layer speaks (EC2 ids, account,
+//! region and zone, MAC, tag keys, metadata paths, human durations). Each is valid once it
+//! exists: parsing is where a bad value is refused, with a message that says what is expected.
+//! Nothing here depends on any other module of the crate.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// An EC2 resource id with its prefix (`i-…`, `ami-…`): the prefix and 8 or 17 hex digits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Ec2Id<const KIND: char>(String);
+
+impl<const KIND: char> Ec2Id<KIND> {
+    fn prefix() -> &'static str {
+        match KIND {
+            'i' => "i-",
+            _ => "ami-",
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<const KIND: char> TryFrom<String> for Ec2Id<KIND> {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let p = Self::prefix();
+        let ok = s.strip_prefix(p).is_some_and(|hex| {
+            matches!(hex.len(), 8 | 17)
+                && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        });
+        if ok {
+            Ok(Ec2Id(s))
+        } else {
+            Err(format!(
+                "`{s}` is not an EC2 id: expected `{p}` and 8 or 17 lower-case hex digits, e.g. `{p}0123456789abcdef0`"
+            ))
+        }
+    }
+}
+
+impl<const KIND: char> From<Ec2Id<KIND>> for String {
+    fn from(v: Ec2Id<KIND>) -> String {
+        v.0
+    }
+}
+
+impl<const KIND: char> fmt::Display for Ec2Id<KIND> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+macro_rules! checked_string {
+    ($(#[$m:meta])* $name:ident, $check:expr, $what:literal) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = String;
+            fn try_from(s: String) -> Result<Self, String> {
+                let check: fn(&str) -> bool = $check;
+                if check(&s) {
+                    Ok($name(s))
+                } else {
+                    Err(format!(concat!("`{}` is not ", $what), s))
+                }
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(v: $name) -> String {
+                v.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+checked_string!(
+    /// A 12-digit AWS account id.
+    AccountId,
+    |s| s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit()),
+    "an AWS account id: 12 digits"
+);
+checked_string!(
+    /// A region name such as `eu-west-1`.
+    Region,
+    is_region,
+    "a region name such as `us-east-1`"
+);
+checked_string!(
+    /// An availability zone: a region followed by one letter, e.g. `us-east-1a`.
+    Zone,
+    |s| s.len() > 1 && s.ends_with(|c: char| c.is_ascii_lowercase()) && is_region(&s[..s.len() - 1]),
+    "an availability zone such as `us-east-1a` (a region and one letter)"
+);
+checked_string!(
+    /// A MAC address in EC2's form: six lower-case hex pairs separated by `:`.
+    Mac,
+    |s| s.len() == 17
+        && s.split(':').all(|p| p.len() == 2 && p.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))),
+    "a MAC address in EC2's form, e.g. `0e:49:61:0f:c3:11` (lower-case hex)"
+);
+checked_string!(
+    /// A tag key as EC2 allows it in instance metadata: `[a-zA-Z0-9+-=.,_:@]`, 1..=128,
+    /// never `.`, `..` or `_index`.
+    TagKey,
+    |s| !s.is_empty()
+        && s.len() <= 128
+        && !matches!(s, "." | ".." | "_index")
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"+-=.,_:@".contains(&b)),
+    "a tag key EC2 can serve: 1 to 128 of `a-z A-Z 0-9 + - = . , _ : @`, and not `.`, `..` or `_index`"
+);
+checked_string!(
+    /// An extra path in the tree: under `meta-data/` or `dynamic/`, no empty, `.` or `..` segment.
+    MetaPath,
+    |s| (s.starts_with("meta-data/") || s.starts_with("dynamic/"))
+        && s.split('/').all(|seg| !seg.is_empty() && seg != "." && seg != ".."),
+    "a metadata path: it must start with `meta-data/` or `dynamic/` and have no empty, `.` or `..` segment"
+);
+
+fn is_region(s: &str) -> bool {
+    let mut parts = s.split('-');
+    let ok = parts
+        .next()
+        .is_some_and(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_lowercase()));
+    let rest: Vec<&str> = parts.collect();
+    ok && rest.len() >= 2
+        && rest
+            .last()
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        && rest[..rest.len() - 1]
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
+}
+
+impl Zone {
+    /// The zone's region: the zone without its trailing letter.
+    pub fn region(&self) -> &str {
+        &self.0[..self.0.len() - 1]
+    }
+}
+
+/// A duration written as whole seconds (`3600`) or with units (`"6h"`, `"45m"`, `"1h30m"`,
+/// `"90s"`, `"1d"`); printed back with units.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HumanDuration(pub Duration);
+
+impl HumanDuration {
+    /// The longest duration accepted anywhere (lifetimes, timeouts, scenario offsets): ten
+    /// years. Longer ones mean nothing here, and added to a clock they would overflow.
+    pub const MAX: Duration = Duration::from_secs(10 * 365 * 86_400);
+
+    fn checked(secs: u64, shown: &dyn fmt::Display) -> Result<Self, String> {
+        let d = Duration::from_secs(secs);
+        if d > Self::MAX {
+            return Err(format!(
+                "`{shown}` is too long for a duration: at most 10 years ({}s)",
+                Self::MAX.as_secs()
+            ));
+        }
+        Ok(HumanDuration(d))
+    }
+}
+
+impl std::str::FromStr for HumanDuration {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || {
+            format!(
+                "`{s}` is not a duration: use seconds (3600) or units d/h/m/s, e.g. \"6h\", \"45m\" or \"1h30m\""
+            )
+        };
+        if let Ok(n) = s.parse::<u64>() {
+            return HumanDuration::checked(n, &s);
+        }
+        let (mut total, mut digits) = (0u64, String::new());
+        for c in s.chars() {
+            if c.is_ascii_digit() {
+                digits.push(c);
+                continue;
+            }
+            let unit = match c {
+                'd' => 86_400,
+                'h' => 3600,
+                'm' => 60,
+                's' => 1,
+                _ => return Err(bad()),
+            };
+            let n: u64 = digits.parse().map_err(|_| bad())?;
+            total = n
+                .checked_mul(unit)
+                .and_then(|v| total.checked_add(v))
+                .ok_or_else(bad)?;
+            digits.clear();
+        }
+        if !digits.is_empty() || s.is_empty() {
+            return Err(bad());
+        }
+        HumanDuration::checked(total, &s)
+    }
+}
+
+impl fmt::Display for HumanDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = self.0.as_secs();
+        if s == 0 {
+            return f.write_str("0s");
+        }
+        for (n, unit) in [(s / 3600, "h"), (s / 60 % 60, "m"), (s % 60, "s")] {
+            if n > 0 {
+                write!(f, "{n}{unit}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Serialize for HumanDuration {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = HumanDuration;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a duration: seconds (3600) or a string such as \"6h\" or \"45m\"")
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<HumanDuration, E> {
+                let s = u64::try_from(v)
+                    .map_err(|_| E::custom(format!("a duration cannot be negative ({v})")))?;
+                HumanDuration::checked(s, &v).map_err(E::custom)
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<HumanDuration, E> {
+                HumanDuration::checked(v, &v).map_err(E::custom)
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<HumanDuration, E> {
+                v.parse().map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
