@@ -2,8 +2,15 @@
 //! serves EC2's instance metadata API exactly as EC2 does, and (as root) routes
 //! `169.254.169.254` to itself.
 //!
-//! The pure core ([`imds::respond`], [`metadata`], [`config`]) knows no sockets or clocks;
-//! [`server`] and [`daemon`] are the thin shell around it.
+//! The modules sit in layers, each depending only on those above it (ARCHITECTURE.md has the
+//! picture and where each concern lives):
+//! 1. vocabulary: [`clock`], [`types`], [`metadata`] (the tree), [`accounts`], [`machine`];
+//! 2. pure domain: [`imds`] ([`imds::respond`]), [`scenario`], [`credentials`], [`identity`],
+//!    [`intercept`]'s plan;
+//! 3. [`config`]: the file, environment and flags, checked;
+//! 4. [`snapshot`]: what is served, built by a pure function;
+//! 5. the shell: [`live`], [`server`], [`control`], [`daemon`], then [`cli`], [`ctl`],
+//!    [`aemm`].
 
 pub mod accounts;
 pub mod aemm;
@@ -14,11 +21,11 @@ pub mod control;
 pub mod credentials;
 pub mod ctl;
 pub mod daemon;
-pub mod host;
 pub mod identity;
 pub mod imds;
 pub mod intercept;
 pub mod live;
+pub mod machine;
 pub mod metadata;
 pub mod scenario;
 pub mod server;

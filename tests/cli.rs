@@ -203,10 +203,10 @@ fn serve_reloads_on_sighup_and_keeps_serving_a_bad_file() {
 #[test]
 fn serve_needs_no_config_file_and_takes_defaults_from_the_box() {
     let d = Daemon::start(&["serve", "--listen", "127.0.0.1:0"]);
-    let facts = fake_metadata::host::HostFacts::gather();
+    let facts = fake_metadata::machine::MachineFacts::gather();
     let want_id = facts.machine_id.as_deref().map_or(
         "i-0123456789abcdef0".to_string(),
-        fake_metadata::host::instance_id,
+        fake_metadata::machine::instance_id,
     );
     assert_eq!(get(&d, "/latest/meta-data/instance-id"), want_id);
     if let Some(nic) = &facts.primary {

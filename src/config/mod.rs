@@ -22,8 +22,8 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::host::HostFacts;
 use crate::imds;
+use crate::machine::MachineFacts;
 pub use crate::types::{AccountId, Ec2Id, Mac, MetaPath, Region, TagKey, Zone};
 pub use locate::Located;
 use locate::Spans;
@@ -85,11 +85,11 @@ impl Config {
     /// Parses TOML text; `file` names it in error messages. Values not set take the built-in
     /// defaults (no facts from the machine: see [`Config::load`]).
     pub fn from_toml(text: &str, file: &Path) -> Result<Config, ConfigError> {
-        Config::parse(text, file, &HostFacts::none())
+        Config::parse(text, file, &MachineFacts::none())
     }
 
     /// Parses TOML text, filling what is not set from `facts`.
-    pub fn parse(text: &str, file: &Path, facts: &HostFacts) -> Result<Config, ConfigError> {
+    pub fn parse(text: &str, file: &Path, facts: &MachineFacts) -> Result<Config, ConfigError> {
         let mut cfg: Config = toml::from_str(text).map_err(|e| {
             let offset = e.span().map_or(0, |s| s.start);
             ConfigError::Invalid(vec![Located::at(
@@ -108,10 +108,10 @@ impl Config {
 
     /// Reads and parses a file (with the built-in defaults, no facts from the machine).
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
-        Config::read(path, &HostFacts::none())
+        Config::read(path, &MachineFacts::none())
     }
 
-    fn read(path: &Path, facts: &HostFacts) -> Result<Config, ConfigError> {
+    fn read(path: &Path, facts: &MachineFacts) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
@@ -121,10 +121,10 @@ impl Config {
 
     /// The built-in defaults, with derived values filled in.
     pub fn builtin() -> Config {
-        Config::builtin_with(&HostFacts::none())
+        Config::builtin_with(&MachineFacts::none())
     }
 
-    fn builtin_with(facts: &HostFacts) -> Config {
+    fn builtin_with(facts: &MachineFacts) -> Config {
         let mut c = Config::default();
         c.instance.resolve(facts);
         c
@@ -134,7 +134,7 @@ impl Config {
     /// of this machine (unless `[instance] from-host = false`), the file (if any), then the
     /// overrides.
     pub fn load(path: Option<&Path>, o: &Overrides) -> Result<Config, ConfigError> {
-        let facts = HostFacts::gather();
+        let facts = MachineFacts::gather();
         let mut c = match path {
             Some(p) => Config::read(p, &facts)?,
             None => Config::builtin_with(&facts),

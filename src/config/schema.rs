@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::locate::Spans;
 use super::{ConfigError, DEFAULT_PORT, USER_DATA_MAX};
-use crate::host::HostFacts;
+use crate::machine::MachineFacts;
 use crate::types::{AccountId, Ec2Id, Mac, Region, Zone};
 
 /// A built-in or derived value of a checked type; these are valid by construction.
@@ -385,21 +385,21 @@ impl Instance {
 
     /// Fills in what is not set, from the machine's facts (with `from-host`) or derived from
     /// other values, so that `print-config` shows the effective values.
-    pub(super) fn resolve(&mut self, facts: &HostFacts) {
-        let none = HostFacts::none();
+    pub(super) fn resolve(&mut self, facts: &MachineFacts) {
+        let none = MachineFacts::none();
         let facts = if self.from_host { facts } else { &none };
         if self.instance_id.is_none() {
             self.instance_id =
                 Some(valid(&facts.machine_id.as_deref().map_or(
                     DEFAULT_INSTANCE_ID.into(),
-                    crate::host::instance_id,
+                    crate::machine::instance_id,
                 )));
         }
         if self.local_ipv4.is_none() {
             let nic = facts.primary.as_ref();
             self.local_ipv4 = Some(nic.map_or(DEFAULT_LOCAL_IPV4, |n| n.ipv4));
             if let Some(n) = nic {
-                let subnet = crate::host::network(n.ipv4, n.prefix);
+                let subnet = crate::machine::network(n.ipv4, n.prefix);
                 let in_default_vpc = n.ipv4.octets()[..2] == [172, 31];
                 self.subnet_ipv4_cidr_block.get_or_insert(subnet.clone());
                 self.vpc_ipv4_cidr_block.get_or_insert(if in_default_vpc {

@@ -367,8 +367,8 @@ mod tests {
 
     #[test]
     fn facts_from_the_box_fill_only_what_is_not_set() {
-        use crate::host::{HostFacts, PrimaryNic};
-        let facts = HostFacts {
+        use crate::machine::{MachineFacts, PrimaryNic};
+        let facts = MachineFacts {
             machine_id: Some("0b6a8b1c4f5e4d7a9c2e3f4a5b6c7d8e".into()),
             hostname: Some("box1".into()),
             primary: Some(PrimaryNic {
@@ -382,7 +382,7 @@ mod tests {
         let t = builder(&c, None).build();
         assert_eq!(
             text(&t, "meta-data/instance-id"),
-            crate::host::instance_id("0b6a8b1c4f5e4d7a9c2e3f4a5b6c7d8e")
+            crate::machine::instance_id("0b6a8b1c4f5e4d7a9c2e3f4a5b6c7d8e")
         );
         assert_eq!(text(&t, "meta-data/local-ipv4"), "192.168.121.77");
         assert_eq!(text(&t, "meta-data/mac"), "52:54:00:ce:bf:5b");

@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 
 /// What the box tells about itself; every part may be missing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct HostFacts {
+pub struct MachineFacts {
     pub machine_id: Option<String>,
     pub hostname: Option<String>,
     pub primary: Option<PrimaryNic>,
@@ -24,14 +24,14 @@ pub struct PrimaryNic {
     pub mac: Option<String>,
 }
 
-impl HostFacts {
+impl MachineFacts {
     /// No facts: the built-in defaults apply (tests, reproducible setups).
-    pub fn none() -> HostFacts {
-        HostFacts::default()
+    pub fn none() -> MachineFacts {
+        MachineFacts::default()
     }
 
     /// Reads the facts of this machine. Never fails: what cannot be read is left out.
-    pub fn gather() -> HostFacts {
+    pub fn gather() -> MachineFacts {
         let machine_id = std::fs::read_to_string("/etc/machine-id")
             .ok()
             .map(|s| s.trim().to_string())
@@ -44,7 +44,7 @@ impl HostFacts {
             .ok()
             .and_then(|t| default_route_interface(&t))
             .and_then(|name| nic(&name));
-        HostFacts {
+        MachineFacts {
             machine_id,
             hostname,
             primary,
