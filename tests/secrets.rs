@@ -434,8 +434,12 @@ fn a_failing_process_source_never_logs_what_it_printed() {
     let (stderr, file) = stop(d, &log_file);
     assert!(file.contains("exit status 1"), "{file}");
     assert!(
-        file.contains("the token service is down"),
-        "stderr's last line is shown:\n{file}"
+        !file.contains("the token service is down"),
+        "a helper's output is never logged:\n{file}"
+    );
+    assert!(
+        file.contains("run the [iam] command by hand"),
+        "the log says how to see it:\n{file}"
     );
     let secrets = keys.all("process");
     assert_no_leak("stderr", &stderr, &secrets);
