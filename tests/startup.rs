@@ -176,9 +176,12 @@ fn a_reload_onto_a_fifo_keeps_the_running_config_and_sigterm_still_stops() {
     let ud = dir.path().join("user-data");
     std::fs::write(&ud, "one").unwrap();
     let cfg = config(dir.path(), &ud, "");
+    // Started as root (CI), the daemon reloads as `nobody`: it must be able to open the FIFO.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let d = serve(&cfg);
     let fifo = dir.path().join("fifo");
-    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
     config(dir.path(), &fifo, "");
     kill(d.pid(), Signal::SIGHUP).unwrap();
     d.wait_for_log("config reload failed, keeping the running configuration");

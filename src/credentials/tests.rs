@@ -445,7 +445,14 @@ fn process_source_keeps_the_last_good_set_until_it_expires() {
         m.announce();
         assert!(m.news.is_empty());
     });
-    assert!(log.contains("(exit status 1): STS said no"), "{log}");
+    assert!(
+        log.contains("(exit status 1) after writing 12 bytes on standard error"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("STS said no"),
+        "a helper's output is never logged: {log}"
+    );
     assert!(log.contains("is not JSON"), "{log}");
     assert!(log.contains("did not finish within 1s"), "{log}");
     assert!(
