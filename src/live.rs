@@ -70,10 +70,10 @@ fn credentials_for(config: &Config, clock: &Arc<dyn Clock>) -> CredentialManager
 }
 
 /// The identity document's signatures (from the key's cache when the document is unchanged).
-/// A failure is logged and the document is served unsigned.
-fn sign(identity: Option<&IdentityKey>, config: &Config) -> Option<Signatures> {
+/// A failure is logged and the document is served unsigned. `now` is the signing time.
+fn sign(identity: Option<&IdentityKey>, config: &Config, now: SystemTime) -> Option<Signatures> {
     let key = identity?;
-    key.sign(identity_document(config).as_bytes())
+    key.sign(identity_document(config).as_bytes(), now)
         .map_err(|e| tracing::error!("cannot sign the identity document: {e}"))
         .ok()
 }
@@ -90,7 +90,7 @@ impl Inputs {
         let mut scenario = Scenario::new(&config.scenario, start, &mut EventId::random);
         scenario.apply_due(start);
         let current = Current {
-            signatures: sign(identity.as_ref(), &config),
+            signatures: sign(identity.as_ref(), &config, start),
             credentials: credentials.leaves(),
             config,
             scenario,
@@ -124,7 +124,7 @@ impl Inputs {
     /// changed; the scenario (with its live changes) is kept unless `[scenario]` changed,
     /// which restarts it from the new timeline (counted from the daemon's start).
     pub fn reload(&self, new: Config) {
-        let signatures = sign(self.identity.as_ref(), &new);
+        let signatures = sign(self.identity.as_ref(), &new, self.now());
         let old = self.config();
         let fresh = (new.iam != old.iam || new.instance.account_id != old.instance.account_id)
             .then(|| credentials_for(&new, &self.published.clock));
