@@ -9,6 +9,8 @@ use std::net::TcpListener;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
+use fake_metadata::clock::{Clock, SystemClock};
+
 /// `fake-metadata aemm …` running (killed on drop, by `common::Daemon`).
 struct Aemm {
     proc: common::Daemon,
@@ -78,7 +80,7 @@ fn rfc3339(s: &str) -> SystemTime {
 
 #[test]
 fn spot_stop_is_a_compact_notice_fixed_two_minutes_ahead() {
-    let started = SystemTime::now();
+    let started = SystemClock.now(); // the real binary reads the same wall clock
     let m = aemm(&["spot", "-a", "stop"]);
     let action = m.body("/latest/meta-data/spot/instance-action");
     let time = action

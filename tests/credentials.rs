@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 use aws_config::imds::client::Client;
 use aws_config::imds::credentials::ImdsCredentialsProvider;
 use aws_credential_types::provider::ProvideCredentials;
-use fake_metadata::clock::{Clock, ManualClock};
+use fake_metadata::clock::{Clock, ManualClock, SystemClock};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sdk_imds_provider_and_default_chain_get_credentials() {
@@ -28,7 +28,7 @@ async fn sdk_imds_provider_and_default_chain_get_credentials() {
     let left = creds
         .expiry()
         .unwrap()
-        .duration_since(SystemTime::now())
+        .duration_since(SystemClock.now())
         .unwrap();
     assert!(
         left >= Duration::from_secs(3600),

@@ -15,7 +15,7 @@ use std::process::{Command, Output};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use fake_metadata::clock::{Clock, ManualClock};
+use fake_metadata::clock::{Clock, ManualClock, SystemClock};
 
 const BIN: &str = env!("CARGO_BIN_EXE_fake-metadata");
 
@@ -142,7 +142,7 @@ fn spot_notice_triggered_live_is_listed_and_fixed() {
     assert_eq!(d.get("/latest/meta-data/spot/instance-action").0, 404);
     assert_eq!(d.body("/latest/meta-data/instance-action"), "none");
 
-    let before = SystemTime::now();
+    let before = SystemClock.now(); // the real binary reads the same wall clock
     let msg = d.ok(&["spot", "--action", "stop"]);
     assert!(
         msg.contains("spot interruption notice issued: stop"),
