@@ -9,7 +9,8 @@ use std::io;
 pub enum InterceptError {
     /// Port 0 cannot be a REDIRECT target.
     #[error(
-        "daemon port 0 cannot be redirected to: set `port` to the port `fake-metadata serve` listens on"
+        "daemon port 0 cannot be redirected to: set `listen` under [server] to the fixed address \
+         `fake-metadata serve` listens on (e.g. \"127.0.0.1:1338\")"
     )]
     InvalidPort,
 
@@ -53,8 +54,8 @@ pub enum InterceptError {
 
     /// The kernel refuses IPv6 addresses on `lo`.
     #[error(
-        "{action}: IPv6 is disabled on lo: set `ipv6 = false` in the config, or enable it \
-         (sysctl -w net.ipv6.conf.lo.disable_ipv6=0)"
+        "{action}: IPv6 is disabled on lo: set `http-protocol-ipv6 = \"disabled\"` under [imds] in \
+         the config, or enable it (sysctl -w net.ipv6.conf.lo.disable_ipv6=0)"
     )]
     Ipv6Disabled { action: String },
 

@@ -331,7 +331,11 @@ mod tests {
         let e = netlink_error("add x", Some(Family::V4), nl(EPERM));
         assert!(e.to_string().contains("run as root"), "{e}");
         let e = netlink_error("add x", Some(Family::V6), nl(EACCES));
-        assert!(e.to_string().contains("ipv6 = false"), "{e}");
+        assert!(
+            e.to_string()
+                .contains(r#"set `http-protocol-ipv6 = "disabled"` under [imds]"#),
+            "{e}"
+        );
         let e = netlink_error("add x", Some(Family::V4), nl(17));
         assert_eq!(e.to_string(), "add x: netlink: File exists (os error 17)");
     }

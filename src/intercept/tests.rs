@@ -151,6 +151,9 @@ fn plan_is_pure_data() {
         Plan::new(0, false),
         Err(InterceptError::InvalidPort)
     ));
+    // The hint names a key the config has.
+    let hint = InterceptError::InvalidPort.to_string();
+    assert!(hint.contains("set `listen` under [server]"), "{hint}");
 }
 
 #[test]
