@@ -5,10 +5,8 @@
 //! (That a kill -9 leaves no duplicate interception rules behind is the install idempotency
 //! that `tests/netns.rs` checks: `install` twice adds one rule.)
 
-#[path = "fixtures/robustness/daemon.rs"]
-mod daemon;
-
 mod common;
+use common::daemon;
 
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;

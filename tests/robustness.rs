@@ -9,8 +9,7 @@
 //! binary, so that its `/proc/PID/status` measures the server alone.
 
 mod common;
-#[path = "fixtures/robustness/daemon.rs"]
-mod daemon;
+use common::daemon;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};

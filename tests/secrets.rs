@@ -9,8 +9,8 @@
 //! journald is not on this host: the system tier (tests/system/nspawn.sh, a booted systemd)
 //! is where the journal is read.
 
-#[path = "fixtures/robustness/daemon.rs"]
-mod daemon;
+mod common;
+use common::daemon;
 
 use std::path::Path;
 use std::process::Command;

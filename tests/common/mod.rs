@@ -1,6 +1,10 @@
 //! Helpers shared by the integration tests: a real server on a free loopback port, raw HTTP,
-//! and the CI rule (a test that cannot run fails under `CI=true`, and says why elsewhere).
+//! the real binary as a child process, and the CI rule (a test that cannot run fails under
+//! `CI=true`, and says why elsewhere). [`daemon`] adds what the robustness, fault and secret
+//! tests need: `serve` in a temporary directory of its own, timed raw HTTP, and `/proc`.
 #![allow(dead_code)]
+
+pub mod daemon;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -88,28 +92,11 @@ impl Daemon {
 
     /// Runs a prepared command (stderr is taken over).
     pub fn spawn(mut c: std::process::Command) -> Daemon {
-        use std::io::BufRead;
         let mut child = c
             .stderr(std::process::Stdio::piped())
             .spawn()
             .expect("the binary starts");
-        let stderr = child.stderr.take().unwrap();
-        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr)
-                .lines()
-                .map_while(Result::ok)
-            {
-                if let Some(a) = line.split("addresses=").nth(1) {
-                    let _ = tx.send(a.split_whitespace().next().unwrap_or_default().to_string());
-                }
-                let mut l = sink.lock().unwrap();
-                l.push_str(&line);
-                l.push('\n');
-            }
-        });
+        let (log, rx) = follow_stderr(&mut child);
         let mut d = Daemon {
             child,
             addr: String::new(),
@@ -149,6 +136,35 @@ impl Daemon {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+}
+
+/// Reads a child's piped stderr on a thread of its own: every line goes into the returned log;
+/// the address of each `listening addresses=…` line (its first one) is sent on the channel.
+pub fn follow_stderr(
+    child: &mut std::process::Child,
+) -> (
+    std::sync::Arc<std::sync::Mutex<String>>,
+    std::sync::mpsc::Receiver<String>,
+) {
+    use std::io::BufRead;
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if let Some(a) = line.split("addresses=").nth(1) {
+                let _ = tx.send(a.split_whitespace().next().unwrap_or_default().to_string());
+            }
+            let mut l = sink.lock().unwrap();
+            l.push_str(&line);
+            l.push('\n');
+        }
+    });
+    (log, rx)
 }
 
 impl Drop for Daemon {
