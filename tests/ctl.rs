@@ -435,30 +435,9 @@ fn golden(name: &str) -> String {
     std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
-const TIMELINE: &str = r#"
-[[scenario.timeline]]
-at = "+10s"
-event = "system-reboot"
-id = "instance-event-0d59937288b749b32"
-not-before = "+1h"
-not-after = "+1h30m"
-
-[[scenario.timeline]]
-at = "+30s"
-rebalance = true
-
-[[scenario.timeline]]
-at = "+60s"
-spot = "stop"
-
-[[scenario.timeline]]
-at = "+90s"
-asg = "Terminated"
-
-[[scenario.timeline]]
-at = "+120s"
-complete = "instance-event-0d59937288b749b32"
-"#;
+/// The scenario timeline node-termination-handler sees below; `src/scenario/tests.rs` plays
+/// the same file against the pure scenario.
+const TIMELINE: &str = include_str!("fixtures/scenario/timeline.toml");
 
 /// What aws-node-termination-handler reads on each poll, as (status, body).
 struct Poll {

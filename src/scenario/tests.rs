@@ -188,36 +188,13 @@ fn refused_changes_change_nothing() {
 
 #[test]
 fn timeline_applies_each_change_at_its_due_time() {
-    let cfg: Config = Config::from_toml(
-        r#"
-[[scenario.timeline]]
-asg = "InService"
-
-[[scenario.timeline]]
-at = "+10s"
-event = "system-reboot"
-id = "instance-event-0123456789abcdef0"
-not-before = "+1h"
-
-[[scenario.timeline]]
-at = "+30s"
-rebalance = true
-
-[[scenario.timeline]]
-at = "+60s"
-spot = "stop"
-
-[[scenario.timeline]]
-at = "+90s"
-asg = "Terminated"
-
-[[scenario.timeline]]
-at = "+120s"
-complete = "instance-event-0123456789abcdef0"
-"#,
-        Path::new("s.toml"),
-    )
-    .unwrap();
+    // The timeline `tests/ctl.rs` plays to node-termination-handler, after an ASG state at
+    // the start.
+    let toml = format!(
+        "[[scenario.timeline]]\nasg = \"InService\"\n\n{}",
+        include_str!("../../tests/fixtures/scenario/timeline.toml")
+    );
+    let cfg: Config = Config::from_toml(&toml, Path::new("s.toml")).unwrap();
     let mut s = Scenario::new(&cfg.scenario, t0(), &mut ids());
     assert_eq!(s.next_due(), Some(t0()));
     assert!(s.apply_due(t0()));
