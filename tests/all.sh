@@ -66,6 +66,25 @@ cargo_tests() {
     return "$rc"
 }
 
+# cargo-deny: licenses, duplicate crates and sources of the dependency tree (deny.toml).
+# The RustSec advisory database is a git repository on a host these machines cannot reach,
+# and no reachable registry packages it: advisories are checked (--offline) only against a
+# database already on disk where cargo-deny keeps it, and the summary says which it was.
+DENY_VERSION=0.20.2
+deny_check() {
+    if [ "$(cargo deny --version 2>/dev/null)" != "cargo-deny $DENY_VERSION" ]; then
+        cargo install --locked --quiet cargo-deny --version "$DENY_VERSION" || return 1
+    fi
+    cargo deny --locked check licenses bans sources || return 1
+    local dbs=("${CARGO_HOME:-$HOME/.cargo}"/advisory-dbs/*/.git)
+    if [ -e "${dbs[0]}" ]; then
+        SUMMARY+=("note  advisories: checked against the database on disk, $(dirname "${dbs[0]}") (not updated)")
+        cargo deny --locked --offline check advisories
+    else
+        SUMMARY+=("note  advisories: NOT checked: no RustSec database here (its git host is unreachable and no reachable registry packages it)")
+    fi
+}
+
 system_tests() {
     tests/system/nspawn.sh target/debian 2>&1 | tee "$LOG_DIR/system.log"
     local rc=${PIPESTATUS[0]}
@@ -82,6 +101,7 @@ vagrant_tests() {
 
 stage "dependencies" install_deps
 stage "lint (fmt, clippy)" lint
+stage "deny (licenses, bans, sources; advisories if a database is on disk)" deny_check
 stage "cargo tests (unit, peers, binary, netns)" cargo_tests
 # libFuzzer on the request core and the config parser, 25 s each (builds with ASan first).
 stage "fuzz (respond, config: 25 s each)" fuzz/run.sh 25
