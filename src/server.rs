@@ -9,9 +9,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
-use http_body_util::Full;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -20,7 +18,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::config::Config;
 use crate::imds;
-use crate::snapshot::Published;
+use crate::snapshot::{Body, Published};
 
 /// A client has this long to send a request's headers (slowloris guard).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -194,7 +192,7 @@ impl Connection {
         &self,
         shared: &Published,
         req: &hyper::Request<B>,
-    ) -> Option<hyper::Response<Full<Bytes>>> {
+    ) -> Option<hyper::Response<Body>> {
         let snap = shared.snapshot.load();
         let mut view = imds::Request::new(req.method(), req.uri().path());
         // One pass over the few headers a client sends, instead of hashing four names to look
@@ -215,7 +213,8 @@ impl Connection {
         view.ttl = ttl.map(HeaderValue::as_bytes);
         view.expect_continue =
             expect.is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
-        let mut r = imds::respond(&snap.imds, &shared.tokens, shared.clock.now_millis(), &view);
+        let now_ms = shared.clock.now_millis();
+        let mut r = imds::respond(&snap.imds, &shared.tokens, now_ms, &view);
         if let Some(limit) = r.hop_limit {
             // A peer on this host gets every reply: no router lies between, so the TTL would
             // change nothing and setting it costs system calls on the v2 hot path. A peer that
@@ -242,7 +241,7 @@ impl Connection {
                 "request"
             );
         }
-        Some(snap.headers.response(r))
+        Some(snap.headers.response(r, now_ms))
     }
 
     /// Whether the client runs on this host: loopback, the IMDS address itself (the source

@@ -234,7 +234,15 @@ impl Config {
             endpoint_enabled: self.imds.http_endpoint.is_enabled(),
             tokens_required: self.imds.http_tokens == HttpTokens::Required,
             hop_limit: self.imds.http_put_response_hop_limit.get(),
+            generation: self.generation(),
         }
+    }
+
+    /// The IMDS generation served: `[imds] generation`, else the instance type's.
+    pub fn generation(&self) -> imds::Generation {
+        self.imds
+            .generation
+            .unwrap_or_else(|| imds::Generation::of_instance_type(&self.instance.instance_type))
     }
 
     /// The effective configuration as TOML.

@@ -100,6 +100,10 @@ pub struct Imds {
     pub http_put_response_hop_limit: HopLimit,
     pub http_protocol_ipv6: Toggle,
     pub instance_metadata_tags: Toggle,
+    /// `nitro` | `xen`: how refusals look (empty, or an XHTML page under HTTP/1.0) and the
+    /// `system` category; unset, the instance type's family decides.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub generation: Option<crate::imds::Generation>,
 }
 
 impl Default for Imds {
@@ -111,6 +115,7 @@ impl Default for Imds {
             http_put_response_hop_limit: HopLimit(1),
             http_protocol_ipv6: Toggle::Disabled,
             instance_metadata_tags: Toggle::Disabled,
+            generation: None,
         }
     }
 }
@@ -235,6 +240,13 @@ pub struct Instance {
     /// Secondary network interfaces (the primary one is made of the values above).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub network_interfaces: Vec<NetworkInterface>,
+    /// `profile` (every capture 2016–2025: `default-hvm`).
+    pub profile: String,
+    /// `system`; unset, the generation's name (`nitro`, as captured since 2023, or `xen`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub system: Option<String>,
+    /// Launched with hibernation enabled: serves `hibernation/configured` = `true`.
+    pub hibernation: bool,
 }
 
 /// `[[instance.network-interfaces]]`: a secondary interface, as EC2 lists it under
@@ -310,6 +322,9 @@ impl Default for Instance {
                 .collect(),
             public_key: None,
             network_interfaces: Vec::new(),
+            profile: "default-hvm".into(),
+            system: None,
+            hibernation: false,
         }
     }
 }

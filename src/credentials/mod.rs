@@ -225,9 +225,19 @@ impl CredentialManager {
                 (doc.clone(), doc)
             }
         };
+        let extended = match self.role.as_ref().filter(|s| s.expires > now) {
+            Some(set) => extended_credentials_doc(set, &self.account_id),
+            None => creds.clone(),
+        };
         let mut leaves = vec![
             ("meta-data/iam/info".to_string(), info),
             (format!("meta-data/iam/security-credentials/{role}"), creds),
+            // What the newer SDKs ask first: the same set, from the same snapshot, plus the
+            // account; a failure reads the same on both paths.
+            (
+                format!("meta-data/iam/security-credentials-extended/{role}"),
+                extended,
+            ),
         ];
         if let Some(id) = self.identity.as_ref().filter(|s| s.expires > now) {
             leaves.push((
@@ -527,6 +537,30 @@ fn credentials_doc(set: &Issued) -> String {
         secret_access_key: set.keys.secret_access_key.expose(),
         token: set.keys.session_token.as_ref().map_or("", Secret::expose),
         expiration: ec2_time(set.expires),
+    })
+}
+
+/// The `security-credentials-extended/<role>` document: the same fields, then `AccountId`
+/// (no capture of a real one was found; the SDKs read it by name).
+fn extended_credentials_doc(set: &Issued, account_id: &str) -> String {
+    #[derive(Serialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Extended<'a> {
+        #[serde(flatten)]
+        base: CredentialsDoc<'a>,
+        account_id: &'a str,
+    }
+    to_ec2_string(&Extended {
+        base: CredentialsDoc {
+            code: "Success",
+            last_updated: ec2_time(set.issued),
+            kind: "AWS-HMAC",
+            access_key_id: set.keys.access_key_id.expose(),
+            secret_access_key: set.keys.secret_access_key.expose(),
+            token: set.keys.session_token.as_ref().map_or("", Secret::expose),
+            expiration: ec2_time(set.expires),
+        },
+        account_id,
     })
 }
 

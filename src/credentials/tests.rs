@@ -171,6 +171,7 @@ fn documents_have_ec2s_shape_and_order() {
         [
             "meta-data/iam/info",
             "meta-data/iam/security-credentials/web",
+            "meta-data/iam/security-credentials-extended/web",
             "meta-data/identity-credentials/ec2/info",
             "meta-data/identity-credentials/ec2/security-credentials/ec2-instance",
         ]
@@ -182,6 +183,11 @@ fn documents_have_ec2s_shape_and_order() {
     assert_eq!(
         leaf(&m, "meta-data/iam/security-credentials/web").unwrap(),
         "{\n  \"Code\" : \"Success\",\n  \"LastUpdated\" : \"2026-01-02T03:04:05Z\",\n  \"Type\" : \"AWS-HMAC\",\n  \"AccessKeyId\" : \"AKIAEXAMPLE\",\n  \"SecretAccessKey\" : \"wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\",\n  \"Token\" : \"IQoJb3JpZ2luX2VjEXAMPLE==\",\n  \"Expiration\" : \"2026-01-02T09:04:05Z\"\n}"
+    );
+    // Issue 13: the path the newer SDKs ask first; the same set, then the account.
+    assert_eq!(
+        leaf(&m, "meta-data/iam/security-credentials-extended/web").unwrap(),
+        "{\n  \"Code\" : \"Success\",\n  \"LastUpdated\" : \"2026-01-02T03:04:05Z\",\n  \"Type\" : \"AWS-HMAC\",\n  \"AccessKeyId\" : \"AKIAEXAMPLE\",\n  \"SecretAccessKey\" : \"wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\",\n  \"Token\" : \"IQoJb3JpZ2luX2VjEXAMPLE==\",\n  \"Expiration\" : \"2026-01-02T09:04:05Z\",\n  \"AccountId\" : \"123456789012\"\n}"
     );
     assert_eq!(
         leaf(&m, "meta-data/identity-credentials/ec2/info").unwrap(),

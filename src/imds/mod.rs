@@ -5,10 +5,12 @@
 pub mod pages;
 pub mod token;
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use http::{Method, StatusCode};
 
-use crate::metadata::{self, Node, Tree, VERSIONS};
+use crate::metadata::{self, Node, Tree, TreeBuilder, VERSIONS};
 pub use token::TokenAuthority;
 
 /// The headers EC2 reads on a request, borrowed from it.
@@ -52,12 +54,84 @@ pub enum Content {
     Html,
 }
 
+/// Which headers a reply carries, in which order: each is as captured on EC2 for that kind
+/// of reply (`tests/fixtures/captures/`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// A value or listing: [TTL], `Content-Type`, `Accept-Ranges`, `Last-Modified`,
+    /// `Content-Length`, `Date`, `Server`, `Connection` (2022, 2023, 2025 captures).
+    Data,
+    /// A granted token: TTL, `Content-Length`, `Date`, `Server`, `Connection`,
+    /// `Content-Type` (2025 capture; no `Accept-Ranges`, no `Last-Modified`: 2021).
+    Token,
+    /// A Nitro refusal (401; also 400, 405, 417 by choice): `Content-Length`, `Date`,
+    /// `Server`, `Connection`, `Content-Type`, empty (2024, 2025 captures).
+    Refusal,
+    /// A 403: `Content-Length`, `Content-Type`, `Date`, `Server`, no `Connection`, empty
+    /// (2023 capture).
+    Forbidden,
+    /// The 404 page: [TTL], `Content-Type`, `Content-Length`, `Date`, `Server`,
+    /// `Connection` (the 2021 capture gives the set, not the order).
+    Page,
+    /// The Xen generation's XHTML refusal under `HTTP/1.0`: `Content-Length`,
+    /// `Content-Type`, `Date`, `Connection`, `Server` (2020 capture).
+    Legacy,
+}
+
+impl Shape {
+    pub const ALL: [Shape; 6] = [
+        Shape::Data,
+        Shape::Token,
+        Shape::Refusal,
+        Shape::Forbidden,
+        Shape::Page,
+        Shape::Legacy,
+    ];
+}
+
+/// The generation of EC2's metadata front end to imitate: current (Nitro) instances refuse
+/// with empty bodies; older (Xen) ones with an XHTML page under `HTTP/1.0`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Generation {
+    Nitro,
+    Xen,
+}
+
+/// Instance families that run on the Xen hypervisor; every other one is Nitro.
+const XEN_FAMILIES: &[&str] = &[
+    "c1", "c3", "c4", "cc1", "cc2", "cg1", "cr1", "d2", "f1", "g2", "g3", "g3s", "h1", "hi1",
+    "hs1", "i2", "i3", "m1", "m2", "m3", "m4", "p2", "p3", "r3", "r4", "t1", "t2", "x1", "x1e",
+];
+
+impl Generation {
+    /// The generation an instance type's family runs on.
+    pub fn of_instance_type(instance_type: &str) -> Generation {
+        let family = instance_type.split('.').next().unwrap_or(instance_type);
+        if XEN_FAMILIES.contains(&family) {
+            Generation::Xen
+        } else {
+            Generation::Nitro
+        }
+    }
+
+    /// The `system` category's value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Generation::Nitro => "nitro",
+            Generation::Xen => "xen",
+        }
+    }
+}
+
 /// What to send back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
     pub status: StatusCode,
     pub body: Bytes,
     pub content: Content,
+    /// Which headers, in which order.
+    pub shape: Shape,
     /// The `Allow` header of a 405.
     pub allow: Option<&'static str>,
     /// `X-aws-ec2-metadata-token-ttl-seconds`: the TTL granted, or the seconds a presented
@@ -73,41 +147,64 @@ impl Response {
             status: StatusCode::OK,
             body,
             content,
+            shape: Shape::Data,
             allow: None,
             token_ttl: None,
             hop_limit: None,
         }
     }
 
-    fn error(status: StatusCode) -> Self {
-        let page = match status {
-            StatusCode::BAD_REQUEST => pages::BAD_REQUEST,
-            StatusCode::UNAUTHORIZED => pages::UNAUTHORIZED,
-            StatusCode::FORBIDDEN => pages::FORBIDDEN,
-            StatusCode::NOT_FOUND => pages::NOT_FOUND,
-            _ => "",
-        };
+    /// An empty refusal with the given status and layout.
+    fn empty(status: StatusCode, shape: Shape) -> Self {
         Response {
-            body: Bytes::from_static(page.as_bytes()),
-            content: if page.is_empty() {
-                Content::Text
-            } else {
-                Content::Html
-            },
+            status,
+            shape,
             ..Response::ok(Bytes::new(), Content::Text)
         }
-        .with_status(status)
     }
 
-    fn with_status(mut self, status: StatusCode) -> Self {
-        self.status = status;
-        self
+    fn page(status: StatusCode, page: &'static str, shape: Shape) -> Self {
+        Response {
+            status,
+            shape,
+            ..Response::ok(Bytes::from_static(page.as_bytes()), Content::Html)
+        }
+    }
+
+    fn not_found() -> Self {
+        Response::page(StatusCode::NOT_FOUND, pages::NOT_FOUND, Shape::Page)
+    }
+
+    fn forbidden() -> Self {
+        Response::empty(StatusCode::FORBIDDEN, Shape::Forbidden)
+    }
+
+    fn unauthorized(generation: Generation) -> Self {
+        match generation {
+            Generation::Nitro => Response::empty(StatusCode::UNAUTHORIZED, Shape::Refusal),
+            Generation::Xen => Response::page(
+                StatusCode::UNAUTHORIZED,
+                pages::XEN_UNAUTHORIZED,
+                Shape::Legacy,
+            ),
+        }
+    }
+
+    fn bad_request(generation: Generation) -> Self {
+        match generation {
+            Generation::Nitro => Response::empty(StatusCode::BAD_REQUEST, Shape::Refusal),
+            Generation::Xen => Response::page(
+                StatusCode::BAD_REQUEST,
+                pages::XEN_BAD_REQUEST,
+                Shape::Legacy,
+            ),
+        }
     }
 
     fn method_not_allowed(allow: &'static str) -> Self {
         Response {
             allow: Some(allow),
-            ..Response::error(StatusCode::METHOD_NOT_ALLOWED)
+            ..Response::empty(StatusCode::METHOD_NOT_ALLOWED, Shape::Refusal)
         }
     }
 }
@@ -121,38 +218,57 @@ pub struct Options {
     pub tokens_required: bool,
     /// `http-put-response-hop-limit`: the IP TTL of a token reply, 1..=64.
     pub hop_limit: u8,
+    /// Which generation's refusals to send.
+    pub generation: Generation,
 }
 
 impl Default for Options {
-    /// EC2's defaults for a new instance: enabled, v1 allowed, hop limit 1.
+    /// EC2's defaults for a new instance: enabled, v1 allowed, hop limit 1; a current
+    /// (Nitro) instance.
     fn default() -> Self {
         Options {
             endpoint_enabled: true,
             tokens_required: false,
             hop_limit: 1,
+            generation: Generation::Nitro,
         }
     }
 }
 
-/// The metadata service of one snapshot: the options and the tree, immutable.
+/// The metadata service of one snapshot: the options and the trees, immutable.
 #[derive(Debug, Clone)]
 pub struct Service {
     pub options: Options,
-    pub tree: Tree,
+    /// The `latest` tree.
+    pub tree: Arc<Tree>,
+    /// The tree of each of [`VERSIONS`], by index (`latest`'s is [`Service::tree`]).
+    by_version: Box<[Arc<Tree>]>,
     versions: Bytes,
 }
 
 impl Service {
-    pub fn new(options: Options, tree: Tree) -> Service {
+    /// The service of a finished tree: each dated version gets the part of it released by
+    /// then ([`TreeBuilder::build_versions`]).
+    pub fn new(options: Options, tree: &TreeBuilder) -> Service {
+        let by_version = tree.build_versions().into_boxed_slice();
         Service {
             options,
-            tree,
+            tree: by_version[VERSIONS.len() - 1].clone(),
+            by_version,
             versions: Bytes::from(metadata::versions_listing()),
         }
     }
+
+    /// The tree a version serves.
+    pub fn tree_of(&self, version: &str) -> Option<&Tree> {
+        let i = VERSIONS.binary_search(&version).ok()?;
+        Some(&self.by_version[i])
+    }
 }
 
-const TOKEN_PATH: &str = "api/token";
+/// The one path that grants tokens; near misses (a trailing or doubled slash, another case, a
+/// dated version) are refused with 403 (a trailing slash: captured 2023).
+const TOKEN_PATH: &str = "/latest/api/token";
 
 /// Answers one request as EC2 would.
 pub fn respond(
@@ -162,7 +278,10 @@ pub fn respond(
     req: &Request<'_>,
 ) -> Response {
     if !service.options.endpoint_enabled {
-        return Response::error(StatusCode::FORBIDDEN);
+        return Response::forbidden();
+    }
+    if req.path == TOKEN_PATH {
+        return put_token(service, tokens, now_ms, req);
     }
     let collapsed;
     let path = if req.path.contains("//") {
@@ -175,11 +294,10 @@ pub fn respond(
     let (version, rest) = path.split_once('/').unwrap_or((path, ""));
     let rest = rest.trim_end_matches('/');
 
-    if rest == TOKEN_PATH && VERSIONS.binary_search(&version).is_ok() {
-        if version != "latest" {
-            return Response::error(StatusCode::FORBIDDEN);
-        }
-        return put_token(service, tokens, now_ms, req);
+    if rest.eq_ignore_ascii_case("api/token")
+        && VERSIONS.iter().any(|v| v.eq_ignore_ascii_case(version))
+    {
+        return Response::forbidden();
     }
 
     if req.method != Method::GET && req.method != Method::HEAD {
@@ -188,22 +306,20 @@ pub fn respond(
     let token_ttl = match req.token {
         Some(t) => match tokens.verify(t, now_ms) {
             // Reported of EC2 (a belief in imds-spec.md): a forwarded request with a token.
-            Some(_) if req.forwarded => return Response::error(StatusCode::FORBIDDEN),
+            Some(_) if req.forwarded => return Response::forbidden(),
             Some(left) => Some(left),
-            None => return Response::error(StatusCode::UNAUTHORIZED),
+            None => return Response::unauthorized(service.options.generation),
         },
         None if service.options.tokens_required => {
-            return Response::error(StatusCode::UNAUTHORIZED);
+            return Response::unauthorized(service.options.generation);
         }
         None => None,
     };
 
     let mut resp = if version.is_empty() {
         Response::ok(service.versions.clone(), Content::Text)
-    } else if VERSIONS.binary_search(&version).is_err() {
-        Response::error(StatusCode::NOT_FOUND)
     } else {
-        match service.tree.get(rest) {
+        match service.tree_of(version).and_then(|t| t.get(rest)) {
             Some(Node::Leaf { body, binary }) => Response::ok(
                 body.clone(),
                 if *binary {
@@ -213,7 +329,7 @@ pub fn respond(
                 },
             ),
             Some(Node::Dir { listing }) => Response::ok(listing.clone(), Content::Text),
-            None => Response::error(StatusCode::NOT_FOUND),
+            None => Response::not_found(),
         }
     };
     resp.token_ttl = token_ttl;
@@ -229,26 +345,33 @@ fn put_token(
 ) -> Response {
     if req.method != Method::PUT {
         return if req.method == Method::OPTIONS {
+            // The Xen generation's answer is captured (2020: HTTP/1.0, `Allow` first); the
+            // Nitro one is not, and takes the Nitro refusal's layout.
+            let shape = match service.options.generation {
+                Generation::Nitro => Shape::Refusal,
+                Generation::Xen => Shape::Legacy,
+            };
             Response {
                 allow: Some("OPTIONS, PUT"),
-                ..Response::ok(Bytes::new(), Content::Text)
+                ..Response::empty(StatusCode::OK, shape)
             }
         } else {
             Response::method_not_allowed("OPTIONS, PUT")
         };
     }
     if req.forwarded {
-        return Response::error(StatusCode::FORBIDDEN);
+        return Response::forbidden();
     }
     if req.expect_continue {
-        return Response::error(StatusCode::EXPECTATION_FAILED);
+        return Response::empty(StatusCode::EXPECTATION_FAILED, Shape::Refusal);
     }
     let Some(ttl) = req.ttl.and_then(token::parse_ttl) else {
-        return Response::error(StatusCode::BAD_REQUEST);
+        return Response::bad_request(service.options.generation);
     };
     Response {
         token_ttl: Some(ttl),
         hop_limit: Some(service.options.hop_limit),
+        shape: Shape::Token,
         ..Response::ok(Bytes::from(tokens.issue(now_ms, ttl)), Content::Text)
     }
 }

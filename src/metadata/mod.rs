@@ -4,10 +4,12 @@
 
 pub mod json;
 pub mod tree;
+pub mod versions;
 
 pub use tree::{Node, Tree, TreeBuilder};
 
-/// The API versions `/` lists, oldest first; every one serves the same tree as `latest`.
+/// The API versions `/` lists, oldest first (sorted: [`versions`] searches it); a dated one
+/// serves the categories released by then ([`versions::RELEASED`]), `latest` all of them.
 pub const VERSIONS: &[&str] = &[
     "1.0",
     "2007-01-19",

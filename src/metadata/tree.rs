@@ -3,6 +3,7 @@
 //! lookup that yields ready bytes.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -110,6 +111,49 @@ impl TreeBuilder {
             );
         }
         Tree { nodes }
+    }
+}
+
+impl TreeBuilder {
+    /// One tree per entry of [`super::VERSIONS`], each with only the leaves that version had
+    /// ([`super::versions::since`]); the last one, `latest`, has them all. A version that adds
+    /// nothing to the one before shares its tree, so a snapshot holds one tree per epoch.
+    pub fn build_versions(&self) -> Vec<Arc<Tree>> {
+        let since: Vec<usize> = self
+            .leaves
+            .keys()
+            .map(|p| super::versions::since(p))
+            .collect();
+        let mut out: Vec<Arc<Tree>> = Vec::with_capacity(super::VERSIONS.len());
+        let mut last_count = None;
+        for v in 0..super::VERSIONS.len() {
+            let count = since.iter().filter(|&&s| s <= v).count();
+            if let (Some(prev), Some(tree)) = (last_count, out.last())
+                && prev == count
+            {
+                let tree = tree.clone();
+                out.push(tree);
+                continue;
+            }
+            last_count = Some(count);
+            let tree = if count == self.leaves.len() {
+                self.build()
+            } else {
+                TreeBuilder {
+                    leaves: self
+                        .leaves
+                        .iter()
+                        .zip(&since)
+                        .filter(|&(_, &s)| s <= v)
+                        .map(|((k, leaf), _)| (k.clone(), leaf.clone()))
+                        .collect(),
+                    listing_overrides: self.listing_overrides.clone(),
+                }
+                .build()
+            };
+            out.push(Arc::new(tree));
+        }
+        out
     }
 }
 

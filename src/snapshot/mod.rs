@@ -19,7 +19,7 @@ use crate::config::Config;
 use crate::identity::Signatures;
 use crate::imds::{self, TokenAuthority};
 use crate::scenario::Scenario;
-pub use headers::Headers;
+pub use headers::{Body, Headers};
 pub use tree::identity_document;
 
 /// Everything a request needs, compiled once per change of the inputs.
@@ -58,7 +58,7 @@ pub fn build(
     }
     scenario.extend(&mut tree);
     Snapshot {
-        imds: imds::Service::new(config.imds_options(), tree.build()),
+        imds: imds::Service::new(config.imds_options(), &tree),
         headers: Headers::new(now, config.server.keep_alive),
         log_requests: config.log.requests,
     }

@@ -90,3 +90,137 @@ fn extra_paths_and_overrides() {
     );
     assert!(body(&get(&s, "/latest/meta-data")).contains("custom/\n"));
 }
+
+#[test]
+fn dated_trees_are_the_captured_ones() {
+    // The 2009-04-04 crawl of a real t2.micro (cloud-init issue 2750, 2017) and the
+    // 2016-09-02 / 2018-09-24 trees of cloud-init's test data (2016–2019).
+    let s = served("[instance.public-key]\nname = \"k\"\nopenssh-key = \"ssh-ed25519 AAAA k\"\n");
+    let old = body(&get(&s, "/2009-04-04/meta-data/")).to_string();
+    for gone in [
+        "iam/",
+        "mac",
+        "metrics/",
+        "network/",
+        "services/",
+        "events/",
+        "system",
+    ] {
+        assert!(
+            !old.lines().any(|l| l == gone),
+            "{gone} in 2009-04-04: {old}"
+        );
+    }
+    for kept in [
+        "profile",
+        "placement/",
+        "block-device-mapping/",
+        "instance-action",
+        "public-keys/",
+    ] {
+        assert!(old.lines().any(|l| l == kept), "{kept} missing: {old}");
+    }
+    // The 2016-09-02 key set, exactly (that instance had no role).
+    let no_role = served(
+        "[iam]\nrole = \"\"\n[instance.public-key]\nname = \"k\"\nopenssh-key = \"ssh-ed25519 AAAA k\"\n",
+    );
+    assert_eq!(
+        body(&get(&no_role, "/2016-09-02/meta-data/")),
+        "ami-id\nami-launch-index\nami-manifest-path\nblock-device-mapping/\nhostname\n\
+         instance-action\ninstance-id\ninstance-type\nlocal-hostname\nlocal-ipv4\nmac\n\
+         metrics/\nnetwork/\nplacement/\nprofile\npublic-hostname\npublic-ipv4\n\
+         public-keys/\nreservation-id\nsecurity-groups\nservices/"
+    );
+    for v in ["2016-09-02", "2018-09-24"] {
+        assert_eq!(
+            body(&get(&s, &format!("/{v}/meta-data/placement/"))),
+            "availability-zone",
+            "{v}"
+        );
+    }
+    let events = body(&get(&s, "/2018-09-24/meta-data/")).to_string();
+    assert!(events.contains("events/\n") && events.contains("identity-credentials/\n"));
+}
+
+#[test]
+fn current_categories_and_their_settings() {
+    let s = served("");
+    assert_eq!(body(&get(&s, "/latest/meta-data/profile")), "default-hvm");
+    assert_eq!(body(&get(&s, "/latest/meta-data/system")), "nitro");
+    assert_eq!(
+        get(&s, "/latest/meta-data/hibernation/configured").status,
+        404
+    );
+    let s = served(
+        "[instance]\nprofile = \"default-paravirtual\"\nsystem = \"other\"\nhibernation = true\nipv6 = \"2600:1f18::5\"\n",
+    );
+    assert_eq!(
+        body(&get(&s, "/latest/meta-data/profile")),
+        "default-paravirtual"
+    );
+    assert_eq!(body(&get(&s, "/latest/meta-data/system")), "other");
+    assert_eq!(
+        body(&get(&s, "/latest/meta-data/hibernation/configured")),
+        "true"
+    );
+    assert_eq!(body(&get(&s, "/latest/meta-data/ipv6")), "2600:1f18::5");
+    assert!(body(&get(&s, "/latest/meta-data/")).contains("\nhibernation/\n"));
+}
+
+#[test]
+fn the_generation_follows_the_instance_type_unless_set() {
+    let xen = served("[instance]\ninstance-type = \"t2.micro\"\n");
+    assert_eq!(xen.options.generation, imds::Generation::Xen);
+    assert_eq!(body(&get(&xen, "/latest/meta-data/system")), "xen");
+    let forced =
+        served("[instance]\ninstance-type = \"t2.micro\"\n[imds]\ngeneration = \"nitro\"\n");
+    assert_eq!(forced.options.generation, imds::Generation::Nitro);
+    assert_eq!(
+        served("[imds]\ngeneration = \"xen\"\n").options.generation,
+        imds::Generation::Xen
+    );
+    assert_eq!(served("").options.generation, imds::Generation::Nitro);
+}
+
+#[test]
+fn extended_credentials_are_the_same_set_plus_the_account() {
+    let s = served("[instance]\naccount-id = \"210987654321\"\n");
+    let role = body(&get(&s, "/latest/meta-data/iam/security-credentials/")).to_string();
+    assert_eq!(
+        body(&get(
+            &s,
+            "/latest/meta-data/iam/security-credentials-extended/"
+        )),
+        role
+    );
+    let old: serde_json::Value = serde_json::from_str(body(&get(
+        &s,
+        &format!("/latest/meta-data/iam/security-credentials/{role}"),
+    )))
+    .unwrap();
+    let mut new: serde_json::Value = serde_json::from_str(body(&get(
+        &s,
+        &format!("/latest/meta-data/iam/security-credentials-extended/{role}"),
+    )))
+    .unwrap();
+    assert_eq!(new["AccountId"], "210987654321");
+    new.as_object_mut().unwrap().remove("AccountId");
+    assert_eq!(new, old);
+    // Only under `latest`, and only with a role.
+    assert_eq!(
+        get(
+            &s,
+            "/2024-04-11/meta-data/iam/security-credentials-extended/"
+        )
+        .status,
+        404
+    );
+    assert_eq!(
+        get(
+            &served("[iam]\nrole = \"\"\n"),
+            "/latest/meta-data/iam/security-credentials-extended/"
+        )
+        .status,
+        404
+    );
+}

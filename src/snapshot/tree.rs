@@ -57,6 +57,11 @@ pub fn builder(cfg: &Config, signatures: Option<&Signatures>) -> TreeBuilder {
     ] {
         b.text(&md(k), v);
     }
+    let system = i
+        .system
+        .clone()
+        .unwrap_or_else(|| cfg.generation().as_str().to_string());
+    current_categories(&mut b, &i.profile, &system, i.hibernation);
     for (name, device) in &i.block_device_mapping {
         b.text(&md(&format!("block-device-mapping/{name}")), device.clone());
     }
@@ -128,6 +133,16 @@ pub fn builder(cfg: &Config, signatures: Option<&Signatures>) -> TreeBuilder {
     // `[paths]` is applied by [`super::build`], after the credentials, so
     // that a configured path wins over everything.
     b
+}
+
+/// The categories every current instance lists (`profile` in every capture 2016–2025,
+/// `system` in every one since 2023) and those a launch option adds (`hibernation/`).
+fn current_categories(b: &mut TreeBuilder, profile: &str, system: &str, hibernation: bool) {
+    b.text("meta-data/profile", profile);
+    b.text("meta-data/system", system);
+    if hibernation {
+        b.text("meta-data/hibernation/configured", "true");
+    }
 }
 
 /// One interface's entries under `network/interfaces/macs/<mac>/`; what the interface does
