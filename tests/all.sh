@@ -3,7 +3,8 @@
 # then runs every tier and prints a summary. CI runs exactly this (`.ci/run`), as root.
 #
 #   1. lint:        cargo fmt --check, cargo clippy -D warnings
-#   2. cargo tests: unit tests, the real server with real peers (aws-config, botocore, curl),
+#   2. cargo tests: unit tests, the real server with real peers (aws-config, botocore, curl,
+#                   cloud-init's Ec2 crawler),
 #                   the real binary, and root tests in fresh network namespaces
 #      fuzz:        fuzz/run.sh, a short cargo-fuzz run of each target (fails on a crash)
 #   3. package:     packaging/build-deb (cargo-deb + lintian + local apt repository)
@@ -51,6 +52,17 @@ install_deps() {
     # Real AWS clients as test peers (botocore = boto3's engine; awscli drives it).
     python3 -c 'import botocore, awscli' 2>/dev/null ||
         python3 -m pip install --quiet --disable-pip-version-check 'botocore>=1.34' 'awscli>=1.32' || return 1
+    # cloud-init's Ec2 datasource code as a peer (tests/cloud_init.rs): Debian's package,
+    # unpacked into target/, not installed (installing it would enable its boot services).
+    if [ ! -d target/cloud-init/usr/lib/python3/dist-packages/cloudinit ]; then
+        local d; d=$(mktemp -d)
+        (cd "$d" && { apt-get download -qq cloud-init 2>/dev/null ||
+            { apt-get update -qq && apt-get download -qq cloud-init; }; }) &&
+            dpkg -x "$d"/cloud-init_*.deb target/cloud-init || return 1
+        rm -rf "$d"
+    fi
+    python3 -c 'import configobj, yaml, requests, jinja2, jsonschema' 2>/dev/null ||
+        python3 -m pip install --quiet --disable-pip-version-check configobj pyyaml requests jinja2 jsonschema || return 1
     rustup component list --installed 2>/dev/null | grep -q clippy || rustup component add clippy rustfmt
 }
 
