@@ -207,6 +207,13 @@ async fn refusals_match_the_captures() {
             ),
             "xen-401.http",
         );
+        check(
+            &exchange(
+                x,
+                "OPTIONS /latest/api/token HTTP/1.1\r\nHost: 169.254.169.254\r\nUser-Agent: curl/7.48.0\r\nAccept: */*\r\n\r\n",
+            ),
+            "xen-options-token.http",
+        );
         let token = put_token(r);
         check(
             &exchange(
