@@ -62,8 +62,8 @@ def ensure_tools(need_nginx=True, need_flask=True):
             os.chmod(policy, 0o755)
             made_policy = True
         try:
-            subprocess.run(["apt-get", "update", "-qq"], env=env, check=True, stdout=subprocess.DEVNULL)
-            subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *apt],
+            subprocess.run(["apt-get", "-o", "DPkg::Lock::Timeout=300", "update", "-qq"], env=env, check=True, stdout=subprocess.DEVNULL)
+            subprocess.run(["apt-get", "-o", "DPkg::Lock::Timeout=300", "install", "-y", "-qq", "--no-install-recommends", *apt],
                            env=env, check=True, stdout=subprocess.DEVNULL)
         except subprocess.CalledProcessError as e:
             raise BenchBroken(f"apt-get install {' '.join(apt)} failed: {e}")

@@ -321,7 +321,7 @@ if [ "$PURGE" = 0 ]; then
     skipped "apt-get purge" "--no-purge"
 else
     section "apt-get purge"
-    check "apt-get purge -y fake-metadata" apt-get purge -y -q fake-metadata
+    check "apt-get purge -y fake-metadata" apt-get -o DPkg::Lock::Timeout=300 purge -y -q fake-metadata
     check "no user fake-metadata, no groups" sh -c '! getent passwd fake-metadata && ! getent group fake-metadata && ! getent group fake-metadata-ctl'
     check "no /etc/fake-metadata, /var/log/fake-metadata, /var/lib/fake-metadata" sh -c '! ls -d /etc/fake-metadata /var/log/fake-metadata /var/lib/fake-metadata 2>/dev/null'
     check "no 169.254.169.254 on lo" sh -c '! ip -o -4 addr show dev lo | grep -F 169.254.169.254'
