@@ -24,20 +24,9 @@
 # that namespace.
 set -euo pipefail
 
-T0=$(date +%s.%N)
-TSTEP=$T0
-STEP_NAME=
-TIMES=()
-step() {
-    local now; now=$(date +%s.%N)
-    if [ -n "$STEP_NAME" ]; then
-        TIMES+=("$(awk -v a="$now" -v c="$TSTEP" -v m="$STEP_NAME" 'BEGIN { printf "%6.1fs  %s", a - c, m }')")
-    fi
-    awk -v a="$now" -v b="$T0" -v c="$TSTEP" -v m="$*" 'BEGIN { printf "[%6.1fs total, %5.1fs prev step] %s\n", a - b, a - c, m }'
-    TSTEP=$now
-    STEP_NAME=$*
-}
-die() { echo "vagrant/run.sh: $*" >&2; exit 2; }
+LIB_NAME=vagrant/run.sh
+. "$(dirname "$0")/../system/lib.sh"
+# step (timed; LIB_TIMES), die, host_install, resolve_mirrors, wait_for_no_nspawn
 
 [ "$(id -u)" = 0 ] || die "must run as root"
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -58,58 +47,25 @@ notok() { fail=$((fail + 1)); FAILED+=("$*"); printf 'FAIL  %s\n' "$*"; }
 # ---------------------------------------------------------------- wait for tier B
 # systemd-nspawn (tests/system/nspawn.sh) and this tier must not run at the same moment.
 step "wait for a running systemd-nspawn (tier B) to finish"
-for i in $(seq 720); do
-    pgrep -f systemd-nspawn >/dev/null || break
-    [ "$i" = 1 ] && echo "systemd-nspawn is running; waiting (up to 60 min)"
-    sleep 5
-done
-! pgrep -f systemd-nspawn >/dev/null || die "systemd-nspawn still running after 60 min"
+wait_for_no_nspawn
 
 # ---------------------------------------------------------------- host dependencies
 step "host dependencies (apt)"
 QEMU_VERSION=$(apt-cache policy qemu-system-x86 | awk '/Candidate:/ { print $2 }')
-need=()
-for p in vagrant vagrant-libvirt libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients \
-         dnsmasq-base qemu-system-x86 mmdebstrap rsync zstd libarchive-tools openssh-client \
-         e2fsprogs iproute2 util-linux; do
-    dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
-done
-# Pitfall: a newer qemu-utils (e.g. from backports) breaks qemu-system-common 7.2: pin it.
-[ "$(dpkg-query -W -f='${Version}' qemu-utils 2>/dev/null || true)" = "$QEMU_VERSION" ] || need+=("qemu-utils=$QEMU_VERSION")
-if [ ${#need[@]} -gt 0 ]; then
-    echo "installing: ${need[*]}"
-    # Never libvirt-daemon-system: its postinst would start libvirtd in the host namespace.
-    apt-get install -y -qq --no-install-recommends --allow-downgrades "${need[@]}" >/dev/null 2>&1 || {
-        apt-get update -qq
-        apt-get install -y -qq --no-install-recommends --allow-downgrades "${need[@]}" >/dev/null
-    }
+if [ -z "$QEMU_VERSION" ] || [ "$QEMU_VERSION" = "(none)" ]; then
+    apt_get update -qq && LIB_APT_UPDATED=1
+    QEMU_VERSION=$(apt-cache policy qemu-system-x86 | awk '/Candidate:/ { print $2 }')
 fi
+# Never libvirt-daemon-system: its postinst would start libvirtd in the host namespace.
+# Pitfall: a newer qemu-utils (e.g. from backports) breaks qemu-system-common 7.2: pin it.
+host_install vagrant vagrant-libvirt libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients \
+    dnsmasq-base qemu-system-x86 mmdebstrap rsync zstd libarchive-tools openssh-client \
+    e2fsprogs iproute2 util-linux ${QEMU_VERSION:+"qemu-utils=$QEMU_VERSION"} || die "apt-get install failed"
 dpkg -s libvirt-daemon-system >/dev/null 2>&1 && echo "warning: libvirt-daemon-system is installed on this host" >&2
 vagrant --version
 
-# ---------------------------------------------------------------- mirrors (as tests/system/nspawn.sh)
-mirror_for() {
-    local suite=$1
-    {
-        cat /etc/apt/sources.list 2>/dev/null || true
-        for f in /etc/apt/sources.list.d/*.list; do [ -f "$f" ] && cat "$f"; done
-    } | awk -v s="$suite" '$1=="deb" { u=""; for (i=2;i<=NF;i++) { if ($i ~ /^\[/) { while ($i !~ /\]$/) i++; continue } if (u=="") { u=$i; continue } if ($i==s) { print u; exit } } }'
-    for f in /etc/apt/sources.list.d/*.sources; do
-        [ -f "$f" ] || continue
-        awk -v s="$suite" 'BEGIN{RS=""} {
-            uri=""; ok=0; n=split($0, L, "\n")
-            for (i=1;i<=n;i++) {
-                if (L[i] ~ /^URIs:/) { split(L[i], a, /[ \t]+/); uri=a[2] }
-                if (L[i] ~ /^Suites:/) { m=split(L[i], b, /[ \t]+/); for (j=2;j<=m;j++) if (b[j]==s) ok=1 }
-            }
-            if (ok && uri!="") print uri }' "$f"
-    done
-}
-MIRROR=${MIRROR:-$(mirror_for "$SUITE" | head -1)}
-SECURITY_MIRROR=${SECURITY_MIRROR:-$(mirror_for "$SUITE-security" | head -1)}
-[ -n "$MIRROR" ] || die "cannot find a Debian mirror for $SUITE in /etc/apt/sources.list*; set MIRROR"
-[ -n "$SECURITY_MIRROR" ] || SECURITY_MIRROR=${MIRROR%/debian}/debian-security
-export MIRROR SECURITY_MIRROR
+# ---------------------------------------------------------------- mirrors
+resolve_mirrors "$SUITE"
 
 # ---------------------------------------------------------------- the box (cached)
 # Keyed on its inputs: the builder script, the mirrors, vagrant's insecure key.
@@ -304,11 +260,9 @@ if V destroy -f >"$WORK/vagrant-destroy.log" 2>&1; then DESTROYED=1; ok "vagrant
 left=$(NS virsh -c qemu:///system list --all --name 2>/dev/null | grep -c . || true)
 if [ "$left" = 0 ]; then ok "no libvirt domain left"; else notok "no libvirt domain left ($left)"; fi
 
-step "done"
 echo
 echo "=== timings"
-printf '%s\n' "${TIMES[@]}"
-awk -v a="$(date +%s.%N)" -v b="$T0" 'BEGIN { printf "%6.1fs  total\n", a - b }'
+print_times
 echo "=== checks"
 echo "tier checks: $pass passed, $fail failed; test-installed.sh in the VM: $TI_PASS passed, $TI_FAIL failed"
 [ "$fail" -eq 0 ] || echo "failed: ${FAILED[*]}"
