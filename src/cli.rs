@@ -86,6 +86,13 @@ pub enum Command {
     /// Serve with amazon-ec2-metadata-mock's flags and subcommands (`spot`, `events`,
     /// `asglifecycle`), with EC2's exact answers.
     Aemm(Box<crate::aemm::AemmArgs>),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout;
+    /// packaging/build-deb ships them in the package.
+    #[command(hide = true)]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
 /// Why a command failed. `main` prints it once, with its causes (see [`describe`]).
@@ -155,6 +162,11 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::IdentityCert(args) => identity_cert(&args),
         Command::Ctl { args } => Ok(crate::ctl::run(args)?),
         Command::Aemm(args) => Ok(crate::aemm::run(*args)?),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "fake-metadata", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
