@@ -7,15 +7,24 @@
 #                   cloud-init's Ec2 crawler),
 #                   the real binary, and root tests in fresh network namespaces
 #      fuzz:        fuzz/run.sh, a short cargo-fuzz run of each target (fails on a crash)
-#   3. package:     packaging/build-deb (cargo-deb + lintian + local apt repository)
+#   2b. arm64:      the arm64 build under emulation (qemu-user): a subset of the cargo tests
+#                   (the real server with curl and botocore, the identity signatures with
+#                   openssl, the real binary's config checks), cross-compiled and run with
+#                   qemu-aarch64-static (binfmt_misc for the binary the tests spawn)
+#   3. package:     packaging/build-deb (amd64 + arm64 .debs, cargo-deb, lintian, one local apt
+#                   repository holding both)
 #   4. system:      tests/system/nspawn.sh: the .deb installed with apt in a booted systemd
-#                   container with its own network namespace
+#                   container with its own network namespace: Debian bookworm and trixie on
+#                   amd64, and trixie on arm64 (the whole container under qemu-user-static)
 #   5. vagrant:     tests/vagrant/run.sh: a real `vagrant up` of ./Vagrantfile (libvirt, QEMU
 #                   TCG, private namespaces), packaging/test-installed.sh in the VM
 #
 # Under CI=true nothing may be skipped: a tier that cannot run fails.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+LIB_NAME=tests/all.sh
+# host_install (apt that waits for the dpkg lock), ensure_arm64_toolchain, ensure_arm64_emulation
+. tests/system/lib.sh
 export DEBIAN_FRONTEND=noninteractive CARGO_TERM_COLOR=never
 LOG_DIR=${LOG_DIR:-target/test-logs}
 mkdir -p "$LOG_DIR"
@@ -46,7 +55,7 @@ install_deps() {
         local missing=()
         for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
         if [ ${#missing[@]} -gt 0 ]; then
-            apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || return 1
+            apt_get update -qq && apt_get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || return 1
         fi
     fi
     # Real AWS clients as test peers (botocore = boto3's engine; awscli drives it).
@@ -97,10 +106,55 @@ deny_check() {
     fi
 }
 
-system_tests() {
-    tests/system/nspawn.sh target/debian 2>&1 | tee "$LOG_DIR/system.log"
+# The arm64 toolchain (rustup target, cross gcc) and emulator (qemu-user-static, binfmt_misc).
+# Each says what it could not install; under CI=true, as everywhere, a failure fails the run.
+arm64_deps() { ensure_arm64_toolchain && ensure_arm64_emulation; }
+
+# The same contract and client tests as natively, on the arm64 build run under qemu-user:
+# the test binaries run under qemu-aarch64-static (cargo's runner), the daemon binary they
+# spawn (CARGO_BIN_EXE_fake-metadata) through binfmt_misc; curl, botocore (Python) and
+# openssl are the host's own. QEMU_LD_PREFIX points both at the cross sysroot's libc.
+ARM64_TESTS=(--test curl --test botocore --test identity --test cli)
+arm64_cargo_tests() {
+    : > "$LOG_DIR/arm64-counts"
+    CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
+    CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER=qemu-aarch64-static \
+    QEMU_LD_PREFIX=/usr/aarch64-linux-gnu \
+        cargo test --locked --target aarch64-unknown-linux-gnu --no-fail-fast "${ARM64_TESTS[@]}" 2>&1 |
+        tee "$LOG_DIR/arm64-cargo-test.log"
     local rc=${PIPESTATUS[0]}
-    grep -E '^[0-9]+ passed, [0-9]+ failed$' "$LOG_DIR/system.log" | tail -1 | awk '{ print $1, $3 }' > "$LOG_DIR/system-counts"
+    awk '/^test result:/ { p += $4; f += $6 } END { printf "%d %d\n", p, f }' "$LOG_DIR/arm64-cargo-test.log" > "$LOG_DIR/arm64-counts"
+    # What ran under emulation: the test binaries' file types.
+    grep -E '^ +Running ' "$LOG_DIR/arm64-cargo-test.log" | sed 's/^ *Running //; s/ (.*//' | sort -u
+    return "$rc"
+}
+
+# Both packages built, each for its architecture, both in the apt repository's index.
+package_checks() {
+    local a deb ok=0
+    for a in amd64 arm64; do
+        deb=$(ls -t target/debian/fake-metadata_*_"$a".deb 2>/dev/null | head -1)
+        [ -n "$deb" ] || { echo "no $a package in target/debian"; ok=1; continue; }
+        echo "--- dpkg-deb -I $deb"
+        dpkg-deb -I "$deb" | sed -n '/Package:/,/Description:/p'
+        [ "$(dpkg-deb -f "$deb" Architecture)" = "$a" ] || { echo "$deb: Architecture is not $a"; ok=1; }
+        grep -qx "Architecture: $a" target/debian/Packages || { echo "no Architecture: $a in target/debian/Packages"; ok=1; }
+    done
+    echo "--- target/debian/Packages"
+    grep -E '^(Package|Version|Architecture|Filename):' target/debian/Packages | paste - - - -
+    return "$ok"
+}
+package() { packaging/build-deb && package_checks; }
+
+# system_tests SUITE ARCH: tests/system/nspawn.sh in a Debian SUITE/ARCH container.
+SYSTEM_TIERS=()
+system_tests() {
+    local suite=$1 arch=$2 log=$LOG_DIR/system-$1-$2.log
+    SYSTEM_TIERS+=("$suite-$arch")
+    : > "$LOG_DIR/system-$suite-$arch-counts"
+    SUITE=$suite ARCH=$arch tests/system/nspawn.sh target/debian 2>&1 | tee "$log"
+    local rc=${PIPESTATUS[0]}
+    grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -1 | awk '{ print $1, $3 }' > "$LOG_DIR/system-$suite-$arch-counts"
     return "$rc"
 }
 
@@ -115,10 +169,18 @@ stage "dependencies" install_deps
 stage "lint (fmt, clippy)" lint
 stage "deny (licenses, bans, sources; advisories if a database is on disk)" deny_check
 stage "cargo tests (unit, peers, binary, netns)" cargo_tests
+if is_root; then
+    stage "arm64 toolchain and emulator (rustup target, cross gcc, qemu-user-static, binfmt_misc)" arm64_deps
+    stage "arm64 cargo tests under qemu-user (${ARM64_TESTS[*]})" arm64_cargo_tests
+elif [ "${CI:-}" = true ]; then
+    SUMMARY+=("FAIL  arm64: needs root (apt, binfmt_misc)"); STAGES_FAILED=$((STAGES_FAILED + 1))
+else
+    SUMMARY+=("skip  arm64: needs root (apt, binfmt_misc)")
+fi
 # libFuzzer on the request core and the config parser, 25 s each (builds with ASan first).
 stage "fuzz (respond, config: 25 s each)" fuzz/run.sh 25
 if [ -x packaging/build-deb ]; then
-    stage "package (.deb, lintian, apt repo)" packaging/build-deb
+    stage "package (amd64 + arm64 .debs, lintian, apt repo)" package
 fi
 # Benchmark + soak, quick (< 60 s once built): prints the table and `targets met: N/M`; a
 # missed target never fails the run, a broken bench or a failed soak check does.
@@ -127,7 +189,9 @@ if [ -x bench/run ]; then
 fi
 if [ -x tests/system/nspawn.sh ]; then
     if is_root; then
-        stage "system (apt install in booted systemd)" system_tests
+        stage "system bookworm/amd64 (apt install in booted systemd)" system_tests bookworm amd64
+        stage "system trixie/amd64 (apt install in booted systemd)" system_tests trixie amd64
+        stage "system trixie/arm64 (booted systemd under qemu-user-static)" system_tests trixie arm64
     elif [ "${CI:-}" = true ]; then
         SUMMARY+=("FAIL  system: needs root"); STAGES_FAILED=$((STAGES_FAILED + 1))
     else
@@ -146,16 +210,23 @@ if [ -x tests/vagrant/run.sh ]; then
 fi
 
 read -r CARGO_PASSED CARGO_FAILED < "$LOG_DIR/cargo-counts" 2>/dev/null || { CARGO_PASSED=0; CARGO_FAILED=0; }
-SYS_PASSED=0; SYS_FAILED=0
-if [ -f "$LOG_DIR/system-counts" ]; then read -r SYS_PASSED SYS_FAILED < "$LOG_DIR/system-counts"; fi
+ARM_PASSED=0; ARM_FAILED=0
+if [ -s "$LOG_DIR/arm64-counts" ]; then read -r ARM_PASSED ARM_FAILED < "$LOG_DIR/arm64-counts"; fi
 echo
 echo "=== summary ($(nproc) cores, $((SECONDS - START)) s in all)"
 printf '%s\n' "${SUMMARY[@]}"
 echo "cargo tests: $CARGO_PASSED passed, $CARGO_FAILED failed"
-echo "system checks: $SYS_PASSED passed, $SYS_FAILED failed"
+echo "arm64 cargo tests under qemu-user (${ARM64_TESTS[*]}): $ARM_PASSED passed, $ARM_FAILED failed"
+SYS_PASSED=0; SYS_FAILED=0
+for t in "${SYSTEM_TIERS[@]}"; do
+    p=0 f=0
+    if [ -s "$LOG_DIR/system-$t-counts" ]; then read -r p f < "$LOG_DIR/system-$t-counts"; fi
+    echo "system checks ${t/-//}: $p passed, $f failed"
+    SYS_PASSED=$((SYS_PASSED + p)); SYS_FAILED=$((SYS_FAILED + f))
+done
 VAG_PASSED=0; VAG_FAILED=0
 if [ -f "$LOG_DIR/vagrant-counts" ]; then read -r VAG_PASSED VAG_FAILED < "$LOG_DIR/vagrant-counts"; fi
 echo "vagrant checks: $VAG_PASSED passed, $VAG_FAILED failed"
-TOTAL_FAILED=$((CARGO_FAILED + SYS_FAILED + VAG_FAILED + STAGES_FAILED))
-echo "total: $((CARGO_PASSED + SYS_PASSED + VAG_PASSED)) passed, $TOTAL_FAILED failed"
+TOTAL_FAILED=$((CARGO_FAILED + ARM_FAILED + SYS_FAILED + VAG_FAILED + STAGES_FAILED))
+echo "total: $((CARGO_PASSED + ARM_PASSED + SYS_PASSED + VAG_PASSED)) passed, $TOTAL_FAILED failed"
 [ "$TOTAL_FAILED" -eq 0 ]
