@@ -113,13 +113,15 @@ arm64_deps() { ensure_arm64_toolchain && ensure_arm64_emulation; }
 # The same contract and client tests as natively, on the arm64 build run under qemu-user:
 # the test binaries run under qemu-aarch64-static (cargo's runner), the daemon binary they
 # spawn (CARGO_BIN_EXE_fake-metadata) through binfmt_misc; curl, botocore (Python) and
-# openssl are the host's own. QEMU_LD_PREFIX points both at the cross sysroot's libc.
+# openssl are the host's own. QEMU_LD_PREFIX points both at the cross sysroot's libc; the
+# tests' waits for a daemon are 8 times as long (a debug daemon's first RSA key under
+# emulation takes tens of seconds).
 ARM64_TESTS=(--test curl --test botocore --test identity --test cli)
 arm64_cargo_tests() {
     : > "$LOG_DIR/arm64-counts"
     CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
     CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER=qemu-aarch64-static \
-    QEMU_LD_PREFIX=/usr/aarch64-linux-gnu \
+    QEMU_LD_PREFIX=/usr/aarch64-linux-gnu FAKE_METADATA_TEST_SLOWDOWN=8 \
         cargo test --locked --target aarch64-unknown-linux-gnu --no-fail-fast "${ARM64_TESTS[@]}" 2>&1 |
         tee "$LOG_DIR/arm64-cargo-test.log"
     local rc=${PIPESTATUS[0]}

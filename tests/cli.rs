@@ -149,7 +149,7 @@ fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
     let t = Instant::now();
     while !f() {
         assert!(
-            t.elapsed() < Duration::from_secs(10),
+            t.elapsed() < common::patience(Duration::from_secs(10)),
             "timed out waiting for {what}"
         );
         std::thread::sleep(Duration::from_millis(20));

@@ -16,6 +16,17 @@ use fake_metadata::clock::{Clock, SystemClock};
 use fake_metadata::config::Config;
 use fake_metadata::daemon::Running;
 
+/// `d` times `FAKE_METADATA_TEST_SLOWDOWN` (default 1): the test command sets it for the arm64
+/// build run under qemu-user, where a daemon's start (its RSA identity key) takes far longer.
+pub fn patience(d: Duration) -> Duration {
+    let n = std::env::var("FAKE_METADATA_TEST_SLOWDOWN")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+        .unwrap_or(1)
+        .max(1);
+    d * n
+}
+
 /// A config from TOML text, listening on a free loopback port.
 pub fn config(toml: &str) -> Config {
     let mut c = Config::from_toml(toml, Path::new("test.toml")).expect("test config is valid");
@@ -35,7 +46,8 @@ pub fn start_with(c: Config, clock: Arc<dyn Clock>) -> Running {
 /// Sends raw bytes, reads until the server closes (or 5 s), returns what came back.
 pub fn raw(addr: SocketAddr, request: &[u8]) -> String {
     let mut s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.set_read_timeout(Some(patience(Duration::from_secs(5))))
+        .unwrap();
     s.write_all(request).expect("write");
     let mut out = Vec::new();
     let _ = s.read_to_end(&mut out);
@@ -102,7 +114,7 @@ impl Daemon {
             addr: String::new(),
             log,
         };
-        match rx.recv_timeout(Duration::from_secs(20)) {
+        match rx.recv_timeout(patience(Duration::from_secs(20))) {
             Ok(a) => d.addr = a,
             Err(_) => panic!("the daemon did not log `listening`:\n{}", d.log()),
         }
@@ -129,7 +141,7 @@ impl Daemon {
         let t = std::time::Instant::now();
         while !self.log().contains(needle) {
             assert!(
-                t.elapsed() < Duration::from_secs(10),
+                t.elapsed() < patience(Duration::from_secs(10)),
                 "no {needle:?} in the log:\n{}",
                 self.log()
             );
