@@ -100,6 +100,9 @@ teardown() {
         if kill -0 "$NSPAWN" 2>/dev/null; then
             echo "nspawn.sh: container did not exit, sending SIGTERM to nspawn $NSPAWN" >&2
             kill "$NSPAWN"; sleep 2
+            # A second SIGTERM makes nspawn terminate at once (a container whose systemd
+            # cannot halt, e.g. a broken emulated one, ignores the first).
+            kill -0 "$NSPAWN" 2>/dev/null && { kill "$NSPAWN"; sleep 2; }
         fi
         wait "$NSPAWN" 2>/dev/null
     fi
