@@ -417,6 +417,10 @@ fn ipv6_disabled_is_explained_and_rolled_back() {
         matches!(err, InterceptError::Ipv6Disabled { .. }),
         "{err:?}"
     );
-    assert!(err.to_string().contains("ipv6 = false"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("set `http-protocol-ipv6 = \"disabled\"` under [imds]"),
+        "{err}"
+    );
     assert!(!lo_addresses().contains("169.254.169.254"));
 }
