@@ -3,11 +3,19 @@
 //! with EC2's headers. What is served lives in [`Published`], an `ArcSwap` of immutable
 //! snapshots: a request loads one snapshot and uses it from start to end; a change swaps in a
 //! new one.
+//!
+//! What one client may hold is bounded: at most `[server] max-connections` connections are
+//! served at once (the rest wait in the kernel's listen backlog, costing no descriptor), a
+//! client has [`HEADER_READ_TIMEOUT`] to send each request (hyper starts it when it waits
+//! for the next request, so it is also the keep-alive idle timeout) and [`WRITE_TIMEOUT`] to
+//! take each reply. When a burst of connections has ended, the memory it used goes back to
+//! the system.
 
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use http::header::{self, HeaderName, HeaderValue};
 use hyper::server::conn::http1;
@@ -15,13 +23,24 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_io_timeout::TimeoutWriter;
 
 use crate::config::Config;
 use crate::imds;
 use crate::snapshot::{Body, Published};
 
-/// A client has this long to send a request's headers (slowloris guard).
+/// A client has this long to send a request's headers (slowloris guard); on a keep-alive
+/// connection the time waiting for the next request counts too.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// A client has this long to take a reply off the socket once the kernel's buffer is full; a
+/// client that sends and never reads is then dropped.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A burst of at least this many connections at once gives its memory back when the last
+/// one ends (a steady load of fewer never pays for that).
+const BURST: usize = 64;
+/// At most one "accept failed" line this often; the next one counts those left out.
+const ACCEPT_WARN_EVERY: Duration = Duration::from_secs(10);
 /// The largest request head we read; larger ones get an error and a closed connection.
 const MAX_REQUEST_HEAD: usize = 16 * 1024;
 /// A token reply whose hop limit is used up is never sent, as on EC2 where its packets die
@@ -72,10 +91,12 @@ pub fn bind(cfg: &Config) -> Result<Vec<StdListener>, ServerError> {
     Ok(out)
 }
 
-/// Serves on `listeners` until `shutdown` completes, then drains requests in flight.
+/// Serves on `listeners` until `shutdown` completes, then drains requests in flight. At most
+/// `max_connections` connections, over all listeners, are served at once.
 pub async fn serve(
     listeners: Vec<StdListener>,
     shared: Arc<Published>,
+    max_connections: usize,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> std::io::Result<()> {
     let mut builder = http1::Builder::new();
@@ -86,6 +107,7 @@ pub async fn serve(
         .title_case_headers(true)
         .keep_alive(true);
     let graceful = Arc::new(GracefulShutdown::new());
+    let slots = Arc::new(Slots::new(max_connections));
     let mut tasks = tokio::task::JoinSet::new();
     for l in listeners {
         l.set_nonblocking(true)?;
@@ -95,6 +117,7 @@ pub async fn serve(
             shared.clone(),
             builder.clone(),
             graceful.clone(),
+            slots.clone(),
         ));
     }
     shutdown.await;
@@ -115,17 +138,26 @@ async fn accept_loop(
     shared: Arc<Published>,
     builder: http1::Builder,
     graceful: Arc<GracefulShutdown>,
+    slots: Arc<Slots>,
 ) {
+    let mut warn = Throttle::default();
     loop {
+        // A free slot first: while all are taken, new connections wait in the kernel's
+        // backlog instead of taking a descriptor each.
+        let permit = slots.reserve().await;
         let (stream, peer) = match l.accept().await {
             Ok(s) => s,
             Err(e) => {
-                // Out of file descriptors and the like: back off instead of spinning.
-                tracing::warn!(error = %e, "accept failed");
+                // Out of file descriptors and the like: back off instead of spinning, and
+                // say so once in a while, not at every try.
+                if let Some(left_out) = warn.ready(Instant::now()) {
+                    tracing::warn!(error = %e, repeats_not_logged = left_out, "accept failed");
+                }
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
         };
+        let slot = slots.hold(permit);
         let conn = Connection::new(&stream, peer);
         let shared = shared.clone();
         let svc = service_fn(move |req| {
@@ -134,18 +166,116 @@ async fn accept_loop(
                 match answer {
                     Some(resp) => Ok(resp),
                     None => {
+                        // Held in its slot, so withheld replies are bounded too.
                         tokio::time::sleep(UNREACHABLE_HOLD).await;
                         Err(Unreachable)
                     }
                 }
             }
         });
-        let fut = graceful.watch(builder.serve_connection(TokioIo::new(stream), svc));
+        let mut io = Box::pin(TimeoutWriter::new(stream));
+        io.as_mut().set_timeout_pinned(Some(WRITE_TIMEOUT));
+        let fut = graceful.watch(builder.serve_connection(TokioIo::new(io), svc));
         tokio::spawn(async move {
-            // Client errors (bad requests, resets) are answered or dropped by hyper; nothing
-            // to do here.
+            // Client errors (bad requests, resets, write timeouts) are answered or dropped by
+            // hyper; nothing to do here.
             let _ = fut.await;
+            drop(slot);
         });
+    }
+}
+
+/// The connection slots: a semaphore bounds them; `live` counts the connections, and `peak`
+/// the most at once since memory was last given back.
+struct Slots {
+    free: Arc<Semaphore>,
+    live: AtomicUsize,
+    peak: AtomicUsize,
+}
+
+impl Slots {
+    fn new(max: usize) -> Slots {
+        Slots {
+            free: Arc::new(Semaphore::new(max)),
+            live: AtomicUsize::new(0),
+            peak: AtomicUsize::new(0),
+        }
+    }
+
+    /// Waits for a free slot.
+    async fn reserve(&self) -> OwnedSemaphorePermit {
+        self.free
+            .clone()
+            .acquire_owned()
+            .await
+            .unwrap_or_else(|_| unreachable!("the semaphore is never closed"))
+    }
+
+    /// A reserved slot, now that a connection holds it.
+    fn hold(self: &Arc<Self>, permit: OwnedSemaphorePermit) -> Slot {
+        let live = self.live.fetch_add(1, Ordering::Relaxed) + 1;
+        self.peak.fetch_max(live, Ordering::Relaxed);
+        Slot {
+            _permit: permit,
+            slots: self.clone(),
+        }
+    }
+}
+
+/// One connection's slot; when the last connection of a burst ends, memory goes back.
+struct Slot {
+    _permit: OwnedSemaphorePermit,
+    slots: Arc<Slots>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let s = &self.slots;
+        if s.live.fetch_sub(1, Ordering::Relaxed) == 1 && s.peak.swap(0, Ordering::Relaxed) >= BURST
+        {
+            // Off the runtime's threads: trimming walks every malloc arena. (A runtime
+            // shutting down drops its connections outside its context: trim here then.)
+            match tokio::runtime::Handle::try_current() {
+                Ok(rt) => drop(rt.spawn_blocking(release_free_memory)),
+                Err(_) => release_free_memory(),
+            }
+        }
+    }
+}
+
+/// Hands the heap's free pages back to the system. glibc keeps what a burst of connections
+/// freed in its per-thread arenas, where it would stay resident; `malloc_trim` releases the
+/// free pages of every arena.
+#[allow(unsafe_code)]
+fn release_free_memory() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only takes the allocator's own locks and returns free pages to the
+    // kernel; it touches no memory that is in use and is safe to call from any thread.
+    unsafe {
+        nix::libc::malloc_trim(0);
+    }
+}
+
+/// Lets a repeated message through at most once per [`ACCEPT_WARN_EVERY`].
+#[derive(Default)]
+struct Throttle {
+    last: Option<Instant>,
+    left_out: u64,
+}
+
+impl Throttle {
+    /// `Some(how many were left out since the last one)` when this one may be logged.
+    fn ready(&mut self, now: Instant) -> Option<u64> {
+        match self.last {
+            Some(t) if now.duration_since(t) < ACCEPT_WARN_EVERY => {
+                self.left_out += 1;
+                None
+            }
+            _ => {
+                self.last = Some(now);
+                Some(std::mem::take(&mut self.left_out))
+            }
+        }
     }
 }
 
@@ -195,11 +325,13 @@ impl Connection {
     ) -> Option<hyper::Response<Body>> {
         let snap = shared.snapshot.load();
         let mut view = imds::Request::new(req.method(), req.uri().path());
-        // One pass over the few headers a client sends, instead of hashing four names to look
+        // One pass over the few headers a client sends, instead of hashing five names to look
         // each up; as `HeaderMap::get` does, the first value of a name counts.
-        let (mut token, mut ttl, mut expect) = (None, None, None);
+        let (mut token, mut ttl, mut expect, mut hosts) = (None, None, None, 0u32);
         for (name, value) in req.headers() {
-            if *name == TOKEN {
+            if *name == header::HOST {
+                hosts += 1;
+            } else if *name == TOKEN {
                 token = token.or(Some(value));
             } else if *name == TOKEN_TTL {
                 ttl = ttl.or(Some(value));
@@ -208,6 +340,14 @@ impl Connection {
             } else if *name == header::EXPECT {
                 expect = expect.or(Some(value));
             }
+        }
+        // RFC 9112 section 3.2: an HTTP/1.1 request without `Host`, or with more than one, is a
+        // 400 (HTTP/1.0 had no `Host`).
+        if hosts != 1 && (hosts > 1 || req.version() != http::Version::HTTP_10) {
+            return Some(
+                snap.headers
+                    .response(imds::Response::bad_request(snap.imds.options.generation)),
+            );
         }
         view.token = token.map(HeaderValue::as_bytes);
         view.ttl = ttl.map(HeaderValue::as_bytes);

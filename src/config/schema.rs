@@ -20,7 +20,7 @@ fn valid<T: TryFrom<String, Error = String>>(s: &str) -> T {
 }
 
 /// `[server]`: where and how the daemon listens.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
 pub struct Server {
     /// Addresses to listen on. Default: `127.0.0.1:1338` and, where IPv6 exists, `[::1]:1338`.
@@ -34,6 +34,51 @@ pub struct Server {
     /// else `$XDG_STATE_HOME/fake-metadata` (`~/.local/state/fake-metadata`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub state_directory: Option<PathBuf>,
+    /// Connections served at once (EC2 also limits them per instance). Beyond it, new
+    /// connections wait in the kernel's listen backlog until one ends.
+    pub max_connections: MaxConnections,
+}
+
+impl Default for Server {
+    fn default() -> Self {
+        Server {
+            listen: None,
+            keep_alive: false,
+            state_directory: None,
+            max_connections: MaxConnections::DEFAULT,
+        }
+    }
+}
+
+/// How many connections the daemon serves at once: 1..=65536. The default, 512, stays well
+/// under the file descriptor limit a service gets by default (1024 under systemd), so
+/// accepting never fails for want of one, and far above what the agents of one machine use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "i64", into = "i64")]
+pub struct MaxConnections(u32);
+
+impl MaxConnections {
+    pub const DEFAULT: MaxConnections = MaxConnections(512);
+
+    pub fn get(self) -> usize {
+        self.0 as usize
+    }
+}
+
+impl TryFrom<i64> for MaxConnections {
+    type Error = String;
+    fn try_from(v: i64) -> Result<Self, String> {
+        match v {
+            1..=65536 => Ok(MaxConnections(v as u32)),
+            _ => Err(format!("max-connections {v} is out of range: 1 to 65536")),
+        }
+    }
+}
+
+impl From<MaxConnections> for i64 {
+    fn from(m: MaxConnections) -> i64 {
+        m.0.into()
+    }
 }
 
 impl Server {

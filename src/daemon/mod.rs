@@ -1,4 +1,5 @@
-//! The daemon's life: config → logging → bind → (drop root) → serve → `READY=1`; SIGHUP
+//! The daemon's life: config → logging → bind → (prepare the state and control directories
+//! for the service user, drop root) → serve → `READY=1`; SIGHUP
 //! reopens the log file and reloads the config as one snapshot swap (a bad file keeps the
 //! running config); SIGTERM/SIGINT send `STOPPING=1` and drain.
 
@@ -7,12 +8,13 @@ pub mod logging;
 
 pub use embedded::Running;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use futures::StreamExt;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
+use crate::accounts::Ids;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigError, Overrides};
 use crate::identity::IdentityKey;
@@ -79,11 +81,34 @@ pub fn run(source: Source) -> Result<(), DaemonError> {
     let config = source.load()?;
     let logfile = logging::init(&config.log.level, config.log.file.as_deref());
     let listeners = server::bind(&config)?;
-    // Bound before dropping root too: as root it may create /run/fake-metadata.
+    let state_dir = config.server.state_directory();
+    let user = service_user()?;
+    // Bound before dropping root too: as root it may create /run/fake-metadata, which is
+    // then given to the service user (as systemd's RuntimeDirectory= would be), so that the
+    // socket can be removed at stop.
+    let run_dirs: Vec<_> = config
+        .control
+        .candidates()
+        .into_iter()
+        .filter_map(|p| p.parent().map(std::path::Path::to_path_buf))
+        .filter(|d| !d.as_os_str().is_empty() && !d.exists())
+        .collect();
     let control = crate::control::bind(&config.control)?;
-    drop_root(logfile.as_deref())?;
+    if let (Some((_, ids)), Some(c)) = (&user, &control) {
+        hand_over_runtime_dir(c.path(), &run_dirs, ids);
+    }
+    if let Some((name, ids)) = &user {
+        prepare_state_dir(
+            &state_dir,
+            config.server.state_directory.is_none(),
+            name,
+            ids,
+        );
+    }
+    drop_root(user, logfile.as_deref())?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let identity = load_identity(&config);
+    let identity = load_identity(&state_dir);
+    let max_connections = config.server.max_connections.get();
     let inputs = Inputs::new(config, clock, identity);
     runtime.block_on(async move {
         let handle = signals.handle();
@@ -96,6 +121,7 @@ pub fn run(source: Source) -> Result<(), DaemonError> {
         let serving = tokio::spawn(server::serve(
             listeners,
             inputs.published().clone(),
+            max_connections,
             async {
                 let _ = stop_rx.await;
             },
@@ -158,6 +184,11 @@ pub fn reload(source: &Source, inputs: &Inputs) {
             "config reload: the listen addresses changed; restart the daemon to apply that"
         );
     }
+    if new.server.max_connections != old.server.max_connections {
+        tracing::warn!(
+            "config reload: [server] max-connections changed; restart the daemon to apply that"
+        );
+    }
     if new.log.file != old.log.file || new.log.level != old.log.level {
         tracing::warn!("config reload: [log] file/level changed; restart the daemon to apply that");
     }
@@ -167,9 +198,8 @@ pub fn reload(source: &Source, inputs: &Inputs) {
 
 /// The identity signing key from the state directory (made on first start). If that fails the
 /// daemon still serves, with a key that lives as long as the process, and says so.
-fn load_identity(config: &Config) -> Option<IdentityKey> {
-    let dir = config.server.state_directory();
-    match IdentityKey::load_or_create(&dir) {
+fn load_identity(dir: &Path) -> Option<IdentityKey> {
+    match IdentityKey::load_or_create(dir) {
         Ok(k) => {
             tracing::info!(certificate = %dir.join(crate::identity::CERT_FILE).display(), "identity key ready");
             Some(k)
@@ -187,17 +217,79 @@ fn load_identity(config: &Config) -> Option<IdentityKey> {
     }
 }
 
-/// Never serve as root: once the sockets are bound, become the service user (or `nobody`).
-/// A log file this process just created becomes that user's, so SIGHUP can reopen it.
-fn drop_root(logfile: Option<&logging::LogFile>) -> Result<(), DaemonError> {
-    use nix::unistd::{Uid, setgid, setgroups, setuid};
-    if !Uid::effective().is_root() {
-        return Ok(());
+/// The user a root start serves as: the service user, or `nobody`; `None` when not root.
+fn service_user() -> Result<Option<(&'static str, Ids)>, DaemonError> {
+    if !nix::unistd::Uid::effective().is_root() {
+        return Ok(None);
     }
-    let (name, user) = [SERVICE_USER, "nobody"]
+    [SERVICE_USER, "nobody"]
         .into_iter()
         .find_map(|n| crate::accounts::user(n).map(|ids| (n, ids)))
-        .ok_or(DaemonError::NoServiceUser)?;
+        .map(Some)
+        .ok_or(DaemonError::NoServiceUser)
+}
+
+/// What systemd's `StateDirectory=` does for the unit, done by hand for a root start: the
+/// state directory exists (0755: the certificate in it is public) and belongs to the user the
+/// daemon will serve as, so that it keeps its identity key there across starts. A directory
+/// made here, or the default one, is given to the user with the files in it (those of an
+/// earlier root start); a configured directory that already exists is left as it is.
+fn prepare_state_dir(dir: &Path, is_default: bool, name: &str, ids: &Ids) {
+    use std::os::unix::fs::DirBuilderExt;
+    let made = !dir.exists();
+    if made
+        && let Err(e) = std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(dir)
+    {
+        tracing::warn!(path = %dir.display(), error = %e, "cannot create the state directory");
+        return;
+    }
+    if !made && !is_default {
+        return;
+    }
+    let mut paths = vec![dir.to_path_buf()];
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        paths.extend(entries.filter_map(|e| e.ok()).map(|e| e.path()));
+    }
+    for p in paths {
+        if let Err(e) = nix::unistd::fchownat(
+            nix::fcntl::AT_FDCWD,
+            &p,
+            Some(ids.uid),
+            Some(ids.gid),
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        ) {
+            tracing::warn!(path = %p.display(), error = %e, "cannot give the state directory to {name}");
+        }
+    }
+}
+
+/// Gives the control socket's directory to the service user when this start created it, or
+/// when it is the default one, so that the socket can be removed at stop.
+fn hand_over_runtime_dir(socket: &Path, created: &[PathBuf], ids: &Ids) {
+    let Some(dir) = socket.parent() else { return };
+    let default = Path::new(crate::config::DEFAULT_SOCKET).parent();
+    if !created.iter().any(|c| c == dir) && default != Some(dir) {
+        return;
+    }
+    if let Err(e) = nix::unistd::chown(dir, Some(ids.uid), Some(ids.gid)) {
+        tracing::warn!(path = %dir.display(), error = %e,
+            "cannot give the control socket's directory to the service user; the socket will stay after stop");
+    }
+}
+
+/// Never serve as root: once the sockets are bound, become the service user (or `nobody`).
+/// A log file this process just created becomes that user's, so SIGHUP can reopen it.
+fn drop_root(
+    user: Option<(&str, Ids)>,
+    logfile: Option<&logging::LogFile>,
+) -> Result<(), DaemonError> {
+    use nix::unistd::{setgid, setgroups, setuid};
+    let Some((name, user)) = user else {
+        return Ok(());
+    };
     if let Some(lf) = logfile
         && let Err(e) = lf.hand_over(user.uid.as_raw(), user.gid.as_raw())
     {

@@ -190,7 +190,8 @@ impl Response {
         }
     }
 
-    fn bad_request(generation: Generation) -> Self {
+    /// EC2's 400, also for a request the server refuses before `respond` sees it.
+    pub fn bad_request(generation: Generation) -> Self {
         match generation {
             Generation::Nitro => Response::empty(StatusCode::BAD_REQUEST, Shape::Refusal),
             Generation::Xen => Response::page(
