@@ -344,10 +344,8 @@ impl Connection {
         // RFC 9112 section 3.2: an HTTP/1.1 request without `Host`, or with more than one, is a
         // 400 (HTTP/1.0 had no `Host`).
         if hosts != 1 && (hosts > 1 || req.version() != http::Version::HTTP_10) {
-            return Some(
-                snap.headers
-                    .response(imds::Response::bad_request(snap.imds.options.generation)),
-            );
+            let r = imds::Response::bad_request(snap.imds.options.generation);
+            return Some(snap.headers.response(r, shared.clock.now_millis()));
         }
         view.token = token.map(HeaderValue::as_bytes);
         view.ttl = ttl.map(HeaderValue::as_bytes);
