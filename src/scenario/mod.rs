@@ -277,6 +277,16 @@ impl Change {
         }
     }
 
+    /// How to log a change that carries a value (`set`, a tag), without the value; `None`
+    /// when the change carries none.
+    pub fn without_value(&self) -> Option<String> {
+        match self {
+            Change::Set { path, .. } => Some(format!("set {path}")),
+            Change::TagSet { key, .. } => Some(format!("tag {key} set")),
+            _ => None,
+        }
+    }
+
     /// Whether this change touches instance tags.
     pub fn is_tags(&self) -> bool {
         matches!(self, Change::TagSet { .. } | Change::TagUnset { .. })
@@ -467,11 +477,19 @@ impl Scenario {
         let n = self.pending.partition_point(|p| p.due <= now);
         let due: Vec<Pending> = self.pending.drain(..n).collect();
         for p in &due {
+            // A value set through the scenario may be a secret: the log names where, not what.
+            let logged = p.change.without_value();
             match self.apply(p.change.clone(), p.due) {
-                Ok(done) => tracing::info!(at = %rfc3339(p.due), "scenario: {done}"),
-                Err(e) => {
-                    tracing::warn!(at = %rfc3339(p.due), "scenario: skipped `{}`: {e}", p.change)
-                }
+                Ok(done) => tracing::info!(
+                    at = %rfc3339(p.due),
+                    "scenario: {}",
+                    logged.as_deref().unwrap_or(&done)
+                ),
+                Err(e) => tracing::warn!(
+                    at = %rfc3339(p.due),
+                    "scenario: skipped `{}`: {e}",
+                    logged.unwrap_or_else(|| p.change.to_string())
+                ),
             }
         }
         !due.is_empty()

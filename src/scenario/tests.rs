@@ -310,3 +310,21 @@ fn printed_config_keeps_the_timeline() {
     assert_eq!(again.scenario, c.scenario);
     assert_eq!(c.scenario.timeline.len(), 2);
 }
+
+#[test]
+fn a_scheduled_value_is_logged_without_it() {
+    let set = Change::Set {
+        path: "meta-data/custom/secret".to_string().try_into().unwrap(),
+        value: "hunter2".into(),
+    };
+    assert_eq!(
+        set.without_value().as_deref(),
+        Some("set meta-data/custom/secret")
+    );
+    let tag = Change::TagSet {
+        key: "Password".to_string().try_into().unwrap(),
+        value: "hunter2".into(),
+    };
+    assert_eq!(tag.without_value().as_deref(), Some("tag Password set"));
+    assert_eq!(Change::EventClear.without_value(), None);
+}
