@@ -58,7 +58,8 @@ fn config(dir: &Path, user_data_file: &Path, extra: &str) -> std::path::PathBuf 
     cfg
 }
 
-fn serve(cfg: &Path) -> common::Daemon {
+/// `serve` with `cfg`, on a free loopback port.
+fn serve_command(cfg: &Path) -> Command {
     let mut c = bin();
     c.args([
         "serve",
@@ -67,7 +68,11 @@ fn serve(cfg: &Path) -> common::Daemon {
         "--listen",
         "127.0.0.1:0",
     ]);
-    common::Daemon::spawn(c)
+    c
+}
+
+fn serve(cfg: &Path) -> common::Daemon {
+    common::Daemon::spawn(serve_command(cfg))
 }
 
 fn ctl(dir: &Path, args: &[&str]) -> Output {
@@ -137,15 +142,7 @@ fn refused_at_once(target: &Path, why: &str) {
     assert!(err.contains(why), "{err}");
     assert_eq!(err.lines().count(), 1, "said once:\n{err}");
 
-    let mut c = bin();
-    c.args([
-        "serve",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-    ]);
-    let out = run_within(c, Duration::from_secs(10));
+    let out = run_within(serve_command(&cfg), Duration::from_secs(10));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(err.contains(&at), "{at}\n{err}");
