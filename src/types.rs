@@ -186,23 +186,29 @@ impl std::str::FromStr for HumanDuration {
     fn from_str(s: &str) -> Result<Self, String> {
         let bad = || {
             format!(
-                "`{s}` is not a duration: use seconds (3600) or units d/h/m/s, e.g. \"6h\", \"45m\" or \"1h30m\""
+                "`{s}` is not a duration: use seconds (3600) or units d/h/m/s/ms, e.g. \"6h\", \"45m\", \"1h30m\" or \"500ms\""
             )
         };
         if let Ok(n) = s.parse::<u64>() {
             return HumanDuration::checked(n, &s);
         }
+        // In milliseconds, so `ms` can be added to the other units.
         let (mut total, mut digits) = (0u64, String::new());
-        for c in s.chars() {
+        let mut chars = s.chars().peekable();
+        while let Some(c) = chars.next() {
             if c.is_ascii_digit() {
                 digits.push(c);
                 continue;
             }
             let unit = match c {
-                'd' => 86_400,
-                'h' => 3600,
-                'm' => 60,
-                's' => 1,
+                'd' => 86_400_000,
+                'h' => 3_600_000,
+                'm' if chars.peek() == Some(&'s') => {
+                    chars.next();
+                    1
+                }
+                'm' => 60_000,
+                's' => 1000,
                 _ => return Err(bad()),
             };
             let n: u64 = digits.parse().map_err(|_| bad())?;
@@ -215,17 +221,23 @@ impl std::str::FromStr for HumanDuration {
         if !digits.is_empty() || s.is_empty() {
             return Err(bad());
         }
-        HumanDuration::checked(total, &s)
+        let d = HumanDuration::checked(total / 1000, &s)?;
+        Ok(HumanDuration(d.0 + Duration::from_millis(total % 1000)))
     }
 }
 
 impl fmt::Display for HumanDuration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s = self.0.as_secs();
-        if s == 0 {
+        let (s, ms) = (self.0.as_secs(), self.0.subsec_millis());
+        if s == 0 && ms == 0 {
             return f.write_str("0s");
         }
-        for (n, unit) in [(s / 3600, "h"), (s / 60 % 60, "m"), (s % 60, "s")] {
+        for (n, unit) in [
+            (s / 3600, "h"),
+            (s / 60 % 60, "m"),
+            (s % 60, "s"),
+            (u64::from(ms), "ms"),
+        ] {
             if n > 0 {
                 write!(f, "{n}{unit}")?;
             }
