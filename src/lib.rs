@@ -5,7 +5,7 @@
 //! The modules sit in layers, each depending only on those above it (ARCHITECTURE.md has the
 //! picture and where each concern lives):
 //! 1. vocabulary: [`clock`], [`types`], [`metadata`] (the tree), [`accounts`], [`machine`];
-//! 2. pure domain: [`imds`] ([`imds::respond`]), [`scenario`], [`credentials`], [`identity`],
+//! 2. pure domain: [`imds`] ([`imds::respond`]), [`fault`], [`scenario`], [`credentials`], [`identity`],
 //!    [`intercept`]'s plan;
 //! 3. [`config`]: the file, environment and flags, checked;
 //! 4. [`snapshot`]: what is served, built by a pure function;
@@ -21,6 +21,7 @@ pub mod control;
 pub mod credentials;
 pub mod ctl;
 pub mod daemon;
+pub mod fault;
 pub mod identity;
 pub mod imds;
 pub mod intercept;

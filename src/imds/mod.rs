@@ -202,6 +202,19 @@ impl Response {
         }
     }
 
+    /// EC2's reply with a bare `status`, as a fault serves it: 400, 401, 403 and 404 as EC2
+    /// answers them; any other status empty, in the layout of Nitro's refusals (no capture
+    /// shows EC2's 5xx, and Nitro answers every refusal captured so far with an empty body).
+    pub fn for_status(status: StatusCode, generation: Generation) -> Self {
+        match status {
+            StatusCode::BAD_REQUEST => Response::bad_request(generation),
+            StatusCode::UNAUTHORIZED => Response::unauthorized(generation),
+            StatusCode::FORBIDDEN => Response::forbidden(),
+            StatusCode::NOT_FOUND => Response::not_found(),
+            s => Response::empty(s, Shape::Refusal),
+        }
+    }
+
     fn method_not_allowed(allow: &'static str) -> Self {
         Response {
             allow: Some(allow),

@@ -1,0 +1,195 @@
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use super::*;
+
+fn spec(toml_text: &str) -> Result<Spec, String> {
+    toml::from_str::<RawSpec>(toml_text)
+        .map_err(|e| e.message().to_string())
+        .and_then(Spec::try_from)
+}
+
+fn armed(id: u32, s: &str, until_ms: Option<u64>) -> Armed {
+    let spec = spec(s).unwrap();
+    Armed {
+        id: FaultId(id),
+        counters: Counters::new(&spec),
+        spec,
+        until_ms,
+    }
+}
+
+const PEER: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+fn check(f: &Faults, method: &http::Method, path: &str, now_ms: u64) -> Option<Hit> {
+    f.check(method, path, PEER, now_ms, &mut || 0.5)
+}
+
+#[test]
+fn globs_match_below_the_version() {
+    assert_eq!(below_version("/latest/meta-data/iam/x"), "meta-data/iam/x");
+    assert_eq!(below_version("/2021-07-15/api/token"), "api/token");
+    assert_eq!(below_version("/latest"), "");
+    assert_eq!(below_version("/"), "");
+    assert_eq!(below_version("/meta-data/x"), "meta-data/x");
+    let f = Faults::new(vec![armed(
+        1,
+        "path = \"meta-data/iam/*\"\nstatus = 503",
+        None,
+    )]);
+    let get = http::Method::GET;
+    for p in [
+        "/latest/meta-data/iam/info",
+        "/latest/meta-data/iam/security-credentials/role",
+        "/2016-09-02/meta-data/iam/security-credentials/",
+    ] {
+        assert_eq!(
+            check(&f, &get, p, 0),
+            Some(Hit {
+                id: FaultId(1),
+                effect: Effect::Status(503)
+            }),
+            "{p}"
+        );
+    }
+    for p in [
+        "/latest/meta-data/instance-id",
+        "/latest/meta-data/iam",
+        "/latest/api/token",
+    ] {
+        assert_eq!(check(&f, &get, p, 0), None, "{p}");
+    }
+}
+
+#[test]
+fn method_time_count_and_probability_limit_a_fault() {
+    let f = Faults::new(vec![armed(
+        2,
+        "path = \"api/token\"\nmethod = \"PUT\"\ndrop = true\ncount = 2",
+        Some(1000),
+    )]);
+    let (get, put) = (http::Method::GET, http::Method::PUT);
+    assert_eq!(check(&f, &get, "/latest/api/token", 0), None);
+    let hit = check(&f, &put, "/latest/api/token", 0).unwrap();
+    assert_eq!(hit.effect, Effect::Withhold);
+    assert!(check(&f, &put, "/latest/api/token", 1).is_some());
+    // Its two requests are done.
+    assert_eq!(check(&f, &put, "/latest/api/token", 2), None);
+    let f = Faults::new(vec![armed(3, "drop = true", Some(1000))]);
+    assert!(check(&f, &get, "/latest/meta-data/", 999).is_some());
+    assert_eq!(check(&f, &get, "/latest/meta-data/", 1000), None, "ended");
+
+    let f = Faults::new(vec![armed(4, "status = 500\nprobability = 0.25", None)]);
+    let low = f.check(&get, "/latest/", PEER, 0, &mut || 0.2);
+    let high = f.check(&get, "/latest/", PEER, 0, &mut || 0.3);
+    assert_eq!(low.map(|h| h.effect), Some(Effect::Status(500)));
+    assert_eq!(high, None);
+}
+
+#[test]
+fn the_first_fault_that_acts_wins_and_delays_fall_in_their_range() {
+    let f = Faults::new(vec![
+        armed(1, "path = \"meta-data/x\"\nreset = true", None),
+        armed(2, "delay = \"100ms..300ms\"", None),
+    ]);
+    let get = http::Method::GET;
+    assert_eq!(
+        check(&f, &get, "/latest/meta-data/x", 0).unwrap().effect,
+        Effect::Reset
+    );
+    let d = f
+        .check(&get, "/latest/meta-data/y", PEER, 0, &mut || 0.5)
+        .unwrap();
+    assert_eq!(d.effect, Effect::Delay(Duration::from_millis(200)));
+    assert_eq!(f.iter().map(|a| a.counters.hits()).sum::<u64>(), 2);
+}
+
+#[test]
+fn a_throttle_lets_n_per_second_per_client_through() {
+    let f = Faults::new(vec![armed(1, "throttle = 2", None)]);
+    let get = http::Method::GET;
+    let other: IpAddr = "10.0.0.9".parse().unwrap();
+    let outcomes: Vec<bool> = (0..4)
+        .map(|_| check(&f, &get, "/latest/meta-data/", 5_000).is_some())
+        .collect();
+    assert_eq!(outcomes, [false, false, true, true]);
+    // Another client has its own budget; the next second starts afresh.
+    assert!(
+        f.check(&get, "/latest/", other, 5_100, &mut || 0.0)
+            .is_none()
+    );
+    assert!(check(&f, &get, "/latest/meta-data/", 6_000).is_none());
+}
+
+#[test]
+fn refuse_is_found_for_the_listener_not_for_requests() {
+    let f = Faults::new(vec![armed(1, "refuse = true\nfor = \"2s\"", Some(2000))]);
+    assert_eq!(check(&f, &http::Method::GET, "/latest/", 0), None);
+    assert_eq!(f.refusing(1999).map(|a| a.id), Some(FaultId(1)));
+    assert!(f.refusing(2000).is_none());
+}
+
+#[test]
+fn bad_faults_are_refused_with_what_was_wrong() {
+    for (text, want) in [
+        ("status = 999", "status 999 is not an HTTP status"),
+        ("status = 42", "status 42 is not an HTTP status"),
+        ("delay = \"-1s\"", "delay `-1s` is negative"),
+        ("delay = \"2s..1s\"", "runs backwards"),
+        ("delay = \"soon\"", "`soon` is not a duration"),
+        (
+            "path = \"meta-data/[iam\"\ndrop = true",
+            "`meta-data/[iam` is not a path glob",
+        ),
+        ("path = \"/latest/x\"\ndrop = true", "starts with `/`"),
+        (
+            "probability = 1.5\ndrop = true",
+            "probability 1.5 is out of range",
+        ),
+        ("probability = -0.1\ndrop = true", "out of range"),
+        (
+            "count = 0\ndrop = true",
+            "count 0 is not a number of requests",
+        ),
+        ("method = \"POST\"\ndrop = true", "`POST` is not a method"),
+        (
+            "drop = true\nreset = true",
+            "a fault does one thing, this one has `drop` and `reset`",
+        ),
+        ("path = \"x\"", "a fault needs one of"),
+        ("drop = false", "`drop = false` does nothing"),
+        ("throttle = 0", "throttle 0 is not a rate"),
+        ("refuse = true\npath = \"x\"", "takes no `path`"),
+        ("throttle = 5\ncount = 2", "takes no `count`"),
+        ("drop = true\nfor = 0", "would end as it starts"),
+        ("drop = true\nwhen = 3", "unknown field `when`"),
+    ] {
+        let e = spec(text).unwrap_err();
+        assert!(e.contains(want), "{text:?}: {e}");
+    }
+}
+
+#[test]
+fn specs_round_trip_and_read_well() {
+    for text in [
+        "path = \"meta-data/iam/*\"\nmethod = \"GET\"\nfor = \"20s\"\nstatus = 503\n",
+        "delay = \"100ms..2s\"\nprobability = 0.5\ncount = 3\n",
+        "refuse = true\nfor = \"1m\"\n",
+        "throttle = 10\n",
+    ] {
+        let s = spec(text).unwrap();
+        let again: Spec = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+        assert_eq!(again, s, "{text}");
+    }
+    let s =
+        spec("path = \"meta-data/iam/*\"\nmethod = \"GET\"\nfor = \"20s\"\nstatus = 503").unwrap();
+    assert_eq!(s.to_string(), "status 503 on GET meta-data/iam/*, for 20s");
+    let s = spec("delay = \"500ms\"\ncount = 2").unwrap();
+    assert_eq!(
+        s.to_string(),
+        "delay 500ms on any method *, first 2 request(s)"
+    );
+    assert_eq!("fault-7".parse::<FaultId>().unwrap(), FaultId(7));
+    assert_eq!("7".parse::<FaultId>().unwrap(), FaultId(7));
+    assert!("fault-0".parse::<FaultId>().is_err());
+}
