@@ -59,7 +59,8 @@ impl Clock for ManualClock {
     }
 }
 
-fn millis(t: SystemTime) -> u64 {
+/// A time as milliseconds since the Unix epoch (0 before it).
+pub fn millis(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)

@@ -87,7 +87,12 @@ impl Inputs {
     ) -> Arc<Inputs> {
         let mut credentials = credentials_for(&config, &clock);
         let start = clock.now();
-        let mut scenario = Scenario::new(&config.scenario, start, &mut EventId::random);
+        let mut scenario = Scenario::new(
+            &config.scenario,
+            &config.faults,
+            start,
+            &mut EventId::random,
+        );
         scenario.apply_due(start);
         let current = Current {
             signatures: sign(identity.as_ref(), &config, start),
@@ -134,11 +139,15 @@ impl Inputs {
         }
         let now = self.now();
         let mut current = lock(&self.current);
-        if new.scenario != current.config.scenario {
-            tracing::info!("[scenario] changed: the timeline restarts from the new config");
+        if new.scenario != current.config.scenario || new.faults != current.config.faults {
+            tracing::info!(
+                "[scenario] or [[fault]] changed: the timeline restarts from the new config"
+            );
             let start = current.scenario.start();
-            current.scenario = Scenario::new(&new.scenario, start, &mut EventId::random);
-            current.scenario.apply_due(now);
+            let mut next = Scenario::new(&new.scenario, &new.faults, start, &mut EventId::random);
+            next.follow(&current.scenario);
+            next.apply_due(now);
+            current.scenario = next;
         }
         current.config = new;
         current.signatures = signatures;
@@ -189,6 +198,11 @@ impl Inputs {
         }
     }
 
+    /// The faults in force, for `ctl fault list`.
+    pub fn faults(&self) -> String {
+        lock(&self.current).scenario.fault_list(self.now())
+    }
+
     /// What is set and pending, for `ctl status`.
     pub fn status(&self) -> String {
         lock(&self.current).scenario.status(self.now())
@@ -201,9 +215,11 @@ impl Inputs {
         let mut current = lock(&self.current);
         let mut next = Scenario::new(
             &current.config.scenario,
+            &current.config.faults,
             current.scenario.start(),
             &mut EventId::random,
         );
+        next.follow(&current.scenario);
         next.apply_due(now);
         current.scenario = next;
         self.published.publish(current.build(now));
@@ -221,10 +237,14 @@ impl Inputs {
         }
         change.assign_id(&mut EventId::random);
         let mut next = current.scenario.clone();
+        let started = matches!(change, Change::FaultAdd(_)) && when.is_none();
         let message = match when {
             None => next.apply(change, now),
             Some(m) => next.schedule(change, m.resolve(now), now),
         }?;
+        if started && let Some(f) = next.faults().last() {
+            tracing::info!("fault {} started: {}", f.id, f.spec);
+        }
         current.scenario = next;
         self.published.publish(current.build(now));
         drop(current);

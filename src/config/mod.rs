@@ -55,6 +55,9 @@ pub struct Config {
     pub scenario: crate::scenario::ScenarioConfig,
     /// The control socket `fake-metadata ctl` talks to.
     pub control: ControlConfig,
+    /// `[[fault]]`: faults in force from the start (see [`crate::fault`]).
+    #[serde(rename = "fault", skip_serializing_if = "Vec::is_empty")]
+    pub faults: Vec<crate::fault::Spec>,
     /// The user data's bytes, read once when the file is loaded (never on a rebuild).
     #[serde(skip)]
     user_data_bytes: Option<Bytes>,

@@ -21,6 +21,14 @@
 //! [[scenario.timeline]]
 //! at = "2026-01-02T03:04:05Z"
 //! complete = "instance-event-0123456789abcdef0"   # or cancel = "…"
+//!
+//! [[scenario.timeline]]
+//! at = "+90s"
+//! fault = { path = "meta-data/iam/*", status = 503, for = "20s" }   # as a [[fault]]
+//!
+//! [[scenario.timeline]]
+//! at = "+5m"
+//! clear-faults = true
 //! ```
 //!
 //! Each entry does exactly one thing. Keys that belong to another kind of entry are refused,
@@ -87,9 +95,13 @@ struct RawEntry {
     clear_events: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     asg: Option<AsgState>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    fault: Option<crate::fault::Spec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    clear_faults: Option<bool>,
 }
 
-const KINDS: &str = "`spot`, `rebalance`, `event`, `complete`, `cancel`, `clear-events` or `asg`";
+const KINDS: &str = "`spot`, `rebalance`, `event`, `complete`, `cancel`, `clear-events`, `asg`, `fault` or `clear-faults`";
 
 impl TryFrom<RawEntry> for Entry {
     type Error = String;
@@ -102,6 +114,8 @@ impl TryFrom<RawEntry> for Entry {
             ("cancel", r.cancel.is_some()),
             ("clear-events", r.clear_events.is_some()),
             ("asg", r.asg.is_some()),
+            ("fault", r.fault.is_some()),
+            ("clear-faults", r.clear_faults.is_some()),
         ];
         let set: Vec<&str> = kinds.iter().filter(|k| k.1).map(|k| k.0).collect();
         let kind = match set[..] {
@@ -162,6 +176,9 @@ impl TryFrom<RawEntry> for Entry {
             },
             "clear-events" if r.clear_events == Some(false) => return Err(off("clear-events")),
             "clear-events" => Change::EventClear,
+            "fault" => Change::FaultAdd(r.fault.expect("kind")),
+            "clear-faults" if r.clear_faults == Some(false) => return Err(off("clear-faults")),
+            "clear-faults" => Change::FaultClear { id: None },
             _ => Change::Asg {
                 state: r.asg.expect("kind"),
             },
@@ -201,6 +218,8 @@ impl From<Entry> for RawEntry {
             Change::EventCancel { id } => r.cancel = Some(id),
             Change::EventClear => r.clear_events = Some(true),
             Change::Asg { state } => r.asg = Some(state),
+            Change::FaultAdd(spec) => r.fault = Some(spec),
+            Change::FaultClear { .. } => r.clear_faults = Some(true),
             // Not timeline entries: tags and paths have their own sections.
             Change::TagSet { .. }
             | Change::TagUnset { .. }

@@ -15,10 +15,12 @@ mod time;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
+use crate::fault::{self, Armed, Counters, FaultId};
 use crate::metadata::TreeBuilder;
 use crate::metadata::json::to_ec2_string;
 use crate::types::{MetaPath, TagKey};
@@ -248,6 +250,13 @@ pub enum Change {
     Unset {
         path: MetaPath,
     },
+    /// Start a fault (see [`crate::fault`]).
+    FaultAdd(fault::Spec),
+    /// End one fault, or all of them.
+    FaultClear {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<FaultId>,
+    },
 }
 
 impl Change {
@@ -274,6 +283,8 @@ impl Change {
             Change::TagUnset { .. } => "tag-unset",
             Change::Set { .. } => "set",
             Change::Unset { .. } => "unset",
+            Change::FaultAdd(_) => "fault-add",
+            Change::FaultClear { .. } => "fault-clear",
         }
     }
 
@@ -322,6 +333,9 @@ impl fmt::Display for Change {
             Change::TagUnset { key } => write!(f, "remove tag {key}"),
             Change::Set { path, value } => write!(f, "set {path} = {value:?}"),
             Change::Unset { path } => write!(f, "unset {path}"),
+            Change::FaultAdd(spec) => write!(f, "fault: {spec}"),
+            Change::FaultClear { id: Some(id) } => write!(f, "clear fault {id}"),
+            Change::FaultClear { id: None } => f.write_str("clear all faults"),
         }
     }
 }
@@ -417,13 +431,40 @@ pub struct Scenario {
     tags: BTreeMap<TagKey, Option<String>>,
     /// Sorted by due time; equal times keep their order.
     pending: Vec<Pending>,
+    /// The faults in force, in the order they started.
+    faults: Vec<Fault>,
+    /// The number of the last fault started.
+    last_fault: u32,
+}
+
+/// A fault in force.
+#[derive(Debug, Clone)]
+pub struct Fault {
+    pub id: FaultId,
+    pub spec: fault::Spec,
+    pub started: SystemTime,
+    pub until: Option<SystemTime>,
+    /// Shared with every snapshot the fault is served in.
+    pub counters: Arc<Counters>,
+}
+
+impl PartialEq for Fault {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+            && self.spec == other.spec
+            && self.started == other.started
+            && self.until == other.until
+            && Arc::ptr_eq(&self.counters, &other.counters)
+    }
 }
 
 impl Scenario {
-    /// The configured timeline, counted from `start`, with nothing applied yet: call
-    /// [`Scenario::apply_due`]. Events without an id get one from `fresh`.
+    /// The configured timeline, counted from `start`, and the configured `faults` (due at
+    /// `start`), with nothing applied yet: call [`Scenario::apply_due`]. Events without an id
+    /// get one from `fresh`.
     pub fn new(
         cfg: &ScenarioConfig,
+        faults: &[fault::Spec],
         start: SystemTime,
         fresh: &mut dyn FnMut() -> EventId,
     ) -> Scenario {
@@ -437,7 +478,16 @@ impl Scenario {
             overlay: BTreeMap::new(),
             tags: BTreeMap::new(),
             pending: Vec::new(),
+            faults: Vec::new(),
+            last_fault: 0,
         };
+        for spec in faults {
+            s.push(Pending {
+                due: start,
+                change: Change::FaultAdd(spec.clone()),
+                origin: Origin::Config,
+            });
+        }
         for e in &cfg.timeline {
             let mut change = e.change.clone();
             change.assign_id(fresh);
@@ -448,6 +498,19 @@ impl Scenario {
             });
         }
         s
+    }
+
+    /// Takes over from `old`, which this scenario replaces: its faults end (logged), and
+    /// fault ids go on from its last one, so an id never names two faults.
+    pub fn follow(&mut self, old: &Scenario) {
+        for f in &old.faults {
+            tracing::info!(
+                "fault {} ended: the scenario restarted ({} hit(s))",
+                f.id,
+                f.counters.hits()
+            );
+        }
+        self.last_fault = old.last_fault;
     }
 
     /// When the daemon started: what `+D` in the config counts from.
@@ -462,7 +525,11 @@ impl Scenario {
 
     /// When the next pending change is due.
     pub fn next_due(&self) -> Option<SystemTime> {
-        self.pending.first().map(|p| p.due)
+        let fault_ends = self.faults.iter().filter_map(|f| f.until).min();
+        match (self.pending.first().map(|p| p.due), fault_ends) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// The changes still to come, soonest first.
@@ -480,6 +547,11 @@ impl Scenario {
             // A value set through the scenario may be a secret: the log names where, not what.
             let logged = p.change.without_value();
             match self.apply(p.change.clone(), p.due) {
+                Ok(id) if matches!(p.change, Change::FaultAdd(_)) => tracing::info!(
+                    at = %rfc3339(p.due),
+                    "scenario: fault {id} started: {}",
+                    self.faults.last().map(|f| f.spec.to_string()).unwrap_or_default()
+                ),
                 Ok(done) => tracing::info!(
                     at = %rfc3339(p.due),
                     "scenario: {}",
@@ -492,7 +564,68 @@ impl Scenario {
                 ),
             }
         }
-        !due.is_empty()
+        let ended = self.end_faults(now);
+        !due.is_empty() || ended
+    }
+
+    /// Ends the faults whose time is over (logged) or whose count is used up (logged by the
+    /// request that used it). Returns whether any ended.
+    fn end_faults(&mut self, now: SystemTime) -> bool {
+        let before = self.faults.len();
+        self.faults.retain(|f| {
+            if f.until.is_some_and(|u| u <= now) {
+                tracing::info!(
+                    "fault {} ended: its {} are over ({} hit(s))",
+                    f.id,
+                    crate::types::HumanDuration(f.spec.duration.unwrap_or_default()),
+                    f.counters.hits()
+                );
+                return false;
+            }
+            !f.counters.used_up(&f.spec)
+        });
+        self.faults.len() != before
+    }
+
+    /// The faults in force, as a snapshot serves them; `millis` turns a time into the
+    /// clock's milliseconds.
+    pub fn armed_faults(&self) -> Vec<Armed> {
+        self.faults
+            .iter()
+            .map(|f| Armed {
+                id: f.id,
+                spec: f.spec.clone(),
+                until_ms: f.until.map(crate::clock::millis),
+                counters: f.counters.clone(),
+            })
+            .collect()
+    }
+
+    /// The faults in force.
+    pub fn faults(&self) -> &[Fault] {
+        &self.faults
+    }
+
+    /// The faults in force and their state, for `ctl fault list` and `ctl status`.
+    pub fn fault_list(&self, now: SystemTime) -> String {
+        use std::fmt::Write;
+        let mut o = String::new();
+        if self.faults.is_empty() {
+            o.push_str("faults: none");
+            return o;
+        }
+        let _ = write!(o, "faults: {}", self.faults.len());
+        for f in &self.faults {
+            let _ = write!(o, "\n  {} {}: started {}", f.id, f.spec, rfc3339(f.started));
+            if let Some(u) = f.until {
+                let _ = write!(o, ", ends {}", time::relative(u, now));
+            }
+            let _ = write!(o, ", {} hit(s)", f.counters.hits());
+            if f.counters.used_up(&f.spec) {
+                o.push_str(", used up");
+            }
+        }
+        o
     }
 
     /// Schedules `change` for `due` (after checking what can be checked now). Returns what
@@ -554,6 +687,8 @@ impl Scenario {
     /// Applies `change` as of `at` (relative times inside it count from `at`). Returns what
     /// happened; on error nothing changed.
     pub fn apply(&mut self, change: Change, at: SystemTime) -> Result<String, Refused> {
+        // Faults keep the exact time: one that lasts 2 s must not end up to a second early.
+        let exact = at;
         let at = whole_seconds(at);
         Ok(match change {
             Change::Spot { action, time } => {
@@ -641,6 +776,46 @@ impl Scenario {
                 let msg = format!("{path} removed");
                 self.overlay.insert(path, None);
                 msg
+            }
+            Change::FaultAdd(spec) => {
+                self.last_fault += 1;
+                let id = FaultId(self.last_fault);
+                self.faults.push(Fault {
+                    id,
+                    until: spec.duration.map(|d| exact + d),
+                    counters: Counters::new(&spec),
+                    started: exact,
+                    spec,
+                });
+                id.to_string()
+            }
+            Change::FaultClear { id: Some(id) } => {
+                let Some(i) = self.faults.iter().position(|f| f.id == id) else {
+                    let known: Vec<String> = self.faults.iter().map(|f| f.id.to_string()).collect();
+                    return Err(Refused(if known.is_empty() {
+                        format!("no fault {id}: there are no faults")
+                    } else {
+                        format!(
+                            "no fault {id}: the faults in force are {}",
+                            known.join(", ")
+                        )
+                    }));
+                };
+                let f = self.faults.remove(i);
+                tracing::info!("fault {id} ended: cleared ({} hit(s))", f.counters.hits());
+                format!("fault {id} cleared")
+            }
+            Change::FaultClear { id: None } => {
+                for f in &self.faults {
+                    tracing::info!(
+                        "fault {} ended: cleared ({} hit(s))",
+                        f.id,
+                        f.counters.hits()
+                    );
+                }
+                let n = self.faults.len();
+                self.faults.clear();
+                format!("cleared {n} fault(s)")
             }
         })
     }
@@ -778,6 +953,7 @@ impl Scenario {
                 None => writeln!(o, "unset {p}"),
             };
         }
+        let _ = writeln!(o, "{}", self.fault_list(now));
         let _ = writeln!(o, "pending: {}", self.pending.len());
         for p in &self.pending {
             let from = match p.origin {

@@ -27,7 +27,7 @@ fn ids() -> impl FnMut() -> EventId {
 }
 
 fn empty() -> Scenario {
-    Scenario::new(&ScenarioConfig::default(), t0(), &mut ids())
+    Scenario::new(&ScenarioConfig::default(), &[], t0(), &mut ids())
 }
 
 fn tree(s: &Scenario) -> Tree {
@@ -195,7 +195,7 @@ fn timeline_applies_each_change_at_its_due_time() {
         include_str!("../../tests/fixtures/scenario/timeline.toml")
     );
     let cfg: Config = Config::from_toml(&toml, Path::new("s.toml")).unwrap();
-    let mut s = Scenario::new(&cfg.scenario, t0(), &mut ids());
+    let mut s = Scenario::new(&cfg.scenario, &cfg.faults, t0(), &mut ids());
     assert_eq!(s.next_due(), Some(t0()));
     assert!(s.apply_due(t0()));
     assert_eq!(
@@ -327,4 +327,70 @@ fn a_scheduled_value_is_logged_without_it() {
     };
     assert_eq!(tag.without_value().as_deref(), Some("tag Password set"));
     assert_eq!(Change::EventClear.without_value(), None);
+}
+
+#[test]
+fn faults_start_and_end_on_the_timeline_and_config_faults_at_the_start() {
+    let toml = "[[fault]]\npath = \"api/token\"\ndelay = \"200ms\"\n\n\
+                [[scenario.timeline]]\nat = \"+30s\"\nfault = { path = \"meta-data/iam/*\", status = 503, for = \"20s\" }\n\n\
+                [[scenario.timeline]]\nat = \"+2m\"\nclear-faults = true\n";
+    let cfg: Config = Config::from_toml(toml, Path::new("s.toml")).unwrap();
+    let mut s = Scenario::new(&cfg.scenario, &cfg.faults, t0(), &mut ids());
+    assert!(s.apply_due(t0()));
+    let ids_of = |s: &Scenario| {
+        s.faults()
+            .iter()
+            .map(|f| f.id.to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        ids_of(&s),
+        ["fault-1"],
+        "the [[fault]] is in force from the start"
+    );
+    assert_eq!(s.next_due(), Some(t0() + secs(30)));
+    assert!(s.apply_due(t0() + secs(30)));
+    assert_eq!(ids_of(&s), ["fault-1", "fault-2"]);
+    let armed = s.armed_faults();
+    assert_eq!(
+        armed[1].until_ms,
+        Some(crate::clock::millis(t0() + secs(50))),
+        "for 20 s from its due time"
+    );
+    assert_eq!(s.next_due(), Some(t0() + secs(50)), "its end is due");
+    assert!(
+        s.status(t0() + secs(31))
+            .contains("fault-2 status 503 on any method meta-data/iam/*, for 20s")
+    );
+    assert!(s.apply_due(t0() + secs(50)));
+    assert_eq!(ids_of(&s), ["fault-1"]);
+    assert!(s.apply_due(t0() + secs(120)));
+    assert!(
+        s.faults().is_empty(),
+        "clear-faults ended the config's fault too"
+    );
+    // A restarted scenario goes on numbering.
+    let mut again = Scenario::new(&cfg.scenario, &cfg.faults, t0(), &mut ids());
+    again.follow(&s);
+    again.apply_due(t0());
+    assert_eq!(ids_of(&again), ["fault-3"]);
+}
+
+#[test]
+fn a_bad_fault_in_the_config_says_where() {
+    for (toml, want) in [
+        (
+            "[[fault]]\npath = \"x\"\nstatus = 999\n",
+            "status 999 is not an HTTP status",
+        ),
+        (
+            "[[scenario.timeline]]\nat = \"+1s\"\nfault = { probability = 2.0, drop = true }\n",
+            "probability 2 is out of range",
+        ),
+    ] {
+        let e = Config::from_toml(toml, Path::new("s.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("s.toml:") && e.contains(want), "{e}");
+    }
 }

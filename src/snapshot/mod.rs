@@ -16,6 +16,7 @@ use arc_swap::ArcSwap;
 
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::fault::Faults;
 use crate::identity::Signatures;
 use crate::imds::{self, TokenAuthority};
 use crate::scenario::Scenario;
@@ -28,6 +29,8 @@ pub struct Snapshot {
     pub imds: imds::Service,
     pub headers: Headers,
     pub log_requests: bool,
+    /// The faults in force (usually none: then a request only tests that it is empty).
+    pub faults: Faults,
 }
 
 /// Builds a snapshot: the configured tree with the identity `signatures`, the credential
@@ -61,6 +64,7 @@ pub fn build(
         imds: imds::Service::new(config.imds_options(), &tree),
         headers: Headers::new(now, config.server.keep_alive),
         log_requests: config.log.requests,
+        faults: Faults::new(scenario.armed_faults()),
     }
 }
 
@@ -69,6 +73,8 @@ pub struct Published {
     pub snapshot: ArcSwap<Snapshot>,
     pub tokens: TokenAuthority,
     pub clock: Arc<dyn Clock>,
+    /// Woken at every publish: the listeners look for a `refuse` fault then.
+    pub changed: tokio::sync::Notify,
 }
 
 impl Published {
@@ -77,12 +83,14 @@ impl Published {
             snapshot: ArcSwap::from_pointee(snapshot),
             tokens: TokenAuthority::random(),
             clock,
+            changed: tokio::sync::Notify::new(),
         })
     }
 
     /// Swaps in a new snapshot; requests in flight finish on the old one.
     pub fn publish(&self, snapshot: Snapshot) {
         self.snapshot.store(Arc::new(snapshot));
+        self.changed.notify_waiters();
     }
 }
 

@@ -29,7 +29,7 @@ fn served(toml: &str) -> imds::Service {
         CredentialManager::new(&cfg.iam, cfg.instance.account_id.as_str(), clock.clone());
     let _ = credentials.refresh();
     let now = clock.now();
-    let scenario = Scenario::new(&cfg.scenario, now, &mut EventId::random);
+    let scenario = Scenario::new(&cfg.scenario, &cfg.faults, now, &mut EventId::random);
     build(&cfg, None, credentials.leaves(), &scenario, now).imds
 }
 
