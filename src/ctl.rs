@@ -13,6 +13,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::config::{Config, ConfigError, ControlConfig};
 use crate::control::{self, Command};
+use crate::fault::{self, FaultId};
 use crate::scenario::{
     AsgState, Change, EventCode, EventId, EventSpec, EventState, Moment, SpotAction,
 };
@@ -106,10 +107,83 @@ pub enum CtlCommand {
         #[command(subcommand)]
         command: CredentialsCommand,
     },
+    /// Make the service slow, failing or throttled: `fault add`, `fault list`, `fault clear`.
+    Fault {
+        #[command(subcommand)]
+        command: FaultCommand,
+    },
     /// What is set and what is pending, and when.
     Status,
     /// Back to the configured state: live changes dropped, the config's timeline replayed.
     Reset,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FaultCommand {
+    /// Start a fault now; prints its id. Exactly one of --delay, --status, --drop, --reset,
+    /// --refuse, --throttle.
+    Add(FaultArgs),
+    /// The faults in force, with their hits.
+    List,
+    /// End one fault (by id), or all of them.
+    Clear { id: Option<FaultId> },
+}
+
+/// A fault on the command line: the keys of a `[[fault]]` table, as flags.
+#[derive(Debug, Args)]
+pub struct FaultArgs {
+    /// Only requests whose path below the version matches, e.g. `meta-data/iam/*`, `api/token`.
+    #[arg(long, value_name = "GLOB")]
+    pub path: Option<String>,
+    /// Only GET or only PUT requests.
+    #[arg(long, value_name = "GET|PUT")]
+    pub method: Option<String>,
+    /// How long it lasts (`20s`, `500ms`, `1m`); until cleared when not given.
+    #[arg(long = "for", value_name = "DURATION")]
+    pub duration: Option<HumanDuration>,
+    /// Only the first N requests it matches.
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub count: Option<i64>,
+    /// The chance (0 to 1) that it acts on a matching request.
+    #[arg(long, value_name = "P", allow_negative_numbers = true)]
+    pub probability: Option<f64>,
+    /// Answer this much later: a duration, or a range `100ms..2s`.
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
+    pub delay: Option<String>,
+    /// Answer with this HTTP status instead (e.g. 500, 503).
+    #[arg(long, value_name = "CODE", allow_negative_numbers = true)]
+    pub status: Option<i64>,
+    /// Read the request and never answer (the client times out).
+    #[arg(long)]
+    pub drop: bool,
+    /// Reset the connection instead of answering.
+    #[arg(long)]
+    pub reset: bool,
+    /// Refuse new connections (the listener stops listening).
+    #[arg(long)]
+    pub refuse: bool,
+    /// Beyond N requests per second from one client address, answer nothing.
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub throttle: Option<i64>,
+}
+
+impl FaultArgs {
+    /// The fault, checked as a `[[fault]]` table is.
+    fn spec(self) -> Result<fault::Spec, String> {
+        fault::Spec::try_from(fault::RawSpec {
+            path: self.path,
+            method: self.method,
+            duration: self.duration,
+            count: self.count,
+            probability: self.probability,
+            delay: self.delay,
+            status: self.status,
+            drop: self.drop.then_some(true),
+            reset: self.reset.then_some(true),
+            refuse: self.refuse.then_some(true),
+            throttle: self.throttle,
+        })
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -192,12 +266,17 @@ fn parse_tag(s: &str) -> Result<TagKey, String> {
 }
 
 /// The request, and what to print on success instead of the daemon's message (a new id).
-fn command(c: CtlCommand) -> (Command, Option<String>) {
+fn command(c: CtlCommand) -> Result<(Command, Option<String>), String> {
     let change = |change, when: When| Command::Change {
         change,
         when: when.get(),
     };
-    match c {
+    Ok(match c {
+        CtlCommand::Fault { command } => match command {
+            FaultCommand::Add(args) => (change(Change::FaultAdd(args.spec()?), When::now()), None),
+            FaultCommand::List => (Command::Faults, None),
+            FaultCommand::Clear { id } => (change(Change::FaultClear { id }, When::now()), None),
+        },
         CtlCommand::Spot { action, time, when } => {
             (change(Change::Spot { action, time }, when), None)
         }
@@ -245,7 +324,7 @@ fn command(c: CtlCommand) -> (Command, Option<String>) {
             EventCommand::Cancel { id, when } => (change(Change::EventCancel { id }, when), None),
             EventCommand::Clear => (change(Change::EventClear, When::now()), None),
         },
-    }
+    })
 }
 
 impl When {
@@ -264,6 +343,9 @@ pub enum CtlError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Client(#[from] control::ClientError),
+    /// An argument clap could not check alone (a fault's combination of flags).
+    #[error("{0}")]
+    Invalid(String),
 }
 
 /// Runs `ctl` with its arguments (after `ctl`). Usage errors exit 1, like refusals.
@@ -287,7 +369,7 @@ pub fn run(args: Vec<OsString>) -> Result<ExitCode, CtlError> {
         Config::load(parsed.config.as_deref(), &Default::default())?.control
     };
     let socket = control::client_socket(parsed.socket.as_deref(), &control_cfg)?;
-    let (cmd, print) = command(parsed.command);
+    let (cmd, print) = command(parsed.command).map_err(CtlError::Invalid)?;
     let message = control::request(&socket, cmd)?;
     match print {
         Some(p) => {

@@ -27,6 +27,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_io_timeout::TimeoutWriter;
 
 use crate::config::Config;
+use crate::fault::{Effect, FaultId};
 use crate::imds;
 use crate::snapshot::{Body, Published};
 
@@ -136,18 +137,44 @@ pub async fn serve(
 }
 
 async fn accept_loop(
-    l: TcpListener,
+    mut l: TcpListener,
     shared: Arc<Published>,
     builder: http1::Builder,
     graceful: Arc<GracefulShutdown>,
     slots: Arc<Slots>,
 ) {
     let mut warn = Throttle::default();
+    // Woken by a publish, to look for a `refuse` fault; armed once and again after each
+    // wake, not per connection.
+    let mut changed = Box::pin(shared.changed.notified());
+    changed.as_mut().enable();
     loop {
         // A free slot first: while all are taken, new connections wait in the kernel's
         // backlog instead of taking a descriptor each.
         let permit = slots.reserve().await;
-        let (stream, peer) = match l.accept().await {
+        // A `refuse` fault closes the listener until it ends.
+        if let Some(id) = refusing(&shared) {
+            drop(permit);
+            l = match refuse_connections(l, &shared, id).await {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::error!(error = %e, "a listener is lost after a `refuse` fault");
+                    return;
+                }
+            };
+            continue;
+        }
+        let accepted = tokio::select! {
+            // A waiting connection first: then the wake-up is not even polled.
+            biased;
+            r = l.accept() => r,
+            _ = changed.as_mut() => {
+                changed.set(shared.changed.notified());
+                changed.as_mut().enable();
+                continue;
+            }
+        };
+        let (stream, peer) = match accepted {
             Ok(s) => s,
             Err(e) => {
                 // Out of file descriptors and the like: back off instead of spinning, and
@@ -166,12 +193,17 @@ async fn accept_loop(
             let answer = conn.handle(&shared, &req);
             async move {
                 match answer {
-                    Some(resp) => Ok(resp),
-                    None => {
+                    Answer::Now(resp) => Ok(resp),
+                    Answer::Later(delay, resp) => {
+                        tokio::time::sleep(delay).await;
+                        Ok(resp)
+                    }
+                    Answer::Withhold => {
                         // Held in its slot, so withheld replies are bounded too.
                         tokio::time::sleep(UNREACHABLE_HOLD).await;
-                        Err(Unreachable)
+                        Err(NoReply::Withheld)
                     }
+                    Answer::Reset => Err(NoReply::Reset),
                 }
             }
         });
@@ -185,6 +217,67 @@ async fn accept_loop(
             drop(slot);
         });
     }
+}
+
+/// The `refuse` fault in force, if any.
+fn refusing(shared: &Published) -> Option<FaultId> {
+    let snap = shared.snapshot.load();
+    if snap.faults.is_empty() {
+        return None;
+    }
+    snap.faults
+        .refusing(shared.clock.now_millis())
+        .map(|a| a.id)
+}
+
+/// Stops listening while a `refuse` fault is in force, so that new connections are refused
+/// by the kernel (a TCP RST to the SYN: `connection refused`), then listens again on the same
+/// socket, keeping its port. Connections already accepted go on. The socket leaves the
+/// runtime meanwhile: its readiness would not survive the pause.
+async fn refuse_connections(
+    l: TcpListener,
+    shared: &Published,
+    id: FaultId,
+) -> std::io::Result<TcpListener> {
+    let l = l.into_std()?;
+    let addr = l.local_addr().ok();
+    debug_assert!(addr.is_some(), "a bound listener has an address");
+    match nix::sys::socket::shutdown(l.as_raw_fd(), nix::sys::socket::Shutdown::Read) {
+        Ok(()) => tracing::info!(fault = %id, listener = ?addr, "refusing new connections"),
+        Err(e) => {
+            tracing::warn!(error = %e, fault = %id, "cannot stop listening for a `refuse` fault");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            return TcpListener::from_std(l);
+        }
+    }
+    loop {
+        let changed = shared.changed.notified();
+        tokio::pin!(changed);
+        changed.as_mut().enable();
+        let now = shared.clock.now_millis();
+        let until = match shared.snapshot.load().faults.refusing(now) {
+            None => break,
+            Some(a) => a.until_ms,
+        };
+        let wait = until.map_or(Duration::from_secs(3600), |u| {
+            Duration::from_millis(u.saturating_sub(now))
+        });
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = &mut changed => {}
+        }
+    }
+    // A port the kernel chose (`:0`) is given up by the shutdown (though the socket still
+    // names it): bind it again. A port that was asked for stays bound (EINVAL here).
+    if let Some(a) = addr {
+        match nix::sys::socket::bind(l.as_raw_fd(), &nix::sys::socket::SockaddrStorage::from(a)) {
+            Ok(()) | Err(nix::errno::Errno::EINVAL) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    nix::sys::socket::listen(&l, nix::sys::socket::Backlog::MAXCONN)?;
+    tracing::info!(listener = ?addr, "accepting connections again");
+    TcpListener::from_std(l)
 }
 
 /// The connection slots: a semaphore bounds them; `live` counts the connections, and `peak`
@@ -281,17 +374,35 @@ impl Throttle {
     }
 }
 
-/// A reply that, on EC2, would not reach the client: the connection ends without one.
-#[derive(Debug)]
-struct Unreachable;
+/// What a request gets.
+enum Answer {
+    Now(hyper::Response<Body>),
+    /// A `delay` fault: the reply, later.
+    Later(Duration, hyper::Response<Body>),
+    /// Nothing, as when EC2's reply would not reach the client (beyond the hop limit, a
+    /// `drop` or `throttle` fault): the connection is held, then ends without a reply.
+    Withhold,
+    /// A `reset` fault: the connection is reset.
+    Reset,
+}
 
-impl std::fmt::Display for Unreachable {
+/// Why a connection ended without a reply.
+#[derive(Debug)]
+enum NoReply {
+    Withheld,
+    Reset,
+}
+
+impl std::fmt::Display for NoReply {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("token reply withheld: the client is beyond the hop limit")
+        f.write_str(match self {
+            NoReply::Withheld => "reply withheld: beyond the hop limit, or a fault",
+            NoReply::Reset => "connection reset by a fault",
+        })
     }
 }
 
-impl std::error::Error for Unreachable {}
+impl std::error::Error for NoReply {}
 
 /// Per-connection state: the socket, to set the hop limit of a token reply on it.
 struct Connection {
@@ -319,12 +430,8 @@ impl Connection {
         }
     }
 
-    /// The answer, or `None` when EC2's answer would never reach this client.
-    fn handle<B>(
-        &self,
-        shared: &Published,
-        req: &hyper::Request<B>,
-    ) -> Option<hyper::Response<Body>> {
+    /// The answer: now, later, or none.
+    fn handle<B>(&self, shared: &Published, req: &hyper::Request<B>) -> Answer {
         let snap = shared.snapshot.load();
         let mut view = imds::Request::new(req.method(), req.uri().path());
         // One pass over the few headers a client sends, instead of hashing five names to look
@@ -347,14 +454,31 @@ impl Connection {
         // 400 (HTTP/1.0 had no `Host`).
         if hosts != 1 && (hosts > 1 || req.version() != http::Version::HTTP_10) {
             let r = imds::Response::bad_request(snap.imds.options.generation);
-            return Some(snap.headers.response(r, shared.clock.now_millis()));
+            return Answer::Now(snap.headers.response(r, shared.clock.now_millis()));
         }
         view.token = token.map(HeaderValue::as_bytes);
         view.ttl = ttl.map(HeaderValue::as_bytes);
         view.expect_continue =
             expect.is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
         let now_ms = shared.clock.now_millis();
-        let mut r = imds::respond(&snap.imds, &shared.tokens, now_ms, &view);
+        let hit = if snap.faults.is_empty() {
+            None
+        } else {
+            snap.faults.check(
+                req.method(),
+                req.uri().path(),
+                self.peer.ip().to_canonical(),
+                now_ms,
+                &mut fastrand::f64,
+            )
+        };
+        let mut r = match hit.map(|h| h.effect) {
+            Some(Effect::Status(code)) => imds::Response::for_status(
+                http::StatusCode::from_u16(code).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR),
+                snap.imds.options.generation,
+            ),
+            _ => imds::respond(&snap.imds, &shared.tokens, now_ms, &view),
+        };
         if let Some(limit) = r.hop_limit {
             // A peer on this host gets every reply: no router lies between, so the TTL would
             // change nothing and setting it costs system calls on the v2 hot path. A peer that
@@ -364,7 +488,7 @@ impl Connection {
                 r.hop_limit = None;
             } else if limit == 1 {
                 tracing::debug!(peer = %self.peer, "token reply withheld: beyond the hop limit");
-                return None;
+                return Answer::Withhold;
             } else {
                 r.hop_limit = Some(limit - 1);
             }
@@ -378,10 +502,27 @@ impl Connection {
                 path = req.uri().path(),
                 status = r.status.as_u16(),
                 v2 = view.token.is_some(),
+                // A fault that leaves no reply says so: the status above was never sent.
+                fault = hit.map(|h| tracing::field::display(match h.effect {
+                    Effect::Withhold => format!("{} (no reply)", h.id),
+                    Effect::Reset => format!("{} (reset)", h.id),
+                    _ => h.id.to_string(),
+                })),
                 "request"
             );
         }
-        Some(snap.headers.response(r, now_ms))
+        match hit.map(|h| h.effect) {
+            Some(Effect::Withhold) => Answer::Withhold,
+            Some(Effect::Reset) => {
+                // An RST instead of a FIN when the connection is closed.
+                if let Err(e) = with_socket(self.fd, |s| s.set_linger(Some(Duration::ZERO))) {
+                    tracing::warn!(error = %e, "cannot set up a reset for a `reset` fault");
+                }
+                Answer::Reset
+            }
+            Some(Effect::Delay(d)) => Answer::Later(d, snap.headers.response(r, now_ms)),
+            _ => Answer::Now(snap.headers.response(r, now_ms)),
+        }
     }
 
     /// Whether the client runs on this host: loopback, the IMDS address itself (the source

@@ -21,6 +21,8 @@ pub enum Command {
     RotateCredentials,
     /// What is set and pending.
     Status,
+    /// The faults in force.
+    Faults,
     /// Back to the state the configuration describes (live changes dropped, the config's
     /// timeline replayed from the daemon's start).
     Reset,
@@ -37,6 +39,7 @@ impl Command {
             ),
             Command::RotateCredentials => "rotate-credentials".into(),
             Command::Status => "status".into(),
+            Command::Faults => "faults".into(),
             Command::Reset => "reset".into(),
         }
     }

@@ -212,6 +212,7 @@ async fn connection(
 fn execute(inputs: &Inputs, command: Command) -> Result<String, ChangeError> {
     match command {
         Command::Status => Ok(inputs.status()),
+        Command::Faults => Ok(inputs.faults()),
         Command::RotateCredentials => {
             inputs.rotate_credentials();
             Ok("issued a new credential set".into())
