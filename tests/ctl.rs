@@ -614,3 +614,148 @@ async fn control_changes_swap_one_snapshot_and_schedule_on_the_clock() {
     ));
     running.stop().await.unwrap();
 }
+
+/// `ctl fault`: add prints the id, the fault acts and ends after its count, `list` and
+/// `status` show the faults with their hits, `--refuse` makes connections fail at connect,
+/// `clear` ends them; bad input exits 1 with what was wrong and changes nothing.
+#[test]
+fn faults_are_added_listed_and_cleared_and_bad_ones_refused() {
+    let d = start("");
+    let id = d.ok(&[
+        "fault",
+        "add",
+        "--path",
+        "meta-data/instance-id",
+        "--status",
+        "503",
+        "--count",
+        "1",
+    ]);
+    assert_eq!(id, "fault-1");
+    assert_eq!(d.get("/latest/meta-data/instance-id").0, 503);
+    assert_eq!(
+        d.get("/latest/meta-data/instance-id").0,
+        200,
+        "its one request is done"
+    );
+    let list = d.ok(&["fault", "list"]);
+    assert!(
+        list.contains("fault-1 status 503 on any method meta-data/instance-id"),
+        "{list}"
+    );
+    assert!(list.contains("1 hit(s), used up"), "{list}");
+
+    let id = d.ok(&[
+        "fault",
+        "add",
+        "--path",
+        "meta-data/ami-id",
+        "--method",
+        "GET",
+        "--delay",
+        "300ms",
+    ]);
+    assert_eq!(id, "fault-2");
+    let t = std::time::Instant::now();
+    assert_eq!(d.get("/latest/meta-data/ami-id").0, 200);
+    assert!(
+        t.elapsed() >= Duration::from_millis(300),
+        "{:?}",
+        t.elapsed()
+    );
+    assert!(
+        d.ok(&["status"])
+            .contains("fault-2 delay 300ms on GET meta-data/ami-id")
+    );
+
+    assert_eq!(
+        d.ok(&["fault", "add", "--refuse", "--for", "1s"]),
+        "fault-3"
+    );
+    let refused = std::net::TcpStream::connect(&d.addr).unwrap_err();
+    assert_eq!(
+        refused.kind(),
+        std::io::ErrorKind::ConnectionRefused,
+        "{refused}"
+    );
+    std::thread::sleep(common::patience(Duration::from_millis(1300)));
+    assert_eq!(d.get("/latest/meta-data/ami-id").0, 200, "listening again");
+
+    let before = d.ok(&["fault", "list"]);
+    for (args, expect) in [
+        (
+            &["fault", "add", "--status", "999"][..],
+            "status 999 is not an HTTP status",
+        ),
+        (
+            &["fault", "add", "--delay", "-1s"][..],
+            "delay `-1s` is negative",
+        ),
+        (
+            &["fault", "add", "--path", "meta-data/[iam", "--drop"][..],
+            "`meta-data/[iam` is not a path glob",
+        ),
+        (
+            &["fault", "add", "--probability", "1.5", "--drop"][..],
+            "probability 1.5 is out of range",
+        ),
+        (
+            &["fault", "add", "--drop", "--reset"][..],
+            "a fault does one thing",
+        ),
+        (&["fault", "add", "--path", "x"][..], "a fault needs one of"),
+        (
+            &["fault", "add", "--method", "POST", "--drop"][..],
+            "`POST` is not a method",
+        ),
+        (
+            &["fault", "add", "--drop", "--for", "soon"][..],
+            "is not a duration",
+        ),
+        (
+            &["fault", "clear", "fault-9"][..],
+            "no fault fault-9: the faults in force are fault-2",
+        ),
+        (&["fault", "clear", "nine"][..], "`nine` is not a fault id"),
+    ] {
+        let out = d.ctl(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "ctl {args:?}: {err}");
+        assert!(
+            err.contains(expect),
+            "ctl {args:?}: expected {expect:?} in {err:?}"
+        );
+    }
+    // The daemon checks again what a client sends.
+    let reply = raw_control(
+        &d.socket,
+        r#"{"v":1,"do":"change","change":{"op":"fault-add","status":42}}"#,
+    );
+    assert!(
+        reply.contains(r#""ok":false"#) && reply.contains("status 42 is not an HTTP status"),
+        "{reply}"
+    );
+    let after = d.ok(&["fault", "list"]);
+    assert_eq!(
+        after.lines().count(),
+        before.lines().count(),
+        "nothing changed:\n{after}"
+    );
+
+    assert_eq!(
+        d.ok(&["fault", "clear", "fault-2"]),
+        "fault fault-2 cleared"
+    );
+    // fault-1, used up, and fault-3, over, were dropped when the refuse ended.
+    assert_eq!(d.ok(&["fault", "clear"]), "cleared 0 fault(s)");
+    assert_eq!(d.ok(&["fault", "list"]), "faults: none");
+    let log = d.proc.log();
+    for line in [
+        "fault fault-1 started",
+        "fault fault-1 ended: its 1 request(s) are done",
+        "fault fault-3 ended: its 1s are over",
+        "fault fault-2 ended: cleared",
+    ] {
+        assert!(log.contains(line), "{line:?} not in the log:\n{log}");
+    }
+}
