@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use futures::future::Either;
 use http::header::{self, HeaderName, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -27,7 +28,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_io_timeout::TimeoutWriter;
 
 use crate::config::Config;
-use crate::fault::{Effect, FaultId};
+use crate::fault::{Effect, FaultId, Faults, Hit};
 use crate::imds;
 use crate::snapshot::{Body, Published};
 
@@ -190,21 +191,20 @@ async fn accept_loop(
         let conn = Connection::new(&stream, peer);
         let shared = shared.clone();
         let svc = service_fn(move |req| {
-            let answer = conn.handle(&shared, &req);
-            async move {
-                match answer {
-                    Answer::Now(resp) => Ok(resp),
-                    Answer::Later(delay, resp) => {
-                        tokio::time::sleep(delay).await;
-                        Ok(resp)
-                    }
-                    Answer::Withhold => {
-                        // Held in its slot, so withheld replies are bounded too.
-                        tokio::time::sleep(UNREACHABLE_HOLD).await;
-                        Err(NoReply::Withheld)
-                    }
-                    Answer::Reset => Err(NoReply::Reset),
-                }
+            // The usual answer is ready at once and needs no state machine; the rest (a
+            // delay, a withheld reply) wait in a boxed future of their own.
+            match conn.handle(&shared, &req) {
+                Answer::Now(resp) => Either::Left(std::future::ready(Ok(resp))),
+                Answer::Later(delay, resp) => Either::Right(Box::pin(async move {
+                    tokio::time::sleep(delay).await;
+                    Ok(resp)
+                }) as Waiting),
+                Answer::Withhold => Either::Right(Box::pin(async move {
+                    // Held in its slot, so withheld replies are bounded too.
+                    tokio::time::sleep(UNREACHABLE_HOLD).await;
+                    Err(NoReply::Withheld)
+                }) as Waiting),
+                Answer::Reset => Either::Left(std::future::ready(Err(NoReply::Reset))),
             }
         });
         let mut io = Box::pin(TimeoutWriter::new(stream));
@@ -374,6 +374,19 @@ impl Throttle {
     }
 }
 
+/// A `status` fault's reply.
+#[cold]
+fn status_reply(code: u16, generation: imds::Generation) -> imds::Response {
+    let status =
+        http::StatusCode::from_u16(code).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    imds::Response::for_status(status, generation)
+}
+
+/// A reply that comes later, or not at all.
+type Waiting = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<hyper::Response<Body>, NoReply>> + Send>,
+>;
+
 /// What a request gets.
 enum Answer {
     Now(hyper::Response<Body>),
@@ -464,19 +477,13 @@ impl Connection {
         let hit = if snap.faults.is_empty() {
             None
         } else {
-            snap.faults.check(
-                req.method(),
-                req.uri().path(),
-                self.peer.ip().to_canonical(),
-                now_ms,
-                &mut fastrand::f64,
-            )
+            self.check_faults(&snap.faults, req, now_ms)
         };
-        let mut r = match hit.map(|h| h.effect) {
-            Some(Effect::Status(code)) => imds::Response::for_status(
-                http::StatusCode::from_u16(code).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR),
-                snap.imds.options.generation,
-            ),
+        let mut r = match hit {
+            Some(Hit {
+                effect: Effect::Status(code),
+                ..
+            }) => status_reply(code, snap.imds.options.generation),
             _ => imds::respond(&snap.imds, &shared.tokens, now_ms, &view),
         };
         if let Some(limit) = r.hop_limit {
@@ -511,17 +518,46 @@ impl Connection {
                 "request"
             );
         }
-        match hit.map(|h| h.effect) {
-            Some(Effect::Withhold) => Answer::Withhold,
-            Some(Effect::Reset) => {
+        let resp = snap.headers.response(r, now_ms);
+        match hit {
+            None => Answer::Now(resp),
+            Some(h) => self.act_out(h.effect, resp),
+        }
+    }
+
+    /// Which fault, if any, acts on this request (only asked when there are faults).
+    #[cold]
+    #[inline(never)]
+    fn check_faults<B>(
+        &self,
+        faults: &Faults,
+        req: &hyper::Request<B>,
+        now_ms: u64,
+    ) -> Option<Hit> {
+        faults.check(
+            req.method(),
+            req.uri().path(),
+            self.peer.ip().to_canonical(),
+            now_ms,
+            &mut fastrand::f64,
+        )
+    }
+
+    /// What a fault makes of the reply.
+    #[cold]
+    #[inline(never)]
+    fn act_out(&self, effect: Effect, resp: hyper::Response<Body>) -> Answer {
+        match effect {
+            Effect::Withhold => Answer::Withhold,
+            Effect::Reset => {
                 // An RST instead of a FIN when the connection is closed.
                 if let Err(e) = with_socket(self.fd, |s| s.set_linger(Some(Duration::ZERO))) {
                     tracing::warn!(error = %e, "cannot set up a reset for a `reset` fault");
                 }
                 Answer::Reset
             }
-            Some(Effect::Delay(d)) => Answer::Later(d, snap.headers.response(r, now_ms)),
-            _ => Answer::Now(snap.headers.response(r, now_ms)),
+            Effect::Delay(d) => Answer::Later(d, resp),
+            Effect::Status(_) => Answer::Now(resp),
         }
     }
 
