@@ -238,6 +238,27 @@ fn round_trip_through_our_own_daemon_is_byte_for_byte_and_copies_no_secret() {
         "signed with the box's key"
     );
 
+    // No progress line into a pipe; one on a terminal (util-linux `script` gives it a pty).
+    assert!(!err2.contains("in flight"), "{err2}");
+    let on_tty = dir.path().join("tty.toml");
+    let tty = Command::new("script")
+        .args(["-qec"])
+        .arg(format!(
+            "{BIN} snapshot --endpoint {endpoint_b} -o {}",
+            on_tty.display()
+        ))
+        .arg("/dev/null")
+        .stdin(Stdio::null())
+        .output()
+        .expect("util-linux script runs");
+    let shown = String::from_utf8_lossy(&tty.stdout);
+    assert!(tty.status.success(), "{shown}");
+    assert!(
+        shown.contains("\r\x1b[Kcrawled ") && shown.contains(" in flight"),
+        "{shown:?}"
+    );
+    assert_eq!(replayed(&on_tty), replayed(&second));
+
     // An existing file is kept.
     let (ok, _, err, _) = snapshot(&["--endpoint", &endpoint_b, "-o", second.to_str().unwrap()]);
     assert!(
@@ -269,6 +290,8 @@ fn fixture() -> Fixture {
 enum Mode {
     /// As EC2, tokens required.
     Faithful,
+    /// An old service: no token path, IMDSv1 only.
+    V1Only,
     /// A web server: HTML to everything.
     NotImds,
     /// GETs need a token, and there is no token path.
@@ -322,7 +345,7 @@ fn serve_one(mut s: TcpStream, mode: Mode, tree: &Fixture) {
         }
         _ => {}
     }
-    if !has_token {
+    if !has_token && mode != Mode::V1Only {
         return reply(&mut s, "401 Unauthorized", "text/plain", b"");
     }
     let p = path
@@ -488,4 +511,16 @@ fn bad_endpoints_end_quickly_with_a_clear_error_or_a_partial_file() {
         .status()
         .unwrap();
     assert!(status.success());
+    let cfg = replay_config(dir.path(), "state", Path::new(&out("d")));
+    let d = daemon::Spawn::new(&cfg).start();
+    d.wait_stderr(
+        "[replay] is partial (the crawl did not finish)",
+        1,
+        Duration::from_secs(5),
+    );
+    let t = daemon::token(d.addr);
+    assert_eq!(
+        get(d.addr, "/latest/meta-data/instance-id", Some(&t)),
+        (200, b"i-069e01e8cc43732f8".to_vec())
+    );
 }
