@@ -237,6 +237,11 @@ mod tests {
             ("meta-data/instance-id", b"i-0a33f80f09c96477f"),
             ("meta-data/mac", b"06:17:04:d7:26:09"),
             ("meta-data/odd", b"line \"one\"\n\ttab\\ \x01 \xc3\xa9"),
+            (
+                "meta-data/crlf",
+                b"\r\nwindows\r\nline\r lone cr\n\n\"\"\"\n",
+            ),
+            ("meta-data/quotes", b"'''\"\"\"'\\n"),
             ("meta-data/tags/instance/Name", b"web"),
             ("meta-data/tags/instance/bad key?", b"x"),
             ("user-data", b"\x1f\x8b\x08\x00\xff"),
