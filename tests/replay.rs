@@ -259,6 +259,25 @@ fn round_trip_through_our_own_daemon_is_byte_for_byte_and_copies_no_secret() {
     );
     assert_eq!(replayed(&on_tty), replayed(&second));
 
+    // --no-user-data: not fetched, and the file says so.
+    let no_ud = dir.path().join("no-ud.toml");
+    let (ok, _, err, _) = snapshot(&[
+        "--endpoint",
+        &endpoint_b,
+        "-o",
+        no_ud.to_str().unwrap(),
+        "--no-user-data",
+    ]);
+    assert!(ok, "{err}");
+    let mut expect = replayed(&second);
+    expect.remove("user-data");
+    assert_eq!(replayed(&no_ud), expect);
+    assert!(
+        std::fs::read_to_string(&no_ud)
+            .unwrap()
+            .contains("# - user data: --no-user-data")
+    );
+
     // An existing file is kept.
     let (ok, _, err, _) = snapshot(&["--endpoint", &endpoint_b, "-o", second.to_str().unwrap()]);
     assert!(
