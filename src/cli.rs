@@ -83,6 +83,10 @@ pub enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
         args: Vec<std::ffi::OsString>,
     },
+    /// Run on a real EC2 instance: crawl its metadata service (IMDSv2) into a config file
+    /// that `serve` replays byte for byte. Credentials are never copied (the role name is),
+    /// nor signatures (re-signed) nor spot/events/ASG state (`ctl` drives them).
+    Snapshot(SnapshotArgs),
     /// Serve with amazon-ec2-metadata-mock's flags and subcommands (`spot`, `events`,
     /// `asglifecycle`), with EC2's exact answers.
     Aemm(Box<crate::aemm::AemmArgs>),
@@ -93,6 +97,35 @@ pub enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
+}
+
+/// `fake-metadata snapshot`'s flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SnapshotArgs {
+    /// The metadata service to crawl.
+    #[arg(long, value_name = "URL", default_value = crate::crawl::DEFAULT_ENDPOINT)]
+    pub endpoint: String,
+    /// The config file to write (`-`: standard output). It is written whole or not at
+    /// all, and an existing file is kept unless `--force`.
+    #[arg(
+        long,
+        short,
+        value_name = "FILE",
+        default_value = "fake-metadata-snapshot.toml"
+    )]
+    pub output: PathBuf,
+    /// Replace FILE if it exists.
+    #[arg(long)]
+    pub force: bool,
+    /// Leave the user data out (it may hold secrets).
+    #[arg(long)]
+    pub no_user_data: bool,
+    /// Seconds one request may take.
+    #[arg(long, value_name = "SECONDS", default_value_t = 5)]
+    pub timeout: u64,
+    /// Requests in flight at once.
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub concurrency: u16,
 }
 
 /// Why a command failed. `main` prints it once, with its causes (see [`describe`]).
@@ -116,6 +149,8 @@ pub enum Error {
     Ctl(#[from] crate::ctl::CtlError),
     #[error(transparent)]
     Aemm(#[from] crate::aemm::AemmError),
+    #[error(transparent)]
+    Crawl(#[from] crate::crawl::CrawlError),
 }
 
 /// The one line (or, for a config file, one line per problem) printed for an error: the
@@ -162,12 +197,43 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::IdentityCert(args) => identity_cert(&args),
         Command::Ctl { args } => Ok(crate::ctl::run(args)?),
         Command::Aemm(args) => Ok(crate::aemm::run(*args)?),
+        Command::Snapshot(args) => snapshot(args),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "fake-metadata", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `snapshot`: crawls and writes; says what it wrote on stderr (never a value).
+fn snapshot(args: SnapshotArgs) -> Result<ExitCode, Error> {
+    use crate::clock::Clock as _;
+    let mut o = crate::crawl::Options::new(args.endpoint, crate::clock::SystemClock.now());
+    o.output = (args.output.as_os_str() != "-").then_some(args.output.clone());
+    o.force = args.force;
+    o.user_data = !args.no_user_data;
+    o.request_timeout = std::time::Duration::from_secs(args.timeout.max(1));
+    o.concurrency = args.concurrency.into();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| crate::crawl::CrawlError::Unreachable {
+            endpoint: o.endpoint.clone(),
+            why: format!("cannot start the I/O runtime: {source}"),
+        })?;
+    let s = runtime.block_on(crate::crawl::run(o))?;
+    eprintln!(
+        "wrote {}: {} listings and {} values in {:.1}s; {} paths not copied (see the file's \
+         comments). In the box: fake-metadata serve --config {}",
+        args.output.display(),
+        s.listings,
+        s.leaves,
+        s.elapsed.as_secs_f32(),
+        s.not_copied,
+        args.output.display()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Reads the published certificate; makes the key first only when it is ours to make (not

@@ -18,6 +18,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod control;
+pub mod crawl;
 pub mod credentials;
 pub mod ctl;
 pub mod daemon;

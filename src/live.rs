@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::credentials::{CredentialManager, Refresh, SourceKind};
 use crate::identity::{IdentityKey, Signatures};
 use crate::scenario::{Change, EventId, Moment, Refused, Scenario};
-use crate::snapshot::{self, Published, identity_document};
+use crate::snapshot::{self, Published, signed_document};
 
 /// The live inputs and the snapshot they make.
 pub struct Inputs {
@@ -69,11 +69,12 @@ fn credentials_for(config: &Config, clock: &Arc<dyn Clock>) -> CredentialManager
     m
 }
 
-/// The identity document's signatures (from the key's cache when the document is unchanged).
+/// The identity document's signatures (from the key's cache when the document is unchanged):
+/// the replayed document's bytes under `[replay]`, else the modelled one.
 /// A failure is logged and the document is served unsigned. `now` is the signing time.
 fn sign(identity: Option<&IdentityKey>, config: &Config, now: SystemTime) -> Option<Signatures> {
     let key = identity?;
-    key.sign(identity_document(config).as_bytes(), now)
+    key.sign(&signed_document(config)?, now)
         .map_err(|e| tracing::error!("cannot sign the identity document: {e}"))
         .ok()
 }

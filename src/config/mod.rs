@@ -58,6 +58,9 @@ pub struct Config {
     /// `[[fault]]`: faults in force from the start (see [`crate::fault`]).
     #[serde(rename = "fault", skip_serializing_if = "Vec::is_empty")]
     pub faults: Vec<crate::fault::Spec>,
+    /// A tree crawled from a real instance, served in place of the one `[instance]` makes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replay: Option<Replay>,
     /// The user data's bytes, read once when the file is loaded (never on a rebuild).
     #[serde(skip)]
     user_data_bytes: Option<Bytes>,
@@ -219,6 +222,9 @@ impl Config {
                 );
             }
         }
+        if let Some(r) = &self.replay {
+            check_replay(r, &mut blame);
+        }
         if problems.is_empty() {
             Ok(())
         } else {
@@ -253,6 +259,29 @@ impl Config {
         let mut shown = self.clone();
         shown.server.listen = Some(self.server.listen_addrs());
         toml::to_string(&shown).expect("a Config always serializes")
+    }
+}
+
+/// `[replay]`: user data within EC2's cap; no path both a value and a directory.
+fn check_replay(r: &Replay, blame: &mut impl FnMut(&[&str], String)) {
+    if let Some(u) = r.leaf("user-data")
+        && u.len() > USER_DATA_MAX
+    {
+        blame(
+            &["replay", "leaves", "user-data"],
+            format!("user data is {} bytes; EC2 allows at most 16 KiB", u.len()),
+        );
+    }
+    for p in r.leaves.keys() {
+        let below = format!("{}/", p.as_str());
+        let clash = r.listings.contains_key(p.as_str())
+            || r.leaves.keys().any(|q| q.as_str().starts_with(&below));
+        if clash {
+            blame(
+                &["replay", "leaves", p.as_str()],
+                format!("`{p}` is a value, but other replayed paths make it a directory"),
+            );
+        }
     }
 }
 

@@ -109,6 +109,7 @@ pub fn run(source: Source) -> Result<(), DaemonError> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let identity = load_identity(&state_dir);
     let max_connections = config.server.max_connections.get();
+    warn_if_partial(&config);
     let inputs = Inputs::new(config, clock, identity);
     runtime.block_on(async move {
         let handle = signals.handle();
@@ -192,8 +193,18 @@ pub fn reload(source: &Source, inputs: &Inputs) {
     if new.log.file != old.log.file || new.log.level != old.log.level {
         tracing::warn!("config reload: [log] file/level changed; restart the daemon to apply that");
     }
+    warn_if_partial(&new);
     inputs.reload(new);
     tracing::info!("config reloaded");
+}
+
+/// A `[replay]` whose crawl did not finish is served as it is, said once per load.
+fn warn_if_partial(config: &Config) {
+    if let Some(why) = config.replay.as_ref().and_then(|r| r.partial.as_deref()) {
+        tracing::warn!(
+            "[replay] is partial (the crawl did not finish), serving what it has: {why}"
+        );
+    }
 }
 
 /// The identity signing key from the state directory (made on first start). If that fails the

@@ -22,6 +22,9 @@ pub struct TreeBuilder {
     leaves: BTreeMap<String, (Bytes, bool)>,
     /// Listings that EC2 prints differently from the path names (`public-keys/` → `0=name`).
     listing_overrides: BTreeMap<String, String>,
+    /// Listings crawled from a real instance: served as crawled, reconciled with the
+    /// children the tree really has ([`reconcile`]).
+    replayed_listings: BTreeMap<String, String>,
 }
 
 impl TreeBuilder {
@@ -38,6 +41,20 @@ impl TreeBuilder {
     /// Prints a directory's listing as given instead of derived.
     pub fn listing(&mut self, dir: &str, listing: impl Into<String>) -> &mut Self {
         self.listing_overrides
+            .insert(dir.to_string(), listing.into());
+        self
+    }
+
+    /// Sets a leaf from ready bytes: `binary` serves it as `application/octet-stream`.
+    pub fn leaf(&mut self, path: &str, body: Bytes, binary: bool) -> &mut Self {
+        self.put(path, body, binary)
+    }
+
+    /// Serves a directory's listing as crawled, as long as its children are all there: an
+    /// entry whose child is missing is left out, a child the listing lacks is inserted
+    /// (see [`reconcile`]).
+    pub fn replayed_listing(&mut self, dir: &str, listing: impl Into<String>) -> &mut Self {
+        self.replayed_listings
             .insert(dir.to_string(), listing.into());
         self
     }
@@ -90,9 +107,13 @@ impl TreeBuilder {
         }
         let mut nodes = HashMap::with_capacity(self.leaves.len() + dirs.len());
         for (dir, entries) in dirs {
-            let listing = match self.listing_overrides.get(dir) {
-                Some(l) => l.clone(),
-                None => entries.into_iter().collect::<Vec<_>>().join("\n"),
+            let listing = match (
+                self.listing_overrides.get(dir),
+                self.replayed_listings.get(dir),
+            ) {
+                (Some(l), _) => l.clone(),
+                (None, Some(crawled)) => reconcile(crawled, &entries),
+                (None, None) => entries.into_iter().collect::<Vec<_>>().join("\n"),
             };
             nodes.insert(
                 dir.into(),
@@ -148,6 +169,7 @@ impl TreeBuilder {
                         .map(|((k, leaf), _)| (k.clone(), leaf.clone()))
                         .collect(),
                     listing_overrides: self.listing_overrides.clone(),
+                    replayed_listings: self.replayed_listings.clone(),
                 }
                 .build()
             };
@@ -155,6 +177,45 @@ impl TreeBuilder {
         }
         out
     }
+}
+
+/// The child a listing line names: `name/` and `name` name `name`; `0=key-name` (how
+/// `public-keys/` lists its keys) names `0`.
+pub fn listed_child(line: &str) -> &str {
+    let name = line.strip_suffix('/').unwrap_or(line);
+    match name.split_once('=') {
+        Some((n, _)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => n,
+        _ => name,
+    }
+}
+
+/// A crawled listing against the entries the tree derives (`name`, `name/`): the crawled
+/// lines in their order and spelling whose child exists, with each child the listing lacks
+/// inserted before the first line that sorts after it. When the children are those that
+/// were crawled, the listing is the crawled bytes.
+pub fn reconcile(crawled: &str, derived: &BTreeSet<String>) -> String {
+    let children: BTreeSet<&str> = derived.iter().map(|e| listed_child(e)).collect();
+    let mut lines: Vec<&str> = crawled
+        .split('\n')
+        .filter(|l| l.is_empty() || children.contains(listed_child(l)))
+        .collect();
+    let listed: BTreeSet<&str> = lines.iter().map(|l| listed_child(l)).collect();
+    for entry in derived {
+        if listed.contains(listed_child(entry)) {
+            continue;
+        }
+        let at = lines
+            .iter()
+            .position(|l| !l.is_empty() && *l > entry.as_str())
+            .unwrap_or_else(|| {
+                lines
+                    .iter()
+                    .rposition(|l| !l.is_empty())
+                    .map_or(0, |i| i + 1)
+            });
+        lines.insert(at, entry);
+    }
+    lines.join("\n")
 }
 
 /// An immutable, precomputed tree. Paths are relative to a version root, without leading or
@@ -205,6 +266,42 @@ mod tests {
             Some(Node::Leaf { .. })
         ));
         assert!(t.get("meta-data/nope").is_none());
+    }
+
+    fn set(entries: &[&str]) -> BTreeSet<String> {
+        entries.iter().map(|e| e.to_string()).collect()
+    }
+
+    #[test]
+    fn a_replayed_listing_is_served_as_crawled_when_its_children_are_there() {
+        // Crawled order and spelling win over the derived ones.
+        let crawled = "b\n0=my-key\na/\n";
+        assert_eq!(reconcile(crawled, &set(&["0/", "a/", "b"])), crawled);
+        // A child gone (time-bound state not carried) leaves the listing; a new one (the
+        // scenario's spot notice) is inserted where it sorts.
+        assert_eq!(
+            reconcile(
+                "ami-id\nevents/\ninstance-id",
+                &set(&["ami-id", "instance-id", "spot/"])
+            ),
+            "ami-id\ninstance-id\nspot/"
+        );
+        assert_eq!(
+            reconcile("ami-id\nzz", &set(&["ami-id", "iam/", "zz"])),
+            "ami-id\niam/\nzz"
+        );
+        let mut b = TreeBuilder::default();
+        b.text("meta-data/public-keys/0/openssh-key", "ssh-ed25519 AAAA")
+            .text("meta-data/z", "1")
+            .text("meta-data/a", "2")
+            .replayed_listing("meta-data", "z\npublic-keys/\na\ngone/")
+            .replayed_listing("meta-data/public-keys", "0=me");
+        let t = b.build();
+        assert_eq!(listing(&t, "meta-data"), "z\npublic-keys/\na");
+        assert_eq!(listing(&t, "meta-data/public-keys"), "0=me");
+        assert_eq!(listing(&t, "meta-data/public-keys/0"), "openssh-key");
+        let dated = b.build_versions();
+        assert_eq!(listing(&dated[0], "meta-data"), "z\npublic-keys/\na");
     }
 
     #[test]

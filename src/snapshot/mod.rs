@@ -9,6 +9,10 @@
 mod headers;
 pub mod tree;
 
+// `[replay]`: a crawled tree served in place of the modelled one.
+pub mod replay;
+pub use replay::signed_document;
+
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -52,7 +56,11 @@ pub fn build(
     } else {
         config
     };
-    let mut tree = tree::builder(config, signatures);
+    let mut tree = match &config.replay {
+        // `[replay]`: the crawled tree instead of the modelled one.
+        Some(r) => replay::builder(config, r, signatures, scenario.changes_tags()),
+        None => tree::builder(config, signatures),
+    };
     for (path, body) in credentials {
         tree.text(&path, body);
     }

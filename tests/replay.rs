@@ -1,0 +1,545 @@
+//! `fake-metadata snapshot` and `[replay]` through the real binary: a round trip through our
+//! own daemon with a rich config (the crawl of the replay is the crawl of the original, and
+//! no credential reaches the file or the tool's output), the replay of a recorded real
+//! instance's tree (`fixtures/replay/`, served by a recorded-IMDS server in this file), and
+//! bad endpoints (not an IMDS, a 401 without a token path, replies cut short, too big or
+//! never finished, listings that loop), each ending quickly with a clear error or a file
+//! marked partial.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use common::daemon::{self, BIN};
+
+/// `fake-metadata snapshot ARGS…`: exit status, stdout, stderr; killed after 60 s.
+fn snapshot(args: &[&str]) -> (bool, String, String, Duration) {
+    let t = Instant::now();
+    let mut child = Command::new(BIN)
+        .arg("snapshot")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    let mut out = String::new();
+    let mut err = String::new();
+    let mut so = child.stdout.take().unwrap();
+    let mut se = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut e = String::new();
+        let _ = se.read_to_string(&mut e);
+        e
+    });
+    let _ = so.read_to_string(&mut out);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            err.push_str(&reader.join().unwrap());
+            return (status.success(), out, err, t.elapsed());
+        }
+        if t.elapsed() > common::patience(Duration::from_secs(60)) {
+            let _ = child.kill();
+            panic!("snapshot {args:?} hung");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `(status, body bytes)` of a GET with an optional token, on a fresh connection.
+fn get(addr: SocketAddr, path: &str, token: Option<&str>) -> (u16, Vec<u8>) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let t = token
+        .map(|t| format!("X-aws-ec2-metadata-token: {t}\r\n"))
+        .unwrap_or_default();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: 169.254.169.254\r\n{t}\r\n").unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let at = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("an HTTP reply");
+    let status = String::from_utf8_lossy(&out[9..12]).parse().unwrap();
+    (status, out[at + 4..].to_vec())
+}
+
+/// A parsed snapshot file's `[replay]`: path → bytes, listings keyed `DIR/`.
+fn replayed(file: &Path) -> BTreeMap<String, Vec<u8>> {
+    let cfg = fake_metadata::config::Config::from_file(file)
+        .unwrap_or_else(|e| panic!("{} does not load: {e}", file.display()));
+    let r = cfg.replay.expect("a [replay] section");
+    let mut m: BTreeMap<String, Vec<u8>> = r
+        .leaves
+        .iter()
+        .map(|(k, v)| (k.as_str().to_string(), v.0.to_vec()))
+        .collect();
+    for (k, v) in &r.listings {
+        m.insert(format!("{}/", k.as_str()), v.clone().into_bytes());
+    }
+    m
+}
+
+/// The file without the lines that name the endpoint and the time.
+fn without_provenance(text: &str) -> String {
+    text.lines()
+        .filter(|l| {
+            !l.starts_with("# fake-metadata snapshot of")
+                && !l.starts_with("source = ")
+                && !l.starts_with("taken = ")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A config serving `snapshot` with the test's control and state settings.
+fn replay_config(dir: &Path, state: &str, snapshot: &Path) -> PathBuf {
+    let state = dir.join(state);
+    std::fs::create_dir_all(&state).unwrap();
+    let text = format!(
+        "[control]\nenabled = false\n[server]\nstate-directory = \"{}\"\n{}",
+        state.display(),
+        std::fs::read_to_string(snapshot).unwrap()
+    );
+    let p = dir.join(format!("{state:?}.toml").replace(['"', '/'], "_"));
+    daemon::write_config(&p, &text);
+    p
+}
+
+const ACCESS_KEY: &str = "AKIAREPLAYTEST000042";
+const SECRET_KEY: &str = "replaySecretKey/ShouldNeverBeCopied+0000042";
+const SESSION_TOKEN: &str = "IQoJb3JpZ2luX2VjEReplaySessionTokenNeverCopied0042";
+
+#[test]
+fn round_trip_through_our_own_daemon_is_byte_for_byte_and_copies_no_secret() {
+    let dir = daemon::workdir("replay");
+    let user_data = dir.path().join("user-data.bin");
+    // Binary user data (gzip magic, an invalid UTF-8 byte): the file must carry it as base64.
+    std::fs::write(&user_data, b"\x1f\x8b\x08\x00\xffcloud-config\n\x00end").unwrap();
+    let a_cfg = dir.path().join("a.toml");
+    daemon::write_config(
+        &a_cfg,
+        &format!(
+            "[control]\nenabled = false\n[server]\nstate-directory = \"{state}\"\n\
+             [imds]\nhttp-tokens = \"required\"\ninstance-metadata-tags = \"enabled\"\n\
+             [instance]\nfrom-host = false\ninstance-id = \"i-0abcdef0123456789\"\n\
+             availability-zone = \"eu-west-1b\"\nlocal-ipv4 = \"10.1.2.3\"\n\
+             mac = \"0e:aa:bb:cc:dd:01\"\nipv6 = \"2a05:d018::10\"\nhibernation = true\n\
+             public-key = {{ name = \"deploy\", openssh-key = \"ssh-ed25519 AAAAC3Nza deploy@ci\" }}\n\
+             [[instance.network-interfaces]]\nmac = \"0e:aa:bb:cc:dd:02\"\ndevice-number = 1\n\
+             interface-id = \"eni-0222\"\nlocal-ipv4s = [\"10.1.3.5\", \"10.1.3.6\"]\n\
+             public-ipv4s = [\"3.3.3.3\"]\nipv6s = [\"2a05:d018::20\", \"2a05:d018::21\"]\n\
+             [[instance.network-interfaces]]\nmac = \"0e:aa:bb:cc:dd:03\"\ndevice-number = 2\n\
+             network-card-index = 1\ninterface-id = \"eni-0333\"\nlocal-ipv4s = [\"10.1.4.7\"]\n\
+             [tags]\nName = \"web-1\"\nteam = \"core\"\n\
+             [user-data]\nfile = \"{ud}\"\n\
+             [paths]\n\"meta-data/custom/build\" = \"1234\\n\"\n\"dynamic/custom/x\" = \"y \\\"q\\\"\"\n\
+             [iam]\nrole = \"web\"\nsource = \"static\"\naccess-key-id = \"{ACCESS_KEY}\"\n\
+             secret-access-key = \"{SECRET_KEY}\"\nsession-token = \"{SESSION_TOKEN}\"\n",
+            state = dir.path().join("state").display(),
+            ud = user_data.display(),
+        ),
+    );
+    let a = daemon::Spawn::new(&a_cfg).start();
+    // The original does serve the keys the crawl must never copy.
+    let token = daemon::token(a.addr);
+    let (s, creds) = get(
+        a.addr,
+        "/latest/meta-data/iam/security-credentials/web",
+        Some(&token),
+    );
+    assert_eq!(s, 200);
+    assert!(String::from_utf8_lossy(&creds).contains(SECRET_KEY));
+
+    let first = dir.path().join("first.toml");
+    let endpoint = format!("http://{}", a.addr);
+    let (ok, out, err, took) = snapshot(&["--endpoint", &endpoint, "-o", first.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    eprintln!("first crawl: {took:?}; {err}");
+    let text = std::fs::read_to_string(&first).unwrap();
+    for secret in [ACCESS_KEY, SECRET_KEY, SESSION_TOKEN, &token] {
+        for (what, s) in [("file", &text), ("stdout", &out), ("stderr", &err)] {
+            assert!(!s.contains(secret), "the {what} holds a secret:\n{s}");
+        }
+    }
+    assert!(text.contains("\"user-data\" = { base64 = "), "{text}");
+    assert!(
+        text.contains("#     meta-data/iam/security-credentials/web"),
+        "{text}"
+    );
+    assert!(!text.contains("PARTIAL"), "{text}");
+
+    // Served from the file: every crawled path answers what the crawl saw.
+    let b_cfg = replay_config(dir.path(), "b-state", &first);
+    let b = daemon::Spawn::new(&b_cfg).start();
+    let b_token = daemon::token(b.addr);
+    let crawled = replayed(&first);
+    assert!(crawled.len() > 60, "{}", crawled.len());
+    for (path, want) in &crawled {
+        let (s, got) = get(b.addr, &format!("/latest/{path}"), Some(&b_token));
+        assert_eq!(
+            (s, &got),
+            (200, want),
+            "{path}: {}",
+            String::from_utf8_lossy(&got)
+        );
+        let (s, orig) = get(a.addr, &format!("/latest/{path}"), Some(&token));
+        assert_eq!((s, &orig), (200, want), "the original's {path}");
+    }
+    // Crawled again: the same file, but for where and when.
+    let second = dir.path().join("second.toml");
+    let endpoint_b = format!("http://{}", b.addr);
+    let (ok, out2, err2, _) =
+        snapshot(&["--endpoint", &endpoint_b, "-o", second.to_str().unwrap()]);
+    assert!(ok, "{err2}");
+    let text2 = std::fs::read_to_string(&second).unwrap();
+    assert_eq!(without_provenance(&text), without_provenance(&text2));
+    for s in [&text2, &out2, &err2] {
+        assert!(!s.contains(SECRET_KEY) && !s.contains(ACCESS_KEY));
+    }
+
+    // What the box makes itself: IMDSv1 refused as on the original, credentials of its own
+    // under the same role, the crawled document signed with its own key.
+    assert_eq!(get(b.addr, "/latest/meta-data/instance-id", None).0, 401);
+    let (s, creds) = get(
+        b.addr,
+        "/latest/meta-data/iam/security-credentials/web",
+        Some(&b_token),
+    );
+    assert_eq!(s, 200);
+    let creds = String::from_utf8(creds).unwrap();
+    assert!(
+        creds.contains("\"AccessKeyId\" : \"ASIA") && !creds.contains(ACCESS_KEY),
+        "{creds}"
+    );
+    let doc = &crawled["dynamic/instance-identity/document"];
+    let sig = |addr, t: &str| get(addr, "/latest/dynamic/instance-identity/rsa2048", Some(t)).1;
+    let signed = base64::engine::general_purpose::STANDARD
+        .decode(
+            String::from_utf8(sig(b.addr, &b_token))
+                .unwrap()
+                .replace('\n', ""),
+        )
+        .unwrap();
+    assert!(
+        signed.windows(doc.len()).any(|w| w == &doc[..]),
+        "the replay's rsa2048 embeds the crawled document"
+    );
+    assert_ne!(
+        sig(a.addr, &token),
+        sig(b.addr, &b_token),
+        "signed with the box's key"
+    );
+
+    // No progress line into a pipe; one on a terminal (util-linux `script` gives it a pty).
+    assert!(!err2.contains("in flight"), "{err2}");
+    let on_tty = dir.path().join("tty.toml");
+    let tty = Command::new("script")
+        .args(["-qec"])
+        .arg(format!(
+            "{BIN} snapshot --endpoint {endpoint_b} -o {}",
+            on_tty.display()
+        ))
+        .arg("/dev/null")
+        .stdin(Stdio::null())
+        .output()
+        .expect("util-linux script runs");
+    let shown = String::from_utf8_lossy(&tty.stdout);
+    assert!(tty.status.success(), "{shown}");
+    assert!(
+        shown.contains("\r\x1b[Kcrawled ") && shown.contains(" in flight"),
+        "{shown:?}"
+    );
+    assert_eq!(replayed(&on_tty), replayed(&second));
+
+    // --no-user-data: not fetched, and the file says so.
+    let no_ud = dir.path().join("no-ud.toml");
+    let (ok, _, err, _) = snapshot(&[
+        "--endpoint",
+        &endpoint_b,
+        "-o",
+        no_ud.to_str().unwrap(),
+        "--no-user-data",
+    ]);
+    assert!(ok, "{err}");
+    let mut expect = replayed(&second);
+    expect.remove("user-data");
+    assert_eq!(replayed(&no_ud), expect);
+    assert!(
+        std::fs::read_to_string(&no_ud)
+            .unwrap()
+            .contains("# - user data: --no-user-data")
+    );
+
+    // An existing file is kept.
+    let (ok, _, err, _) = snapshot(&["--endpoint", &endpoint_b, "-o", second.to_str().unwrap()]);
+    assert!(
+        !ok && err.contains("exists; pass --force to replace it"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&second).unwrap(), text2);
+}
+
+// ---- a recorded instance, served by a small IMDS of our own ----
+
+/// The recorded tree: `listings` (dir → listing) and `leaves` (path → value).
+#[derive(serde::Deserialize)]
+struct Fixture {
+    listings: BTreeMap<String, String>,
+    leaves: BTreeMap<String, String>,
+}
+
+fn fixture() -> Fixture {
+    let p = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/replay/ec2-2019-us-east-2.json"
+    );
+    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+}
+
+/// How the recorded service misbehaves.
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    /// As EC2, tokens required.
+    Faithful,
+    /// An old service: no token path, IMDSv1 only.
+    V1Only,
+    /// A web server: HTML to everything.
+    NotImds,
+    /// GETs need a token, and there is no token path.
+    NoTokenPath,
+    /// `meta-data/` also lists `cut` (cut short), `huge` (1 MiB), `slow` (never ends) and
+    /// `loop/` (lists itself).
+    Faults,
+}
+
+const TOKEN: &str = "AQAEAR-recorded-token==";
+
+fn reply(s: &mut TcpStream, status: &str, ctype: &str, body: &[u8]) {
+    let _ = write!(
+        s,
+        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = s.write_all(body);
+}
+
+fn serve_one(mut s: TcpStream, mode: Mode, tree: &Fixture) {
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") && head.len() < 8192 {
+        if s.read(&mut b).unwrap_or(0) == 0 {
+            return;
+        }
+        head.push(b[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_string();
+    let mut words = head.split_whitespace();
+    let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+    let has_token = head.lines().any(|l| {
+        l.to_ascii_lowercase()
+            == format!("x-aws-ec2-metadata-token: {}", TOKEN.to_ascii_lowercase())
+    });
+    match mode {
+        Mode::NotImds => {
+            return reply(
+                &mut s,
+                "200 OK",
+                "text/html",
+                b"<html><body>It works!</body></html>",
+            );
+        }
+        Mode::NoTokenPath if method == "PUT" => {
+            return reply(&mut s, "404 Not Found", "text/html", b"");
+        }
+        _ if method == "PUT" && path == "/latest/api/token" => {
+            return reply(&mut s, "200 OK", "text/plain", TOKEN.as_bytes());
+        }
+        _ => {}
+    }
+    if !has_token && mode != Mode::V1Only {
+        return reply(&mut s, "401 Unauthorized", "text/plain", b"");
+    }
+    let p = path
+        .strip_prefix("/latest/")
+        .unwrap_or("")
+        .trim_end_matches('/');
+    if mode == Mode::Faults {
+        match p {
+            "meta-data" => {
+                let l = format!("{}\ncut\nhuge\nslow\nloop/", tree.listings["meta-data"]);
+                return reply(&mut s, "200 OK", "text/plain", l.as_bytes());
+            }
+            "meta-data/cut" => {
+                let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789");
+                return;
+            }
+            "meta-data/huge" => return reply(&mut s, "200 OK", "text/plain", &vec![b'x'; 1 << 20]),
+            "meta-data/slow" => return std::thread::sleep(Duration::from_secs(10)),
+            _ if p.starts_with("meta-data/loop") => {
+                return reply(&mut s, "200 OK", "text/plain", b"loop/\nleaf");
+            }
+            _ => {}
+        }
+    }
+    if let Some(l) = tree.listings.get(p) {
+        reply(&mut s, "200 OK", "text/plain", l.as_bytes())
+    } else if let Some(v) = tree.leaves.get(p) {
+        reply(&mut s, "200 OK", "text/plain", v.as_bytes())
+    } else {
+        reply(&mut s, "404 Not Found", "text/html", b"not found")
+    }
+}
+
+/// Serves the fixture on a free loopback port, one thread per connection, until the test
+/// process ends.
+fn recorded(mode: Mode) -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let tree = Arc::new(fixture());
+    std::thread::spawn(move || {
+        for s in l.incoming().map_while(Result::ok) {
+            let tree = tree.clone();
+            std::thread::spawn(move || serve_one(s, mode, &tree));
+        }
+    });
+    addr
+}
+
+#[test]
+fn a_recorded_real_instance_is_replayed_byte_for_byte() {
+    let dir = daemon::workdir("replay-rec");
+    let tree = fixture();
+    let addr = recorded(Mode::Faithful);
+    let file = dir.path().join("snap.toml");
+    let (ok, _, err, took) = snapshot(&[
+        "--endpoint",
+        &format!("http://{addr}"),
+        "-o",
+        file.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    eprintln!("crawl of the recorded instance: {took:?}");
+    let text = std::fs::read_to_string(&file).unwrap();
+    // The document's edited instance id is no EC2 id: kept in the replay, not in [instance].
+    assert!(text.contains("# not kept ("), "{text}");
+    assert!(text.contains("role = \"\""), "no instance profile: {text}");
+    let cfg = replay_config(dir.path(), "state", &file);
+    let d = daemon::Spawn::new(&cfg).start();
+    let t = daemon::token(d.addr);
+    let not_copied = |p: &str| p.starts_with("meta-data/identity-credentials");
+    let mut checked = 0;
+    for (p, v) in tree.leaves.iter().filter(|(p, _)| !not_copied(p)) {
+        let (s, got) = get(d.addr, &format!("/latest/{p}"), Some(&t));
+        assert_eq!(
+            (s, String::from_utf8(got).unwrap()),
+            (200, v.clone()),
+            "{p}"
+        );
+        checked += 1;
+    }
+    for (p, want) in tree.listings.iter().filter(|(p, _)| !not_copied(p)) {
+        let want = match p.as_str() {
+            // Identity credentials are the box's, and it serves none without a role.
+            "meta-data" => want.replace("identity-credentials/\n", ""),
+            // The box signs with all three forms.
+            "dynamic/instance-identity" => "document\npkcs7\nrsa2048\nsignature".into(),
+            _ => want.clone(),
+        };
+        let (s, got) = get(d.addr, &format!("/latest/{p}/"), Some(&t));
+        assert_eq!((s, String::from_utf8(got).unwrap()), (200, want), "{p}/");
+        checked += 1;
+    }
+    assert!(checked > 50, "{checked}");
+    assert_eq!(
+        get(d.addr, "/latest/meta-data/identity-credentials/", Some(&t)).0,
+        404
+    );
+}
+
+#[test]
+fn bad_endpoints_end_quickly_with_a_clear_error_or_a_partial_file() {
+    let dir = daemon::workdir("replay-bad");
+    let out = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+
+    let not_imds = recorded(Mode::NotImds);
+    let (ok, _, err, _) = snapshot(&["--endpoint", &format!("http://{not_imds}"), "-o", &out("a")]);
+    assert!(
+        !ok && err.contains("is not an instance metadata service"),
+        "{err}"
+    );
+    assert!(!Path::new(&out("a")).exists());
+
+    let no_token = recorded(Mode::NoTokenPath);
+    let (ok, _, err, _) = snapshot(&["--endpoint", &format!("http://{no_token}"), "-o", &out("b")]);
+    assert!(
+        !ok && err.contains("requires an IMDSv2 token (GET answered 401)")
+            && err.contains("PUT /latest/api/token answered 404"),
+        "{err}"
+    );
+    assert!(!Path::new(&out("b")).exists());
+
+    // Nothing listens there.
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let (ok, _, err, _) = snapshot(&["--endpoint", &format!("http://{closed}"), "-o", &out("c")]);
+    assert!(!ok && err.contains("cannot reach"), "{err}");
+    let (ok, _, err, _) = snapshot(&["--endpoint", "https://169.254.169.254", "-o", &out("c")]);
+    assert!(
+        !ok && err.contains("--endpoint `https://169.254.169.254`: only http://"),
+        "{err}"
+    );
+
+    // Cut short, huge, never finished, looping: a file marked partial, soon.
+    let faults = recorded(Mode::Faults);
+    let (ok, _, err, took) = snapshot(&[
+        "--endpoint",
+        &format!("http://{faults}"),
+        "-o",
+        &out("d"),
+        "--timeout",
+        "1",
+    ]);
+    assert!(!ok && err.contains("a partial snapshot"), "{err}");
+    assert!(took < Duration::from_secs(20), "{took:?}");
+    let text = std::fs::read_to_string(out("d")).unwrap();
+    for want in [
+        "# PARTIAL",
+        "/latest/meta-data/cut: the reply was cut short",
+        "/latest/meta-data/huge: the reply is 1048576 bytes, over the 65536-byte limit",
+        "/latest/meta-data/slow: no complete reply within 1s",
+        "levels deep: not followed (a loop in the listings?)",
+    ] {
+        assert!(text.contains(want), "{want}:\n{text}");
+    }
+    // It still loads, marked, with what was fetched.
+    let kept = replayed(Path::new(&out("d")));
+    assert_eq!(kept["meta-data/instance-id"], b"i-069e01e8cc43732f8");
+    let status = Command::new(BIN)
+        .args(["check-config", &out("d")])
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let cfg = replay_config(dir.path(), "state", Path::new(&out("d")));
+    let d = daemon::Spawn::new(&cfg).start();
+    d.wait_stderr(
+        "[replay] is partial (the crawl did not finish)",
+        1,
+        Duration::from_secs(5),
+    );
+    let t = daemon::token(d.addr);
+    assert_eq!(
+        get(d.addr, "/latest/meta-data/instance-id", Some(&t)),
+        (200, b"i-069e01e8cc43732f8".to_vec())
+    );
+}
