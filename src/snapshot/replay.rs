@@ -109,7 +109,7 @@ mod tests {
             rsa2048: "R".into(),
         };
         let now = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000);
-        let mut scenario = Scenario::new(&cfg.scenario, now, &mut EventId::random);
+        let mut scenario = Scenario::new(&cfg.scenario, &cfg.faults, now, &mut EventId::random);
         let s = super::super::build(&cfg, Some(&sigs), Vec::new(), &scenario, now).imds;
         // The replay wins over [instance]; [paths] wins over the replay.
         assert_eq!(
