@@ -1,6 +1,7 @@
-//! Fault injection against real clients: what botocore (the engine of the AWS CLI and boto3)
-//! and the AWS SDK for Rust (`aws-config`) really do when the service answers 503, drops the
-//! token PUT, answers late or throttles. Each test starts the real server with `[[fault]]`
+//! Fault injection against real clients: what botocore (the engine of the AWS CLI and boto3),
+//! the AWS CLI itself and the AWS SDK for Rust (`aws-config`) really do when the service
+//! answers 503, drops the token PUT, answers late, resets or refuses connections, or
+//! throttles. Each test prints what the SDKs said (`--nocapture`). Each test starts the real server with `[[fault]]`
 //! tables (the same faults `ctl fault add` makes: `tests/ctl.rs` drives those), so a
 //! fault's count starts afresh in every test.
 
@@ -226,4 +227,71 @@ async fn a_throttled_client_sees_timeouts_while_other_paths_are_served() {
     assert!(other.iter().all(|r| *r == Some(200)), "{other:?}");
     eprintln!("200 GETs of another path during the throttle: {took:?}");
     s.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reset_or_a_refused_connection_leaves_both_sdks_without_credentials() {
+    for (fault, botocore_says, rust_says) in [
+        (
+            format!("{CREDS}reset = true\n"),
+            "Connection was closed",
+            "connection reset",
+        ),
+        (
+            "refuse = true\nfor = \"1m\"\n".to_string(),
+            "Could not connect",
+            "connection refused",
+        ),
+    ] {
+        let s = common::start(&format!("[[fault]]\n{fault}"));
+        let Some(v) = botocore_async(s.url(), vec![]).await else {
+            return;
+        };
+        let (r, took) = rust_sdk(&s.url()).await;
+        eprintln!("{fault:?}: botocore {v}; Rust SDK {r:?} after {took:?}");
+        assert_eq!(v["credentials"], false, "{v}");
+        assert!(v["log"].to_string().contains(botocore_says), "{v}");
+        let e = r.expect_err("no credentials");
+        assert!(e.to_lowercase().contains(rust_says), "{e}");
+        s.stop().await.unwrap();
+    }
+}
+
+/// The AWS CLI as users run it: `aws configure list` finds no credentials after one 503 (one
+/// attempt by default) and finds the role's with two attempts.
+#[tokio::test(flavor = "multi_thread")]
+async fn aws_cli_after_one_503() {
+    if !common::require(
+        common::has_program("aws", &["--version"]),
+        "the AWS CLI (pip install awscli)",
+    ) {
+        return;
+    }
+    for (attempts, source) in [("1", "<not set>"), ("2", "iam-role")] {
+        let s = common::start(&format!("[[fault]]\n{CREDS}status = 503\ncount = 1\n"));
+        let url = s.url();
+        let listed = tokio::task::spawn_blocking(move || {
+            let out = Command::new("aws")
+                .args(["configure", "list"])
+                .env_clear()
+                .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+                .env("HOME", "/nonexistent")
+                .env("AWS_CONFIG_FILE", "/nonexistent")
+                .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+                .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", format!("{url}/"))
+                .env("AWS_METADATA_SERVICE_NUM_ATTEMPTS", attempts)
+                .output()
+                .expect("aws runs");
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        })
+        .await
+        .unwrap();
+        let key_line = listed
+            .lines()
+            .find(|l| l.trim_start().starts_with("access_key"))
+            .unwrap_or_default()
+            .to_string();
+        assert!(key_line.contains(source), "attempts {attempts}: {listed}");
+        s.stop().await.unwrap();
+    }
 }
