@@ -19,7 +19,9 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH = os.path.join(ROOT, "bench")
 WRK_DIR = os.path.join(BENCH, "wrk")
-PRODUCT = os.path.join(ROOT, "target", "release", "fake-metadata")
+# PRODUCT=/path/to/fake-metadata measures another build (a before/after comparison), as
+# bench/callgrind does.
+PRODUCT = os.environ.get("PRODUCT") or os.path.join(ROOT, "target", "release", "fake-metadata")
 CEILING_TARGET = os.path.join(ROOT, "target", "bench-ceiling")
 CEILING = os.path.join(CEILING_TARGET, "release", "fake-metadata-bench-ceiling")
 LEAF = "/latest/meta-data/instance-id"
