@@ -67,13 +67,28 @@ async fn sdk_imds_provider_and_default_chain_get_credentials() {
     s.stop().await.unwrap();
 }
 
+/// No role: no `iam/` (EC2 answers 404 there), but the instance identity credentials, which
+/// EC2 serves on every instance.
 #[tokio::test(flavor = "multi_thread")]
-async fn no_role_no_iam() {
+async fn no_role_no_iam_but_identity_credentials() {
     let s = common::start("[iam]\nrole = \"\"\n");
     let client = Client::builder().endpoint(s.url()).unwrap().build();
     let listing = client.get("/latest/meta-data/").await.unwrap();
-    assert!(!listing.as_ref().contains("iam/"), "{}", listing.as_ref());
+    let names: Vec<&str> = listing.as_ref().lines().collect();
+    assert!(!names.contains(&"iam/"), "{}", listing.as_ref());
+    assert!(
+        names.contains(&"identity-credentials/"),
+        "{}",
+        listing.as_ref()
+    );
     assert!(client.get("/latest/meta-data/iam/info").await.is_err());
+    let id = client
+        .get("/latest/meta-data/identity-credentials/ec2/security-credentials/ec2-instance")
+        .await
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(id.as_ref()).unwrap();
+    assert_eq!(v["Code"], "Success");
+    assert!(v["AccessKeyId"].as_str().unwrap().starts_with("ASIA"));
     s.stop().await.unwrap();
 }
 

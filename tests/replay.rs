@@ -116,6 +116,19 @@ fn replay_config(dir: &Path, state: &str, snapshot: &Path) -> PathBuf {
 const ACCESS_KEY: &str = "AKIAREPLAYTEST000042";
 const SECRET_KEY: &str = "replaySecretKey/ShouldNeverBeCopied+0000042";
 const SESSION_TOKEN: &str = "IQoJb3JpZ2luX2VjEReplaySessionTokenNeverCopied0042";
+const ACCOUNT: &str = "210987654321";
+/// A profile whose name is not its role's (`web`), with a path: what the IAM API allows.
+const PROFILE_ARN: &str = "arn:aws:iam::210987654321:instance-profile/team/web-profile";
+
+/// A JSON document's string field.
+fn field(body: &[u8], key: &str) -> String {
+    let v: serde_json::Value = serde_json::from_slice(body)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(body)));
+    v[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("no {key}"))
+        .to_string()
+}
 
 #[test]
 fn round_trip_through_our_own_daemon_is_byte_for_byte_and_copies_no_secret() {
@@ -130,7 +143,7 @@ fn round_trip_through_our_own_daemon_is_byte_for_byte_and_copies_no_secret() {
             "[control]\nenabled = false\n[server]\nstate-directory = \"{state}\"\n\
              [imds]\nhttp-tokens = \"required\"\ninstance-metadata-tags = \"enabled\"\n\
              [instance]\nfrom-host = false\ninstance-id = \"i-0abcdef0123456789\"\n\
-             availability-zone = \"eu-west-1b\"\nlocal-ipv4 = \"10.1.2.3\"\n\
+             account-id = \"{ACCOUNT}\"\navailability-zone = \"eu-west-1b\"\nlocal-ipv4 = \"10.1.2.3\"\n\
              mac = \"0e:aa:bb:cc:dd:01\"\nipv6 = \"2a05:d018::10\"\nhibernation = true\n\
              public-key = {{ name = \"deploy\", openssh-key = \"ssh-ed25519 AAAAC3Nza deploy@ci\" }}\n\
              [[instance.network-interfaces]]\nmac = \"0e:aa:bb:cc:dd:02\"\ndevice-number = 1\n\
@@ -141,7 +154,8 @@ fn round_trip_through_our_own_daemon_is_byte_for_byte_and_copies_no_secret() {
              [tags]\nName = \"web-1\"\nteam = \"core\"\n\
              [user-data]\nfile = \"{ud}\"\n\
              [paths]\n\"meta-data/custom/build\" = \"1234\\n\"\n\"dynamic/custom/x\" = \"y \\\"q\\\"\"\n\
-             [iam]\nrole = \"web\"\nsource = \"static\"\naccess-key-id = \"{ACCESS_KEY}\"\n\
+             [iam]\nrole = \"web\"\ninstance-profile-arn = \"{PROFILE_ARN}\"\n\
+             source = \"static\"\naccess-key-id = \"{ACCESS_KEY}\"\n\
              secret-access-key = \"{SECRET_KEY}\"\nsession-token = \"{SESSION_TOKEN}\"\n",
             state = dir.path().join("state").display(),
             ud = user_data.display(),
@@ -206,8 +220,23 @@ fn round_trip_through_our_own_daemon_is_byte_for_byte_and_copies_no_secret() {
     }
 
     // What the box makes itself: IMDSv1 refused as on the original, credentials of its own
-    // under the same role, the crawled document signed with its own key.
+    // under the same role and profile, the crawled document signed with its own key.
     assert_eq!(get(b.addr, "/latest/meta-data/instance-id", None).0, 401);
+    assert!(
+        text.contains(&format!("instance-profile-arn = \"{PROFILE_ARN}\"")),
+        "{text}"
+    );
+    for (addr, t) in [(a.addr, &token), (b.addr, &b_token)] {
+        let (s, info) = get(addr, "/latest/meta-data/iam/info", Some(t));
+        assert_eq!(s, 200);
+        assert_eq!(field(&info, "InstanceProfileArn"), PROFILE_ARN);
+        let (s, id) = get(
+            addr,
+            "/latest/meta-data/identity-credentials/ec2/info",
+            Some(t),
+        );
+        assert_eq!((s, field(&id, "AccountId")), (200, ACCOUNT.to_string()));
+    }
     let (s, creds) = get(
         b.addr,
         "/latest/meta-data/iam/security-credentials/web",
@@ -434,9 +463,10 @@ fn a_recorded_real_instance_is_replayed_byte_for_byte() {
     let cfg = replay_config(dir.path(), "state", &file);
     let d = daemon::Spawn::new(&cfg).start();
     let t = daemon::token(d.addr);
-    let not_copied = |p: &str| p.starts_with("meta-data/identity-credentials");
+    // The identity credentials are the box's own (their info leaf is checked below).
+    let own = |p: &str| p == "meta-data/identity-credentials/ec2/info";
     let mut checked = 0;
-    for (p, v) in tree.leaves.iter().filter(|(p, _)| !not_copied(p)) {
+    for (p, v) in tree.leaves.iter().filter(|(p, _)| !own(p)) {
         let (s, got) = get(d.addr, &format!("/latest/{p}"), Some(&t));
         assert_eq!(
             (s, String::from_utf8(got).unwrap()),
@@ -445,10 +475,10 @@ fn a_recorded_real_instance_is_replayed_byte_for_byte() {
         );
         checked += 1;
     }
-    for (p, want) in tree.listings.iter().filter(|(p, _)| !not_copied(p)) {
+    // Every listing as recorded, identity-credentials/ included: the box serves its own
+    // identity credentials, as EC2 does on every instance, with or without a role.
+    for (p, want) in &tree.listings {
         let want = match p.as_str() {
-            // Identity credentials are the box's, and it serves none without a role.
-            "meta-data" => want.replace("identity-credentials/\n", ""),
             // The box signs with all three forms.
             "dynamic/instance-identity" => "document\npkcs7\nrsa2048\nsignature".into(),
             _ => want.clone(),
@@ -458,10 +488,28 @@ fn a_recorded_real_instance_is_replayed_byte_for_byte() {
         checked += 1;
     }
     assert!(checked > 50, "{checked}");
-    assert_eq!(
-        get(d.addr, "/latest/meta-data/identity-credentials/", Some(&t)).0,
-        404
+    // The box's own identity credentials: in the replayed document's account.
+    let (s, info) = get(
+        d.addr,
+        "/latest/meta-data/identity-credentials/ec2/info",
+        Some(&t),
     );
+    assert_eq!(s, 200);
+    assert_eq!(field(&info, "Code"), "Success");
+    let doc = &tree.leaves["dynamic/instance-identity/document"];
+    assert_eq!(
+        field(&info, "AccountId"),
+        field(doc.as_bytes(), "accountId")
+    );
+    let (s, creds) = get(
+        d.addr,
+        "/latest/meta-data/identity-credentials/ec2/security-credentials/ec2-instance",
+        Some(&t),
+    );
+    assert_eq!(s, 200);
+    assert!(field(&creds, "AccessKeyId").starts_with("ASIA"));
+    // No role on the recorded instance: no iam/, as on EC2.
+    assert_eq!(get(d.addr, "/latest/meta-data/iam/", Some(&t)).0, 404);
 }
 
 #[test]

@@ -222,6 +222,18 @@ impl Config {
                 );
             }
         }
+        if let Some(arn) = &self.iam.instance_profile_arn
+            && arn.account() != self.instance.account_id.as_str()
+        {
+            blame(
+                &["iam", "instance-profile-arn"],
+                format!(
+                    "[iam] `instance-profile-arn` is in account {}, but [instance] account-id is {}: an instance's profile is in its own account",
+                    arn.account(),
+                    self.instance.account_id
+                ),
+            );
+        }
         if let Some(r) = &self.replay {
             check_replay(r, &mut blame);
         }
@@ -332,6 +344,34 @@ mod tests {
         assert_eq!(
             e,
             "c.toml:3:1: availability zone `us-east-1a` is not in region `eu-west-1`"
+        );
+    }
+
+    #[test]
+    fn the_instance_profile_is_in_the_instances_account() {
+        let arn = "\"arn:aws:iam::210987654321:instance-profile/ops/web-profile\"";
+        let e = parse(&format!(
+            "[iam]\nrole = \"web\"\n  instance-profile-arn = {arn}\n"
+        ))
+        .unwrap_err();
+        assert_eq!(
+            e,
+            "c.toml:3:3: [iam] `instance-profile-arn` is in account 210987654321, but [instance] account-id is 123456789012: an instance's profile is in its own account"
+        );
+        let c = parse(&format!(
+            "[instance]\naccount-id = \"210987654321\"\n[iam]\ninstance-profile-arn = {arn}\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            c.iam.instance_profile_arn.unwrap().as_str(),
+            arn.trim_matches('"')
+        );
+        // A malformed one is refused at its value.
+        let e = parse("[iam]\ninstance-profile-arn = \"arn:aws:iam::210987654321:role/web\"\n")
+            .unwrap_err();
+        assert!(
+            e.starts_with("c.toml:2:24: `arn:aws:iam::210987654321:role/web` is not an instance profile ARN (the resource must be `instance-profile/NAME`)"),
+            "{e}"
         );
     }
 

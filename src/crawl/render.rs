@@ -37,7 +37,8 @@ fn key(s: &str) -> String {
     }
 }
 
-/// Whether `line` is accepted in `section` by the config parser.
+/// Whether `line` is accepted after `section` (a table header, and any lines the check
+/// needs before it) by the config parser.
 fn accepted(section: &str, line: &str) -> Result<(), String> {
     Config::from_toml(&format!("{section}\n{line}\n"), Path::new("snapshot"))
         .map(drop)
@@ -45,16 +46,18 @@ fn accepted(section: &str, line: &str) -> Result<(), String> {
 }
 
 /// Appends `key = value` under `section` if the parser takes it, else as a comment saying
-/// why not.
-fn value_line(out: &mut String, section: &str, key: &str, value: &str) {
+/// why not; tells whether it was kept.
+fn value_line(out: &mut String, section: &str, key: &str, value: &str) -> bool {
     let line = format!("{} = {}", self::key(key), quoted(value));
     match accepted(section, &line) {
         Ok(()) => {
             let _ = writeln!(out, "{line}");
+            true
         }
         Err(e) => {
             let why = e.split_once(": ").map_or(e.as_str(), |(_, m)| m);
             let _ = writeln!(out, "# not kept ({why}): {line}");
+            false
         }
     }
 }
@@ -97,7 +100,8 @@ pub fn render(c: &Crawled, h: &Header) -> String {
         let reason = match why {
             NotCopied::Credentials => {
                 "credentials: keys, secrets and tokens are never fetched nor written; the box \
-                 hands out its own under the same role ([iam] below, instance profile id kept)"
+                 hands out its own under the same role ([iam] below, instance profile ARN and \
+                 id kept) and its own identity credentials"
             }
             NotCopied::Signatures => {
                 "identity signatures: the box signs the replayed document with its own key \
@@ -122,6 +126,8 @@ pub fn render(c: &Crawled, h: &Header) -> String {
     o.push_str("[instance]\n# The replay is this instance: nothing is taken from the box.\n");
     o.push_str("from-host = false\n");
     let section = "[instance]";
+    // The account the file gives [instance], which the profile ARN must agree with.
+    let mut account = None;
     for (key, value) in [
         ("instance-id", json_field(&doc, "instanceId")),
         ("instance-type", json_field(&doc, "instanceType")),
@@ -133,16 +139,21 @@ pub fn render(c: &Crawled, h: &Header) -> String {
         ("local-ipv4", json_field(&doc, "privateIp")),
         ("mac", text(c, "meta-data/mac").map(str::to_string)),
     ] {
-        if let Some(v) = value {
-            value_line(&mut o, section, key, &v);
+        if let Some(v) = value
+            && value_line(&mut o, section, key, &v)
+            && key == "account-id"
+        {
+            account = Some(v);
         }
     }
     if doc.is_null() {
         // No document: the account may still be in the instance profile's ARN.
-        let account =
+        let from_arn =
             iam_info(c, "InstanceProfileArn").and_then(|a| a.split(':').nth(4).map(str::to_string));
-        if let Some(a) = account {
-            value_line(&mut o, section, "account-id", &a);
+        if let Some(a) = from_arn
+            && value_line(&mut o, section, "account-id", &a)
+        {
+            account = Some(a);
         }
     }
     o.push('\n');
@@ -170,11 +181,23 @@ pub fn render(c: &Crawled, h: &Header) -> String {
         .get("meta-data/iam/security-credentials")
         .and_then(|l| l.lines().find(|r| !r.is_empty()));
     match role {
-        Some(r) => value_line(&mut o, "[iam]", "role", r),
+        Some(r) => {
+            value_line(&mut o, "[iam]", "role", r);
+        }
         None => o.push_str("# The instance has no instance profile.\nrole = \"\"\n"),
     }
     if let Some(id) = iam_info(c, "InstanceProfileId") {
         value_line(&mut o, "[iam]", "instance-profile-id", &id);
+    }
+    // Kept as served: the profile's name may differ from the role's and carry a path.
+    if role.is_some()
+        && let Some(arn) = iam_info(c, "InstanceProfileArn")
+    {
+        let context = account.map_or_else(
+            || "[iam]".to_string(),
+            |a| format!("[instance]\naccount-id = {}\n[iam]", quoted(&a)),
+        );
+        value_line(&mut o, &context, "instance-profile-arn", &arn);
     }
     o.push('\n');
 
@@ -262,7 +285,7 @@ mod tests {
             "meta-data/iam/security-credentials".into(),
             "web-role".into(),
         );
-        c.iam_info = Some("{\"InstanceProfileArn\" : \"arn:aws:iam::123456789012:instance-profile/p\",\"InstanceProfileId\" : \"AIPAVMQT32F2Q43IXV2TC\"}".into());
+        c.iam_info = Some("{\"InstanceProfileArn\" : \"arn:aws:iam::123456789012:instance-profile/ops/web-profile\",\"InstanceProfileId\" : \"AIPAVMQT32F2Q43IXV2TC\"}".into());
         c
     }
 
@@ -299,10 +322,40 @@ mod tests {
             cfg.iam.instance_profile_id.as_str(),
             "AIPAVMQT32F2Q43IXV2TC"
         );
+        assert_eq!(
+            cfg.iam.instance_profile_arn.as_ref().unwrap().as_str(),
+            "arn:aws:iam::123456789012:instance-profile/ops/web-profile"
+        );
         assert!(cfg.imds.instance_metadata_tags.is_enabled());
         assert_eq!(cfg.tags.len(), 1);
         assert_eq!(cfg.imds.http_tokens, crate::config::HttpTokens::Required);
         assert!(!cfg.instance.from_host);
+    }
+
+    /// The ARN is checked against the account the file gives `[instance]`: the document's, or
+    /// the ARN's own when there is no document.
+    #[test]
+    fn the_profile_arn_is_kept_when_it_agrees_with_the_account() {
+        let mut c = crawled();
+        let other = "arn:aws:iam::210987654321:instance-profile/p";
+        c.iam_info = Some(format!("{{\"InstanceProfileArn\" : \"{other}\"}}"));
+        let text = render(&c, &header());
+        let cfg = Config::from_toml(&text, Path::new("s.toml")).unwrap();
+        assert_eq!(cfg.iam.instance_profile_arn, None);
+        assert!(
+            text.contains(&format!("is in account 210987654321, but [instance] account-id is 123456789012: an instance's profile is in its own account): instance-profile-arn = \"{other}\"")),
+            "{text}"
+        );
+
+        c.leaves.remove("dynamic/instance-identity/document");
+        let cfg = Config::from_toml(&render(&c, &header()), Path::new("s.toml")).unwrap();
+        assert_eq!(cfg.instance.account_id.as_str(), "210987654321");
+        assert_eq!(cfg.iam.instance_profile_arn.unwrap().as_str(), other);
+
+        // No role listed: no profile, whatever iam/info said.
+        c.listings.remove("meta-data/iam/security-credentials");
+        let cfg = Config::from_toml(&render(&c, &header()), Path::new("s.toml")).unwrap();
+        assert_eq!((cfg.iam.role, cfg.iam.instance_profile_arn), (None, None));
     }
 
     #[test]

@@ -40,7 +40,8 @@ pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 #[serde(try_from = "RawIam", into = "RawIam")]
 pub struct IamConfig {
     /// The role served under `iam/security-credentials/`; `None` (`role = ""`) serves no
-    /// `iam/` at all, like an instance without a profile.
+    /// `iam/` at all, like an instance without a profile. The instance identity credentials
+    /// (`identity-credentials/`) are served either way, as on every EC2 instance.
     pub role: Option<RoleName>,
     pub source: SourceConfig,
     /// How long each handed-out set is valid (its `Expiration` − `LastUpdated`).
@@ -48,6 +49,9 @@ pub struct IamConfig {
     /// A new set replaces the old this long before the old expires.
     pub refresh_before: Duration,
     pub instance_profile_id: InstanceProfileId,
+    /// `iam/info`'s `InstanceProfileArn`; `None`: the profile is named as the role, in the
+    /// `aws` partition and `[instance] account-id` (checked against it in `crate::config`).
+    pub instance_profile_arn: Option<InstanceProfileArn>,
 }
 
 /// Where credentials come from.
@@ -155,6 +159,8 @@ pub struct RawIam {
     command_timeout: Option<HumanDuration>,
     #[serde(skip_serializing_if = "Option::is_none")]
     instance_profile_id: Option<InstanceProfileId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    instance_profile_arn: Option<InstanceProfileArn>,
 }
 
 impl Default for RawIam {
@@ -173,6 +179,7 @@ impl Default for RawIam {
             command: None,
             command_timeout: None,
             instance_profile_id: None,
+            instance_profile_arn: None,
         }
     }
 }
@@ -199,6 +206,14 @@ impl TryFrom<RawIam> for IamConfig {
                 "[iam] `lifetime` ({}) must exceed `refresh-before` ({}) by at least 5m: a set is replaced `refresh-before` ahead of its expiry",
                 HumanDuration(lifetime),
                 HumanDuration(refresh_before)
+            ));
+        }
+
+        if r.role.0.is_none()
+            && let Some(arn) = &r.instance_profile_arn
+        {
+            return Err(format!(
+                "[iam] `instance-profile-arn` ({arn}) is set but `role = \"\"`: an instance without a role has no instance profile (no iam/ is served)"
             ));
         }
 
@@ -288,6 +303,7 @@ impl TryFrom<RawIam> for IamConfig {
             instance_profile_id: r
                 .instance_profile_id
                 .unwrap_or_else(|| InstanceProfileId(DEFAULT_INSTANCE_PROFILE_ID.into())),
+            instance_profile_arn: r.instance_profile_arn,
         })
     }
 }
@@ -300,6 +316,7 @@ impl From<IamConfig> for RawIam {
             lifetime: HumanDuration(c.lifetime),
             refresh_before: HumanDuration(c.refresh_before),
             instance_profile_id: Some(c.instance_profile_id),
+            instance_profile_arn: c.instance_profile_arn,
             ..RawIam::default()
         };
         match c.source {
@@ -323,8 +340,8 @@ impl From<IamConfig> for RawIam {
     }
 }
 
-/// An IAM role name: 1 to 64 of `A-Z a-z 0-9 + = , . @ _ -`. It is also the instance
-/// profile's name, so it appears in a path and in the profile ARN.
+/// An IAM role name: 1 to 64 of `A-Z a-z 0-9 + = , . @ _ -`. Unless `instance-profile-arn`
+/// says otherwise it is also the instance profile's name, in the profile ARN.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct RoleName(String);
 
@@ -410,6 +427,103 @@ impl TryFrom<String> for InstanceProfileId {
 
 impl From<InstanceProfileId> for String {
     fn from(v: InstanceProfileId) -> String {
+        v.0
+    }
+}
+
+/// An instance profile's ARN as `iam/info` serves it:
+/// `arn:PARTITION:iam::ACCOUNT:instance-profile/[PATH/]NAME`. The profile's name need not be
+/// its role's (the console names them alike, the IAM API need not), and a profile created
+/// with a path carries it here.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct InstanceProfileArn(String);
+
+impl InstanceProfileArn {
+    /// The default ARN: a profile named as `role`, in the `aws` partition.
+    pub fn for_role(account_id: &str, role: &RoleName) -> String {
+        format!("arn:aws:iam::{account_id}:instance-profile/{role}")
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The account the profile belongs to.
+    pub fn account(&self) -> &str {
+        self.0.split(':').nth(4).unwrap_or_default()
+    }
+}
+
+impl fmt::Display for InstanceProfileArn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What is wrong with an instance profile ARN, if anything (IAM's rules: a name is 1 to 128
+/// of `A-Z a-z 0-9 + = , . @ _ -`; a path is at most 512 printable ASCII characters).
+fn arn_problem(s: &str) -> Option<&'static str> {
+    let mut f = s.splitn(6, ':');
+    let mut next = || f.next().unwrap_or_default();
+    let (arn, partition, service, region, account, resource) =
+        (next(), next(), next(), next(), next(), next());
+    let name_byte = |b: u8| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b);
+    if arn != "arn" {
+        return Some("it must start with `arn:`");
+    }
+    let partition_ok = partition == "aws"
+        || partition.strip_prefix("aws-").is_some_and(|p| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        });
+    if !partition_ok {
+        return Some("the partition must be `aws`, `aws-cn`, `aws-us-gov`, …");
+    }
+    if service != "iam" {
+        return Some("the service must be `iam`");
+    }
+    if !region.is_empty() {
+        return Some("an IAM ARN has no region (`iam::`)");
+    }
+    if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+        return Some("the account must be 12 digits");
+    }
+    let Some(path_name) = resource.strip_prefix("instance-profile/") else {
+        return Some("the resource must be `instance-profile/NAME`");
+    };
+    let (path, name) = path_name.rsplit_once('/').unwrap_or(("", path_name));
+    if name.is_empty() || name.len() > 128 || !name.bytes().all(name_byte) {
+        return Some("the profile name must be 1 to 128 of `A-Z a-z 0-9 + = , . @ _ -`");
+    }
+    let path_ok = path.len() + 2 <= 512
+        && (path.is_empty()
+            || path
+                .split('/')
+                .all(|seg| !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_graphic())));
+    if !path_ok {
+        return Some(
+            "a path must be segments of printable ASCII without spaces, at most 512 characters",
+        );
+    }
+    None
+}
+
+impl TryFrom<String> for InstanceProfileArn {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        match arn_problem(&s) {
+            None => Ok(InstanceProfileArn(s)),
+            Some(why) => Err(format!(
+                "`{s}` is not an instance profile ARN ({why}): expected `arn:aws:iam::ACCOUNT:instance-profile/NAME` or `…:instance-profile/PATH/NAME`, e.g. `arn:aws:iam::123456789012:instance-profile/web`"
+            )),
+        }
+    }
+}
+
+impl From<InstanceProfileArn> for String {
+    fn from(v: InstanceProfileArn) -> String {
         v.0
     }
 }
@@ -560,6 +674,74 @@ mod tests {
     }
 
     #[test]
+    fn instance_profile_arn_names_its_own_profile() {
+        assert_eq!(parse("").unwrap().instance_profile_arn, None);
+        for arn in [
+            "arn:aws:iam::123456789012:instance-profile/web-profile",
+            "arn:aws:iam::123456789012:instance-profile/team/ops/Web+Profile=1,2.3@x_y-z",
+            "arn:aws-cn:iam::123456789012:instance-profile/p",
+            "arn:aws-us-gov:iam::123456789012:instance-profile/p",
+        ] {
+            let c = parse(&format!(
+                "[iam]\nrole = \"web\"\ninstance-profile-arn = \"{arn}\"\n"
+            ))
+            .unwrap_or_else(|e| panic!("{arn}: {e}"));
+            let got = c.instance_profile_arn.as_ref().unwrap();
+            assert_eq!((got.as_str(), got.account()), (arn, "123456789012"));
+        }
+        let long_name = format!(
+            "arn:aws:iam::123456789012:instance-profile/{}",
+            "n".repeat(129)
+        );
+        let long_path = format!(
+            "arn:aws:iam::123456789012:instance-profile/{}/n",
+            "p".repeat(511)
+        );
+        for (arn, why) in [
+            ("instance-profile/web", "it must start with `arn:`"),
+            (
+                "arn:azure:iam::123456789012:instance-profile/p",
+                "the partition",
+            ),
+            (
+                "arn:aws:sts::123456789012:instance-profile/p",
+                "the service must be `iam`",
+            ),
+            (
+                "arn:aws:iam:us-east-1:123456789012:instance-profile/p",
+                "no region",
+            ),
+            ("arn:aws:iam::1234:instance-profile/p", "12 digits"),
+            (
+                "arn:aws:iam::123456789012:role/web",
+                "`instance-profile/NAME`",
+            ),
+            (
+                "arn:aws:iam::123456789012:instance-profile/",
+                "profile name",
+            ),
+            (
+                "arn:aws:iam::123456789012:instance-profile/a b",
+                "profile name",
+            ),
+            ("arn:aws:iam::123456789012:instance-profile/a//b", "a path"),
+            (
+                "arn:aws:iam::123456789012:instance-profile/sp ace/b",
+                "a path",
+            ),
+            (long_name.as_str(), "profile name"),
+            (long_path.as_str(), "at most 512"),
+        ] {
+            let e = parse(&format!("[iam]\n\ninstance-profile-arn = \"{arn}\"\n")).unwrap_err();
+            assert!(
+                e.starts_with(&format!("3: `{arn}` is not an instance profile ARN ("))
+                    && e.contains(why),
+                "{arn}: {e}"
+            );
+        }
+    }
+
+    #[test]
     fn cross_key_problems_name_the_keys() {
         let cases = [
             (
@@ -589,6 +771,10 @@ mod tests {
                 "source = \"process\"\ncommand = \"x\"\ncommand-timeout = 0",
                 "between 1s and 10m",
             ),
+            (
+                "role = \"\"\ninstance-profile-arn = \"arn:aws:iam::123456789012:instance-profile/p\"",
+                "`instance-profile-arn` (arn:aws:iam::123456789012:instance-profile/p) is set but `role = \"\"`",
+            ),
         ];
         for (body, want) in cases {
             let e = parse(&format!("[iam]\n{body}\n")).unwrap_err();
@@ -609,6 +795,7 @@ mod tests {
             "[iam]\nrole = \"\"\n",
             "[iam]\nsource = \"file\"\nfile = \"/c\"\nprofile = \"dev\"\n",
             "[iam]\nsource = \"process\"\ncommand = \"x\"\ncommand-timeout = \"5s\"\n",
+            "[iam]\nrole = \"web\"\ninstance-profile-arn = \"arn:aws:iam::123456789012:instance-profile/a/b\"\n",
         ] {
             let c = parse(text).unwrap();
             let printed = format!("[iam]\n{c}\n");

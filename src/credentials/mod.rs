@@ -1,5 +1,7 @@
 //! IAM role credentials: where they come from (generated, static, an AWS credentials file, a
 //! `credential_process` command), when they rotate, and the EC2 documents that serve them.
+//! As on EC2, every instance has instance identity credentials (`identity-credentials/`,
+//! always generated), with or without a role; `iam/` only with one.
 //!
 //! [`CredentialManager`] owns the current set. The daemon calls [`CredentialManager::refresh`]
 //! (blocking, so from `spawn_blocking`) at [`CredentialManager::next_refresh`] and, when it
@@ -28,8 +30,8 @@ use crate::clock::Clock;
 use crate::metadata::json::to_ec2_string;
 
 pub use config::{
-    DEFAULT_INSTANCE_PROFILE_ID, DEFAULT_ROLE, HumanDuration, IamConfig, InstanceProfileId, Keys,
-    RoleName, SourceConfig, SourceKind, StaticKeys,
+    DEFAULT_INSTANCE_PROFILE_ID, DEFAULT_ROLE, HumanDuration, IamConfig, InstanceProfileArn,
+    InstanceProfileId, Keys, RoleName, SourceConfig, SourceKind, StaticKeys,
 };
 pub use secret::Secret;
 pub use sources::SourceError;
@@ -51,9 +53,6 @@ pub enum Refresh {
     /// The leaves differ: rebuild the tree snapshot.
     Changed,
 }
-
-/// How often `refresh` needs to run when there is no role: never, really.
-const IDLE: Duration = Duration::from_secs(24 * 3600);
 
 /// One handed-out set.
 #[derive(Clone, PartialEq)]
@@ -179,66 +178,36 @@ impl CredentialManager {
 
     /// When [`refresh`](CredentialManager::refresh) should run next: the next rotation, the
     /// current set's expiry (to switch to the failure document on time), a retry after a
-    /// failure, or the next look at a `file` source.
-    /// With no role there is nothing to refresh and this is a day ahead.
+    /// failure, or the next look at a `file` source. With no role, only the identity
+    /// credentials' rotation.
     pub fn next_refresh(&self) -> SystemTime {
         let now = self.clock.now();
-        if self.cfg.role.is_none() {
-            return now + IDLE;
-        }
-        let expiries = [&self.role, &self.identity]
-            .into_iter()
-            .flatten()
+        let with_role = self.cfg.role.is_some();
+        let role = with_role.then_some(&self.role).into_iter().flatten();
+        let expiries = self
+            .identity
+            .iter()
+            .chain(role)
             .map(|s| s.expires)
             .filter(|&t| t > now);
-        [self.role_next, self.identity_next]
-            .into_iter()
+        std::iter::once(self.identity_next)
+            .chain(with_role.then_some(self.role_next))
             .chain(self.next_poll)
             .chain(expiries)
             .min()
             .unwrap_or(now)
     }
 
-    /// The tree leaves to serve now, as (path below the version root, body). Empty when the
-    /// instance has no role. The role's credentials stay under
+    /// The tree leaves to serve now, as (path below the version root, body): the role's
+    /// documents under `meta-data/iam/` when there is a role, then the instance identity
+    /// credentials (always, once issued). The role's credentials stay under
     /// `meta-data/iam/security-credentials/<role>` only, so any other role name is a 404.
     pub fn leaves(&self) -> Vec<(String, String)> {
-        let Some(role) = &self.cfg.role else {
-            return Vec::new();
-        };
         let now = self.clock.now();
-        let (info, creds) = match self.role.as_ref().filter(|s| s.expires > now) {
-            Some(set) => (
-                to_ec2_string(&InfoDoc {
-                    code: "Success",
-                    last_updated: ec2_time(set.issued),
-                    instance_profile_arn: format!(
-                        "arn:aws:iam::{}:instance-profile/{role}",
-                        self.account_id
-                    ),
-                    instance_profile_id: self.cfg.instance_profile_id.as_str(),
-                }),
-                credentials_doc(set),
-            ),
-            None => {
-                let doc = to_ec2_string(&self.failure_doc(role, now));
-                (doc.clone(), doc)
-            }
-        };
-        let extended = match self.role.as_ref().filter(|s| s.expires > now) {
-            Some(set) => extended_credentials_doc(set, &self.account_id),
-            None => creds.clone(),
-        };
-        let mut leaves = vec![
-            ("meta-data/iam/info".to_string(), info),
-            (format!("meta-data/iam/security-credentials/{role}"), creds),
-            // What the newer SDKs ask first: the same set, from the same snapshot, plus the
-            // account; a failure reads the same on both paths.
-            (
-                format!("meta-data/iam/security-credentials-extended/{role}"),
-                extended,
-            ),
-        ];
+        let mut leaves = Vec::new();
+        if let Some(role) = &self.cfg.role {
+            leaves.extend(self.role_leaves(role, now));
+        }
         if let Some(id) = self.identity.as_ref().filter(|s| s.expires > now) {
             leaves.push((
                 "meta-data/identity-credentials/ec2/info".into(),
@@ -254,6 +223,42 @@ impl CredentialManager {
             ));
         }
         leaves
+    }
+
+    /// `iam/info`, `iam/security-credentials/<role>` and its `-extended` twin.
+    fn role_leaves(&self, role: &RoleName, now: SystemTime) -> [(String, String); 3] {
+        let (info, creds) = match self.role.as_ref().filter(|s| s.expires > now) {
+            Some(set) => (
+                to_ec2_string(&InfoDoc {
+                    code: "Success",
+                    last_updated: ec2_time(set.issued),
+                    instance_profile_arn: &self.cfg.instance_profile_arn.as_ref().map_or_else(
+                        || InstanceProfileArn::for_role(&self.account_id, role),
+                        InstanceProfileArn::to_string,
+                    ),
+                    instance_profile_id: self.cfg.instance_profile_id.as_str(),
+                }),
+                credentials_doc(set),
+            ),
+            None => {
+                let doc = to_ec2_string(&self.failure_doc(role, now));
+                (doc.clone(), doc)
+            }
+        };
+        let extended = match self.role.as_ref().filter(|s| s.expires > now) {
+            Some(set) => extended_credentials_doc(set, &self.account_id),
+            None => creds.clone(),
+        };
+        [
+            ("meta-data/iam/info".to_string(), info),
+            (format!("meta-data/iam/security-credentials/{role}"), creds),
+            // What the newer SDKs ask first: the same set, from the same snapshot, plus the
+            // account; a failure reads the same on both paths.
+            (
+                format!("meta-data/iam/security-credentials-extended/{role}"),
+                extended,
+            ),
+        ]
     }
 
     fn failure_doc(&self, role: &RoleName, now: SystemTime) -> FailureDoc {
@@ -282,9 +287,6 @@ impl CredentialManager {
     }
 
     fn refresh_inner(&mut self, force: bool) -> Refresh {
-        let Some(role) = self.cfg.role.clone() else {
-            return Refresh::Unchanged;
-        };
         let now = self.clock.now();
 
         if force || now >= self.identity_next {
@@ -300,7 +302,21 @@ impl CredentialManager {
                 }
             }
         }
+        if let Some(role) = self.cfg.role.clone() {
+            self.refresh_role(&role, now, force);
+        }
 
+        let leaves = self.leaves();
+        if leaves == self.served {
+            Refresh::Unchanged
+        } else {
+            self.served = leaves;
+            Refresh::Changed
+        }
+    }
+
+    /// Gets the role's new set when one is due, and looks at a `file` source's file.
+    fn refresh_role(&mut self, role: &RoleName, now: SystemTime, force: bool) {
         let due = force || now >= self.role_next;
         let poll = self.next_poll.is_some_and(|t| now >= t);
         if due || poll {
@@ -308,13 +324,13 @@ impl CredentialManager {
                 Ok(f) => {
                     // A poll alone only replaces the set when the file's keys changed.
                     if due || self.role.as_ref().is_none_or(|s| s.keys != f.keys) {
-                        self.install(&role, now, f);
+                        self.install(role, now, f);
                     }
                     if self.failure.take().is_some() {
                         self.news.push(News::Recovered(role.clone()));
                     }
                 }
-                Err(e) => self.record_failure(&role, now, due, &e),
+                Err(e) => self.record_failure(role, now, due, &e),
             }
         }
         if let SourceConfig::File { .. } = self.cfg.source {
@@ -324,14 +340,7 @@ impl CredentialManager {
         let was_serving = self.serving;
         self.serving = self.serving_role_at(now);
         if was_serving && !self.serving {
-            self.news.push(News::Expired(role));
-        }
-        let leaves = self.leaves();
-        if leaves == self.served {
-            Refresh::Unchanged
-        } else {
-            self.served = leaves;
-            Refresh::Changed
+            self.news.push(News::Expired(role.clone()));
         }
     }
 
@@ -484,7 +493,7 @@ impl fmt::Display for CredentialManager {
 struct InfoDoc<'a> {
     code: &'a str,
     last_updated: String,
-    instance_profile_arn: String,
+    instance_profile_arn: &'a str,
     instance_profile_id: &'a str,
 }
 

@@ -217,12 +217,81 @@ fn documents_have_ec2s_shape_and_order() {
     assert_eq!(text(&d, "Expiration"), "2026-01-02T14:04:05Z");
 }
 
+/// EC2 serves the instance identity credentials on every instance ("Instance identity
+/// roles" in the EC2 guide); an instance without a profile has no `iam/`.
 #[test]
-fn no_role_serves_nothing() {
-    let (mut m, _) = manager("role = \"\"\n");
-    assert_eq!(m.refresh(), Refresh::Unchanged);
-    assert!(m.leaves().is_empty());
+fn no_role_serves_the_identity_credentials_only() {
+    let (mut m, clock) = manager("role = \"\"\n");
+    let (r, log) = logged(|| m.refresh());
+    assert_eq!(r, Refresh::Changed);
+    let paths: Vec<String> = m.leaves().into_iter().map(|(p, _)| p).collect();
+    assert_eq!(
+        paths,
+        [
+            "meta-data/identity-credentials/ec2/info",
+            "meta-data/identity-credentials/ec2/security-credentials/ec2-instance",
+        ]
+    );
+    assert_eq!(
+        leaf(&m, "meta-data/identity-credentials/ec2/info").unwrap(),
+        "{\n  \"Code\" : \"Success\",\n  \"LastUpdated\" : \"2026-01-02T03:04:05Z\",\n  \"AccountId\" : \"123456789012\"\n}"
+    );
+    let id_path = "meta-data/identity-credentials/ec2/security-credentials/ec2-instance";
+    let first = doc(&m, id_path);
+    assert!(text(&first, "AccessKeyId").starts_with("ASIA"));
     assert_eq!(m.to_string(), "no role");
+    let secrets = [
+        text(&first, "AccessKeyId"),
+        text(&first, "SecretAccessKey"),
+        text(&first, "Token"),
+    ];
+    assert_hidden(&format!("{log}\n{m:?}\n{m}"), &secrets);
+
+    // Nothing else to wake for: the set is replaced `refresh-before` ahead of its expiry.
+    assert_eq!(m.refresh(), Refresh::Unchanged);
+    assert_eq!(m.next_refresh(), time_of(&first, "Expiration") - HOUR);
+    advance_to(&clock, m.next_refresh());
+    assert_eq!(m.refresh(), Refresh::Changed);
+    let second = doc(&m, id_path);
+    assert_ne!(text(&second, "AccessKeyId"), text(&first, "AccessKeyId"));
+    assert_eq!(m.leaves().len(), 2);
+    assert_eq!(m.rotate_now(), Refresh::Changed);
+    assert_ne!(
+        text(&doc(&m, id_path), "AccessKeyId"),
+        text(&second, "AccessKeyId")
+    );
+}
+
+#[test]
+fn the_instance_profile_arn_may_name_another_profile() {
+    let (mut m, _) = manager("role = \"web\"\n");
+    let _ = m.refresh();
+    assert_eq!(
+        text(&doc(&m, "meta-data/iam/info"), "InstanceProfileArn"),
+        "arn:aws:iam::123456789012:instance-profile/web",
+        "by default the profile is named as the role"
+    );
+    let arn = "arn:aws:iam::123456789012:instance-profile/team/web-profile";
+    let (mut m, _) = manager(&format!(
+        "role = \"web\"\ninstance-profile-arn = \"{arn}\"\n"
+    ));
+    let _ = m.refresh();
+    let info = leaf(&m, "meta-data/iam/info").unwrap();
+    assert_eq!(
+        key_order(&info),
+        [
+            "Code",
+            "LastUpdated",
+            "InstanceProfileArn",
+            "InstanceProfileId"
+        ]
+    );
+    assert!(
+        info.contains(&format!("\"InstanceProfileArn\" : \"{arn}\"")),
+        "{info}"
+    );
+    // The role is still the one under security-credentials/.
+    assert!(leaf(&m, "meta-data/iam/security-credentials/web").is_some());
 }
 
 #[test]

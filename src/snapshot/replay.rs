@@ -1,8 +1,10 @@
 //! A tree crawled from a real instance (`[replay]`), as served: every replayed path answers
 //! the crawled bytes, listings included, and nothing of `[instance]`'s modelled tree is
 //! mixed in. What the box must make itself is added on top, as on the modelled tree: the
-//! identity signatures over the replayed document (with the box's key), the credentials
-//! under `[iam] role` (by the caller), `[paths]`, and the scenario's time-bound state.
+//! identity signatures over the replayed document (with the box's key), the credentials (by
+//! the caller: the instance identity credentials always, as EC2 serves them on every
+//! instance, and `iam/` under `[iam] role` when there is one), `[paths]`, and the scenario's
+//! time-bound state.
 //! Listings follow what is there ([`TreeBuilder::replayed_listing`]): a spot notice appears
 //! in `meta-data/`'s listing while it is set, and the crawled bytes come back after.
 

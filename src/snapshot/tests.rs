@@ -140,6 +140,23 @@ fn dated_trees_are_the_captured_ones() {
     }
     let events = body(&get(&s, "/2018-09-24/meta-data/")).to_string();
     assert!(events.contains("events/\n") && events.contains("identity-credentials/\n"));
+    // The 2018-09-24 key set, exactly: that instance had no role, and still its identity
+    // credentials (SECONDARY_IP_METADATA_2018_09_24).
+    assert_eq!(
+        body(&get(&no_role, "/2018-09-24/meta-data/")),
+        "ami-id\nami-launch-index\nami-manifest-path\nblock-device-mapping/\nevents/\nhostname\n\
+         identity-credentials/\ninstance-action\ninstance-id\ninstance-type\nlocal-hostname\n\
+         local-ipv4\nmac\nmetrics/\nnetwork/\nplacement/\nprofile\npublic-hostname\n\
+         public-ipv4\npublic-keys/\nreservation-id\nsecurity-groups\nservices/"
+    );
+    assert_eq!(
+        body(&get(
+            &no_role,
+            "/2018-09-24/meta-data/identity-credentials/ec2/"
+        )),
+        "info\nsecurity-credentials/"
+    );
+    assert_eq!(get(&no_role, "/latest/meta-data/iam/").status, 404);
 }
 
 #[test]
