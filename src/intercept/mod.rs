@@ -1,9 +1,13 @@
 //! Interception: make unmodified programs that connect to `http://169.254.169.254/` (and
 //! optionally `http://[fd00:ec2::254]/`) reach the daemon on `127.0.0.1:<port>`.
 //!
-//! Two kernel objects per address family do it: the address on `lo` (so the kernel treats the
-//! destination as local and never routes it to a real gateway) and a `nat OUTPUT` REDIRECT of
-//! tcp/80 to the daemon's port. [`Plan`] says which, computed purely from the config.
+//! Two kernel objects per address family do it for the box itself: the address on `lo` (so
+//! the kernel treats the destination as local and never routes it to a real gateway) and a
+//! `nat OUTPUT` REDIRECT of tcp/80 to the daemon's port. Containers on bridges and veths
+//! (IPv4) get three more: a `nat PREROUTING` DNAT of tcp/80 to `169.254.169.254:<port>`, where
+//! the daemon also listens, and `filter INPUT` drops that keep the LAN (interfaces named like
+//! physical NICs) and direct connections away from that address. [`Plan`] says which, computed
+//! purely from the config.
 //! [`install`], [`uninstall`] and [`status`] carry it out through the [`Host`] trait, the only
 //! way this module touches the kernel: [`system::SystemHost`] is the real one, the unit tests
 //! use an in-memory fake.
@@ -24,7 +28,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 pub use error::InterceptError;
 pub use probe::{INSTANCE_ID_PATH, probe, probe_instance_id};
 pub use report::{Item, Outcome, Report, Step};
-pub use rule::{CHAIN, Family, LoAddress, Rule, TAG, split_args};
+pub use rule::{
+    CHAIN, Chain, FILTER_INPUT, Family, InterfacePattern, LoAddress, NAT_OUTPUT, NAT_PREROUTING,
+    Position, Rule, TAG, split_args,
+};
 
 /// The IMDS address programs connect to.
 pub const IMDS_V4: Ipv4Addr = Ipv4Addr::new(169, 254, 169, 254);
@@ -39,18 +46,31 @@ pub fn imds_address(family: Family) -> LoAddress {
     })
 }
 
+/// The chains our rules may live in, per family: `uninstall` sweeps all of them, and `install`
+/// of a plan without the container path removes what an earlier one put there.
+pub const MANAGED: [(Family, Chain); 4] = [
+    (Family::V4, NAT_OUTPUT),
+    (Family::V4, NAT_PREROUTING),
+    (Family::V4, FILTER_INPUT),
+    (Family::V6, NAT_OUTPUT),
+];
+
 /// What must be in place for the daemon on `port` to answer at the IMDS address(es).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Plan {
     pub port: u16,
     /// Host addresses to put on `lo`, IPv4 first.
     pub addresses: Vec<LoAddress>,
-    /// One REDIRECT rule per address, same order.
+    /// The chains this plan manages, each with exactly the rules of ours it should hold (an
+    /// empty list: none of ours may stay there).
+    pub chains: Vec<(Family, Chain)>,
+    /// Our rules, in the order of `chains`.
     pub rules: Vec<Rule>,
 }
 
 impl Plan {
-    /// The plan for a daemon listening on `port` (IPv4 always, IPv6 if asked).
+    /// The plan for a daemon listening on `port` (IPv4 always, IPv6 if asked), for the box's
+    /// own connections only; [`Plan::with_containers`] adds the container path.
     pub fn new(port: u16, ipv6: bool) -> Result<Plan, InterceptError> {
         if port == 0 {
             return Err(InterceptError::InvalidPort);
@@ -61,11 +81,50 @@ impl Plan {
         }
         let addresses: Vec<LoAddress> = families.into_iter().map(imds_address).collect();
         let rules = addresses.iter().map(|a| Rule::redirect(*a, port)).collect();
+        let chains = MANAGED
+            .into_iter()
+            .filter(|(f, _)| *f == Family::V4 || ipv6)
+            .collect();
         Ok(Plan {
             port,
             addresses,
+            chains,
             rules,
         })
+    }
+
+    /// Adds the container path (IPv4): the DNAT of tcp/80 from any interface to
+    /// `169.254.169.254:<port>`, a drop of that address from each `lan` interface pattern, and
+    /// a drop of direct connections to it.
+    pub fn with_containers(mut self, lan: &[InterfacePattern]) -> Plan {
+        let imds = imds_address(Family::V4);
+        self.rules.push(Rule::container_dnat(imds, self.port));
+        for pattern in lan {
+            self.rules
+                .push(Rule::drop_from(imds, self.port, pattern.as_str()));
+        }
+        self.rules.push(Rule::drop_direct(imds, self.port));
+        self.rules
+            .sort_by_key(|r| self.chains.iter().position(|c| *c == (r.family, r.chain)));
+        self
+    }
+
+    /// Whether the plan routes containers.
+    pub fn containers(&self) -> bool {
+        self.rules.iter().any(|r| r.chain == NAT_PREROUTING)
+    }
+
+    /// The address containers are DNATed to, where the daemon must listen: `None` without
+    /// the container path.
+    pub fn container_target(&self) -> Option<std::net::SocketAddr> {
+        self.containers()
+            .then(|| std::net::SocketAddr::from((IMDS_V4, self.port)))
+    }
+
+    fn wanted(&self, family: Family, chain: Chain) -> impl Iterator<Item = &Rule> {
+        self.rules
+            .iter()
+            .filter(move |r| r.family == family && r.chain == chain)
     }
 }
 
@@ -78,11 +137,11 @@ pub trait Host {
     fn add_address(&mut self, addr: &LoAddress) -> Result<(), InterceptError>;
     /// Removes `addr` from `lo`.
     fn delete_address(&mut self, addr: &LoAddress) -> Result<(), InterceptError>;
-    /// `iptables -t nat -S OUTPUT` for `family`, one line per element.
-    fn list_rules(&mut self, family: Family) -> Result<Vec<String>, InterceptError>;
-    /// Appends `rule` to `nat OUTPUT`.
+    /// `iptables -t TABLE -S CHAIN` for `family`, one line per element.
+    fn list_rules(&mut self, family: Family, chain: Chain) -> Result<Vec<String>, InterceptError>;
+    /// Adds `rule` to its chain, at [`Rule::position`].
     fn add_rule(&mut self, rule: &Rule) -> Result<(), InterceptError>;
-    /// Deletes the first rule of `nat OUTPUT` equal to `rule`.
+    /// Deletes the first rule of its chain equal to `rule`.
     fn delete_rule(&mut self, rule: &Rule) -> Result<(), InterceptError>;
 }
 
@@ -110,8 +169,9 @@ pub fn install(plan: &Plan, host: &mut dyn Host) -> Result<Report, InterceptErro
         for addr in &plan.addresses {
             ensure_address(host, addr, &mut journal)?;
         }
-        for rule in &plan.rules {
-            ensure_rule(host, rule, &mut journal)?;
+        for &(family, chain) in &plan.chains {
+            let wanted: Vec<&Rule> = plan.wanted(family, chain).collect();
+            ensure_rules(host, family, chain, &wanted, &mut journal)?;
         }
         Ok(())
     })();
@@ -139,34 +199,34 @@ fn ensure_address(
     Ok(true)
 }
 
-/// Ensures `want` is the one and only rule of ours in its family; returns whether anything
-/// changed. The new rule is added before stale ones are deleted, so there is no moment
-/// without a redirect.
-fn ensure_rule(
+/// Ensures our rules in `chain` are exactly `wanted`, one copy each; returns whether anything
+/// changed. New rules are added before stale ones are deleted, so there is no moment without
+/// a redirect.
+fn ensure_rules(
     host: &mut dyn Host,
-    want: &Rule,
+    family: Family,
+    chain: Chain,
+    wanted: &[&Rule],
     journal: &mut Journal,
 ) -> Result<bool, InterceptError> {
-    let ours = our_rules(host, want.family)?;
-    let mut keep_one = ours.contains(want);
+    let mut left = our_rules(host, family, chain)?;
     let mut changed = false;
-    if keep_one {
-        journal
-            .report
-            .push(Item::Rule(want.clone()), Outcome::AlreadyPresent);
-    } else {
-        host.add_rule(want)?;
-        journal.undo.push(Undo::DeleteRule(want.clone()));
-        journal
-            .report
-            .push(Item::Rule(want.clone()), Outcome::Added);
-        changed = true;
-    }
-    for rule in ours {
-        if keep_one && rule == *want {
-            keep_one = false;
-            continue;
+    for want in wanted {
+        if let Some(i) = left.iter().position(|r| r == *want) {
+            left.remove(i);
+            journal
+                .report
+                .push(Item::Rule((*want).clone()), Outcome::AlreadyPresent);
+        } else {
+            host.add_rule(want)?;
+            journal.undo.push(Undo::DeleteRule((*want).clone()));
+            journal
+                .report
+                .push(Item::Rule((*want).clone()), Outcome::Added);
+            changed = true;
         }
+    }
+    for rule in left {
         host.delete_rule(&rule)?;
         journal.undo.push(Undo::RestoreRule(rule.clone()));
         journal.report.push(Item::Rule(rule), Outcome::Removed);
@@ -175,18 +235,22 @@ fn ensure_rule(
     Ok(changed)
 }
 
-/// Our tagged rules of `family`, in chain order.
-fn our_rules(host: &mut dyn Host, family: Family) -> Result<Vec<Rule>, InterceptError> {
+/// Our tagged rules of `family` in `chain`, in chain order.
+fn our_rules(
+    host: &mut dyn Host,
+    family: Family,
+    chain: Chain,
+) -> Result<Vec<Rule>, InterceptError> {
     Ok(host
-        .list_rules(family)?
+        .list_rules(family, chain)?
         .iter()
-        .filter_map(|line| Rule::from_listing(family, line))
+        .filter_map(|line| Rule::from_listing(family, chain, line))
         .filter(Rule::is_ours)
         .collect())
 }
 
-/// Undoes `undo` newest first. Restored rules go to the end of the chain, which is harmless
-/// because we own at most one rule per family.
+/// Undoes `undo` newest first. Restored rules go where new ones go ([`Rule::position`]), which
+/// is harmless: our rules of one chain do not depend on their order among themselves.
 fn rollback(host: &mut dyn Host, undo: Vec<Undo>, cause: InterceptError) -> InterceptError {
     let failures: Vec<InterceptError> = undo
         .into_iter()
@@ -210,9 +274,10 @@ fn rollback(host: &mut dyn Host, undo: Vec<Undo>, cause: InterceptError) -> Inte
     }
 }
 
-/// Removes everything of ours: every rule tagged [`TAG`] whatever its port, then the IMDS
-/// addresses on `lo` (IPv6 too if `ipv6_too`). Goes on past errors; each one is a
-/// [`Outcome::Failed`] step (see [`Report::has_failures`]). A second run is a no-op.
+/// Removes everything of ours: every rule tagged [`TAG`] in every chain of [`MANAGED`],
+/// whatever its port, then the IMDS addresses on `lo` (IPv6 too if `ipv6_too`). Goes on past
+/// errors; each one is a [`Outcome::Failed`] step (see [`Report::has_failures`]). A second
+/// run is a no-op.
 pub fn uninstall(host: &mut dyn Host, ipv6_too: bool) -> Report {
     let families: &[Family] = if ipv6_too {
         &[Family::V4, Family::V6]
@@ -220,11 +285,17 @@ pub fn uninstall(host: &mut dyn Host, ipv6_too: bool) -> Report {
         &[Family::V4]
     };
     let mut report = Report::default();
-    for &family in families {
-        match our_rules(host, family) {
-            Err(e) => report.push(Item::TaggedRules(family), Outcome::Failed(e.to_string())),
+    for (family, chain) in MANAGED {
+        if !families.contains(&family) {
+            continue;
+        }
+        match our_rules(host, family, chain) {
+            Err(e) => report.push(
+                Item::TaggedRules(family, chain),
+                Outcome::Failed(e.to_string()),
+            ),
             Ok(rules) if rules.is_empty() => {
-                report.push(Item::TaggedRules(family), Outcome::Absent)
+                report.push(Item::TaggedRules(family, chain), Outcome::Absent)
             }
             Ok(rules) => {
                 for rule in rules {
@@ -299,16 +370,16 @@ pub fn status(plan: &Plan, host: &mut dyn Host) -> Result<Status, InterceptError
     }
     let mut rules = Vec::new();
     let mut stale = Vec::new();
-    for want in &plan.rules {
-        let mut found = false;
-        for rule in our_rules(host, want.family)? {
-            if rule == *want && !found {
-                found = true;
-            } else {
-                stale.push(rule);
+    for &(family, chain) in &plan.chains {
+        let mut left = our_rules(host, family, chain)?;
+        for want in plan.wanted(family, chain) {
+            let found = left.iter().position(|r| r == want);
+            if let Some(i) = found {
+                left.remove(i);
             }
+            rules.push((want.clone(), found.is_some()));
         }
-        rules.push((want.clone(), found));
+        stale.extend(left);
     }
     Ok(Status {
         addresses,

@@ -3,16 +3,16 @@
 
 use std::fmt;
 
-use super::rule::{Family, LoAddress, Rule, TAG};
+use super::rule::{Chain, Family, LoAddress, Rule, TAG};
 
 /// A kernel object we manage.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Item {
     Address(LoAddress),
     Rule(Rule),
-    /// All rules of one family carrying our tag (uninstall, when listing them failed or
-    /// found none).
-    TaggedRules(Family),
+    /// All rules of one family and chain carrying our tag (uninstall, when listing them
+    /// failed or found none).
+    TaggedRules(Family, Chain),
 }
 
 impl fmt::Display for Item {
@@ -20,7 +20,7 @@ impl fmt::Display for Item {
         match self {
             Item::Address(addr) => write!(f, "address {addr} on lo"),
             Item::Rule(rule) => write!(f, "{rule}"),
-            Item::TaggedRules(family) => write!(f, "{family} nat OUTPUT rules tagged {TAG}"),
+            Item::TaggedRules(family, chain) => write!(f, "{family} {chain} rules tagged {TAG}"),
         }
     }
 }

@@ -1,6 +1,8 @@
-//! The kernel objects we own, as plain data: an address on `lo` and a `nat OUTPUT` rule.
+//! The kernel objects we own, as plain data: an address on `lo` and iptables rules in three
+//! built-in chains (`nat OUTPUT` for the box itself, `nat PREROUTING` and `filter INPUT` for
+//! containers).
 //!
-//! A rule is kept as the argument list that follows `-A OUTPUT`, written the way
+//! A rule is kept as the argument list that follows `-A <chain>`, written the way
 //! `iptables -S` prints it (1.8.x), so "is our rule there?" is a comparison of token lists
 //! against the listing. A rule is ours only if it carries `--comment <TAG>`; everything else in
 //! the chain belongs to someone else and is never touched.
@@ -11,8 +13,37 @@ use std::net::IpAddr;
 /// The comment that marks a rule as ours.
 pub const TAG: &str = "fake-metadata";
 
-/// The chain our rule lives in (table `nat`).
-pub const CHAIN: &str = "OUTPUT";
+/// A built-in chain of a table, where some of our rules live.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Chain {
+    pub table: &'static str,
+    pub name: &'static str,
+}
+
+/// Connections the box itself makes: the REDIRECT to the daemon.
+pub const NAT_OUTPUT: Chain = Chain {
+    table: "nat",
+    name: "OUTPUT",
+};
+/// Connections arriving from other interfaces (containers): the DNAT to the daemon.
+pub const NAT_PREROUTING: Chain = Chain {
+    table: "nat",
+    name: "PREROUTING",
+};
+/// What reaches the daemon's container address: the LAN and direct connections are dropped.
+pub const FILTER_INPUT: Chain = Chain {
+    table: "filter",
+    name: "INPUT",
+};
+
+/// The chain of the box's own REDIRECT (kept for callers that name it).
+pub const CHAIN: &str = NAT_OUTPUT.name;
+
+impl fmt::Display for Chain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.table, self.name)
+    }
+}
 
 /// IPv4 or IPv6: selects `iptables` or `ip6tables`, and the address family on `lo`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -67,14 +98,106 @@ impl fmt::Display for LoAddress {
     }
 }
 
-/// One rule of `nat OUTPUT`: its family and the arguments after `-A OUTPUT`.
+/// An interface name as iptables matches it with `-i`: a name, or a prefix ending in `+`
+/// (`eth+` is every name starting with `eth`). Checked when the config is read, so a bad one
+/// is a config error at its line, never an iptables failure at install time.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct InterfacePattern(String);
+
+impl InterfacePattern {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Physical network interfaces by the kernel's and udev's stable naming schemes:
+    /// `eth0` (net.ifnames=0, Vagrant boxes), `enp0s3`/`ens5`/`eno1` (predictable names),
+    /// `wlan0`/`wlp2s0`, `wwan0`/`wwp0s20u4`. Container engines never use these for bridges
+    /// and veths (docker0, br-*, veth*, cni0, flannel.1, podman0, lxcbr0, virbr0).
+    pub fn lan_defaults() -> Vec<InterfacePattern> {
+        ["eth+", "en+", "wl+", "ww+"]
+            .into_iter()
+            .map(|p| InterfacePattern(p.to_string()))
+            .collect()
+    }
+}
+
+impl TryFrom<String> for InterfacePattern {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let name = s.strip_suffix('+').unwrap_or(&s);
+        let bad = |why: &str| Err(format!("`{s}` is not an interface pattern: {why}"));
+        if name.is_empty() {
+            return bad("give a name or a prefix followed by `+` (e.g. \"eth+\")");
+        }
+        // IFNAMSIZ is 16 with the terminating NUL.
+        if s.len() > 15 {
+            return bad("interface names have at most 15 characters");
+        }
+        if let Some(c) = name
+            .chars()
+            .find(|c| c.is_whitespace() || c.is_control() || matches!(c, '/' | ':' | '+' | '!'))
+        {
+            return bad(&format!("{c:?} cannot be in an interface name"));
+        }
+        let matches_lo = if s.ends_with('+') {
+            "lo".starts_with(name)
+        } else {
+            name == "lo"
+        };
+        if matches_lo {
+            return bad("it matches `lo`, the box's own connections");
+        }
+        Ok(InterfacePattern(s))
+    }
+}
+
+impl From<InterfacePattern> for String {
+    fn from(p: InterfacePattern) -> String {
+        p.0
+    }
+}
+
+impl fmt::Display for InterfacePattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One rule: its family, its chain and the arguments after `-A <chain>`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rule {
     pub family: Family,
+    pub chain: Chain,
     pub args: Vec<String>,
 }
 
+/// Where a new rule goes in its chain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Position {
+    /// `-A`: after everything else.
+    Append,
+    /// `-I <chain> 1`: before everything else.
+    First,
+}
+
+fn owned(args: &[&str]) -> Vec<String> {
+    args.iter().map(|s| s.to_string()).collect()
+}
+
 impl Rule {
+    /// Where this rule goes when added. The box's REDIRECT is appended, as it always was. The
+    /// container rules go first: other programs' PREROUTING jumps (Docker's `-m addrtype
+    /// --dst-type LOCAL -j DOCKER` matches 169.254.169.254 once it is on `lo`, and DNATs any
+    /// published port 80) and INPUT accepts (`-i eth0 -j ACCEPT`) must not win over ours.
+    pub fn position(&self) -> Position {
+        if self.chain == NAT_OUTPUT {
+            Position::Append
+        } else {
+            Position::First
+        }
+    }
+
     /// Our REDIRECT of tcp `dest:80` to local `port`, in the canonical `-S` form.
     pub fn redirect(dest: LoAddress, port: u16) -> Rule {
         let family = dest.family();
@@ -100,19 +223,125 @@ impl Rule {
         ];
         Rule {
             family,
-            args: args.iter().map(|s| s.to_string()).collect(),
+            chain: NAT_OUTPUT,
+            args: owned(&args),
         }
     }
 
-    /// Parses one line of `iptables -t nat -S OUTPUT`; `None` for anything but `-A OUTPUT …`
-    /// (policy lines, warnings, blank lines).
-    pub fn from_listing(family: Family, line: &str) -> Option<Rule> {
+    /// Containers: tcp `dest:80` arriving on any interface is DNATed to `dest:port`, where
+    /// the daemon also listens. The destination stays an address of `lo` (not 127.0.0.1, which
+    /// would need `route_localnet` and so open every loopback service to containers), and the
+    /// source stays the container's, so the daemon applies the hop limit to it.
+    pub fn container_dnat(dest: LoAddress, port: u16) -> Rule {
+        let to = format!("{}:{port}", dest.ip);
+        let dest = dest.to_string();
+        let args = [
+            "-d",
+            &dest,
+            "-p",
+            "tcp",
+            "-m",
+            "tcp",
+            "--dport",
+            "80",
+            "-m",
+            "comment",
+            "--comment",
+            TAG,
+            "-j",
+            "DNAT",
+            "--to-destination",
+            &to,
+        ];
+        Rule {
+            family: Family::V4,
+            chain: NAT_PREROUTING,
+            args: owned(&args),
+        }
+    }
+
+    /// The LAN: tcp to the daemon's container address arriving on interfaces matching
+    /// `pattern` (an iptables name or `prefix+`) is dropped, so a neighbour that routes
+    /// 169.254.169.254 through the box gets nothing.
+    pub fn drop_from(dest: LoAddress, port: u16, pattern: &str) -> Rule {
+        let dest = dest.to_string();
+        let port = port.to_string();
+        let args = [
+            "-d",
+            &dest,
+            "-i",
+            pattern,
+            "-p",
+            "tcp",
+            "-m",
+            "tcp",
+            "--dport",
+            &port,
+            "-m",
+            "comment",
+            "--comment",
+            TAG,
+            "-j",
+            "DROP",
+        ];
+        Rule {
+            family: Family::V4,
+            chain: FILTER_INPUT,
+            args: owned(&args),
+        }
+    }
+
+    /// Direct connections: tcp to the daemon's container address that did not come through
+    /// our DNAT, from anywhere but the box itself, is dropped. (Linux accepts a packet for an
+    /// address of `lo` on any interface, so without this a neighbour could connect to
+    /// 169.254.169.254:`port` itself.)
+    pub fn drop_direct(dest: LoAddress, port: u16) -> Rule {
+        let dest = dest.to_string();
+        let port = port.to_string();
+        let args = [
+            "-d",
+            &dest,
+            "!",
+            "-i",
+            "lo",
+            "-p",
+            "tcp",
+            "-m",
+            "tcp",
+            "--dport",
+            &port,
+            "-m",
+            "conntrack",
+            "!",
+            "--ctstate",
+            "DNAT",
+            "-m",
+            "comment",
+            "--comment",
+            TAG,
+            "-j",
+            "DROP",
+        ];
+        Rule {
+            family: Family::V4,
+            chain: FILTER_INPUT,
+            args: owned(&args),
+        }
+    }
+
+    /// Parses one line of `iptables -t TABLE -S CHAIN`; `None` for anything but
+    /// `-A CHAIN …` (policy lines, warnings, blank lines).
+    pub fn from_listing(family: Family, chain: Chain, line: &str) -> Option<Rule> {
         let mut tokens = split_args(line)?;
-        if tokens.len() < 2 || tokens[0] != "-A" || tokens[1] != CHAIN {
+        if tokens.len() < 2 || tokens[0] != "-A" || tokens[1] != chain.name {
             return None;
         }
         let args = tokens.split_off(2);
-        Some(Rule { family, args })
+        Some(Rule {
+            family,
+            chain,
+            args,
+        })
     }
 
     /// True if the rule carries exactly our comment tag.
@@ -141,7 +370,7 @@ impl Rule {
 
     /// The line `iptables -S` would print for this rule.
     pub fn listing(&self) -> String {
-        let mut line = format!("-A {CHAIN}");
+        let mut line = format!("-A {}", self.chain.name);
         for arg in &self.args {
             line.push(' ');
             line.push_str(&quote(arg));
@@ -151,16 +380,43 @@ impl Rule {
 }
 
 impl fmt::Display for Rule {
-    /// "IPv4 nat OUTPUT redirect 169.254.169.254/32 tcp/80 -> local port 1338"; rules of an
-    /// unexpected shape fall back to their `-S` line.
+    /// "IPv4 nat OUTPUT redirect 169.254.169.254/32 tcp/80 -> local port 1338" and the like;
+    /// rules of an unexpected shape fall back to their `-S` line.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (self.destination(), self.to_port()) {
-            (Some(dest), Some(port)) => write!(
+        let (family, chain) = (self.family, self.chain);
+        let dest = self.destination();
+        let dport = self.value_of("--dport");
+        match (self.value_of("-j"), dest, dport) {
+            (Some("REDIRECT"), Some(dest), _) if self.to_port().is_some() => write!(
                 f,
-                "{} nat OUTPUT redirect {dest} tcp/80 -> local port {port}",
-                self.family
+                "{family} {chain} redirect {dest} tcp/80 -> local port {}",
+                self.to_port().unwrap_or_default()
             ),
-            _ => write!(f, "{} nat rule `{}`", self.family, self.listing()),
+            (Some("DNAT"), Some(dest), Some(dport)) => match self.value_of("--to-destination") {
+                Some(to) => write!(
+                    f,
+                    "{family} {chain} dnat {dest} tcp/{dport} from containers -> {to}"
+                ),
+                None => write!(f, "{family} {chain} rule `{}`", self.listing()),
+            },
+            (Some("DROP"), Some(dest), Some(dport)) => {
+                let ip = dest.split('/').next().unwrap_or(dest);
+                match (
+                    self.value_of("-i"),
+                    self.args.iter().any(|a| a == "conntrack"),
+                ) {
+                    (Some(pattern), false) => write!(
+                        f,
+                        "{family} {chain} drop tcp to {ip}:{dport} from {pattern} (LAN)"
+                    ),
+                    (_, true) => write!(
+                        f,
+                        "{family} {chain} drop tcp to {ip}:{dport} not via the dnat"
+                    ),
+                    _ => write!(f, "{family} {chain} rule `{}`", self.listing()),
+                }
+            }
+            _ => write!(f, "{family} {chain} rule `{}`", self.listing()),
         }
     }
 }
@@ -229,28 +485,100 @@ mod tests {
     #[test]
     fn listing_round_trips_and_ignores_other_lines() {
         let rule = Rule::redirect(LoAddress::host("169.254.169.254".parse().unwrap()), 1338);
-        assert_eq!(Rule::from_listing(Family::V4, &rule.listing()), Some(rule));
-        assert_eq!(Rule::from_listing(Family::V4, "-P OUTPUT ACCEPT"), None);
         assert_eq!(
-            Rule::from_listing(Family::V4, "-A PREROUTING -j ACCEPT"),
-            None
+            Rule::from_listing(Family::V4, NAT_OUTPUT, &rule.listing()),
+            Some(rule)
         );
-        assert_eq!(Rule::from_listing(Family::V4, "# Warning: legacy"), None);
-        assert_eq!(Rule::from_listing(Family::V4, ""), None);
+        let v4 = |line: &str| Rule::from_listing(Family::V4, NAT_OUTPUT, line);
+        assert_eq!(v4("-P OUTPUT ACCEPT"), None);
+        assert_eq!(v4("-A PREROUTING -j ACCEPT"), None);
+        assert_eq!(v4("# Warning: legacy"), None);
+        assert_eq!(v4(""), None);
     }
 
     #[test]
     fn quoted_comments_split_and_only_the_exact_tag_is_ours() {
         let line =
             r#"-A OUTPUT -d 10.0.0.1/32 -m comment --comment "fake-metadata \"x\" y" -j ACCEPT"#;
-        let rule = Rule::from_listing(Family::V4, line).unwrap();
+        let rule = Rule::from_listing(Family::V4, NAT_OUTPUT, line).unwrap();
         assert_eq!(rule.args[5], r#"fake-metadata "x" y"#);
         assert!(!rule.is_ours());
         assert_eq!(rule.listing(), line);
-        let near = Rule::from_listing(Family::V4, "-A OUTPUT -m comment --comment fake-metadata-2")
-            .unwrap();
+        let near = Rule::from_listing(
+            Family::V4,
+            NAT_OUTPUT,
+            "-A OUTPUT -m comment --comment fake-metadata-2",
+        )
+        .unwrap();
         assert!(!near.is_ours());
         assert_eq!(split_args(r#"-A OUTPUT "open"#), None);
+    }
+
+    /// The container rules as iptables 1.8.9 prints them (nft and legacy alike, checked in a
+    /// network namespace), so `install` finds them again and never adds a second copy.
+    #[test]
+    fn container_rules_are_what_iptables_1_8_9_prints() {
+        let imds = LoAddress::host("169.254.169.254".parse().unwrap());
+        let dnat = Rule::container_dnat(imds, 1338);
+        assert_eq!(
+            dnat.listing(),
+            "-A PREROUTING -d 169.254.169.254/32 -p tcp -m tcp --dport 80 -m comment --comment \
+             fake-metadata -j DNAT --to-destination 169.254.169.254:1338"
+        );
+        assert_eq!(
+            (dnat.chain, dnat.position()),
+            (NAT_PREROUTING, Position::First)
+        );
+        let lan = Rule::drop_from(imds, 1338, "eth+");
+        assert_eq!(
+            lan.listing(),
+            "-A INPUT -d 169.254.169.254/32 -i eth+ -p tcp -m tcp --dport 1338 -m comment \
+             --comment fake-metadata -j DROP"
+        );
+        let direct = Rule::drop_direct(imds, 1338);
+        assert_eq!(
+            direct.listing(),
+            "-A INPUT -d 169.254.169.254/32 ! -i lo -p tcp -m tcp --dport 1338 -m conntrack ! \
+             --ctstate DNAT -m comment --comment fake-metadata -j DROP"
+        );
+        assert_eq!(direct.chain, FILTER_INPUT);
+        for rule in [&dnat, &lan, &direct] {
+            assert!(rule.is_ours());
+            assert_eq!(
+                Rule::from_listing(Family::V4, rule.chain, &rule.listing()).as_ref(),
+                Some(rule)
+            );
+        }
+        assert_eq!(
+            dnat.to_string(),
+            "IPv4 nat PREROUTING dnat 169.254.169.254/32 tcp/80 from containers -> \
+             169.254.169.254:1338"
+        );
+        assert_eq!(
+            lan.to_string(),
+            "IPv4 filter INPUT drop tcp to 169.254.169.254:1338 from eth+ (LAN)"
+        );
+        assert_eq!(
+            direct.to_string(),
+            "IPv4 filter INPUT drop tcp to 169.254.169.254:1338 not via the dnat"
+        );
+    }
+
+    #[test]
+    fn interface_patterns_are_checked() {
+        let p = |s: &str| InterfacePattern::try_from(s.to_string());
+        for good in ["eth+", "eth0", "en+", "enp0s3", "br-1234567890ab", "wl+"] {
+            assert_eq!(p(good).unwrap().as_str(), good);
+        }
+        let err = |s: &str| p(s).unwrap_err();
+        assert!(err("+").contains("give a name or a prefix"), "{}", err("+"));
+        assert!(err("").contains("give a name or a prefix"));
+        assert!(err("a-very-long-name0").contains("at most 15"));
+        assert!(err("eth 0").contains("' ' cannot be"), "{}", err("eth 0"));
+        assert!(err("e+th").contains("'+' cannot be"));
+        assert!(err("lo").contains("matches `lo`"));
+        assert!(err("l+").contains("matches `lo`"));
+        assert_eq!(InterfacePattern::lan_defaults().len(), 4);
     }
 
     #[test]
@@ -260,11 +588,15 @@ mod tests {
             rule.to_string(),
             "IPv4 nat OUTPUT redirect 169.254.169.254/32 tcp/80 -> local port 1338"
         );
-        let odd =
-            Rule::from_listing(Family::V6, "-A OUTPUT -m comment --comment fake-metadata").unwrap();
+        let odd = Rule::from_listing(
+            Family::V6,
+            NAT_OUTPUT,
+            "-A OUTPUT -m comment --comment fake-metadata",
+        )
+        .unwrap();
         assert_eq!(
             odd.to_string(),
-            "IPv6 nat rule `-A OUTPUT -m comment --comment fake-metadata`"
+            "IPv6 nat OUTPUT rule `-A OUTPUT -m comment --comment fake-metadata`"
         );
     }
 }

@@ -1,5 +1,5 @@
-//! The real [`Host`]: addresses on `lo` through rtnetlink, `nat OUTPUT` rules through the
-//! `iptables`/`ip6tables` binaries.
+//! The real [`Host`]: addresses on `lo` through rtnetlink, rules (`nat OUTPUT`, `nat
+//! PREROUTING`, `filter INPUT`) through the `iptables`/`ip6tables` binaries.
 //!
 //! iptables is run with `std::process::Command` rather than the `iptables` crate: the crate
 //! wants a `&'static str` command name (we need it configurable per backend), adds regex and
@@ -19,7 +19,7 @@ use std::process::{Command, ExitStatus, Stdio};
 use futures::TryStreamExt;
 use rtnetlink::packet_route::address::AddressMessage;
 
-use super::{Family, Host, InterceptError, LoAddress, Rule};
+use super::{Chain, Family, Host, InterceptError, LoAddress, Position, Rule};
 
 // errno values (Linux) that get their own message.
 const EPERM: i32 = 1;
@@ -76,16 +76,17 @@ impl SystemHost {
         }
     }
 
-    /// Runs `<iptables> -w 10 -t nat <args>`; returns stdout, or the failure as a hint.
+    /// Runs `<iptables> -w 10 -t <table> <args>`; returns stdout, or the failure as a hint.
     fn iptables(
         &self,
         family: Family,
+        table: &str,
         action: &str,
         args: &[&str],
     ) -> Result<String, InterceptError> {
         let command = self.iptables_command(family);
         let output = Command::new(command)
-            .args(["-w", LOCK_WAIT_SECS, "-t", "nat"])
+            .args(["-w", LOCK_WAIT_SECS, "-t", table])
             .args(args)
             .env("LC_ALL", "C")
             .stdin(Stdio::null())
@@ -179,23 +180,29 @@ impl Host for SystemHost {
         })
     }
 
-    fn list_rules(&mut self, family: Family) -> Result<Vec<String>, InterceptError> {
-        let stdout = self.iptables(family, "list nat OUTPUT rules", &["-S", super::CHAIN])?;
+    fn list_rules(&mut self, family: Family, chain: Chain) -> Result<Vec<String>, InterceptError> {
+        let action = format!("list {chain} rules");
+        let stdout = self.iptables(family, chain.table, &action, &["-S", chain.name])?;
         Ok(stdout.lines().map(str::to_string).collect())
     }
 
     fn add_rule(&mut self, rule: &Rule) -> Result<(), InterceptError> {
         let action = format!("add {rule}");
-        let mut args = vec!["-A", super::CHAIN];
+        let mut args = match rule.position() {
+            Position::Append => vec!["-A", rule.chain.name],
+            Position::First => vec!["-I", rule.chain.name, "1"],
+        };
         args.extend(rule.args.iter().map(String::as_str));
-        self.iptables(rule.family, &action, &args).map(drop)
+        self.iptables(rule.family, rule.chain.table, &action, &args)
+            .map(drop)
     }
 
     fn delete_rule(&mut self, rule: &Rule) -> Result<(), InterceptError> {
         let action = format!("remove {rule}");
-        let mut args = vec!["-D", super::CHAIN];
+        let mut args = vec!["-D", rule.chain.name];
         args.extend(rule.args.iter().map(String::as_str));
-        self.iptables(rule.family, &action, &args).map(drop)
+        self.iptables(rule.family, rule.chain.table, &action, &args)
+            .map(drop)
     }
 }
 
@@ -256,9 +263,15 @@ fn iptables_error(action: &str, command: &str, status: ExitStatus, stderr: &str)
     } else if has("rule set generation id") || has("Protocol not supported") {
         "; the kernel has no nf_tables: use iptables-legacy \
          (update-alternatives --set iptables /usr/sbin/iptables-legacy)"
-    } else if has("REDIRECT") || has("comment") || has("No chain/target/match") {
-        "; the kernel lacks the REDIRECT target or the comment match \
-         (CONFIG_NETFILTER_XT_TARGET_REDIRECT, CONFIG_NETFILTER_XT_MATCH_COMMENT)"
+    } else if has("REDIRECT")
+        || has("DNAT")
+        || has("comment")
+        || has("conntrack")
+        || has("No chain/target/match")
+    {
+        "; the kernel lacks the REDIRECT/DNAT target or the comment/conntrack match \
+         (CONFIG_NETFILTER_XT_TARGET_REDIRECT, CONFIG_NETFILTER_XT_NAT, \
+         CONFIG_NETFILTER_XT_MATCH_COMMENT, CONFIG_NETFILTER_XT_MATCH_CONNTRACK)"
     } else {
         ""
     };
@@ -346,7 +359,7 @@ mod tests {
             .unwrap()
             .with_iptables("/nonexistent/iptables", "x");
         let e = host
-            .iptables(Family::V4, "list", &["-S", "OUTPUT"])
+            .iptables(Family::V4, "nat", "list", &["-S", "OUTPUT"])
             .unwrap_err();
         assert_eq!(
             e.to_string(),

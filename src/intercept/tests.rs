@@ -16,11 +16,14 @@ enum Op {
     DeleteRule(Family),
 }
 
-/// The kernel as two lists: addresses on lo, and `-S` lines per family.
+/// `-S` lines per family and chain.
+type Chains = BTreeMap<(Family, Chain), Vec<String>>;
+
+/// The kernel as lists: addresses on lo, and `-S` lines per family and chain.
 #[derive(Default)]
 struct FakeHost {
     addresses: Vec<LoAddress>,
-    rules: BTreeMap<Family, Vec<String>>,
+    rules: Chains,
     /// Fails the `nth` call (0-based) of `op`.
     fail: Option<(Op, usize)>,
     calls: Vec<Op>,
@@ -40,11 +43,15 @@ impl FakeHost {
     }
 
     fn chain(&mut self, family: Family) -> &mut Vec<String> {
-        self.rules.entry(family).or_default()
+        self.chain_of(family, NAT_OUTPUT)
+    }
+
+    fn chain_of(&mut self, family: Family, chain: Chain) -> &mut Vec<String> {
+        self.rules.entry((family, chain)).or_default()
     }
 
     /// Everything observable, for "the host is as it was".
-    fn snapshot(&self) -> (Vec<LoAddress>, BTreeMap<Family, Vec<String>>) {
+    fn snapshot(&self) -> (Vec<LoAddress>, Chains) {
         let mut addresses = self.addresses.clone();
         addresses.sort();
         let rules = self
@@ -57,9 +64,13 @@ impl FakeHost {
     }
 
     fn tagged(&self, family: Family) -> Vec<String> {
+        self.tagged_in(family, NAT_OUTPUT)
+    }
+
+    fn tagged_in(&self, family: Family, chain: Chain) -> Vec<String> {
         let tag = format!("--comment {TAG} ");
         self.rules
-            .get(&family)
+            .get(&(family, chain))
             .into_iter()
             .flatten()
             .filter(|l| l.contains(&tag))
@@ -90,23 +101,28 @@ impl Host for FakeHost {
         Ok(())
     }
 
-    fn list_rules(&mut self, family: Family) -> Result<Vec<String>, InterceptError> {
+    fn list_rules(&mut self, family: Family, chain: Chain) -> Result<Vec<String>, InterceptError> {
         self.call(Op::ListRules(family))?;
-        let mut lines = vec!["-P OUTPUT ACCEPT".to_string()];
-        lines.extend(self.chain(family).iter().cloned());
+        let mut lines = vec![format!("-P {} ACCEPT", chain.name)];
+        lines.extend(self.chain_of(family, chain).iter().cloned());
         Ok(lines)
     }
 
     fn add_rule(&mut self, rule: &Rule) -> Result<(), InterceptError> {
         self.call(Op::AddRule(rule.family))?;
-        self.chain(rule.family).push(rule.listing());
+        let line = rule.listing();
+        let chain = self.chain_of(rule.family, rule.chain);
+        match rule.position() {
+            Position::Append => chain.push(line),
+            Position::First => chain.insert(0, line),
+        }
         Ok(())
     }
 
     fn delete_rule(&mut self, rule: &Rule) -> Result<(), InterceptError> {
         self.call(Op::DeleteRule(rule.family))?;
         let line = rule.listing();
-        let chain = self.chain(rule.family);
+        let chain = self.chain_of(rule.family, rule.chain);
         let pos = chain
             .iter()
             .position(|l| *l == line)
@@ -197,7 +213,7 @@ fn port_change_replaces_our_rule_and_leaves_foreign_ones() {
     assert!(report.to_string().contains("local port 1444: added"));
     assert!(report.to_string().contains("local port 1338: removed"));
 
-    let chain = &host.rules[&Family::V4];
+    let chain = &host.rules[&(Family::V4, NAT_OUTPUT)];
     assert_eq!(chain.len(), 3);
     assert_eq!(chain[0], FOREIGN);
     assert_eq!(chain[1], FOREIGN_NEAR_TAG);
@@ -212,7 +228,7 @@ fn duplicate_rules_of_ours_collapse_to_one() {
     host.addresses.push(imds_address(Family::V4));
     let report = install(&plan(1338, false), &mut host).unwrap();
     assert!(report.changed());
-    assert_eq!(host.rules[&Family::V4], vec![want]);
+    assert_eq!(host.rules[&(Family::V4, NAT_OUTPUT)], vec![want]);
 }
 
 #[test]
@@ -285,8 +301,8 @@ fn rollback_failure_is_reported_with_both_errors() {
                 action: "delete address".into(),
             })
         }
-        fn list_rules(&mut self, f: Family) -> Result<Vec<String>, InterceptError> {
-            self.0.list_rules(f)
+        fn list_rules(&mut self, f: Family, c: Chain) -> Result<Vec<String>, InterceptError> {
+            self.0.list_rules(f, c)
         }
         fn add_rule(&mut self, r: &Rule) -> Result<(), InterceptError> {
             self.0.add_rule(r)
@@ -336,6 +352,8 @@ fn uninstall_removes_all_of_ours_and_only_ours() {
     assert_eq!(
         again.to_string(),
         "IPv4 nat OUTPUT rules tagged fake-metadata: not present, nothing to remove\n\
+         IPv4 nat PREROUTING rules tagged fake-metadata: not present, nothing to remove\n\
+         IPv4 filter INPUT rules tagged fake-metadata: not present, nothing to remove\n\
          IPv6 nat OUTPUT rules tagged fake-metadata: not present, nothing to remove\n\
          address 169.254.169.254/32 on lo: not present, nothing to remove\n\
          address fd00:ec2::254/128 on lo: not present, nothing to remove"
@@ -392,5 +410,219 @@ fn status_sees_missing_and_stale() {
         host.calls
             .iter()
             .all(|op| matches!(op, Op::HasAddress | Op::ListRules(_)))
+    );
+}
+
+fn lan() -> Vec<InterfacePattern> {
+    InterfacePattern::lan_defaults()
+}
+
+fn containers(port: u16) -> Plan {
+    plan(port, false).with_containers(&lan())
+}
+
+/// Docker's nat PREROUTING jump and a foreign INPUT accept, as they are on a box with Docker.
+fn host_with_docker() -> FakeHost {
+    let mut host = host_with_foreign_rules();
+    host.chain_of(Family::V4, NAT_PREROUTING)
+        .push("-A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER".into());
+    host.chain_of(Family::V4, FILTER_INPUT)
+        .push("-A INPUT -i eth0 -j ACCEPT".into());
+    host
+}
+
+#[test]
+fn container_plan_adds_dnat_and_drops_in_their_chains() {
+    let p = containers(1338);
+    assert!(p.containers());
+    assert_eq!(
+        p.container_target(),
+        Some("169.254.169.254:1338".parse().unwrap())
+    );
+    assert!(!plan(1338, true).containers());
+    assert_eq!(plan(1338, true).container_target(), None);
+    let chains: Vec<String> = p.rules.iter().map(|r| r.chain.to_string()).collect();
+    assert_eq!(
+        chains,
+        [
+            "nat OUTPUT",
+            "nat PREROUTING",
+            "filter INPUT",
+            "filter INPUT",
+            "filter INPUT",
+            "filter INPUT",
+            "filter INPUT"
+        ]
+    );
+    let text: Vec<String> = p.rules.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        text[1],
+        "IPv4 nat PREROUTING dnat 169.254.169.254/32 tcp/80 from containers -> 169.254.169.254:1338"
+    );
+    assert_eq!(
+        text[2..6],
+        ["eth+", "en+", "wl+", "ww+"]
+            .map(|i| format!("IPv4 filter INPUT drop tcp to 169.254.169.254:1338 from {i} (LAN)"))
+    );
+    assert_eq!(
+        text[6],
+        "IPv4 filter INPUT drop tcp to 169.254.169.254:1338 not via the dnat"
+    );
+    // Every rule of the plan sits in a chain the plan manages, and IPv6 has no container path.
+    assert!(
+        p.rules
+            .iter()
+            .all(|r| p.chains.contains(&(r.family, r.chain)))
+    );
+    let p6 = plan(1338, true).with_containers(&lan());
+    assert!(
+        p6.rules
+            .iter()
+            .all(|r| r.family == Family::V4 || r.chain == NAT_OUTPUT)
+    );
+}
+
+#[test]
+fn container_rules_go_before_dockers_and_install_is_idempotent() {
+    let mut host = host_with_docker();
+    let first = install(&containers(1338), &mut host).unwrap();
+    assert_eq!(
+        first
+            .steps
+            .iter()
+            .filter(|s| s.outcome == Outcome::Added)
+            .count(),
+        8
+    );
+    let prerouting = &host.rules[&(Family::V4, NAT_PREROUTING)];
+    assert_eq!(prerouting.len(), 2);
+    assert!(
+        prerouting[0].contains("-j DNAT"),
+        "ours first: {prerouting:?}"
+    );
+    let input = &host.rules[&(Family::V4, FILTER_INPUT)];
+    assert_eq!(
+        input.last().unwrap(),
+        "-A INPUT -i eth0 -j ACCEPT",
+        "our drops first"
+    );
+    let after_first = host.snapshot();
+
+    let second = install(&containers(1338), &mut host).unwrap();
+    assert!(!second.changed(), "{second}");
+    assert_eq!(host.snapshot(), after_first);
+    assert!(status(&containers(1338), &mut host).unwrap().in_place());
+
+    // Docker restarting re-adds its jump at the top (or appends it): ours stay, one copy each,
+    // and install leaves the order as it finds it.
+    host.chain_of(Family::V4, NAT_PREROUTING)
+        .retain(|l| !l.contains("DOCKER"));
+    host.chain_of(Family::V4, NAT_PREROUTING).insert(
+        0,
+        "-A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER".into(),
+    );
+    let third = install(&containers(1338), &mut host).unwrap();
+    assert!(!third.changed(), "{third}");
+    assert_eq!(host.tagged_in(Family::V4, NAT_PREROUTING).len(), 1);
+}
+
+#[test]
+fn turning_containers_off_or_a_new_port_replaces_the_container_rules() {
+    let mut host = host_with_docker();
+    install(&containers(1338), &mut host).unwrap();
+    let moved = install(&containers(1444), &mut host).unwrap();
+    assert!(
+        moved.to_string().contains("-> 169.254.169.254:1444: added"),
+        "{moved}"
+    );
+    assert!(
+        moved
+            .to_string()
+            .contains("-> 169.254.169.254:1338: removed"),
+        "{moved}"
+    );
+    assert_eq!(host.tagged_in(Family::V4, FILTER_INPUT).len(), 5);
+    assert!(
+        host.tagged_in(Family::V4, FILTER_INPUT)
+            .iter()
+            .all(|l| l.contains("--dport 1444"))
+    );
+
+    let off = install(&plan(1444, false), &mut host).unwrap();
+    assert_eq!(
+        off.steps
+            .iter()
+            .filter(|s| s.outcome == Outcome::Removed)
+            .count(),
+        6
+    );
+    assert!(host.tagged_in(Family::V4, NAT_PREROUTING).is_empty());
+    assert!(host.tagged_in(Family::V4, FILTER_INPUT).is_empty());
+    assert_eq!(
+        host.tagged(Family::V4).len(),
+        1,
+        "the box's own redirect stays"
+    );
+    // Docker's rules were never touched.
+    assert_eq!(host.rules[&(Family::V4, NAT_PREROUTING)].len(), 1);
+    assert_eq!(host.rules[&(Family::V4, FILTER_INPUT)].len(), 1);
+}
+
+#[test]
+fn a_failed_container_step_rolls_back_everything() {
+    // Six rules to add (the DNAT, four LAN drops, the direct drop): fail each in turn.
+    for nth in 0..7 {
+        let mut host = host_with_docker();
+        install(&plan(1338, false), &mut host).unwrap();
+        let before = host.snapshot();
+        host.calls.clear();
+        host.fail = Some((Op::AddRule(Family::V4), nth));
+        let result = install(&containers(1338), &mut host);
+        if nth == 6 {
+            assert!(result.is_ok(), "there is no seventh rule to add");
+            continue;
+        }
+        assert!(result.is_err(), "failing add #{nth}");
+        assert_eq!(host.snapshot(), before, "failing add #{nth}");
+    }
+}
+
+#[test]
+fn uninstall_sweeps_container_rules_whatever_the_config() {
+    let mut host = host_with_docker();
+    install(&containers(1338), &mut host).unwrap();
+    let report = uninstall(&mut host, false);
+    assert!(!report.has_failures(), "{report}");
+    assert_eq!(
+        report
+            .steps
+            .iter()
+            .filter(|s| s.outcome == Outcome::Removed)
+            .count(),
+        8
+    );
+    assert_eq!(host.snapshot(), host_with_docker().snapshot());
+}
+
+#[test]
+fn status_reports_the_container_rules() {
+    let mut host = host_with_docker();
+    install(&plan(1338, false), &mut host).unwrap();
+    let s = status(&containers(1338), &mut host).unwrap();
+    assert!(!s.in_place());
+    let text = s.to_string();
+    assert!(
+        text.contains(
+            "IPv4 nat PREROUTING dnat 169.254.169.254/32 tcp/80 from containers -> \
+             169.254.169.254:1338: MISSING"
+        ),
+        "{text}"
+    );
+    install(&containers(1338), &mut host).unwrap();
+    let s = status(&plan(1338, false), &mut host).unwrap();
+    assert_eq!(
+        s.stale.len(),
+        6,
+        "container rules are stale when the path is off"
     );
 }
