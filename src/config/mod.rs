@@ -61,6 +61,8 @@ pub struct Config {
     /// A tree crawled from a real instance, served in place of the one `[instance]` makes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub replay: Option<Replay>,
+    /// What `install` routes to the daemon: containers too, and which interfaces never.
+    pub intercept: Intercept,
     /// The user data's bytes, read once when the file is loaded (never on a rebuild).
     #[serde(skip)]
     user_data_bytes: Option<Bytes>,
@@ -259,6 +261,23 @@ impl Config {
         }
     }
 
+    /// What `install` puts in place for this config: the box's own REDIRECT to the port the
+    /// daemon listens on (IPv6 too with `http-protocol-ipv6`), and the container path unless
+    /// `[intercept] containers = false`.
+    pub fn intercept_plan(
+        &self,
+    ) -> Result<crate::intercept::Plan, crate::intercept::InterceptError> {
+        let plan = crate::intercept::Plan::new(
+            self.server.redirect_port(),
+            self.imds.http_protocol_ipv6.is_enabled(),
+        )?;
+        Ok(if self.intercept.containers {
+            plan.with_containers(&self.intercept.lan_interfaces)
+        } else {
+            plan
+        })
+    }
+
     /// The IMDS generation served: `[imds] generation`, else the instance type's.
     pub fn generation(&self) -> imds::Generation {
         self.imds
@@ -394,6 +413,42 @@ mod tests {
         let mut expect = c.clone();
         expect.server.listen = Some(c.server.listen_addrs());
         assert_eq!(again, expect);
+    }
+
+    #[test]
+    fn intercept_section_turns_the_container_path_off_and_checks_patterns() {
+        let c = parse("").unwrap();
+        assert!(c.intercept.containers);
+        let plan = c.intercept_plan().unwrap();
+        assert_eq!(
+            plan.container_target(),
+            Some("169.254.169.254:1338".parse().unwrap())
+        );
+        let off = parse("[intercept]\ncontainers = false\n").unwrap();
+        assert_eq!(off.intercept_plan().unwrap().container_target(), None);
+        let custom = parse(
+            "[server]\nlisten = [\"127.0.0.1:9\"]\n[intercept]\nlan-interfaces = [\"bond+\"]\n",
+        )
+        .unwrap();
+        let plan = custom.intercept_plan().unwrap();
+        assert_eq!(
+            plan.container_target(),
+            Some("169.254.169.254:9".parse().unwrap())
+        );
+        assert!(
+            plan.rules
+                .iter()
+                .any(|r| r.args.iter().any(|a| a == "bond+"))
+                && !plan
+                    .rules
+                    .iter()
+                    .any(|r| r.args.iter().any(|a| a == "eth+"))
+        );
+        let e = parse("[intercept]\nlan-interfaces = [\"eth+\", \"lo\"]\n").unwrap_err();
+        assert!(
+            e.starts_with("c.toml:2:") && e.contains("`lo` is not an interface pattern"),
+            "{e}"
+        );
     }
 
     #[test]

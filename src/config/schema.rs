@@ -136,6 +136,32 @@ impl Server {
     }
 }
 
+/// `[intercept]`: what `fake-metadata install` routes to the daemon besides the box's own
+/// connections.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct Intercept {
+    /// Containers on bridges and veths (Docker, compose, podman, k3s, kind, LXC, libvirt)
+    /// reach 169.254.169.254 through the box, as on EC2, where the token reply's hop limit
+    /// decides IMDSv2 for them. `false` keeps them out: they then get no metadata at all (use
+    /// it when they must not see this box's identity and credentials, or when another
+    /// metadata proxy serves them).
+    pub containers: bool,
+    /// Interfaces whose traffic never reaches the daemon (iptables names, `+` = any suffix):
+    /// the box's LAN, so a neighbour that routes 169.254.169.254 through the box gets nothing.
+    /// Default: the names of physical NICs (`eth+`, `en+`, `wl+`, `ww+`).
+    pub lan_interfaces: Vec<crate::intercept::InterfacePattern>,
+}
+
+impl Default for Intercept {
+    fn default() -> Self {
+        Intercept {
+            containers: true,
+            lan_interfaces: crate::intercept::InterfacePattern::lan_defaults(),
+        }
+    }
+}
+
 /// `[imds]`: EC2's instance metadata options, by the same names and meanings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
