@@ -95,6 +95,31 @@ pub fn bind(cfg: &Config) -> Result<Vec<StdListener>, ServerError> {
     Ok(out)
 }
 
+/// Binds the address containers are DNATed to (`169.254.169.254:<port>`, see
+/// `intercept::Plan::with_containers`). IP_FREEBIND lets the bind succeed while the address is
+/// not on `lo`, as for a moment when the interception unit restarts; the socket then starts
+/// receiving as soon as the address is back.
+pub fn bind_container(addr: SocketAddr) -> Result<StdListener, ServerError> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let fail = |source: std::io::Error| ServerError::Bind {
+        addr,
+        hint: if source.kind() == std::io::ErrorKind::AddrInUse {
+            " (another program uses that port on 169.254.169.254: stop it, or turn the container \
+             path off with [intercept] containers = false)"
+        } else {
+            ""
+        },
+        source,
+    };
+    let socket =
+        Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP)).map_err(fail)?;
+    socket.set_reuse_address(true).map_err(fail)?;
+    socket.set_freebind_v4(true).map_err(fail)?;
+    socket.bind(&addr.into()).map_err(fail)?;
+    socket.listen(1024).map_err(fail)?;
+    Ok(socket.into())
+}
+
 /// Serves on `listeners` until `shutdown` completes, then drains requests in flight. At most
 /// `max_connections` connections, over all listeners, are served at once.
 pub async fn serve(
