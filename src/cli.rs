@@ -65,11 +65,14 @@ pub enum Command {
     /// Print the effective configuration as TOML (defaults, file, environment and flags).
     PrintConfig(ConfigArgs),
     /// (root) Route 169.254.169.254:80 to the daemon: the address on `lo` and a tagged
-    /// `nat OUTPUT` REDIRECT to the configured port. Idempotent; undone on failure.
+    /// `nat OUTPUT` REDIRECT to the configured port; for containers (`[intercept]`), a
+    /// `nat PREROUTING` DNAT to 169.254.169.254:PORT and `filter INPUT` drops for the LAN.
+    /// Idempotent; undone on failure.
     Install(ConfigArgs),
     /// (root) Remove the address and every rule tagged as ours. A second run is a no-op.
     Uninstall(ConfigArgs),
-    /// Whether the address and rule are in place and the daemon answers through them.
+    /// Whether the address and rules are in place and the daemon answers through them (for the
+    /// box and for containers).
     Status(ConfigArgs),
     /// Print (PEM) the certificate that verifies the identity document's `signature`,
     /// `pkcs7` and `rsa2048` of a daemon with this config.
@@ -258,6 +261,29 @@ fn identity_cert(args: &ConfigArgs) -> Result<ExitCode, Error> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Whether the daemon answers where containers are DNATed to (from the box itself, which the
+/// drop rules let through).
+fn container_probe(target: SocketAddr) -> bool {
+    match intercept::probe(
+        target,
+        intercept::INSTANCE_ID_PATH,
+        std::time::Duration::from_secs(2),
+    ) {
+        Ok(id) => {
+            println!("daemon answers containers at http://{target}/: instance id {id}");
+            true
+        }
+        Err(e) => {
+            println!(
+                "daemon does not answer containers at http://{target}/: {e}; the daemon listens \
+                 there only if 169.254.169.254 was on lo when it started: restart it after \
+                 `fake-metadata install`"
+            );
+            false
+        }
+    }
+}
+
 enum Action {
     Install,
     Uninstall,
@@ -268,10 +294,7 @@ enum Action {
 /// so the REDIRECT port and the listener never disagree.
 fn intercept_cmd(args: &ConfigArgs, action: Action) -> Result<ExitCode, Error> {
     let cfg = args.source().load()?;
-    let plan = intercept::Plan::new(
-        cfg.server.redirect_port(),
-        cfg.imds.http_protocol_ipv6.is_enabled(),
-    )?;
+    let plan = cfg.intercept_plan()?;
     let mut host = intercept::system::SystemHost::new()?;
     let ok = match action {
         Action::Install => {
@@ -300,7 +323,14 @@ fn intercept_cmd(args: &ConfigArgs, action: Action) -> Result<ExitCode, Error> {
                     false
                 }
             };
-            status.in_place() && answers
+            let containers = match plan.container_target() {
+                None => {
+                    println!("containers: not routed ([intercept] containers = false)");
+                    true
+                }
+                Some(target) => container_probe(target),
+            };
+            status.in_place() && answers && containers
         }
     };
     Ok(if ok {

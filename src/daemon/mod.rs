@@ -80,7 +80,8 @@ pub fn run(source: Source) -> Result<(), DaemonError> {
     };
     let config = source.load()?;
     let logfile = logging::init(&config.log.level, config.log.file.as_deref());
-    let listeners = server::bind(&config)?;
+    let mut listeners = server::bind(&config)?;
+    listeners.extend(container_listener(&config)?);
     let state_dir = config.server.state_directory();
     let user = service_user()?;
     // Bound before dropping root too: as root it may create /run/fake-metadata, which is
@@ -170,6 +171,35 @@ pub fn run(source: Source) -> Result<(), DaemonError> {
     })
 }
 
+/// The listener for containers (`[intercept] containers`, on by default): on the address
+/// `install` DNATs them to, `169.254.169.254:<port>`, but only when that address is on an
+/// interface here, i.e. `install` has run (at boot the interception unit runs first). A daemon
+/// on a machine without interception (`serve` by hand) so listens on loopback only.
+fn container_listener(config: &Config) -> Result<Option<std::net::TcpListener>, DaemonError> {
+    let Some(target) = config
+        .intercept_plan()
+        .ok()
+        .and_then(|p| p.container_target())
+    else {
+        return Ok(None);
+    };
+    let installed = nix::ifaddrs::getifaddrs().is_ok_and(|mut addrs| {
+        addrs.any(|a| {
+            a.address
+                .and_then(|s| s.as_sockaddr_in().map(|v4| v4.ip()))
+                .is_some_and(|ip| ip == crate::intercept::IMDS_V4)
+        })
+    });
+    if !installed {
+        tracing::debug!(
+            "169.254.169.254 is not on lo: no listener for containers (run `fake-metadata \
+             install`, then restart the daemon)"
+        );
+        return Ok(None);
+    }
+    Ok(Some(server::bind_container(target)?))
+}
+
 /// Swaps in the configuration read again from the same source, or keeps the running one.
 pub fn reload(source: &Source, inputs: &Inputs) {
     let new = match source.load() {
@@ -183,6 +213,12 @@ pub fn reload(source: &Source, inputs: &Inputs) {
     if new.server.listen_addrs() != old.server.listen_addrs() {
         tracing::warn!(
             "config reload: the listen addresses changed; restart the daemon to apply that"
+        );
+    }
+    if new.intercept != old.intercept {
+        tracing::warn!(
+            "config reload: [intercept] changed; run `fake-metadata install` and restart the \
+             daemon to apply that"
         );
     }
     if new.server.max_connections != old.server.max_connections {
