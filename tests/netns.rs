@@ -184,6 +184,44 @@ fn install_twice(backend: Backend) {
     assert!(ic::status(&plan(1338, true), &mut host).unwrap().in_place());
 }
 
+/// The container path on each backend: install twice adds each rule once (the listing the
+/// backend prints is the one `install` looks for), uninstall removes them all.
+fn containers_install_twice(backend: Backend) {
+    let lan = ic::InterfacePattern::lan_defaults();
+    let p = plan(1338, false).with_containers(&lan);
+    let mut host = backend.host();
+    assert!(ic::install(&p, &mut host).unwrap().changed());
+    let second = ic::install(&p, &mut host).unwrap();
+    assert!(!second.changed(), "{second}");
+    let tagged = |table: &str, chain: &str| -> Vec<String> {
+        sh(backend.v4, &["-w", "-t", table, "-S", chain])
+            .lines()
+            .filter(|l| l.contains("--comment fake-metadata "))
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(tagged("nat", "PREROUTING").len(), 1);
+    assert_eq!(tagged("filter", "INPUT").len(), 5);
+    assert!(ic::status(&p, &mut host).unwrap().in_place());
+    let report = ic::uninstall(&mut host, false);
+    assert!(!report.has_failures(), "{report}");
+    assert!(tagged("nat", "PREROUTING").is_empty() && tagged("filter", "INPUT").is_empty());
+}
+
+#[test]
+fn containers_install_twice_nft() {
+    if fresh_netns("containers_install_twice_nft", &[NFT.v4]) {
+        containers_install_twice(NFT);
+    }
+}
+
+#[test]
+fn containers_install_twice_legacy() {
+    if fresh_netns("containers_install_twice_legacy", &[LEGACY.v4]) {
+        containers_install_twice(LEGACY);
+    }
+}
+
 #[test]
 fn install_twice_nft() {
     if fresh_netns("install_twice_nft", &[NFT.v4]) {

@@ -489,6 +489,10 @@ fn uninstall_leaves_nothing(config: &str) {
             "{tool} rules left after uninstall: {left:?}"
         );
     }
+    for (table, chain) in [("nat", "PREROUTING"), ("filter", "INPUT")] {
+        let left = tagged_in(Ns::Here, table, chain);
+        assert!(left.is_empty(), "{table} {chain} rules left: {left:?}");
+    }
     let out = Ns::Here.curl(2, &[&format!("{IMDS}/latest/meta-data/instance-id")]);
     assert!(!out.status.success(), "IMDS still answers after uninstall");
 }
@@ -529,7 +533,8 @@ fn unmodified_clients_v4() {
         return;
     }
     let config = fixture("v4.toml");
-    install_twice(&config, 2);
+    // The address, the box's REDIRECT and the container path (DNAT, 4 LAN drops, direct drop).
+    install_twice(&config, 8);
     assert!(
         lo_addresses(Ns::Here).contains("169.254.169.254/32"),
         "install did not put the address on lo"
@@ -585,7 +590,8 @@ fn unmodified_clients_v6() {
         return;
     }
     let config = fixture("v6.toml");
-    install_twice(&config, 4);
+    // Both addresses and REDIRECTs, and the (IPv4) container path.
+    install_twice(&config, 10);
     let lo = lo_addresses(Ns::Here);
     assert!(
         lo.contains("169.254.169.254/32") && lo.contains("fd00:ec2::254/128"),
@@ -717,9 +723,9 @@ fn veth(a: Ns, a_if: &str, a_addr: &str, b: Ns, b_if: &str, b_addr: &str) {
 ///                                                  10.254.2.1 ─veth─ 10.254.2.2  far (2 hops)
 /// ```
 ///
-/// In box, the containers' packets to 169.254.169.254:80 are DNATed to the daemon on
-/// 127.0.0.1 (with `route_localnet`), as a Docker bridge setup would; box itself uses
-/// `fake-metadata install`. ctr forwards for far.
+/// In box, `fake-metadata install` routes both box's own connections and the containers'
+/// (its container path: a DNAT to 169.254.169.254:<port>, where the daemon also listens). ctr
+/// forwards for far.
 struct HopWorld {
     nss: Namespaces,
 }
@@ -740,8 +746,6 @@ impl HopWorld {
         ip_n(ctr, &["route", "add", "default", "via", "10.254.1.1"]);
         ip_n(far, &["route", "add", "default", "via", "10.254.2.1"]);
         ip_n(bx, &["route", "add", "10.254.2.0/24", "via", "10.254.1.2"]);
-        sysctl(bx, "ipv4/ip_forward", "1");
-        sysctl(bx, "ipv4/conf/br0/route_localnet", "1");
         sysctl(ctr, "ipv4/ip_forward", "1");
         Some(HopWorld { nss })
     }
@@ -750,36 +754,15 @@ impl HopWorld {
         self.nss.get(i)
     }
 
-    /// Points box's interception (the containers' DNAT and box's own REDIRECT, through
+    /// Points box's interception (box's own REDIRECT and the containers' DNAT, both through
     /// `fake-metadata install`) at the daemon of `config`, listening on `port`.
     fn point_at(&self, config: &str, port: u16) {
-        let bx = self.ns(BOX);
-        bx.ok("iptables", &["-w", "-t", "nat", "-F", "PREROUTING"]);
-        let to = format!("127.0.0.1:{port}");
-        bx.ok(
-            "iptables",
-            &[
-                "-w",
-                "-t",
-                "nat",
-                "-A",
-                "PREROUTING",
-                "-i",
-                "br0",
-                "-d",
-                "169.254.169.254/32",
-                "-p",
-                "tcp",
-                "--dport",
-                "80",
-                "-j",
-                "DNAT",
-                "--to-destination",
-                &to,
-            ],
-        );
-        let (status, text) = bx.fake_metadata("install", config);
+        let (status, text) = self.ns(BOX).fake_metadata("install", config);
         assert!(status.success(), "install in box failed: {text}");
+        assert!(
+            text.contains(&format!("-> 169.254.169.254:{port}")),
+            "install did not DNAT containers to port {port}:\n{text}"
+        );
     }
 
     /// ICMP "time exceeded" messages sent by `i` so far (`/proc/net/snmp` is per namespace).
@@ -828,10 +811,10 @@ fn hop_limit_container_one_hop_away() {
     };
     let (bx, ctr) = (world.ns(BOX), world.ns(CTR));
     let (hop1, hop2) = (fixture("hop1.toml"), fixture("hop2.toml"));
+    world.point_at(&hop1, 1341);
     let d1 = Daemon::start(bx, &hop1);
     let d2 = Daemon::start(bx, &hop2);
 
-    world.point_at(&hop1, 1341);
     assert_eq!(bx.v2_instance_id(IMDS), INSTANCE_ID, "box at hop limit 1");
     assert_eq!(
         ctr.v1_instance_id(IMDS),
@@ -874,10 +857,10 @@ fn hop_limit_two_hops_is_the_kernel_ttl() {
     };
     let far = world.ns(FAR);
     let (hop2, hop3) = (fixture("hop2.toml"), fixture("hop3.toml"));
+    world.point_at(&hop2, 1342);
     let d2 = Daemon::start(world.ns(BOX), &hop2);
     let d3 = Daemon::start(world.ns(BOX), &hop3);
 
-    world.point_at(&hop2, 1342);
     assert_eq!(far.v1_instance_id(IMDS), INSTANCE_ID, "far IMDSv1, hop 2");
     let dropped_before = world.time_exceeded_sent(CTR);
     assert_token_withheld(far, "far (2 hops)", 2);
@@ -901,4 +884,410 @@ fn hop_limit_two_hops_is_the_kernel_ttl() {
         d3.log()
     );
     drop((d3, d2));
+}
+
+/// What Docker builds, in named namespaces of our own:
+///
+/// ```text
+///   ctr  eth0 10.254.3.2 ─veth─ vethc0a1b2 ┐
+///                                          docker0 10.254.3.1 ┐
+///   cmp  eth0 10.254.4.2 ─veth─ vethd3e4f5 ┐                  box (daemons, `install`)
+///                                   br-0f1e2d3c4b5a 10.254.4.1 ┘  eth0 192.168.77.1
+///                                                                   │ (veth, named like a NIC)
+///   lan  eth0 192.168.77.2, 169.254.169.254 routed via the box ─────┘
+/// ```
+///
+/// ctr is a container on the default bridge, cmp one on a compose network; each has its own
+/// default route via its bridge. lan is a neighbour on the box's LAN that routes
+/// 169.254.169.254 through the box. No `route_localnet` anywhere.
+struct DockerWorld {
+    nss: Namespaces,
+}
+
+const D_BOX: usize = 0;
+const D_CTR: usize = 1;
+const D_CMP: usize = 2;
+const D_LAN: usize = 3;
+
+impl DockerWorld {
+    fn create(test: &str) -> Option<DockerWorld> {
+        if !prerequisites(test) {
+            return None;
+        }
+        let nss = Namespaces::create(test, &["box", "ctr", "cmp", "lan"])?;
+        let bx = nss.get(D_BOX);
+        for (bridge, addr, veth, ctr, ctr_addr, gw) in [
+            (
+                "docker0",
+                "10.254.3.1/24",
+                "vethc0a1b2",
+                D_CTR,
+                "10.254.3.2/24",
+                "10.254.3.1",
+            ),
+            (
+                "br-0f1e2d3c4b5a",
+                "10.254.4.1/24",
+                "vethd3e4f5",
+                D_CMP,
+                "10.254.4.2/24",
+                "10.254.4.1",
+            ),
+        ] {
+            let ctr = nss.get(ctr);
+            let Ns::Named(ctr_name) = ctr else {
+                unreachable!()
+            };
+            ip_n(bx, &["link", "add", bridge, "type", "bridge"]);
+            ip_n(bx, &["addr", "add", addr, "dev", bridge]);
+            ip_n(bx, &["link", "set", bridge, "up"]);
+            ip_n(
+                bx,
+                &[
+                    "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ctr_name,
+                ],
+            );
+            ip_n(bx, &["link", "set", veth, "master", bridge]);
+            ip_n(bx, &["link", "set", veth, "up"]);
+            ip_n(ctr, &["addr", "add", ctr_addr, "dev", "eth0"]);
+            ip_n(ctr, &["link", "set", "eth0", "up"]);
+            ip_n(ctr, &["route", "add", "default", "via", gw]);
+        }
+        let lan = nss.get(D_LAN);
+        veth(
+            bx,
+            "eth0",
+            "192.168.77.1/24",
+            lan,
+            "eth0",
+            "192.168.77.2/24",
+        );
+        ip_n(
+            lan,
+            &["route", "add", "169.254.169.254/32", "via", "192.168.77.1"],
+        );
+        Some(DockerWorld { nss })
+    }
+
+    fn ns(&self, i: usize) -> Ns<'_> {
+        self.nss.get(i)
+    }
+
+    /// `fake-metadata install --config CONFIG` in box; returns its report.
+    fn install(&self, config: &str) -> String {
+        let (status, text) = self.ns(D_BOX).fake_metadata("install", config);
+        assert!(status.success(), "install in box failed: {text}");
+        text
+    }
+
+    /// Packets counted by box's tagged `filter INPUT` drop rules, by rule (`iptables -v -S`).
+    fn drops(&self) -> Vec<(String, u64)> {
+        self.ns(D_BOX)
+            .ok("iptables", &["-w", "-t", "filter", "-v", "-S", "INPUT"])
+            .lines()
+            .filter(|l| l.contains("fake-metadata") && l.ends_with("-j DROP"))
+            .map(|l| {
+                let (rule, counters) = l.split_once(" -c ").expect("-c counters");
+                let packets = counters.split_whitespace().next().unwrap();
+                (rule.to_string(), packets.parse().unwrap())
+            })
+            .collect()
+    }
+
+    fn dropped_matching(&self, needle: &str) -> u64 {
+        self.drops()
+            .iter()
+            .filter(|(r, _)| r.contains(needle))
+            .map(|(_, n)| n)
+            .sum()
+    }
+}
+
+/// What botocore in `ns` got from http://169.254.169.254/ with its defaults
+/// (tests/peers/botocore_container.py), and how long it took.
+fn botocore_in(ns: Ns) -> (serde_json::Value, Duration) {
+    let script = format!(
+        "{}/tests/peers/botocore_container.py",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let started = Instant::now();
+    let out = ns
+        .command(&python3())
+        .arg(&script)
+        .env("HOME", "/nonexistent/fm-home")
+        .env("AWS_CONFIG_FILE", "/nonexistent/fm-aws/config")
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            "/nonexistent/fm-aws/credentials",
+        )
+        .output()
+        .expect("run python3");
+    let took = started.elapsed();
+    assert!(
+        out.status.success(),
+        "{ns:?}: botocore peer failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    println!("{ns:?}: botocore ({took:?}): {text}");
+    (
+        serde_json::from_str(text.trim()).expect("one JSON object"),
+        took,
+    )
+}
+
+/// The `python3` the test runner's PATH finds (the one tests/all.sh installed botocore for,
+/// e.g. pyenv's), as an absolute path: the commands run in a namespace get a fixed PATH.
+fn python3() -> String {
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|d| d.join("python3"))
+        .find(|p| p.is_file())
+        .map_or_else(|| "python3".into(), |p| p.to_string_lossy().into_owned())
+}
+
+/// A check that botocore runs at all (installed by tests/all.sh with pip).
+fn botocore_available(test: &str) -> bool {
+    let ok = Command::new("python3")
+        .args(["-c", "import botocore"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    ok || cannot(
+        test,
+        "python3 with botocore is needed (pip install botocore)",
+    )
+}
+
+/// Tagged lines of `TABLE CHAIN` in `ns`.
+fn tagged_in(ns: Ns, table: &str, chain: &str) -> Vec<String> {
+    ns.ok("iptables", &["-w", "-t", table, "-S", chain])
+        .lines()
+        .filter(|l| l.contains("fake-metadata"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Issue 14 at hop limit 1 (EC2's default): containers on the default bridge and on a
+/// compose network reach the daemon through `install`'s container path with their own
+/// address as the peer; unmodified curl and botocore get IMDSv1, the token PUT gets no reply
+/// (curl times out; botocore falls back to v1 after its 1 s timeout, as on EC2); the box's
+/// own v2 still works; the LAN neighbour and direct connections get nothing; status shows
+/// the container path; reinstall keeps one copy of each rule; uninstall removes it all.
+#[test]
+fn containers_hop_limit_1() {
+    let test = "containers_hop_limit_1";
+    let Some(world) = DockerWorld::create(test) else {
+        return;
+    };
+    if !botocore_available(test) {
+        return;
+    }
+    let (bx, ctr, cmp, lan) = (
+        world.ns(D_BOX),
+        world.ns(D_CTR),
+        world.ns(D_CMP),
+        world.ns(D_LAN),
+    );
+    let config = fixture("ctr-hop1.toml");
+    let first = world.install(&config);
+    assert_eq!(
+        first.matches(": added").count(),
+        8,
+        "address, REDIRECT, DNAT, 4 LAN drops, direct drop:\n{first}"
+    );
+    let second = world.install(&config);
+    assert!(
+        !second.contains("added") && !second.contains("removed"),
+        "reinstall changed something:\n{second}"
+    );
+    assert_eq!(tagged_in(bx, "nat", "OUTPUT").len(), 1);
+    assert_eq!(
+        tagged_in(bx, "nat", "PREROUTING"),
+        vec![
+            "-A PREROUTING -d 169.254.169.254/32 -p tcp -m tcp --dport 80 -m comment --comment \
+             fake-metadata -j DNAT --to-destination 169.254.169.254:1351"
+        ]
+    );
+    assert_eq!(tagged_in(bx, "filter", "INPUT").len(), 5);
+
+    let daemon = Daemon::start(bx, &config);
+    assert!(
+        daemon.log().contains("169.254.169.254:1351"),
+        "the daemon should also listen where containers are DNATed to:\n{}",
+        daemon.log()
+    );
+
+    // The box itself (and so rootless podman, whose slirp4netns/pasta connect from it).
+    assert_eq!(
+        bx.v2_instance_id(IMDS),
+        INSTANCE_ID,
+        "box v2 at hop limit 1"
+    );
+    for (ns, who, addr) in [(ctr, "docker0", "10.254.3.2"), (cmp, "br-*", "10.254.4.2")] {
+        assert_eq!(ns.v1_instance_id(IMDS), INSTANCE_ID, "{who}: curl IMDSv1");
+        assert!(
+            daemon.log().contains(&format!("peer={addr}:")),
+            "the daemon should see the container's own address {addr}:\n{}",
+            daemon.log()
+        );
+        assert_token_withheld(ns, who, 1);
+        assert_eq!(
+            token_replies(&daemon.log(), addr),
+            0,
+            "{who}: the token reply should have been withheld:\n{}",
+            daemon.log()
+        );
+    }
+    let (boto, took) = botocore_in(ctr);
+    assert_eq!(
+        boto["token"], false,
+        "botocore got a token at hop 1: {boto}"
+    );
+    let token_s = boto["token_seconds"].as_f64().unwrap();
+    assert!(
+        (0.9..3.0).contains(&token_s),
+        "botocore's token PUT should end in its own 1 s timeout, took {token_s} s"
+    );
+    assert_eq!(
+        boto["instance_id"], INSTANCE_ID,
+        "botocore v1 fallback: {boto}"
+    );
+    assert_eq!(boto["credentials"], "iam-role", "{boto}");
+    assert_eq!(boto["region"], "us-east-1", "{boto}");
+    println!("botocore in ctr at hop limit 1: {took:?}");
+
+    // The LAN neighbour: through the box to port 80, and directly to the daemon's port.
+    let lan_before = world.dropped_matching("-i eth+");
+    for url in [
+        format!("{IMDS}/latest/meta-data/instance-id"),
+        "http://169.254.169.254:1351/latest/meta-data/instance-id".to_string(),
+    ] {
+        let out = lan.curl(2, &["-f", &url]);
+        assert!(
+            !out.status.success() && out.stdout.is_empty(),
+            "the LAN neighbour got an answer from {url}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    assert!(
+        world.dropped_matching("-i eth+") > lan_before,
+        "the LAN's packets did not reach the box's eth+ drop: {:?}",
+        world.drops()
+    );
+    // A container connecting to the daemon's port itself (not through the DNAT) gets nothing.
+    let direct_before = world.dropped_matching("! --ctstate DNAT");
+    let out = ctr.curl(
+        2,
+        &[
+            "-f",
+            "http://169.254.169.254:1351/latest/meta-data/instance-id",
+        ],
+    );
+    assert!(!out.status.success(), "a direct connection was answered");
+    assert!(world.dropped_matching("! --ctstate DNAT") > direct_before);
+
+    let (status, text) = bx.fake_metadata("status", &config);
+    assert!(status.success(), "status with all in place failed:\n{text}");
+    assert!(
+        text.contains("daemon answers containers at http://169.254.169.254:1351/")
+            && text.contains("nat PREROUTING dnat 169.254.169.254/32 tcp/80 from containers"),
+        "{text}"
+    );
+
+    let (status, text) = bx.fake_metadata("uninstall", &config);
+    assert!(status.success(), "uninstall failed: {text}");
+    for (table, chain) in [
+        ("nat", "OUTPUT"),
+        ("nat", "PREROUTING"),
+        ("filter", "INPUT"),
+    ] {
+        assert!(
+            tagged_in(bx, table, chain).is_empty(),
+            "{table} {chain} left"
+        );
+    }
+    let out = ctr.curl(2, &[&format!("{IMDS}/latest/meta-data/instance-id")]);
+    assert!(
+        !out.status.success(),
+        "ctr still gets metadata after uninstall"
+    );
+    drop(daemon);
+}
+
+/// Issue 14 at hop limit 2, and with IMDSv2 required at hop limit 1: at 2 curl and botocore
+/// in a container get their token; required at 1, botocore's token PUT times out, its v1
+/// fallback is refused (401) and it finds no credentials and no region, as on EC2.
+/// `[intercept] containers = false` then removes the container path and containers get
+/// nothing.
+#[test]
+fn containers_hop_limit_2_and_required() {
+    let test = "containers_hop_limit_2_and_required";
+    let Some(world) = DockerWorld::create(test) else {
+        return;
+    };
+    if !botocore_available(test) {
+        return;
+    }
+    let (bx, ctr, cmp) = (world.ns(D_BOX), world.ns(D_CTR), world.ns(D_CMP));
+    let (hop2, required) = (fixture("ctr-hop2.toml"), fixture("ctr-required.toml"));
+    world.install(&hop2);
+    let d2 = Daemon::start(bx, &hop2);
+    let dr = Daemon::start(bx, &required);
+
+    assert_eq!(
+        ctr.v2_instance_id(IMDS),
+        INSTANCE_ID,
+        "docker0: curl v2 at 2"
+    );
+    assert_eq!(cmp.v2_instance_id(IMDS), INSTANCE_ID, "br-*: curl v2 at 2");
+    assert_eq!(token_replies(&d2.log(), "10.254.3.2"), 1, "{}", d2.log());
+    let (boto, _) = botocore_in(cmp);
+    assert_eq!(boto["token"], true, "{boto}");
+    assert_eq!(boto["instance_id"], INSTANCE_ID, "{boto}");
+    assert_eq!(boto["credentials"], "iam-role", "{boto}");
+
+    let moved = world.install(&required);
+    assert!(moved.contains("-> 169.254.169.254:1353: added"), "{moved}");
+    assert_eq!(tagged_in(bx, "nat", "PREROUTING").len(), 1, "one DNAT");
+    assert_token_withheld(ctr, "docker0, required", 1);
+    let (boto, _) = botocore_in(ctr);
+    assert_eq!(boto["token"], false, "{boto}");
+    assert_eq!(
+        boto["instance_id_error"], "_RetriesExceededError",
+        "botocore's v1 fallback should be refused: {boto}"
+    );
+    assert_eq!(boto["credentials"], serde_json::Value::Null, "{boto}");
+    assert_eq!(boto["region"], serde_json::Value::Null, "{boto}");
+    assert!(
+        dr.log().contains("peer=10.254.3.2:") && dr.log().contains("status=401"),
+        "{}",
+        dr.log()
+    );
+    // The box itself still gets its token at hop limit 1.
+    assert_eq!(bx.v2_instance_id(IMDS), INSTANCE_ID, "box, required");
+
+    let off = format!(
+        "{}/fm-ctr-off-{}.toml",
+        std::env::temp_dir().display(),
+        std::process::id()
+    );
+    std::fs::write(
+        &off,
+        std::fs::read_to_string(&required).unwrap() + "\n[intercept]\ncontainers = false\n",
+    )
+    .unwrap();
+    let report = world.install(&off);
+    std::fs::remove_file(&off).unwrap();
+    assert_eq!(report.matches(": removed").count(), 6, "{report}");
+    assert!(tagged_in(bx, "nat", "PREROUTING").is_empty());
+    assert!(tagged_in(bx, "filter", "INPUT").is_empty());
+    let out = ctr.curl(2, &["-f", &format!("{IMDS}/latest/meta-data/instance-id")]);
+    assert!(
+        !out.status.success(),
+        "containers still routed when turned off"
+    );
+    assert_eq!(bx.v2_instance_id(IMDS), INSTANCE_ID, "box, containers off");
+    drop((dr, d2));
 }
