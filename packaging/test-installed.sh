@@ -106,6 +106,14 @@ not_root() {
     [ -n "$user" ] && [ "$user" != root ]
 }
 check "MainPID is not root" not_root
+# The container path ([intercept] containers, on by default): one DNAT, five drops, and the
+# daemon answering where containers are DNATed to (status checks all of it).
+containers() {
+    eq "$(iptables -w -t nat -S PREROUTING | grep -c 'fake-metadata -j DNAT')" 1
+    eq "$(iptables -w -S INPUT | grep -c 'fake-metadata -j DROP')" 5
+    fake-metadata status --config /etc/fake-metadata/config.toml | grep 'daemon answers containers at'
+}
+check "container path: nat PREROUTING DNAT, filter INPUT drops, status" containers
 
 section "curl (IMDSv1, IMDSv2)"
 IID=$(get meta-data/instance-id 2>/dev/null || true)
@@ -326,6 +334,7 @@ else
     check "no /etc/fake-metadata, /var/log/fake-metadata, /var/lib/fake-metadata" sh -c '! ls -d /etc/fake-metadata /var/log/fake-metadata /var/lib/fake-metadata 2>/dev/null'
     check "no 169.254.169.254 on lo" sh -c '! ip -o -4 addr show dev lo | grep -F 169.254.169.254'
     check "no tagged nat OUTPUT rule" sh -c '! iptables -w -t nat -S OUTPUT | grep fake-metadata'
+    check "no tagged nat PREROUTING or filter INPUT rule" sh -c '! iptables -w -t nat -S PREROUTING | grep fake-metadata && ! iptables -w -S INPUT | grep fake-metadata'
     check "no fake-metadata process, dpkg knows nothing" sh -c '! pgrep -x fake-metadata && ! dpkg -s fake-metadata >/dev/null 2>&1'
 fi
 
