@@ -462,3 +462,26 @@ fn ipv6_disabled_is_explained_and_rolled_back() {
     );
     assert!(!lo_addresses().contains("169.254.169.254"));
 }
+
+/// The daemon's listener for containers binds 169.254.169.254:PORT even while the address is
+/// not on `lo` (IP_FREEBIND: a restart of the interception removes it for a moment), and
+/// receives connections once the address is back.
+#[test]
+fn container_listener_binds_before_the_address_exists() {
+    if !fresh_netns("container_listener_binds_before_the_address_exists", &[]) {
+        return;
+    }
+    let target = SocketAddr::from((ic::IMDS_V4, 18082));
+    assert!(
+        TcpListener::bind(target).is_err(),
+        "a plain bind should fail without the address (else this test proves nothing)"
+    );
+    let listener = fake_metadata::server::bind_container(target).unwrap();
+    sh("ip", &["addr", "add", "169.254.169.254/32", "dev", "lo"]);
+    let server = serve(listener, 2, "i-freebind");
+    assert_eq!(
+        ic::probe(target, ic::INSTANCE_ID_PATH, Duration::from_secs(2)).unwrap(),
+        "i-freebind"
+    );
+    server.join().unwrap();
+}

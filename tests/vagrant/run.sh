@@ -2,6 +2,7 @@
 # Tier C, the Vagrant box end to end: a real `vagrant up` of the project's own Vagrantfile
 # (vagrant-libvirt, libvirtd, QEMU TCG), the package installed by its provisioner with the
 # literal `apt-get install -y fake-metadata` from target/debian/, then
+# tests/vagrant/containers.sh (Docker containers in the box reach IMDS) and
 # packaging/test-installed.sh inside the VM, a second box (box2: another instance id and
 # address), and `vagrant destroy -f`.
 #
@@ -216,6 +217,16 @@ step "identity of box1"
 ID1=$(V ssh box1 -c 'curl -s http://169.254.169.254/latest/meta-data/instance-id; echo; curl -s http://169.254.169.254/latest/meta-data/local-ipv4; echo; ip -o -4 addr show | grep -c -F " $(curl -s http://169.254.169.254/latest/meta-data/local-ipv4)/"; systemd-detect-virt; systemd-analyze | head -1' 2>/dev/null | tr -d '\r')
 echo "$ID1" | sed 's/^/      /'
 
+# Before test-installed.sh, which ends by purging the package.
+step "tests/vagrant/containers.sh in box1: Docker containers reach IMDS (hop limit 1, 2, required)"
+CT_LOG=$WORK/containers.log
+rc=0
+V ssh box1 -c "sudo bash /vagrant/tests/vagrant/containers.sh" >"$CT_LOG" 2>&1 || rc=$?
+tr -d '\r' < "$CT_LOG" | sed 's/^/   /'
+read -r CT_PASS CT_FAIL < <(tr -d '\r' < "$CT_LOG" | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' | tail -1) || true
+CT_PASS=${CT_PASS:-0} CT_FAIL=${CT_FAIL:-0}
+if [ "$rc" = 0 ] && [ "$CT_PASS" -gt 0 ]; then ok "containers.sh in box1 (rc=0)"; else notok "containers.sh in box1 (rc=$rc)"; fi
+
 step "packaging/test-installed.sh in box1 (vagrant ssh -c)"
 TI_LOG=$WORK/test-installed.log
 rc=0
@@ -264,7 +275,7 @@ echo
 echo "=== timings"
 print_times
 echo "=== checks"
-echo "tier checks: $pass passed, $fail failed; test-installed.sh in the VM: $TI_PASS passed, $TI_FAIL failed"
+echo "tier checks: $pass passed, $fail failed; containers.sh in the VM: $CT_PASS passed, $CT_FAIL failed; test-installed.sh in the VM: $TI_PASS passed, $TI_FAIL failed"
 [ "$fail" -eq 0 ] || echo "failed: ${FAILED[*]}"
-echo "$((pass + TI_PASS)) passed, $((fail + TI_FAIL)) failed"
-[ "$fail" -eq 0 ] && [ "$TI_FAIL" -eq 0 ]
+echo "$((pass + CT_PASS + TI_PASS)) passed, $((fail + CT_FAIL + TI_FAIL)) failed"
+[ "$fail" -eq 0 ] && [ "$CT_FAIL" -eq 0 ] && [ "$TI_FAIL" -eq 0 ]

@@ -1,0 +1,146 @@
+#!/bin/bash
+# Issue 14 with a real container engine, inside the Vagrant box (run by tests/vagrant/run.sh
+# as `vagrant ssh -c 'sudo bash /vagrant/tests/vagrant/containers.sh'`, before
+# test-installed.sh): Docker (docker.io from Debian, in the CI box) with an image made
+# locally (`docker import` of a small Debian rootfs holding curl and botocore, built with the
+# box: there is no registry here), containers on the default bridge and on a compose-style
+# user network reading http://169.254.169.254/ with unmodified curl and botocore:
+#   - hop limit 1 (the default): IMDSv1 works, the token PUT gets no reply (curl times out,
+#     botocore falls back to v1 after its 1 s timeout, as on EC2);
+#   - hop limit 2: both get their token;
+#   - http-tokens = "required" at hop limit 1: botocore finds no credentials, as on EC2;
+#   - Docker restarting (it rewrites its nat chains) leaves one copy of each of our rules,
+#     the DNAT still ahead of Docker's jump;
+#   - `fake-metadata status` shows the container path.
+# The config is put back as it was at the end. Prints "N passed, N failed" last.
+#
+# Usage (root, in the box): bash containers.sh [IMAGE_TAR]
+#   IMAGE_TAR  default /var/lib/fake-metadata-ci/ctr-rootfs.tar (tests/vagrant/build-box.sh)
+set -uo pipefail
+
+TAR=${1:-/var/lib/fake-metadata-ci/ctr-rootfs.tar}
+IMAGE=fake-metadata-ci/ctr:local
+NET=fm-compose_default
+CONF=/etc/fake-metadata/config.toml
+PEER=/vagrant/tests/peers/botocore_container.py
+IMDS=http://169.254.169.254
+WORK=$(mktemp -d)
+cp "$CONF" "$WORK/config.orig"
+pass=0 fail=0
+START=$SECONDS
+
+cleanup() {
+    cat "$WORK/config.orig" > "$CONF"
+    systemctl reload fake-metadata.service
+    docker network rm "$NET" >/dev/null 2>&1
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# Each check runs in a subshell with errexit; its output is shown only on failure.
+check() {
+    local name=$1 out rc=0; shift
+    out=$( (set -e; "$@") 2>&1) || rc=$?
+    if [ "$rc" = 0 ]; then
+        pass=$((pass + 1)); printf 'ok    %s  [%ss]\n' "$name" "$((SECONDS - START))"
+    else
+        fail=$((fail + 1)); printf 'FAIL  %s (rc=%s)\n' "$name" "$rc"; printf '%s\n' "$out" | sed 's/^/      /'
+    fi
+}
+eq() { [ "$1" = "$2" ] || { echo "expected '$2', got '$1'"; return 1; }; }
+# docker run on NETWORK with the peers mounted; no AWS config in the container.
+run() { local net=$1; shift; docker run --rm --network "$net" -v /vagrant/tests/peers:/peers:ro "$IMAGE" "$@"; }
+# The [imds] section of the config, then reload; waits until the daemon serves it.
+set_imds() {
+    { cat "$WORK/config.orig"; printf '\n[imds]\n%s\n' "$1"; } > "$CONF"
+    fake-metadata check-config "$CONF" >/dev/null
+    systemctl reload fake-metadata.service
+    sleep 1
+}
+json() { python3 -c 'import json,sys; d=json.load(sys.stdin); print(d.get(sys.argv[1]))' "$1"; }
+
+IID=$(curl -fsS --max-time 5 "$IMDS/latest/meta-data/instance-id")
+echo "--- box instance id $IID; $(docker --version 2>&1)"
+
+engine() {
+    systemctl start docker.service
+    for _ in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
+    docker info >/dev/null
+}
+check "docker.service running" engine
+image() {
+    docker image inspect "$IMAGE" >/dev/null 2>&1 || docker import "$TAR" "$IMAGE"
+    docker run --rm --network none "$IMAGE" sh -c 'command -v curl && python3 -c "import botocore"'
+}
+check "image from docker import of $TAR (curl, botocore)" image
+check "a compose-style user network ($NET, a br-* bridge)" docker network create "$NET"
+
+rules() {
+    eq "$(iptables -w -t nat -S PREROUTING | grep -c 'fake-metadata -j DNAT')" 1
+    eq "$(iptables -w -S INPUT | grep -c 'fake-metadata -j DROP')" 5
+    eq "$(iptables -w -t nat -S OUTPUT | grep -c 'fake-metadata -j REDIRECT')" 1
+    # Ours matches before Docker's `-m addrtype --dst-type LOCAL -j DOCKER`.
+    local first; first=$(iptables -w -t nat -S PREROUTING | grep -n -m1 -e 'fake-metadata -j DNAT' -e '-j DOCKER' | cut -d: -f2-)
+    iptables -w -t nat -S PREROUTING
+    case $first in *fake-metadata*) ;; *) echo "Docker's jump comes first: $first"; return 1 ;; esac
+}
+check "rules: one DNAT (before Docker's jump), five drops, one REDIRECT" rules
+restart_docker() {
+    systemctl restart docker.service
+    for _ in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
+    rules
+}
+check "systemctl restart docker: still one copy of each, DNAT first" restart_docker
+status_shows() {
+    fake-metadata status --config "$CONF" | tee /dev/stderr | grep -F "daemon answers containers at http://169.254.169.254:1338/: instance id $IID"
+}
+check "fake-metadata status shows the container path" status_shows
+
+# ---------------------------------------------------------------- hop limit 1 (default)
+for net in bridge "$NET"; do
+    check "[$net] hop 1: curl IMDSv1 instance-id" eq "$(run "$net" curl -fsS --max-time 5 "$IMDS/latest/meta-data/instance-id")" "$IID"
+    token_timeout() {
+        local rc=0
+        run "$1" curl -fsS --max-time 3 -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 60' "$IMDS/latest/api/token" || rc=$?
+        eq "$rc" 28
+    }
+    check "[$net] hop 1: token PUT gets no reply (curl exit 28, timeout)" token_timeout "$net"
+done
+boto_hop1() {
+    local out; out=$(run bridge python3 /peers/botocore_container.py); echo "$out"
+    eq "$(json token <<<"$out")" False
+    eq "$(json instance_id <<<"$out")" "$IID"
+}
+check "[bridge] hop 1: botocore: no token (its 1 s timeout), v1 fallback works" boto_hop1
+
+# ---------------------------------------------------------------- hop limit 2
+set_imds 'http-put-response-hop-limit = 2'
+for net in bridge "$NET"; do
+    v2() {
+        local tok
+        tok=$(run "$1" curl -fsS --max-time 5 -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 60' "$IMDS/latest/api/token")
+        eq "$(run "$1" curl -fsS --max-time 5 -H "X-aws-ec2-metadata-token: $tok" "$IMDS/latest/meta-data/instance-id")" "$IID"
+    }
+    check "[$net] hop 2: curl token PUT + GET with it" v2 "$net"
+done
+boto_hop2() {
+    local out; out=$(run "$NET" python3 /peers/botocore_container.py); echo "$out"
+    eq "$(json token <<<"$out")" True
+    eq "$(json instance_id <<<"$out")" "$IID"
+}
+check "[$NET] hop 2: botocore gets its token" boto_hop2
+
+# ---------------------------------------------------------------- required, hop limit 1
+set_imds 'http-tokens = "required"'
+boto_required() {
+    local out; out=$(run bridge python3 /peers/botocore_container.py); echo "$out"
+    eq "$(json token <<<"$out")" False
+    eq "$(json instance_id_error <<<"$out")" _RetriesExceededError
+    eq "$(json credentials <<<"$out")" None
+}
+check "[bridge] required, hop 1: botocore gets no token and no credentials (as on EC2)" boto_required
+check "required, hop 1: the box itself still gets its token" sh -c "tok=\$(curl -fsS -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 60' $IMDS/latest/api/token) && curl -fsS -H \"X-aws-ec2-metadata-token: \$tok\" $IMDS/latest/meta-data/instance-id | grep -qx '$IID'"
+
+echo "containers.sh: $((SECONDS - START)) s"
+echo "$pass passed, $fail failed"
+[ "$fail" = 0 ]
