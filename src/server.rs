@@ -96,28 +96,25 @@ pub fn bind(cfg: &Config) -> Result<Vec<StdListener>, ServerError> {
 }
 
 /// Binds the address containers are DNATed to (`169.254.169.254:<port>`, see
-/// `intercept::Plan::with_containers`). IP_FREEBIND lets the bind succeed while the address is
-/// not on `lo`, as for a moment when the interception unit restarts; the socket then starts
-/// receiving as soon as the address is back.
-pub fn bind_container(addr: SocketAddr) -> Result<StdListener, ServerError> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let fail = |source: std::io::Error| ServerError::Bind {
-        addr,
-        hint: if source.kind() == std::io::ErrorKind::AddrInUse {
-            " (another program uses that port on 169.254.169.254: stop it, or turn the container \
-             path off with [intercept] containers = false)"
-        } else {
-            ""
-        },
-        source,
-    };
-    let socket =
-        Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP)).map_err(fail)?;
-    socket.set_reuse_address(true).map_err(fail)?;
-    socket.set_freebind_v4(true).map_err(fail)?;
-    socket.bind(&addr.into()).map_err(fail)?;
-    socket.listen(1024).map_err(fail)?;
-    Ok(socket.into())
+/// `intercept::Plan::with_containers`); `None` when that address is not on an interface here
+/// (`install` has not run). Binding is the check, as the daemon's sandbox allows no netlink
+/// socket to list addresses. The socket outlives the address being removed and added again
+/// (a restart of the interception unit) and receives again once it is back.
+pub fn bind_container(addr: SocketAddr) -> Result<Option<StdListener>, ServerError> {
+    match StdListener::bind(addr) {
+        Ok(l) => Ok(Some(l)),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrNotAvailable => Ok(None),
+        Err(source) => Err(ServerError::Bind {
+            addr,
+            hint: if source.kind() == std::io::ErrorKind::AddrInUse {
+                " (another program uses that port on 169.254.169.254: stop it, or turn the \
+                 container path off with [intercept] containers = false)"
+            } else {
+                ""
+            },
+            source,
+        }),
+    }
 }
 
 /// Serves on `listeners` until `shutdown` completes, then drains requests in flight. At most

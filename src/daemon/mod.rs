@@ -183,21 +183,14 @@ fn container_listener(config: &Config) -> Result<Option<std::net::TcpListener>, 
     else {
         return Ok(None);
     };
-    let installed = nix::ifaddrs::getifaddrs().is_ok_and(|mut addrs| {
-        addrs.any(|a| {
-            a.address
-                .and_then(|s| s.as_sockaddr_in().map(|v4| v4.ip()))
-                .is_some_and(|ip| ip == crate::intercept::IMDS_V4)
-        })
-    });
-    if !installed {
+    let listener = server::bind_container(target)?;
+    if listener.is_none() {
         tracing::debug!(
             "169.254.169.254 is not on lo: no listener for containers (run `fake-metadata \
              install`, then restart the daemon)"
         );
-        return Ok(None);
     }
-    Ok(Some(server::bind_container(target)?))
+    Ok(listener)
 }
 
 /// Swaps in the configuration read again from the same source, or keeps the running one.
