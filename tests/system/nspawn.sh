@@ -180,6 +180,21 @@ one_addr() { eq "$(n_addr)" 1; }
 one_rule() { C iptables -w -t nat -S OUTPUT; eq "$(n_rule)" 1; }
 no_addr() { eq "$(n_addr)" 0; }
 no_rule() { C iptables -w -t nat -S OUTPUT; eq "$(n_rule)" 0; }
+# The container path: one DNAT, five drops (4 LAN patterns + direct), and the daemon, under its
+# unit's sandbox, listening where containers are DNATed to (`status` probes it).
+container_rules() {
+    C iptables -w -t nat -S PREROUTING; C iptables -w -S INPUT
+    eq "$(C iptables -w -t nat -S PREROUTING | grep -c 'fake-metadata -j DNAT' || true)" 1
+    eq "$(C iptables -w -S INPUT | grep -c 'fake-metadata -j DROP' || true)" 5
+}
+container_path() {
+    container_rules
+    C fake-metadata status --config "$CONF" | grep -F 'daemon answers containers at http://169.254.169.254:1338/'
+}
+no_container_rules() {
+    eq "$(C iptables -w -t nat -S PREROUTING | grep -c fake-metadata || true)" 0
+    eq "$(C iptables -w -S INPUT | grep -c fake-metadata || true)" 0
+}
 main_pid() { C systemctl show -p MainPID --value fake-metadata.service; }
 is_active() { eq "$(C systemctl is-active "$1" || true)" active; }
 v1_iid() {
@@ -260,6 +275,7 @@ check "curl as nobody, IMDSv1: $IID_PATH" v1_iid
 check "curl as nobody, IMDSv2 (PUT token, GET with token)" v2_iid
 check "exactly one 169.254.169.254/32 on lo" one_addr
 check "exactly one tagged nat OUTPUT rule" one_rule
+check "container path: one DNAT, five drops, the daemon listens on 169.254.169.254:1338 (status)" container_path
 
 step "live control (ctl over /run/fake-metadata/control.sock)"
 SOCK=/run/fake-metadata/control.sock
@@ -296,6 +312,7 @@ step "reinstall"
 check "apt-get install --reinstall fake-metadata" RUN apt-get install -y --reinstall fake-metadata
 check "after reinstall: one address" one_addr
 check "after reinstall: one rule" one_rule
+check "after reinstall: one copy of each container rule" container_rules
 active_answers() { wait_active fake-metadata.service; v1_iid; }
 check "after reinstall: active, IMDSv1 answers" active_answers
 
@@ -400,6 +417,7 @@ check "after purge: no /etc/fake-metadata, /var/log/fake-metadata, /var/lib/fake
     C sh -c '! ls -d /etc/fake-metadata /var/log/fake-metadata /var/lib/fake-metadata 2>/dev/null'
 check "after purge: no address" no_addr
 check "after purge: no rule" no_rule
+check "after purge: no container rule (nat PREROUTING, filter INPUT)" no_container_rules
 check "after purge: dpkg knows nothing" C sh -c '! dpkg -s fake-metadata >/dev/null 2>&1'
 
 print_times
