@@ -16,10 +16,8 @@
 #   awscli (2.9.19, Debian), python3-boto3 (1.26, Debian; brings python3-botocore),
 #   cloud-init (22.4, Debian; disabled at boot with /etc/cloud/cloud-init.disabled, the test
 #   runs it by hand against our IMDS with its own state directories);
-#   docker.io (20.10, Debian) and, for tests/vagrant/containers.sh, a container image's
-#   rootfs as a tar at /var/lib/fake-metadata-ci/ctr-rootfs.tar (minbase + curl +
-#   python3-botocore, made with mmdebstrap; `docker import` turns it into an image, as there
-#   is no registry to pull from).
+#   docker.io (20.10, Debian) for tests/vagrant/containers.sh, whose image is made in the box
+#   (`docker import` of a few directories; the box's /usr is mounted into the containers).
 set -euo pipefail
 OUT=${1:?usage: build-box.sh OUT_DIR}
 : "${MIRROR:?set MIRROR}" "${SECURITY_MIRROR:?set SECURITY_MIRROR}"
@@ -57,13 +55,6 @@ TMP=$(mktemp -d "$OUT/.build.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
 ROOT=$TMP/rootfs
 
-# The container image's rootfs (a tar that `docker import` reads).
-mmdebstrap -q --variant=minbase --include=curl,ca-certificates,python3-botocore \
-    --aptopt='APT::Install-Recommends "false"' \
-    --customize-hook='rm -f "$1"/var/cache/apt/archives/*.deb "$1"/var/lib/apt/lists/*_Packages' \
-    "$SUITE" "$TMP/ctr-rootfs.tar" \
-    "deb $MIRROR $SUITE main" "deb $SECURITY_MIRROR $SUITE-security main" </dev/null
-
 # The tree. customize hooks run on the host with the tree as $1 (chroot where needed).
 mmdebstrap -q --variant=minbase --include="$BOX_PKGS" \
     --aptopt='APT::Install-Recommends "false"' \
@@ -81,7 +72,6 @@ mmdebstrap -q --variant=minbase --include="$BOX_PKGS" \
     --customize-hook='chroot "$1" chown -R vagrant:vagrant /home/vagrant/.ssh' \
     --customize-hook='printf "UseDNS no\n" > "$1/etc/ssh/sshd_config.d/vagrant.conf"' \
     --customize-hook='rm -f "$1"/var/cache/apt/archives/*.deb' \
-    --customize-hook="install -d \"\$1/var/lib/fake-metadata-ci\" && mv '$TMP/ctr-rootfs.tar' \"\$1/var/lib/fake-metadata-ci/\"" \
     "$SUITE" "$ROOT" \
     "deb $MIRROR $SUITE main" "deb $SECURITY_MIRROR $SUITE-security main" </dev/null
 

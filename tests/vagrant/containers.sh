@@ -2,9 +2,12 @@
 # Issue 14 with a real container engine, inside the Vagrant box (run by tests/vagrant/run.sh
 # as `vagrant ssh -c 'sudo bash /vagrant/tests/vagrant/containers.sh'`, before
 # test-installed.sh): Docker (docker.io from Debian, in the CI box) with an image made
-# locally (`docker import` of a small Debian rootfs holding curl and botocore, built with the
-# box: there is no registry here), containers on the default bridge and on a compose-style
-# user network reading http://169.254.169.254/ with unmodified curl and botocore:
+# locally (there is no registry here): `docker import` of a tree of empty directories and
+# merged-/usr links, run with the box's own /usr mounted read-only, so the box's unmodified
+# curl and botocore run inside containers (their own network namespaces, veths and bridge,
+# which is what this tests) without importing a Debian rootfs (that took ~4 min under TCG).
+# Containers on the default bridge and on a compose-style user network read
+# http://169.254.169.254/ with them; one container per network and phase runs every probe:
 #   - hop limit 1 (the default): IMDSv1 works, the token PUT gets no reply (curl times out,
 #     botocore falls back to v1 after its 1 s timeout, as on EC2);
 #   - hop limit 2: both get their token;
@@ -14,11 +17,9 @@
 #   - `fake-metadata status` shows the container path.
 # The config is put back as it was at the end. Prints "N passed, N failed" last.
 #
-# Usage (root, in the box): bash containers.sh [IMAGE_TAR]
-#   IMAGE_TAR  default /var/lib/fake-metadata-ci/ctr-rootfs.tar (tests/vagrant/build-box.sh)
+# Usage (root, in the box): bash containers.sh
 set -uo pipefail
 
-TAR=${1:-/var/lib/fake-metadata-ci/ctr-rootfs.tar}
 IMAGE=fake-metadata-ci/ctr:local
 NET=fm-compose_default
 CONF=/etc/fake-metadata/config.toml
@@ -54,8 +55,22 @@ eq() { [ "$1" = "$2" ] || { echo "expected '$2', got '$1'"; return 1; }; }
 run() {
     local net=$1; shift
     docker run --rm --security-opt apparmor=unconfined --network "$net" \
-        -v /vagrant/tests/peers:/peers:ro "$IMAGE" "$@"
+        -v /usr:/usr:ro -v /vagrant/tests/peers:/peers:ro "$IMAGE" "$@"
 }
+# Every probe from one container on NETWORK, as KEY=VALUE lines: v1 (IMDSv1 instance id),
+# put_rc (curl's exit status for the token PUT; 28 is its timeout), v2 (the instance id read
+# with that token, when there was one), boto (botocore_container.py's JSON).
+probe() {
+    run "$1" sh -c '
+        echo "v1=$(curl -fsS --max-time 5 '"$IMDS"'/latest/meta-data/instance-id)"
+        rc=0
+        tok=$(curl -fsS --max-time 3 -X PUT -H "X-aws-ec2-metadata-token-ttl-seconds: 60" '"$IMDS"'/latest/api/token) || rc=$?
+        echo "put_rc=$rc"
+        [ "$rc" != 0 ] || echo "v2=$(curl -fsS --max-time 5 -H "X-aws-ec2-metadata-token: $tok" '"$IMDS"'/latest/meta-data/instance-id)"
+        echo "boto=$(python3 /peers/botocore_container.py)"'
+}
+# The value of KEY in probe output on stdin.
+field() { sed -n "s/^$1=//p"; }
 # The [imds] section of the config, then reload; waits until the daemon serves it.
 set_imds() {
     { cat "$WORK/config.orig"; printf '\n[imds]\n%s\n' "$1"; } > "$CONF"
@@ -75,10 +90,14 @@ engine() {
 }
 check "docker.service running" engine
 image() {
-    docker image inspect "$IMAGE" >/dev/null 2>&1 || docker import "$TAR" "$IMAGE"
+    local tree="$WORK/image"
+    mkdir -p "$tree"/{usr,etc,tmp,proc,sys,dev,peers}
+    for d in bin sbin lib lib64; do ln -s "usr/$d" "$tree/$d"; done
+    chmod 1777 "$tree/tmp"
+    docker image inspect "$IMAGE" >/dev/null 2>&1 || tar -C "$tree" -c . | docker import - "$IMAGE"
     run none sh -c 'command -v curl && python3 -c "import botocore"'
 }
-check "image from docker import of $TAR (curl, botocore)" image
+check "image from docker import (the box's /usr mounted: curl, botocore)" image
 check "a compose-style user network ($NET, a br-* bridge)" docker network create "$NET"
 
 rules() {
@@ -104,47 +123,28 @@ check "fake-metadata status shows the container path" status_shows
 
 # ---------------------------------------------------------------- hop limit 1 (default)
 for net in bridge "$NET"; do
-    check "[$net] hop 1: curl IMDSv1 instance-id" eq "$(run "$net" curl -fsS --max-time 5 "$IMDS/latest/meta-data/instance-id")" "$IID"
-    token_timeout() {
-        local rc=0
-        run "$1" curl -fsS --max-time 3 -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 60' "$IMDS/latest/api/token" || rc=$?
-        eq "$rc" 28
-    }
-    check "[$net] hop 1: token PUT gets no reply (curl exit 28, timeout)" token_timeout "$net"
+    out=$(probe "$net" 2>&1); echo "--- [$net] hop 1:"; echo "$out"
+    check "[$net] hop 1: curl IMDSv1 instance-id" eq "$(field v1 <<<"$out")" "$IID"
+    check "[$net] hop 1: token PUT gets no reply (curl exit 28, timeout)" eq "$(field put_rc <<<"$out")" 28
+    check "[$net] hop 1: botocore: no token (its 1 s timeout)" eq "$(field boto <<<"$out" | json token)" False
+    check "[$net] hop 1: botocore: v1 fallback reads the instance id" eq "$(field boto <<<"$out" | json instance_id)" "$IID"
 done
-boto_hop1() {
-    local out; out=$(run bridge python3 /peers/botocore_container.py); echo "$out"
-    eq "$(json token <<<"$out")" False
-    eq "$(json instance_id <<<"$out")" "$IID"
-}
-check "[bridge] hop 1: botocore: no token (its 1 s timeout), v1 fallback works" boto_hop1
 
 # ---------------------------------------------------------------- hop limit 2
 set_imds 'http-put-response-hop-limit = 2'
 for net in bridge "$NET"; do
-    v2() {
-        local tok
-        tok=$(run "$1" curl -fsS --max-time 5 -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 60' "$IMDS/latest/api/token")
-        eq "$(run "$1" curl -fsS --max-time 5 -H "X-aws-ec2-metadata-token: $tok" "$IMDS/latest/meta-data/instance-id")" "$IID"
-    }
-    check "[$net] hop 2: curl token PUT + GET with it" v2 "$net"
+    out=$(probe "$net" 2>&1); echo "--- [$net] hop 2:"; echo "$out"
+    check "[$net] hop 2: curl token PUT + GET with it" eq "$(field v2 <<<"$out")" "$IID"
+    check "[$net] hop 2: botocore gets its token" eq "$(field boto <<<"$out" | json token)" True
 done
-boto_hop2() {
-    local out; out=$(run "$NET" python3 /peers/botocore_container.py); echo "$out"
-    eq "$(json token <<<"$out")" True
-    eq "$(json instance_id <<<"$out")" "$IID"
-}
-check "[$NET] hop 2: botocore gets its token" boto_hop2
 
 # ---------------------------------------------------------------- required, hop limit 1
 set_imds 'http-tokens = "required"'
-boto_required() {
-    local out; out=$(run bridge python3 /peers/botocore_container.py); echo "$out"
-    eq "$(json token <<<"$out")" False
-    eq "$(json instance_id_error <<<"$out")" _RetriesExceededError
-    eq "$(json credentials <<<"$out")" None
-}
-check "[bridge] required, hop 1: botocore gets no token and no credentials (as on EC2)" boto_required
+out=$(probe bridge 2>&1); echo "--- [bridge] required, hop 1:"; echo "$out"
+boto=$(field boto <<<"$out")
+check "[bridge] required, hop 1: curl's token PUT times out" eq "$(field put_rc <<<"$out")" 28
+check "[bridge] required, hop 1: botocore gets no token and its v1 reads fail (401)" eq "$(json instance_id_error <<<"$boto")" _RetriesExceededError
+check "[bridge] required, hop 1: botocore finds no credentials (as on EC2)" eq "$(json credentials <<<"$boto")" None
 check "required, hop 1: the box itself still gets its token" sh -c "tok=\$(curl -fsS -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 60' $IMDS/latest/api/token) && curl -fsS -H \"X-aws-ec2-metadata-token: \$tok\" $IMDS/latest/meta-data/instance-id | grep -qx '$IID'"
 
 echo "containers.sh: $((SECONDS - START)) s"
