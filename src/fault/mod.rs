@@ -104,8 +104,7 @@ impl fmt::Display for Action {
 }
 
 /// The methods a fault can be limited to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
     Get,
     Put,
@@ -220,7 +219,7 @@ pub fn below_version(path: &str) -> &str {
 
 /// One fault as written: what goes wrong, to which requests, for how long.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(try_from = "RawSpec", into = "RawSpec")]
+#[serde(try_from = "Fields", into = "RawSpec")]
 pub struct Spec {
     pub path: Option<PathGlob>,
     pub method: Option<Method>,
@@ -320,9 +319,159 @@ fn parse_delay(s: &str) -> Result<Action, String> {
     Ok(Action::Delay { min, max })
 }
 
+/// Deserializes a checked value from its written form, so that a bad value is reported at
+/// its own key (`FILE:LINE:COL` of the value, not of the table).
+macro_rules! checked {
+    ($(#[$m:meta])* $name:ident($out:ty), $raw:ty, $check:expr) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq)]
+        pub struct $name(pub $out);
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let raw = <$raw>::deserialize(d)?;
+                ($check)(raw).map($name).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+fn check_status(s: i64) -> Result<u16, String> {
+    match u16::try_from(s) {
+        Ok(code @ 100..=599) => Ok(code),
+        _ => Err(format!(
+            "status {s} is not an HTTP status: use 100 to 599, e.g. 500 or 503"
+        )),
+    }
+}
+
+fn check_count(n: i64) -> Result<u32, String> {
+    match u32::try_from(n) {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!(
+            "count {n} is not a number of requests: use 1 or more"
+        )),
+    }
+}
+
+fn check_probability(p: f64) -> Result<f64, String> {
+    if (0.0..=1.0).contains(&p) {
+        Ok(p)
+    } else {
+        Err(format!(
+            "probability {p} is out of range: use 0 to 1 (0.25 acts on a quarter of the matching requests)"
+        ))
+    }
+}
+
+fn check_rate(n: i64) -> Result<u32, String> {
+    match u32::try_from(n) {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!(
+            "throttle {n} is not a rate: give the requests per second let through, 1 or more (to answer none, use `drop`)"
+        )),
+    }
+}
+
+checked!(
+    /// An HTTP status, 100 to 599.
+    Status(u16), i64, check_status
+);
+checked!(
+    /// A number of requests, 1 or more.
+    Count(u32), i64, check_count
+);
+checked!(
+    /// A probability, 0 to 1.
+    Probability(f64), f64, check_probability
+);
+checked!(
+    /// Requests per second, 1 or more.
+    Rate(u32), i64, check_rate
+);
+checked!(
+    /// A delay or a delay range.
+    Delay(Action), String, |s: String| parse_delay(&s)
+);
+
+impl<'de> Deserialize<'de> for PathGlob {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+impl<'de> Deserialize<'de> for Method {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// A fault's keys, each checked alone (in TOML, a bad value is reported at its key); how
+/// they go together is checked by `Spec::try_from`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Fields {
+    #[serde(default)]
+    path: Option<PathGlob>,
+    #[serde(default)]
+    method: Option<Method>,
+    #[serde(default, rename = "for")]
+    duration: Option<HumanDuration>,
+    #[serde(default)]
+    count: Option<Count>,
+    #[serde(default)]
+    probability: Option<Probability>,
+    #[serde(default)]
+    delay: Option<Delay>,
+    #[serde(default)]
+    status: Option<Status>,
+    #[serde(default)]
+    drop: Option<bool>,
+    #[serde(default)]
+    reset: Option<bool>,
+    #[serde(default)]
+    refuse: Option<bool>,
+    #[serde(default)]
+    throttle: Option<Rate>,
+}
+
+impl TryFrom<RawSpec> for Fields {
+    type Error = String;
+    fn try_from(r: RawSpec) -> Result<Fields, String> {
+        Ok(Fields {
+            path: r.path.as_deref().map(str::parse).transpose()?,
+            method: r.method.as_deref().map(str::parse).transpose()?,
+            duration: r.duration,
+            count: r.count.map(check_count).transpose()?.map(Count),
+            probability: r
+                .probability
+                .map(check_probability)
+                .transpose()?
+                .map(Probability),
+            delay: r.delay.as_deref().map(parse_delay).transpose()?.map(Delay),
+            status: r.status.map(check_status).transpose()?.map(Status),
+            drop: r.drop,
+            reset: r.reset,
+            refuse: r.refuse,
+            throttle: r.throttle.map(check_rate).transpose()?.map(Rate),
+        })
+    }
+}
+
 impl TryFrom<RawSpec> for Spec {
     type Error = String;
     fn try_from(r: RawSpec) -> Result<Spec, String> {
+        Spec::try_from(Fields::try_from(r)?)
+    }
+}
+
+impl TryFrom<Fields> for Spec {
+    type Error = String;
+    fn try_from(r: Fields) -> Result<Spec, String> {
         let set: Vec<&str> = [
             ("delay", r.delay.is_some()),
             ("status", r.status.is_some()),
@@ -339,17 +488,10 @@ impl TryFrom<RawSpec> for Spec {
         let action = match set[..] {
             [] => return Err(format!("a fault needs one of {ACTIONS}")),
             [_] => {
-                if let Some(d) = &r.delay {
-                    parse_delay(d)?
-                } else if let Some(s) = r.status {
-                    match u16::try_from(s) {
-                        Ok(code @ 100..=599) => Action::Status(code),
-                        _ => {
-                            return Err(format!(
-                                "status {s} is not an HTTP status: use 100 to 599, e.g. 500 or 503"
-                            ));
-                        }
-                    }
+                if let Some(Delay(d)) = r.delay {
+                    d
+                } else if let Some(Status(code)) = r.status {
+                    Action::Status(code)
                 } else if let Some(b) = r.drop {
                     if !b {
                         return off("drop");
@@ -366,15 +508,7 @@ impl TryFrom<RawSpec> for Spec {
                     }
                     Action::Refuse
                 } else {
-                    let n = r.throttle.unwrap_or_default();
-                    match u32::try_from(n) {
-                        Ok(n) if n > 0 => Action::Throttle(n),
-                        _ => {
-                            return Err(format!(
-                                "throttle {n} is not a rate: give the requests per second let through, 1 or more (to answer none, use `drop`)"
-                            ));
-                        }
-                    }
+                    Action::Throttle(r.throttle.map_or(1, |Rate(n)| n))
                 }
             }
             _ => {
@@ -387,28 +521,9 @@ impl TryFrom<RawSpec> for Spec {
                 ));
             }
         };
-        let path = r.path.as_deref().map(str::parse::<PathGlob>).transpose()?;
-        let method = r.method.as_deref().map(str::parse::<Method>).transpose()?;
-        let count = match r.count {
-            None => None,
-            Some(n) => match u32::try_from(n) {
-                Ok(n) if n > 0 => Some(n),
-                _ => {
-                    return Err(format!(
-                        "count {n} is not a number of requests: use 1 or more"
-                    ));
-                }
-            },
-        };
-        let probability = match r.probability {
-            None => None,
-            Some(p) if (0.0..=1.0).contains(&p) => Some(p),
-            Some(p) => {
-                return Err(format!(
-                    "probability {p} is out of range: use 0 to 1 (0.25 acts on a quarter of the matching requests)"
-                ));
-            }
-        };
+        let (path, method) = (r.path, r.method);
+        let count = r.count.map(|Count(n)| n);
+        let probability = r.probability.map(|Probability(p)| p);
         let duration = r.duration.map(|d| d.0);
         if duration == Some(Duration::ZERO) {
             return Err("a fault `for` 0s would end as it starts: give a longer duration".into());
