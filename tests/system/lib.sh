@@ -1,6 +1,6 @@
 # Shared shell code of the system tiers (tests/system/nspawn.sh for amd64/arm64 x
 # bookworm/trixie, tests/vagrant/run.sh) and of packaging/build-deb: timed steps, apt that
-# waits for the dpkg lock, host tools, Debian mirrors, arm64 emulation (qemu-user-static +
+# waits for the dpkg lock, host tools, Debian mirrors, arm64 emulation (qemu-user 11 +
 # binfmt_misc), one systemd-nspawn at a time, and a cached mmdebstrap root.
 #
 # Source it (bash):  . "$(dirname "$0")/../system/lib.sh"
@@ -95,23 +95,64 @@ ensure_arm64_toolchain() {
     host_install gcc-aarch64-linux-gnu libc6-dev-arm64-cross ||
         { echo "$LIB_NAME: cannot install the arm64 cross linker (apt: gcc-aarch64-linux-gnu libc6-dev-arm64-cross)" >&2; return 1; }
 }
-# arm64 programs run under qemu-user-static through binfmt_misc, registered with the F
-# (fix-binary) flag so that the emulator works inside containers and chroots too. Mounts
-# binfmt_misc when the machine has not (PID 1 is not systemd here). Fails naming what is
-# missing. (arm64 programs of the cross build, run on this amd64 host, also need
-# QEMU_LD_PREFIX=/usr/aarch64-linux-gnu, the cross sysroot, to find their loader and libc.)
+# arm64 programs run under qemu-user through binfmt_misc, registered with the F (fix-binary)
+# flag so that the emulator works inside containers and chroots too. (arm64 programs of the
+# cross build, run on this amd64 host, also need QEMU_LD_PREFIX=/usr/aarch64-linux-gnu, the
+# cross sysroot, to find their loader and libc.)
+#
+# It must be qemu-user 11 or later. glibc's pidfd_spawn, without clone3 (which qemu-user does
+# not emulate: ENOSYS), falls back to clone(CLONE_VM|CLONE_VFORK|CLONE_PIDFD), and qemu-user
+# before 11 (bookworm's 7.2, 10.0 of bookworm-backports and trixie) refuses CLONE_PIDFD there
+# with EINVAL. systemd 257 (trixie) starts every unit with pidfd_spawn, so under an older
+# qemu every unit of a booted arm64 trixie fails: "Failed to spawn executor: Invalid
+# argument", Result: resources. Debian's trixie-backports has qemu-user 11.1; the package is
+# static (no dependencies) and installs on bookworm too. apt installs it from a sources list
+# of its own (the host's apt sources stay as they are), and the package's own binfmt.d entry
+# is registered (flags OPF, interpreter /usr/bin/qemu-aarch64).
+QEMU_USER_MIN=1:11
+QEMU_USER_SUITE=trixie-backports
+QEMU_APT_DIR=/var/cache/fake-metadata-ci/apt-$QEMU_USER_SUITE
+qemu_user_new_enough() {
+    local v; v=$(dpkg-query -W -f='${Version}' qemu-user 2>/dev/null || true)
+    [ -n "$v" ] && dpkg --compare-versions "$v" ge "$QEMU_USER_MIN"
+}
+install_qemu_user() {
+    local host m p d=$QEMU_APT_DIR
+    host=$(. /etc/os-release 2>/dev/null && echo "${VERSION_CODENAME:-}")
+    m=$(mirror_for "$host" | head -1)
+    mkdir -p "$d/lists/partial" "$d/archives/partial" || return 1
+    echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] ${m:-http://deb.debian.org/debian} $QEMU_USER_SUITE main" > "$d/sources.list"
+    local opts=(-o "Dir::Etc::sourcelist=$d/sources.list" -o Dir::Etc::sourceparts=-
+        -o "Dir::State::lists=$d/lists" -o "Dir::Cache::archives=$d/archives" -o APT::Sandbox::User=root)
+    echo "apt-get install qemu-user/$QEMU_USER_SUITE (qemu-user $QEMU_USER_MIN or later)"
+    apt_get "${opts[@]}" update -qq || return 1
+    # The registration packages of an older qemu (qemu-user-static, qemu-user-binfmt) depend
+    # on exactly their qemu-user: they go (the registration is done below instead).
+    for p in qemu-user-static qemu-user-binfmt; do
+        if dpkg -s "$p" >/dev/null 2>&1; then apt_get purge -y -qq "$p" >/dev/null || return 1; fi
+    done
+    apt_get "${opts[@]}" install -y -qq --no-install-recommends "qemu-user/$QEMU_USER_SUITE" >/dev/null
+}
 ensure_arm64_emulation() {
-    host_install qemu-user-static binfmt-support ||
-        { echo "$LIB_NAME: cannot install the emulator (apt: qemu-user-static binfmt-support)" >&2; return 1; }
+    local fresh=0 e=/proc/sys/fs/binfmt_misc/qemu-aarch64 conf=/usr/share/qemu/binfmt.d/qemu-aarch64.conf
+    if ! qemu_user_new_enough; then
+        install_qemu_user && qemu_user_new_enough ||
+            { echo "$LIB_NAME: cannot install the emulator qemu-user $QEMU_USER_MIN or later (apt: qemu-user from Debian $QEMU_USER_SUITE)" >&2; return 1; }
+        fresh=1
+    fi
     if [ ! -e /proc/sys/fs/binfmt_misc/register ]; then
         mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc ||
-            { echo "$LIB_NAME: cannot mount binfmt_misc (needed to run arm64 programs under qemu-user-static)" >&2; return 1; }
+            { echo "$LIB_NAME: cannot mount binfmt_misc (needed to run arm64 programs under qemu-user)" >&2; return 1; }
     fi
-    if ! grep -qx enabled /proc/sys/fs/binfmt_misc/qemu-aarch64 2>/dev/null; then
-        update-binfmts --enable qemu-aarch64 ||
-            { echo "$LIB_NAME: cannot register qemu-aarch64 in binfmt_misc (update-binfmts --enable qemu-aarch64)" >&2; return 1; }
+    # F opens the interpreter when it is registered: after an install, or when another
+    # emulator is registered, register again.
+    if [ "$fresh" = 1 ] || ! grep -qx enabled "$e" 2>/dev/null || ! grep -qx 'interpreter /usr/bin/qemu-aarch64' "$e"; then
+        [ -f "$conf" ] || { echo "$LIB_NAME: no $conf (qemu-user $QEMU_USER_MIN or later ships it)" >&2; return 1; }
+        if [ -e "$e" ]; then echo -1 > "$e" || return 1; fi
+        cat "$conf" > /proc/sys/fs/binfmt_misc/register ||
+            { echo "$LIB_NAME: cannot register qemu-aarch64 in binfmt_misc ($conf)" >&2; return 1; }
     fi
-    grep -q '^flags: .*F' /proc/sys/fs/binfmt_misc/qemu-aarch64 ||
+    grep -q '^flags: .*F' "$e" ||
         { echo "$LIB_NAME: qemu-aarch64 is registered without the F flag: arm64 containers cannot use it" >&2; return 1; }
 }
 
@@ -129,15 +170,16 @@ wait_for_no_nspawn() {
     die "systemd-nspawn still running after 60 min"
 }
 
-# rootfs_tarball SUITE ARCH PKGS CACHE_DIR: prints the path of a cached, zstd-compressed
-# minbase root (mmdebstrap) with PKGS (comma-separated), building it first if needed. A
-# foreign ARCH runs its maintainer scripts under qemu-user-static (ensure_arm64_emulation).
+# rootfs_tarball SUITE ARCH PKGS CACHE_DIR [MORE_ARCHES]: prints the path of a cached,
+# zstd-compressed minbase root (mmdebstrap) with PKGS (comma-separated; NAME:ARCH for a
+# package of one of MORE_ARCHES, e.g. amd64), building it first if needed. A foreign ARCH runs
+# its maintainer scripts under qemu-user (ensure_arm64_emulation).
 # Pure file-system work: nothing of ours is installed and nothing touches the network
 # configuration (mmdebstrap's chroot runs only Debian's own maintainer scripts).
 rootfs_tarball() {
-    local suite=$1 arch=$2 pkgs=$3 cache=$4 recipe key tarball
+    local suite=$1 arch=$2 pkgs=$3 cache=$4 arches=$2${5:+,$5} recipe key tarball
     resolve_mirrors "$suite"
-    recipe="v2 $suite $arch minbase $pkgs $MIRROR $SECURITY_MIRROR"
+    recipe="v2 $suite $arches minbase $pkgs $MIRROR $SECURITY_MIRROR"
     key=$(echo "$recipe" | sha256sum | cut -c1-16)
     tarball=$cache/rootfs-$suite-$arch-$key.tar.zst
     mkdir -p "$cache"
@@ -146,7 +188,7 @@ rootfs_tarball() {
         # mmdebstrap checks that a foreign architecture can run with arch-test.
         [ "$arch" = "$(dpkg --print-architecture)" ] || host_install arch-test || return 1
         echo "rootfs: mmdebstrap $suite/$arch -> $tarball" >&2
-        mmdebstrap -q --variant=minbase --architectures="$arch" --include="$pkgs" \
+        mmdebstrap -q --variant=minbase --architectures="$arches" --include="$pkgs" \
             --customize-hook='echo fmci > "$1/etc/hostname"' \
             --customize-hook='printf "127.0.0.1 localhost\n127.0.1.1 fmci\n::1 localhost\n" > "$1/etc/hosts"' \
             --customize-hook='rm -f "$1/etc/resolv.conf"' \
