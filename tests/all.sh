@@ -32,6 +32,13 @@ DEB_ARCH=all DEB_ARCHES=(amd64 arm64)
 mkdir -p "$LOG_DIR"
 START=$SECONDS
 declare -a SUMMARY=()
+# Without root (and not in CI) the arm64 package only when its cross toolchain is already
+# there: build-deb installs it as root.
+if [ "$(id -u)" != 0 ] && [ "${CI:-}" != true ] && ! { command -v aarch64-linux-gnu-gcc >/dev/null &&
+    rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-linux-gnu; }; then
+    DEB_ARCH=amd64 DEB_ARCHES=(amd64)
+    SUMMARY+=("skip  arm64 package: not root and no arm64 cross toolchain (rustup target aarch64-unknown-linux-gnu, apt gcc-aarch64-linux-gnu)")
+fi
 STAGES_FAILED=0
 
 stage() {
