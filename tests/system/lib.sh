@@ -35,7 +35,9 @@ die() { echo "$LIB_NAME: $*" >&2; exit 2; }
 apt_get() { DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 "$@"; }
 LIB_APT_UPDATED=0
 # host_install PKG...: install the Debian packages that are not installed yet (apt-get
-# update first, once, when something is missing). PKG may be NAME=VERSION.
+# update first, once, when something is missing). PKG may be NAME=VERSION. It writes
+# nothing on stdout (its notice and apt's go to stderr), so a helper that returns a value on
+# stdout can call it.
 host_install() {
     local p need=()
     for p in "$@"; do
@@ -46,8 +48,8 @@ host_install() {
         fi
     done
     [ ${#need[@]} -gt 0 ] || return 0
-    echo "apt-get install ${need[*]}"
-    if [ "$LIB_APT_UPDATED" = 0 ]; then apt_get update -qq || return 1; LIB_APT_UPDATED=1; fi
+    echo "apt-get install ${need[*]}" >&2
+    if [ "$LIB_APT_UPDATED" = 0 ]; then apt_get update -qq >&2 || return 1; LIB_APT_UPDATED=1; fi
     apt_get install -y -qq --no-install-recommends --allow-downgrades "${need[@]}" >/dev/null
 }
 
@@ -124,8 +126,8 @@ install_qemu_user() {
     echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] ${m:-http://deb.debian.org/debian} $QEMU_USER_SUITE main" > "$d/sources.list"
     local opts=(-o "Dir::Etc::sourcelist=$d/sources.list" -o Dir::Etc::sourceparts=-
         -o "Dir::State::lists=$d/lists" -o "Dir::Cache::archives=$d/archives" -o APT::Sandbox::User=root)
-    echo "apt-get install qemu-user/$QEMU_USER_SUITE (qemu-user $QEMU_USER_MIN or later)"
-    apt_get "${opts[@]}" update -qq || return 1
+    echo "apt-get install qemu-user/$QEMU_USER_SUITE (qemu-user $QEMU_USER_MIN or later)" >&2
+    apt_get "${opts[@]}" update -qq >&2 || return 1
     # The registration packages of an older qemu (qemu-user-static, qemu-user-binfmt) depend
     # on exactly their qemu-user: they go (the registration is done below instead).
     for p in qemu-user-static qemu-user-binfmt; do
@@ -182,22 +184,25 @@ rootfs_tarball() {
     recipe="v2 $suite $arches minbase $pkgs $MIRROR $SECURITY_MIRROR"
     key=$(echo "$recipe" | sha256sum | cut -c1-16)
     tarball=$cache/rootfs-$suite-$arch-$key.tar.zst
-    mkdir -p "$cache"
+    # Everything but the path goes to stderr: the caller reads stdout as the path.
+    {
+    mkdir -p "$cache" || return 1
     if [ ! -s "$tarball" ]; then
         host_install mmdebstrap zstd || return 1
         # mmdebstrap checks that a foreign architecture can run with arch-test.
         [ "$arch" = "$(dpkg --print-architecture)" ] || host_install arch-test || return 1
-        echo "rootfs: mmdebstrap $suite/$arch -> $tarball" >&2
+        echo "rootfs: mmdebstrap $suite/$arch -> $tarball"
         mmdebstrap -q --variant=minbase --architectures="$arches" --include="$pkgs" \
             --customize-hook='echo fmci > "$1/etc/hostname"' \
             --customize-hook='printf "127.0.0.1 localhost\n127.0.1.1 fmci\n::1 localhost\n" > "$1/etc/hosts"' \
             --customize-hook='rm -f "$1/etc/resolv.conf"' \
             --customize-hook='chroot "$1" systemctl mask systemd-firstboot.service console-getty.service >/dev/null 2>&1 || true' \
             "$suite" "$tarball.tmp.tar" \
-            "deb $MIRROR $suite main" "deb $SECURITY_MIRROR $suite-security main" </dev/null >&2 || return 1
+            "deb $MIRROR $suite main" "deb $SECURITY_MIRROR $suite-security main" </dev/null || return 1
         zstd -q -T0 --rm -f "$tarball.tmp.tar" -o "$tarball.tmp" && mv "$tarball.tmp" "$tarball" || return 1
     else
-        echo "rootfs: cached $tarball" >&2
+        echo "rootfs: cached $tarball"
     fi
+    } >&2
     echo "$tarball"
 }

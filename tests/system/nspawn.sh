@@ -70,6 +70,9 @@ fi
 step "rootfs ($SUITE/$ARCH)"
 resolve_mirrors "$SUITE"
 TARBALL=$(rootfs_tarball "$SUITE" "$ARCH" "$PKGS" "$CACHE_DIR" "$MORE_ARCHES") || die "mmdebstrap of $SUITE/$ARCH failed"
+# One line, the path of a file: anything else is a helper that wrote on stdout (issue 28).
+[ "$(printf '%s\n' "$TARBALL" | wc -l)" = 1 ] && [ -s "$TARBALL" ] ||
+    die "rootfs_tarball returned no tarball path: $(printf '%q' "$TARBALL")"
 echo "mirror: $MIRROR   security: $SECURITY_MIRROR   repo: $REPO"
 WORK=$(mktemp -d /var/tmp/fake-metadata-nspawn.XXXXXX)
 ROOT=$WORK/rootfs
