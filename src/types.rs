@@ -86,6 +86,13 @@ macro_rules! checked_string {
             }
         }
 
+        /// Ordered as its text, so a sorted map of them can be searched by a `str` range.
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str(&self.0)

@@ -76,10 +76,7 @@ impl<'t> Spans<'t> {
                 _ => return None,
             };
         }
-        table
-            .keys()
-            .find(|k| k.get_ref().as_ref() == *last)
-            .map(Spanned::span)
+        table.get_key_value(*last).map(|(k, _)| k.span())
     }
 
     /// A problem blamed on the key at `path` (the file's start if it is not written there).
