@@ -33,6 +33,11 @@ pub use schema::*;
 pub const DEFAULT_PORT: u16 = 1338;
 /// EC2 caps raw user data at 16 KiB.
 pub const USER_DATA_MAX: usize = 16 * 1024;
+/// The largest config file read: far above any hand-written one and any `snapshot` file
+/// (a crawl keeps at most [`crate::crawl::plan::Limits`]' `max_kept` bytes, which its
+/// escaping cannot grow past this), small enough that a mistaken path (`/dev/zero`, a
+/// log) is refused at once instead of read into memory.
+pub const CONFIG_MAX: usize = 32 << 20;
 
 /// The whole configuration, after defaults.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -71,11 +76,8 @@ pub struct Config {
 /// Why a configuration could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {}: {source}", path.display())]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error("cannot read config file {}: {why}", path.display())]
+    Read { path: PathBuf, why: String },
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
     Invalid(Vec<Located>),
     #[error("{0}")]
@@ -119,10 +121,30 @@ impl Config {
         Config::read(path, &MachineFacts::none())
     }
 
+    /// Reads the file boundedly, as the user-data file is read: a regular file only (a FIFO
+    /// would block, a device never end), opened without blocking, at most [`CONFIG_MAX`].
     fn read(path: &Path, facts: &MachineFacts) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        use std::io::Read as _;
+        let refused = |why: String| ConfigError::Read {
             path: path.to_path_buf(),
-            source,
+            why,
+        };
+        let f = schema::open_regular(path, "a config file").map_err(refused)?;
+        let mut bytes = Vec::new();
+        f.take(CONFIG_MAX as u64 + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| refused(e.to_string()))?;
+        if bytes.len() > CONFIG_MAX {
+            return Err(refused(format!(
+                "it is over {} MiB, the most a config file may be",
+                CONFIG_MAX >> 20
+            )));
+        }
+        let text = String::from_utf8(bytes).map_err(|e| {
+            refused(format!(
+                "it is not UTF-8 text (byte {})",
+                e.utf8_error().valid_up_to()
+            ))
         })?;
         Config::parse(&text, path, facts)
     }
@@ -212,11 +234,17 @@ impl Config {
                 format!("`{}` is not a log filter: {e}", self.log.level),
             );
         }
+        // Linear: a path's descendants, if any, sort right after `PATH/`.
         for p in self.paths.keys() {
-            if let Some(clash) = self
+            let below = format!("{}/", p.as_str());
+            if let Some((clash, _)) = self
                 .paths
-                .keys()
-                .find(|q| q.as_str().starts_with(&format!("{}/", p.as_str())))
+                .range::<str, _>((
+                    std::ops::Bound::Included(below.as_str()),
+                    std::ops::Bound::Unbounded,
+                ))
+                .next()
+                .filter(|(q, _)| q.as_str().starts_with(&below))
             {
                 blame(
                     &["paths", p.as_str()],
@@ -293,26 +321,10 @@ impl Config {
     }
 }
 
-/// `[replay]`: user data within EC2's cap; no path both a value and a directory.
+/// `[replay]`: what [`Replay::refused`] refuses, blamed on each leaf.
 fn check_replay(r: &Replay, blame: &mut impl FnMut(&[&str], String)) {
-    if let Some(u) = r.leaf("user-data")
-        && u.len() > USER_DATA_MAX
-    {
-        blame(
-            &["replay", "leaves", "user-data"],
-            format!("user data is {} bytes; EC2 allows at most 16 KiB", u.len()),
-        );
-    }
-    for p in r.leaves.keys() {
-        let below = format!("{}/", p.as_str());
-        let clash = r.listings.contains_key(p.as_str())
-            || r.leaves.keys().any(|q| q.as_str().starts_with(&below));
-        if clash {
-            blame(
-                &["replay", "leaves", p.as_str()],
-                format!("`{p}` is a value, but other replayed paths make it a directory"),
-            );
-        }
+    for (p, why) in r.refused() {
+        blame(&["replay", "leaves", p.as_str()], why);
     }
 }
 

@@ -558,7 +558,7 @@ impl UserData {
                 format!("user data file {}: {what}", path.display()),
             )])
         };
-        let f = open_regular(path).map_err(blame)?;
+        let f = open_regular(path, "user data").map_err(blame)?;
         let mut bytes = Vec::new();
         f.take(USER_DATA_MAX as u64 + 1)
             .read_to_end(&mut bytes)
@@ -572,8 +572,9 @@ impl UserData {
     }
 }
 
-/// Opens `path` for reading if it is a regular file, without blocking on a FIFO.
-fn open_regular(path: &std::path::Path) -> Result<std::fs::File, String> {
+/// Opens `path` for reading if it is a regular file, without blocking on a FIFO; `what` it
+/// must be, for the message.
+pub(super) fn open_regular(path: &std::path::Path, what: &str) -> Result<std::fs::File, String> {
     use std::os::unix::fs::OpenOptionsExt;
     let f = std::fs::OpenOptions::new()
         .read(true)
@@ -582,9 +583,9 @@ fn open_regular(path: &std::path::Path) -> Result<std::fs::File, String> {
         .map_err(|e| format!("cannot open it: {e}"))?;
     let meta = f.metadata().map_err(|e| format!("cannot read it: {e}"))?;
     if !meta.is_file() {
-        return Err(
-            "is not a regular file (a FIFO, device or directory cannot be user data)".into(),
-        );
+        return Err(format!(
+            "is not a regular file (a FIFO, device or directory cannot be {what})"
+        ));
     }
     Ok(f)
 }
@@ -686,6 +687,42 @@ impl Replay {
     /// The leaf at `path`, if replayed.
     pub fn leaf(&self, path: &str) -> Option<&Bytes> {
         self.leaves.get(path).map(|v| &v.0)
+    }
+
+    /// The leaves the loader refuses, and why: user data over EC2's cap, a value that other
+    /// replayed paths make a directory. The one rule: the loader blames each, and
+    /// `snapshot` leaves each out of the file it writes. Linear: a value's descendants, if
+    /// any, sort right after `PATH/` in the map.
+    pub fn refused(&self) -> Vec<(ReplayPath, String)> {
+        let mut out = Vec::new();
+        for (p, v) in &self.leaves {
+            if p.as_str() == "user-data" && v.0.len() > USER_DATA_MAX {
+                out.push((
+                    p.clone(),
+                    format!(
+                        "user data is {} bytes; EC2 allows at most 16 KiB",
+                        v.0.len()
+                    ),
+                ));
+            }
+            let below = format!("{}/", p.as_str());
+            let clash = self.listings.contains_key(p.as_str())
+                || self
+                    .leaves
+                    .range::<str, _>((
+                        std::ops::Bound::Included(below.as_str()),
+                        std::ops::Bound::Unbounded,
+                    ))
+                    .next()
+                    .is_some_and(|(q, _)| q.as_str().starts_with(&below));
+            if clash {
+                out.push((
+                    p.clone(),
+                    format!("`{p}` is a value, but other replayed paths make it a directory"),
+                ));
+            }
+        }
+        out
     }
 }
 
