@@ -214,6 +214,10 @@ fn snapshot(args: SnapshotArgs) -> Result<ExitCode, Error> {
     use crate::clock::Clock as _;
     let mut o = crate::crawl::Options::new(args.endpoint, crate::clock::SystemClock.now());
     o.output = (args.output.as_os_str() != "-").then_some(args.output.clone());
+    if o.output.is_none() {
+        // Before the runtime opens descriptors: one could take a closed stdout's number.
+        crate::crawl::check_stdout()?;
+    }
     o.force = args.force;
     o.user_data = !args.no_user_data;
     o.request_timeout = std::time::Duration::from_secs(args.timeout.max(1));
@@ -225,16 +229,26 @@ fn snapshot(args: SnapshotArgs) -> Result<ExitCode, Error> {
             endpoint: o.endpoint.clone(),
             why: format!("cannot start the I/O runtime: {source}"),
         })?;
+    let to_stdout = o.output.is_none();
     let s = runtime.block_on(crate::crawl::run(o))?;
+    let written = if to_stdout {
+        "standard output".into()
+    } else {
+        args.output.display().to_string()
+    };
     eprintln!(
         "wrote {}: {} listings and {} values in {:.1}s; {} paths not copied (see the file's \
          comments). In the box: fake-metadata serve --config {}",
-        args.output.display(),
+        written,
         s.listings,
         s.leaves,
         s.elapsed.as_secs_f32(),
         s.not_copied,
-        args.output.display()
+        if to_stdout {
+            "FILE".into()
+        } else {
+            written.clone()
+        }
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -430,9 +430,14 @@ fn serve_one(mut s: TcpStream, mode: Mode, tree: &Fixture) {
 /// Serves the fixture on a free loopback port, one thread per connection, until the test
 /// process ends.
 fn recorded(mode: Mode) -> SocketAddr {
+    serve_tree(mode, fixture())
+}
+
+/// Serves `tree` as [`recorded`] serves the fixture.
+fn serve_tree(mode: Mode, tree: Fixture) -> SocketAddr {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
-    let tree = Arc::new(fixture());
+    let tree = Arc::new(tree);
     std::thread::spawn(move || {
         for s in l.incoming().map_while(Result::ok) {
             let tree = tree.clone();
@@ -589,5 +594,169 @@ fn bad_endpoints_end_quickly_with_a_clear_error_or_a_partial_file() {
     assert_eq!(
         get(d.addr, "/latest/meta-data/instance-id", Some(&t)),
         (200, b"i-069e01e8cc43732f8".to_vec())
+    );
+}
+
+// ---- a hostile endpoint (issue 27, items 1–4) ----
+
+/// Values that, written into a comment with their newlines (as `snapshot` did), became
+/// configuration: `[iam] source = "process"` (a command run as the daemon's user) and
+/// `[server] listen` on every interface.
+const TO_PROCESS: &str = "\nsource = \"process\"\ncommand = [\"/bin/sh\", \"-c\", \"id\"]\n#";
+const TO_LAN: &str = "\n[server]\nlisten = [\"0.0.0.0:1338\"]\n#";
+
+/// The recorded instance with an instance profile, whose `iam/info`, `mac` and identity
+/// document carry `evil`, and `user_data` bytes of user data.
+fn hostile_tree(evil: &str, user_data: usize) -> Fixture {
+    let mut t = fixture();
+    let listing = t.listings.get_mut("meta-data").unwrap();
+    listing.push_str("\niam/");
+    t.listings
+        .insert("meta-data/iam".into(), "info\nsecurity-credentials/".into());
+    t.listings
+        .insert("meta-data/iam/security-credentials".into(), "web".into());
+    t.leaves.insert(
+        "meta-data/iam/info".into(),
+        serde_json::json!({
+            "Code": "Success",
+            "InstanceProfileArn": format!("arn:aws:iam::123456789012:instance-profile/web{evil}"),
+            "InstanceProfileId": format!("AIPA{evil}"),
+        })
+        .to_string(),
+    );
+    t.leaves
+        .insert("meta-data/mac".into(), format!("0a:07:84:3d:6e:38{evil}"));
+    let doc = "dynamic/instance-identity/document";
+    let mut d: serde_json::Value = serde_json::from_str(&t.leaves[doc]).unwrap();
+    d["availabilityZone"] = format!("us-west-2b{evil}").into();
+    d["accountId"] = format!("123456789012{evil}").into();
+    t.leaves.insert(doc.into(), d.to_string());
+    t.leaves.insert("user-data".into(), "u".repeat(user_data));
+    t
+}
+
+#[test]
+fn a_crawled_value_never_becomes_configuration() {
+    let dir = daemon::workdir("replay-evil");
+    for (i, evil) in [TO_PROCESS, TO_LAN, "\n", "\r"].into_iter().enumerate() {
+        let tree = hostile_tree(evil, 10);
+        let addr = serve_tree(Mode::Faithful, hostile_tree(evil, 10));
+        let file = dir.path().join(format!("evil-{i}.toml"));
+        let (ok, _, err, _) = snapshot(&[
+            "--endpoint",
+            &format!("http://{addr}"),
+            "-o",
+            file.to_str().unwrap(),
+        ]);
+        assert!(ok, "{evil:?}: {err}");
+        let status = Command::new(BIN)
+            .args(["check-config", file.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "{evil:?}: check-config refused it");
+        let cfg = fake_metadata::config::Config::from_file(&file).unwrap();
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert_eq!(cfg.server.listen, None, "{evil:?}:\n{text}");
+        assert_eq!(
+            cfg.iam.source,
+            fake_metadata::config::Config::builtin().iam.source,
+            "{evil:?}:\n{text}"
+        );
+        // Every crawled byte is in [replay], as crawled.
+        let got = replayed(&file);
+        for p in ["meta-data/mac", "dynamic/instance-identity/document"] {
+            assert_eq!(got[p], tree.leaves[p].as_bytes(), "{evil:?} {p}");
+        }
+        // No line of the file starts with what the endpoint sent.
+        for l in text.lines() {
+            assert!(
+                !l.starts_with("source = \"process")
+                    && !l.starts_with("command =")
+                    && l != "[server]",
+                "{evil:?}: {l}"
+            );
+        }
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn the_snapshot_file_is_readable_by_its_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = daemon::workdir("replay-mode");
+    let addr = recorded(Mode::Faithful);
+    let file = dir.path().join("snap.toml");
+    let ep = format!("http://{addr}");
+    let (ok, _, err, _) = snapshot(&["--endpoint", &ep, "-o", file.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&file), 0o600);
+    // Replacing a world-readable file leaves one readable by its owner only.
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (ok, _, err, _) = snapshot(&["--endpoint", &ep, "-o", file.to_str().unwrap(), "--force"]);
+    assert!(ok, "{err}");
+    assert_eq!(mode(&file), 0o600);
+}
+
+#[test]
+fn user_data_the_loader_refuses_is_not_written() {
+    let dir = daemon::workdir("replay-ud");
+    // 16 KiB is kept, byte for byte.
+    let addr = serve_tree(Mode::Faithful, hostile_tree("", 16 * 1024));
+    let file = dir.path().join("exact.toml");
+    let (ok, _, err, _) = snapshot(&[
+        "--endpoint",
+        &format!("http://{addr}"),
+        "-o",
+        file.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(replayed(&file)["user-data"].len(), 16 * 1024);
+    // One byte more: not kept, said, and the file loads.
+    let addr = serve_tree(Mode::Faithful, hostile_tree("", 16 * 1024 + 1));
+    let file = dir.path().join("over.toml");
+    let (ok, _, err, _) = snapshot(&[
+        "--endpoint",
+        &format!("http://{addr}"),
+        "-o",
+        file.to_str().unwrap(),
+    ]);
+    assert!(!ok && err.contains("a partial snapshot"), "{err}");
+    assert!(
+        err.contains("/latest/user-data: the reply is 16385 bytes, over the 16384-byte limit"),
+        "{err}"
+    );
+    let out = Command::new(BIN)
+        .args(["check-config", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!replayed(&file).contains_key("user-data"));
+}
+
+#[test]
+fn a_snapshot_to_a_closed_stdout_fails() {
+    let addr = recorded(Mode::Faithful);
+    // As a shell closes it: `>&-`.
+    let out = Command::new("sh")
+        .args([
+            "-c",
+            "exec \"$0\" snapshot --endpoint \"$1\" -o - >&-",
+            BIN,
+            &format!("http://{addr}"),
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("cannot write standard output: it is closed") && !err.contains("wrote"),
+        "{err}"
     );
 }

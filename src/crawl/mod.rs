@@ -8,11 +8,13 @@
 //! The token and the credentials never reach any output: the token is only sent, and no
 //! credential leaf is ever requested ([`plan`]'s rules).
 
+pub mod contract;
 pub mod plan;
 pub mod render;
 
 use std::io::{IsTerminal as _, Write as _};
 use std::net::SocketAddr;
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -239,11 +241,15 @@ struct Session {
     token: Option<String>,
     tokens_required: bool,
     timeout: Duration,
-    max: usize,
+    limits: Limits,
 }
 
 impl Session {
     async fn get(&self, path: &str, token: bool) -> Result<Reply, String> {
+        self.get_at_most(path, token, self.limits.max_body).await
+    }
+
+    async fn get_at_most(&self, path: &str, token: bool, max: usize) -> Result<Reply, String> {
         let t;
         let headers: &[(&str, &str)] = match (&self.token, token) {
             (Some(tok), true) => {
@@ -252,7 +258,7 @@ impl Session {
             }
             _ => &[],
         };
-        request(&self.ep, Method::GET, path, headers, self.max, self.timeout).await
+        request(&self.ep, Method::GET, path, headers, max, self.timeout).await
     }
 
     /// Gets a token; without one, checks that the service answers without (IMDSv1) and that
@@ -288,7 +294,7 @@ impl Session {
             token,
             tokens_required: false,
             timeout,
-            max: o.limits.max_body,
+            limits: o.limits,
         };
         let listing = s.get("/latest/meta-data/", true).await;
         let not_imds = |why: String| CrawlError::NotImds {
@@ -327,7 +333,8 @@ impl Session {
     }
 
     async fn fetch(&self, f: &Fetch) -> Outcome {
-        match self.get(&f.uri_path(), true).await {
+        let max = self.limits.max_body_of(&f.path);
+        match self.get_at_most(&f.uri_path(), true, max).await {
             Ok((st, body)) if st == StatusCode::OK => Outcome::Body(body),
             Ok((st, _)) => Outcome::Status(st.as_u16()),
             Err(e) => Outcome::Failed(e),
@@ -467,6 +474,32 @@ pub async fn run(o: Options) -> Result<Summary, CrawlError> {
     })
 }
 
+/// Checks that standard output can take the file. A closed descriptor 1 (`>&-`) is one that
+/// Rust's start-up filled with `/dev/null` opened read-write (a shell's `>/dev/null` opens it
+/// write-only), so every write would vanish; one open only for reading fails every write
+/// with `EBADF`, which Rust's standard output takes for success.
+pub fn check_stdout() -> Result<(), CrawlError> {
+    use nix::fcntl::{FcntlArg, OFlag, fcntl};
+    use nix::sys::stat::{SFlag, fstat, major, minor};
+    let err = |why: &str| CrawlError::Write {
+        path: "standard output".into(),
+        source: std::io::Error::other(why.to_string()),
+    };
+    let out = std::io::stdout();
+    let flags = fcntl(&out, FcntlArg::F_GETFL).map_err(|_| err("it is closed"))?;
+    let mode = OFlag::from_bits_truncate(flags) & OFlag::O_ACCMODE;
+    if mode == OFlag::O_RDONLY {
+        return Err(err("it is open for reading only"));
+    }
+    let st = fstat(&out).map_err(|_| err("it is closed"))?;
+    let null = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFCHR
+        && (major(st.st_rdev), minor(st.st_rdev)) == (1, 3);
+    if null && mode == OFlag::O_RDWR {
+        return Err(err("it is closed"));
+    }
+    Ok(())
+}
+
 /// Writes `bytes` to `path` whole or not at all: a temporary file beside it, synced, then
 /// linked into place (which fails if `path` appeared meanwhile) or, with `force`, renamed
 /// over it.
@@ -491,9 +524,12 @@ pub fn write_atomically(path: &Path, bytes: &[u8], force: bool) -> Result<(), Cr
         std::process::id()
     ));
     let write = || -> std::io::Result<()> {
+        // 0600 from its creation (the user data can hold secrets): never readable by others,
+        // not even between a create and a chmod.
         let mut f = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
+            .mode(0o600)
             .open(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;

@@ -6,6 +6,8 @@ use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 
 use bytes::Bytes;
 
+use crate::config::{CONFIG_MAX, USER_DATA_MAX};
+
 /// Bounds on a walk.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -13,8 +15,12 @@ pub struct Limits {
     pub max_paths: usize,
     /// Path segments below `meta-data`/`dynamic`; deeper means listings that loop.
     pub max_depth: usize,
-    /// Bytes of one reply (user data is at most 16 KiB on EC2).
+    /// Bytes of one reply; user data has the loader's own cap ([`Limits::max_body_of`]).
     pub max_body: usize,
+    /// Bytes kept in all (bodies, paths, problems): the written file, whose escaping at
+    /// most sextuples them (a control byte becomes `\u0001`), stays under the loader's
+    /// [`CONFIG_MAX`].
+    pub max_kept: usize,
 }
 
 impl Default for Limits {
@@ -23,6 +29,19 @@ impl Default for Limits {
             max_paths: 5000,
             max_depth: 12,
             max_body: 64 * 1024,
+            max_kept: CONFIG_MAX / 8,
+        }
+    }
+}
+
+impl Limits {
+    /// The most a reply to `path` may hold: the loader refuses user data over EC2's 16 KiB
+    /// ([`USER_DATA_MAX`]), so the crawl does not keep more.
+    pub fn max_body_of(&self, path: &str) -> usize {
+        if path == "user-data" {
+            self.max_body.min(USER_DATA_MAX)
+        } else {
+            self.max_body
         }
     }
 }
@@ -110,6 +129,10 @@ fn rule(path: &str, kind: Kind) -> Rule {
     }
 }
 
+/// The longest name a listing line may give (EC2's are a few dozen bytes; tag keys 128): a
+/// path is then at most `max_depth` of them.
+pub const MAX_NAME: usize = 255;
+
 /// How a listing line reads: a sub-directory (`name/`, or `0=key-name` under
 /// `public-keys/`), a leaf, or nothing (an empty line).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,6 +155,13 @@ pub fn entry(line: &str) -> Result<Entry, String> {
             _ => (line, false),
         },
     };
+    if name.len() > MAX_NAME {
+        let start: String = line.chars().take(32).collect();
+        return Err(format!(
+            "`{}…` is longer than {MAX_NAME} bytes",
+            start.escape_debug()
+        ));
+    }
     if name.is_empty()
         || name == "."
         || name == ".."
@@ -170,6 +200,8 @@ pub struct Walk {
     seen: HashSet<String>,
     issued: usize,
     stopped: bool,
+    /// Bytes kept so far, against `limits.max_kept`.
+    kept: usize,
     pub crawled: Crawled,
 }
 
@@ -182,6 +214,7 @@ impl Walk {
             seen: HashSet::new(),
             issued: 0,
             stopped: false,
+            kept: 0,
             crawled: Crawled::default(),
         };
         w.push("meta-data".into(), Kind::Listing);
@@ -207,7 +240,33 @@ impl Walk {
     }
 
     fn problem(&mut self, p: String) {
+        if self.full() {
+            return;
+        }
+        // Written twice: a comment and `partial`.
+        self.keep(2 * p.len());
         self.crawled.problems.push(p);
+    }
+
+    fn full(&self) -> bool {
+        self.kept > self.limits.max_kept
+    }
+
+    /// Counts `n` more bytes kept; past `max_kept` the walk ends, with what it has, and
+    /// records nothing more but the bodies of fetches already in flight.
+    fn keep(&mut self, n: usize) {
+        let was_full = self.full();
+        self.kept += n;
+        if self.full() && !was_full {
+            self.crawled.problems.push(format!(
+                "stopped at over {} bytes kept, more than any instance's tree holds; {} listed \
+                 paths not fetched",
+                self.limits.max_kept,
+                self.queue.len()
+            ));
+            self.queue.clear();
+            self.stopped = true;
+        }
     }
 
     /// The next fetch, if any is left within the bounds.
@@ -246,7 +305,15 @@ impl Walk {
     /// Records what a fetch got; a listing queues its children.
     pub fn record(&mut self, f: Fetch, outcome: Outcome) {
         self.crawled.fetched += 1;
+        let max = self.limits.max_body_of(&f.path);
         let body = match outcome {
+            Outcome::Body(b) if b.len() > max => {
+                return self.problem(format!(
+                    "{}: the reply is {} bytes, over the {max}-byte limit",
+                    f.uri_path(),
+                    b.len()
+                ));
+            }
             Outcome::Body(b) => b,
             Outcome::Status(404) if f.path == "user-data" => return,
             Outcome::Status(s) => {
@@ -254,6 +321,7 @@ impl Walk {
             }
             Outcome::Failed(why) => return self.problem(format!("{}: {why}", f.uri_path())),
         };
+        self.keep(f.path.len() + body.len());
         if f.path == "meta-data/iam/info" {
             self.crawled.iam_info = String::from_utf8(body.to_vec()).ok();
             return;
@@ -291,6 +359,7 @@ impl Walk {
             }
             match rule(&path, kind) {
                 Rule::Skip(why) => {
+                    self.keep(path.len());
                     self.crawled.not_copied.entry(why).or_default().insert(path);
                 }
                 Rule::Copy | Rule::ReadOnly => self.push(path, kind),

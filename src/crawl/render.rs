@@ -1,8 +1,13 @@
 //! The config file a crawl becomes: comments saying what was and was not copied and why,
 //! `[instance]`/`[iam]`/`[tags]` values the box's own parts need (account, role, tags for
-//! `ctl`), and `[replay]` with every crawled path. Each value is spelled by the `toml` crate
-//! and each `[instance]`/`[iam]`/`[tags]` line is kept only if the config parser takes it,
-//! so the file always loads.
+//! `ctl`), and `[replay]` with every crawled path.
+//!
+//! Everything the endpoint sent is data, never file structure: every key and value is a
+//! single-line TOML basic string with each control character escaped ([`basic`]), and
+//! crawled text in a comment has its control characters escaped ([`comment`]), so each line
+//! of the file is one the renderer began: no newline of the endpoint's ever starts one. Each `[instance]`/`[iam]`/`[tags]` line is kept only if the
+//! config parser takes it, and a replayed path the loader would refuse is left out (with a
+//! comment), so the file always loads: [`super::contract`] states and checks it.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -20,12 +25,29 @@ pub struct Header {
     pub tokens_required: bool,
 }
 
-/// A TOML string literal (or quoted key) for `s`.
-fn quoted(s: &str) -> String {
-    toml::Value::String(s.to_string()).to_string()
+/// A single-line TOML basic string for `s` (a value or a quoted key): `"` and `\` escaped,
+/// and every control character (newlines included), so it is one token on one line.
+pub fn basic(s: &str) -> String {
+    let mut o = String::with_capacity(s.len() + 2);
+    o.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => o.push_str("\\\""),
+            '\\' => o.push_str("\\\\"),
+            '\n' => o.push_str("\\n"),
+            '\r' => o.push_str("\\r"),
+            '\t' => o.push_str("\\t"),
+            c if c.is_control() => {
+                let _ = write!(o, "\\u{:04X}", u32::from(c));
+            }
+            c => o.push(c),
+        }
+    }
+    o.push('"');
+    o
 }
 
-/// A TOML key for `s`: bare when it can be.
+/// A TOML key for `s`: bare when it can be, else a [`basic`] string.
 fn key(s: &str) -> String {
     if !s.is_empty()
         && s.bytes()
@@ -33,8 +55,22 @@ fn key(s: &str) -> String {
     {
         s.to_string()
     } else {
-        quoted(s)
+        basic(s)
     }
+}
+
+/// `s` made safe to follow `#` on one line: each control character (a newline, a lone
+/// carriage return, which TOML refuses in a comment) written as its Rust escape.
+pub fn comment(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() {
+            o.extend(c.escape_default());
+        } else {
+            o.push(c);
+        }
+    }
+    o
 }
 
 /// Whether `line` is accepted after `section` (a table header, and any lines the check
@@ -48,7 +84,7 @@ fn accepted(section: &str, line: &str) -> Result<(), String> {
 /// Appends `key = value` under `section` if the parser takes it, else as a comment saying
 /// why not; tells whether it was kept.
 fn value_line(out: &mut String, section: &str, key: &str, value: &str) -> bool {
-    let line = format!("{} = {}", self::key(key), quoted(value));
+    let line = format!("{} = {}", self::key(key), basic(value));
     match accepted(section, &line) {
         Ok(()) => {
             let _ = writeln!(out, "{line}");
@@ -56,7 +92,7 @@ fn value_line(out: &mut String, section: &str, key: &str, value: &str) -> bool {
         }
         Err(e) => {
             let why = e.split_once(": ").map_or(e.as_str(), |(_, m)| m);
-            let _ = writeln!(out, "# not kept ({why}): {line}");
+            let _ = writeln!(out, "# not kept ({}): {}", comment(why), comment(&line));
             false
         }
     }
@@ -76,7 +112,8 @@ pub fn render(c: &Crawled, h: &Header) -> String {
     let _ = writeln!(
         o,
         "# fake-metadata snapshot of {}, taken {}.",
-        h.source, h.taken
+        comment(&h.source),
+        comment(&h.taken)
     );
     o.push_str(
         "# In the box: fake-metadata serve --config THIS-FILE (or install it as\n\
@@ -91,7 +128,7 @@ pub fn render(c: &Crawled, h: &Header) -> String {
             c.problems.len()
         );
         for p in &c.problems {
-            let _ = writeln!(o, "#   {}", p.replace('\n', " "));
+            let _ = writeln!(o, "#   {}", comment(p));
         }
         o.push_str("#\n");
     }
@@ -115,7 +152,7 @@ pub fn render(c: &Crawled, h: &Header) -> String {
         };
         let _ = writeln!(o, "# - {reason}:");
         for p in paths {
-            let _ = writeln!(o, "#     {p}");
+            let _ = writeln!(o, "#     {}", comment(p));
         }
     }
     o.push('\n');
@@ -195,7 +232,7 @@ pub fn render(c: &Crawled, h: &Header) -> String {
     {
         let context = account.map_or_else(
             || "[iam]".to_string(),
-            |a| format!("[instance]\naccount-id = {}\n[iam]", quoted(&a)),
+            |a| format!("[instance]\naccount-id = {}\n[iam]", basic(&a)),
         );
         value_line(&mut o, &context, "instance-profile-arn", &arn);
     }
@@ -209,12 +246,38 @@ pub fn render(c: &Crawled, h: &Header) -> String {
         o.push('\n');
     }
 
-    let replay = Replay {
+    replay_section(&mut o, c, h);
+    o
+}
+
+/// `[replay]`: every crawled path the loader takes, as crawled; one it would refuse (user
+/// data over EC2's cap, a value that other paths make a directory: the loader's own rule,
+/// [`Replay::refused`]) is a comment instead, so the file always loads.
+fn replay_section(o: &mut String, c: &Crawled, h: &Header) {
+    let mut replay = Replay {
         source: Some(h.source.clone()),
         taken: Some(h.taken.clone()),
         partial: (!c.problems.is_empty()).then(|| c.problems.join("; ")),
-        ..Replay::default()
+        listings: c
+            .listings
+            .iter()
+            .filter_map(|(d, l)| Some((ReplayPath::try_from(d.clone()).ok()?, l.clone())))
+            .collect(),
+        leaves: c
+            .leaves
+            .iter()
+            .filter_map(|(p, v)| {
+                Some((
+                    ReplayPath::try_from(p.clone()).ok()?,
+                    ReplayValue(v.clone()),
+                ))
+            })
+            .collect(),
     };
+    let refused = replay.refused();
+    for (path, _) in &refused {
+        replay.leaves.remove(path.as_str());
+    }
     o.push_str("[replay]\n");
     for (k, v) in [
         ("source", &replay.source),
@@ -222,26 +285,39 @@ pub fn render(c: &Crawled, h: &Header) -> String {
         ("partial", &replay.partial),
     ] {
         if let Some(v) = v {
-            let _ = writeln!(o, "{k} = {}", quoted(v));
+            let _ = writeln!(o, "{k} = {}", basic(v));
         }
     }
+    for (path, why) in &refused {
+        let _ = writeln!(
+            o,
+            "# not kept ({}): {}",
+            comment(why),
+            comment(path.as_str())
+        );
+    }
     o.push_str("\n# Directory → its listing, as crawled.\n[replay.listings]\n");
-    for (dir, listing) in &c.listings {
-        if ReplayPath::try_from(dir.clone()).is_ok() {
-            let _ = writeln!(o, "{} = {}", quoted(dir), quoted(listing));
-        }
+    for (dir, listing) in &replay.listings {
+        let _ = writeln!(o, "{} = {}", basic(dir.as_str()), basic(listing));
     }
     o.push_str("\n# Path → its bytes, as crawled ({ base64 = \"…\" } when not UTF-8).\n");
     o.push_str("[replay.leaves]\n");
-    for (path, body) in &c.leaves {
-        if ReplayPath::try_from(path.clone()).is_err() {
-            continue;
-        }
-        let value =
-            toml::Value::try_from(ReplayValue(body.clone())).expect("a replayed value serializes");
-        let _ = writeln!(o, "{} = {}", quoted(path), value);
+    for (path, body) in &replay.leaves {
+        let _ = writeln!(o, "{} = {}", basic(path.as_str()), replayed(&body.0));
     }
-    o
+}
+
+/// A replayed value as [`ReplayValue`] reads it: a [`basic`] string when the bytes are
+/// UTF-8, else `{ base64 = "…" }`.
+fn replayed(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    match std::str::from_utf8(bytes) {
+        Ok(t) => basic(t),
+        Err(_) => format!(
+            "{{ base64 = {} }}",
+            basic(&base64::engine::general_purpose::STANDARD.encode(bytes))
+        ),
+    }
 }
 
 fn iam_info(c: &Crawled, field: &str) -> Option<String> {
