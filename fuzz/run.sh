@@ -15,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 SECONDS_PER_TARGET=${1:-25}
-TARGETS=(respond config)
+TARGETS=(respond config snapshot)
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 mkdir -p artifacts

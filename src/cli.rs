@@ -109,7 +109,8 @@ pub struct SnapshotArgs {
     #[arg(long, value_name = "URL", default_value = crate::crawl::DEFAULT_ENDPOINT)]
     pub endpoint: String,
     /// The config file to write (`-`: standard output). It is written whole or not at
-    /// all, and an existing file is kept unless `--force`.
+    /// all, readable by its owner only (0600: the user data can hold secrets), and an
+    /// existing file is kept unless `--force`.
     #[arg(
         long,
         short,
