@@ -599,15 +599,25 @@ fn bad_endpoints_end_quickly_with_a_clear_error_or_a_partial_file() {
 
 // ---- a hostile endpoint (issue 27, items 1–4) ----
 
-/// Values that, written into a comment with their newlines (as `snapshot` did), became
-/// configuration: `[iam] source = "process"` (a command run as the daemon's user) and
-/// `[server] listen` on every interface.
-const TO_PROCESS: &str = "\nsource = \"process\"\ncommand = [\"/bin/sh\", \"-c\", \"id\"]\n#";
-const TO_LAN: &str = "\n[server]\nlisten = [\"0.0.0.0:1338\"]\n#";
+/// Values that, written into a comment with their newlines (as `snapshot` did: once in the
+/// parser's reason, once as the value), became configuration that loads: `[iam] source =
+/// "process"` (a command run as the daemon's user; the rest of `[iam]` becomes tags) in
+/// `iam/info`'s `InstanceProfileId`, and `[server] listen` on every interface in
+/// `meta-data/mac` (the second copy swallowed by a multi-line string).
+const TO_PROCESS: &str = "\nsource = \"process\"\ncommand = \"id >&2; echo {}\"\n[tags]\nx = '''#";
+const TO_LAN: &str = "\n[server]\nlisten = [\"0.0.0.0:1338\"]\nstate-directory = '''#";
 
-/// The recorded instance with an instance profile, whose `iam/info`, `mac` and identity
-/// document carry `evil`, and `user_data` bytes of user data.
-fn hostile_tree(evil: &str, user_data: usize) -> Fixture {
+/// Where the hostile endpoint puts its value.
+#[derive(Debug, Clone, Copy)]
+enum Place {
+    Mac,
+    ProfileId,
+    Zone,
+}
+
+/// The recorded instance with an instance profile, `evil` at `place`, and `user_data`
+/// bytes of user data.
+fn hostile_tree(place: Place, evil: &str, user_data: usize) -> Fixture {
     let mut t = fixture();
     let listing = t.listings.get_mut("meta-data").unwrap();
     listing.push_str("\niam/");
@@ -615,21 +625,29 @@ fn hostile_tree(evil: &str, user_data: usize) -> Fixture {
         .insert("meta-data/iam".into(), "info\nsecurity-credentials/".into());
     t.listings
         .insert("meta-data/iam/security-credentials".into(), "web".into());
+    let id = match place {
+        Place::ProfileId => format!("AIPA{evil}"),
+        _ => "AIPAVMQT32F2Q43IXV2TC".into(),
+    };
     t.leaves.insert(
         "meta-data/iam/info".into(),
         serde_json::json!({
             "Code": "Success",
-            "InstanceProfileArn": format!("arn:aws:iam::123456789012:instance-profile/web{evil}"),
-            "InstanceProfileId": format!("AIPA{evil}"),
+            "InstanceProfileArn": "arn:aws:iam::123456789012:instance-profile/web",
+            "InstanceProfileId": id,
         })
         .to_string(),
     );
-    t.leaves
-        .insert("meta-data/mac".into(), format!("0a:07:84:3d:6e:38{evil}"));
+    if let Place::Mac = place {
+        t.leaves
+            .insert("meta-data/mac".into(), format!("0a:07:84:3d:6e:38{evil}"));
+    }
     let doc = "dynamic/instance-identity/document";
     let mut d: serde_json::Value = serde_json::from_str(&t.leaves[doc]).unwrap();
-    d["availabilityZone"] = format!("us-west-2b{evil}").into();
-    d["accountId"] = format!("123456789012{evil}").into();
+    d["accountId"] = "123456789012".into();
+    if let Place::Zone = place {
+        d["availabilityZone"] = format!("us-west-2b{evil}").into();
+    }
     t.leaves.insert(doc.into(), d.to_string());
     t.leaves.insert("user-data".into(), "u".repeat(user_data));
     t
@@ -638,9 +656,19 @@ fn hostile_tree(evil: &str, user_data: usize) -> Fixture {
 #[test]
 fn a_crawled_value_never_becomes_configuration() {
     let dir = daemon::workdir("replay-evil");
-    for (i, evil) in [TO_PROCESS, TO_LAN, "\n", "\r"].into_iter().enumerate() {
-        let tree = hostile_tree(evil, 10);
-        let addr = serve_tree(Mode::Faithful, hostile_tree(evil, 10));
+    let cases = [
+        (Place::Mac, TO_LAN),
+        (Place::ProfileId, TO_PROCESS),
+        (Place::Zone, TO_LAN),
+        (Place::Mac, TO_PROCESS),
+        (Place::ProfileId, TO_LAN),
+        (Place::Mac, "\n"),
+        (Place::ProfileId, "\r"),
+    ];
+    for (i, (place, evil)) in cases.into_iter().enumerate() {
+        let case = format!("{place:?} {evil:?}");
+        let tree = hostile_tree(place, evil, 10);
+        let addr = serve_tree(Mode::Faithful, hostile_tree(place, evil, 10));
         let file = dir.path().join(format!("evil-{i}.toml"));
         let (ok, _, err, _) = snapshot(&[
             "--endpoint",
@@ -648,33 +676,33 @@ fn a_crawled_value_never_becomes_configuration() {
             "-o",
             file.to_str().unwrap(),
         ]);
-        assert!(ok, "{evil:?}: {err}");
+        assert!(ok, "{case}: {err}");
+        let text = std::fs::read_to_string(&file).unwrap();
         let status = Command::new(BIN)
             .args(["check-config", file.to_str().unwrap()])
             .stdout(Stdio::null())
             .status()
             .unwrap();
-        assert!(status.success(), "{evil:?}: check-config refused it");
+        assert!(status.success(), "{case}: check-config refused it:\n{text}");
         let cfg = fake_metadata::config::Config::from_file(&file).unwrap();
-        let text = std::fs::read_to_string(&file).unwrap();
-        assert_eq!(cfg.server.listen, None, "{evil:?}:\n{text}");
-        assert_eq!(
-            cfg.iam.source,
-            fake_metadata::config::Config::builtin().iam.source,
-            "{evil:?}:\n{text}"
-        );
+        let builtin = fake_metadata::config::Config::builtin();
+        assert_eq!(cfg.server, builtin.server, "{case}:\n{text}");
+        assert_eq!(cfg.iam.source, builtin.iam.source, "{case}:\n{text}");
+        assert!(cfg.tags.is_empty(), "{case}:\n{text}");
         // Every crawled byte is in [replay], as crawled.
         let got = replayed(&file);
         for p in ["meta-data/mac", "dynamic/instance-identity/document"] {
-            assert_eq!(got[p], tree.leaves[p].as_bytes(), "{evil:?} {p}");
+            assert_eq!(got[p], tree.leaves[p].as_bytes(), "{case} {p}");
         }
         // No line of the file starts with what the endpoint sent.
         for l in text.lines() {
             assert!(
                 !l.starts_with("source = \"process")
                     && !l.starts_with("command =")
-                    && l != "[server]",
-                "{evil:?}: {l}"
+                    && !l.starts_with("listen =")
+                    && !l.starts_with("[server]")
+                    && !l.starts_with("[tags]"),
+                "{case}: {l}"
             );
         }
     }
@@ -703,7 +731,7 @@ fn the_snapshot_file_is_readable_by_its_owner_only() {
 fn user_data_the_loader_refuses_is_not_written() {
     let dir = daemon::workdir("replay-ud");
     // 16 KiB is kept, byte for byte.
-    let addr = serve_tree(Mode::Faithful, hostile_tree("", 16 * 1024));
+    let addr = serve_tree(Mode::Faithful, hostile_tree(Place::Mac, "", 16 * 1024));
     let file = dir.path().join("exact.toml");
     let (ok, _, err, _) = snapshot(&[
         "--endpoint",
@@ -714,7 +742,7 @@ fn user_data_the_loader_refuses_is_not_written() {
     assert!(ok, "{err}");
     assert_eq!(replayed(&file)["user-data"].len(), 16 * 1024);
     // One byte more: not kept, said, and the file loads.
-    let addr = serve_tree(Mode::Faithful, hostile_tree("", 16 * 1024 + 1));
+    let addr = serve_tree(Mode::Faithful, hostile_tree(Place::Mac, "", 16 * 1024 + 1));
     let file = dir.path().join("over.toml");
     let (ok, _, err, _) = snapshot(&[
         "--endpoint",
