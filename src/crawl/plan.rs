@@ -503,4 +503,64 @@ mod tests {
         );
         assert!(p.contains("/latest/dynamic/ answered 500"), "{p}");
     }
+
+    /// The crawler and the loader agree: user data is kept up to the loader's cap
+    /// (`config::USER_DATA_MAX`), whatever the reply limit; one byte more is a problem.
+    #[test]
+    fn user_data_over_the_loaders_cap_is_a_problem_and_not_kept() {
+        for (n, kept) in [(USER_DATA_MAX, true), (USER_DATA_MAX + 1, false)] {
+            let mut w = Walk::new(Limits::default(), true);
+            drive(&mut w, |f| match f.path.as_str() {
+                "user-data" => Outcome::Body(Bytes::from(vec![b'u'; n])),
+                _ => body(""),
+            });
+            assert_eq!(w.crawled.leaves.contains_key("user-data"), kept, "{n}");
+            let p = w.crawled.problems.join("\n");
+            assert_eq!(
+                p.contains(
+                    "/latest/user-data: the reply is 16385 bytes, over the 16384-byte limit"
+                ),
+                !kept,
+                "{p}"
+            );
+        }
+    }
+
+    /// However the endpoint answers, a walk keeps about `max_kept` bytes at most (one reply
+    /// more), so the escaped file stays under the loader's limit; names are short.
+    #[test]
+    fn a_walk_keeps_a_bounded_number_of_bytes() {
+        let limits = Limits {
+            max_kept: 100_000,
+            ..Limits::default()
+        };
+        let mut w = Walk::new(limits, false);
+        let wide: String = (0..2000).map(|i| format!("d{i}/\n.\n")).collect();
+        drive(&mut w, |f| match f.kind {
+            Kind::Listing => body(&wide),
+            Kind::Leaf => body("x"),
+        });
+        let c = &w.crawled;
+        let kept: usize = c
+            .listings
+            .iter()
+            .map(|(k, v)| k.len() + v.len())
+            .sum::<usize>()
+            + c.problems.iter().map(|p| 2 * p.len()).sum::<usize>();
+        assert!(kept <= 100_000 + 2 * 64 * 1024, "{kept}");
+        assert!(
+            c.problems
+                .iter()
+                .any(|p| p.contains("stopped at over 100000 bytes kept")),
+            "{:?}",
+            c.problems.last()
+        );
+        let long = "n".repeat(MAX_NAME + 1);
+        assert!(
+            entry(&long)
+                .unwrap_err()
+                .contains("is longer than 255 bytes")
+        );
+        assert!(entry(&long[1..]).is_ok());
+    }
 }
