@@ -33,6 +33,7 @@ ARCH=${ARCH:-$(dpkg --print-architecture)}
 REPO=$(realpath "$REPO")
 ls "$REPO"/fake-metadata_*_"$ARCH".deb >/dev/null 2>&1 || die "no fake-metadata_*_$ARCH.deb in $REPO (packaging/build-deb --arch $ARCH)"
 [ -f "$REPO/Packages" ] || die "no Packages index in $REPO (packaging/build-deb writes it)"
+# shellcheck disable=SC2012 # the newest package: ls -t sorts by time
 DEB=$(ls -t "$REPO"/fake-metadata_*_"$ARCH".deb | head -1)
 export DEBIAN_FRONTEND=noninteractive
 CACHE_DIR=${CACHE_DIR:-/var/cache/fake-metadata-ci}
@@ -71,8 +72,9 @@ step "rootfs ($SUITE/$ARCH)"
 resolve_mirrors "$SUITE"
 TARBALL=$(rootfs_tarball "$SUITE" "$ARCH" "$PKGS" "$CACHE_DIR" "$MORE_ARCHES") || die "mmdebstrap of $SUITE/$ARCH failed"
 # One line, the path of a file: anything else is a helper that wrote on stdout (issue 28).
-[ "$(printf '%s\n' "$TARBALL" | wc -l)" = 1 ] && [ -s "$TARBALL" ] ||
+if [ "$(printf '%s\n' "$TARBALL" | wc -l)" != 1 ] || [ ! -s "$TARBALL" ]; then
     die "rootfs_tarball returned no tarball path: $(printf '%q' "$TARBALL")"
+fi
 echo "mirror: $MIRROR   security: $SECURITY_MIRROR   repo: $REPO"
 WORK=$(mktemp -d /var/tmp/fake-metadata-nspawn.XXXXXX)
 ROOT=$WORK/rootfs
@@ -89,7 +91,8 @@ if [ "$ARCH" != "$HOST_ARCH" ]; then
     # CREDENTIALS (status 243): journald, sysctl, sysusers, tmpfiles. Those units import no
     # credential here anyway (none are passed to the container): reset the setting for them.
     # fake-metadata's units use no credentials and are not touched.
-    for u in $(grep -l '^ImportCredential=' "$ROOT"/usr/lib/systemd/system/*.service); do
+    mapfile -t units < <(grep -l '^ImportCredential=' "$ROOT"/usr/lib/systemd/system/*.service || true)
+    for u in "${units[@]}"; do
         mkdir -p "$ROOT/etc/systemd/system/$(basename "$u").d"
         printf '# tests/system/nspawn.sh: qemu-user cannot mount a credentials directory\n[Service]\nImportCredential=\n' \
             > "$ROOT/etc/systemd/system/$(basename "$u").d/qemu-user.conf"

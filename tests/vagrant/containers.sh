@@ -23,7 +23,6 @@ set -uo pipefail
 IMAGE=fake-metadata-ci/ctr:local
 NET=fm-compose_default
 CONF=/etc/fake-metadata/config.toml
-PEER=/vagrant/tests/peers/botocore_container.py
 IMDS=http://169.254.169.254
 WORK=$(mktemp -d)
 cp "$CONF" "$WORK/config.orig"
