@@ -13,6 +13,9 @@ pub struct MachineFacts {
     pub machine_id: Option<String>,
     pub hostname: Option<String>,
     pub primary: Option<PrimaryNic>,
+    /// The CPU architecture as Rust names it (`x86_64`, `aarch64`): an arm64 box is served
+    /// as a Graviton instance type by default.
+    pub arch: Option<String>,
 }
 
 /// The interface of the default route.
@@ -48,6 +51,7 @@ impl MachineFacts {
             machine_id,
             hostname,
             primary,
+            arch: Some(std::env::consts::ARCH.to_string()),
         }
     }
 }

@@ -282,7 +282,7 @@ impl Config {
     pub fn generation(&self) -> imds::Generation {
         self.imds
             .generation
-            .unwrap_or_else(|| imds::Generation::of_instance_type(&self.instance.instance_type))
+            .unwrap_or_else(|| imds::Generation::of_instance_type(self.instance.instance_type()))
     }
 
     /// The effective configuration as TOML.

@@ -262,7 +262,9 @@ pub struct Instance {
     pub from_host: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub instance_id: Option<Ec2Id<'i'>>,
-    pub instance_type: String,
+    /// Unset: `t3.micro`, or `t4g.micro` on an arm64 box (with `from-host`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance_type: Option<String>,
     pub ami_id: Ec2Id<'a'>,
     pub ami_launch_index: u32,
     pub ami_manifest_path: String,
@@ -270,8 +272,12 @@ pub struct Instance {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub region: Option<Region>,
     pub availability_zone: Zone,
-    pub availability_zone_id: String,
-    pub architecture: String,
+    /// Unset: derived from the zone (`euw1-az2` for `eu-west-1b`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub availability_zone_id: Option<String>,
+    /// The identity document's; unset: from the instance type (`arm64` for Graviton).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub architecture: Option<String>,
     pub instance_life_cycle: String,
     /// RFC 3339 UTC time the instance launched (`pendingTime` in the identity document).
     pub pending_time: String,
@@ -349,6 +355,9 @@ pub struct NetworkInterface {
 
 /// Built-in values when neither the config nor the machine gives one.
 pub const DEFAULT_INSTANCE_ID: &str = "i-0123456789abcdef0";
+pub const DEFAULT_INSTANCE_TYPE: &str = "t3.micro";
+/// The default on an arm64 box: the smallest Graviton type of the same family tier.
+pub const DEFAULT_INSTANCE_TYPE_ARM64: &str = "t4g.micro";
 pub const DEFAULT_LOCAL_IPV4: Ipv4Addr = Ipv4Addr::new(172, 31, 16, 10);
 pub const DEFAULT_MAC: &str = "0e:49:61:0f:c3:11";
 pub const DEFAULT_SUBNET: &str = "172.31.16.0/20";
@@ -359,15 +368,15 @@ impl Default for Instance {
         Instance {
             from_host: true,
             instance_id: None,
-            instance_type: "t3.micro".into(),
+            instance_type: None,
             ami_id: valid("ami-0abcdef1234567890"),
             ami_launch_index: 0,
             ami_manifest_path: "(unknown)".into(),
             account_id: valid("123456789012"),
             region: None,
             availability_zone: valid("us-east-1a"),
-            availability_zone_id: "use1-az1".into(),
-            architecture: "x86_64".into(),
+            availability_zone_id: None,
+            architecture: None,
             instance_life_cycle: "on-demand".into(),
             pending_time: "2026-01-01T00:00:00Z".into(),
             reservation_id: "r-0fedcba9876543210".into(),
@@ -445,6 +454,24 @@ impl Instance {
         }
     }
 
+    pub fn instance_type(&self) -> &str {
+        self.instance_type
+            .as_deref()
+            .unwrap_or(DEFAULT_INSTANCE_TYPE)
+    }
+
+    pub fn availability_zone_id(&self) -> String {
+        self.availability_zone_id
+            .clone()
+            .unwrap_or_else(|| self.availability_zone.id())
+    }
+
+    pub fn architecture(&self) -> &str {
+        self.architecture
+            .as_deref()
+            .unwrap_or_else(|| crate::ec2::architecture_of(self.instance_type()))
+    }
+
     pub fn instance_id(&self) -> &str {
         self.instance_id
             .as_ref()
@@ -474,6 +501,22 @@ impl Instance {
     pub(super) fn resolve(&mut self, facts: &MachineFacts) {
         let none = MachineFacts::none();
         let facts = if self.from_host { facts } else { &none };
+        if self.instance_type.is_none() {
+            let arm = facts.arch.as_deref() == Some("aarch64");
+            self.instance_type = Some(
+                if arm {
+                    DEFAULT_INSTANCE_TYPE_ARM64
+                } else {
+                    DEFAULT_INSTANCE_TYPE
+                }
+                .into(),
+            );
+        }
+        self.availability_zone_id
+            .get_or_insert_with(|| self.availability_zone.id());
+        if self.architecture.is_none() {
+            self.architecture = Some(self.architecture().to_string());
+        }
         if self.instance_id.is_none() {
             self.instance_id =
                 Some(valid(&facts.machine_id.as_deref().map_or(
