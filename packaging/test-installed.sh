@@ -129,6 +129,21 @@ v2() {
     eq "$(curl -s -o /dev/null -w '%{http_code}' --noproxy '*' --max-time 5 -H 'X-aws-ec2-metadata-token: nope' "$IMDS/latest/meta-data/instance-id")" 401
 }
 check "IMDSv2: PUT api/token, GET with the token (and 401 with a wrong one)" v2
+# Issue 27, item 10: a client on this box that connects from another of the box's addresses
+# (its NIC's) is local: at hop limit 1 its token PUT is answered. The daemon decides that
+# under its unit's RestrictAddressFamilies (no netlink, so no getifaddrs).
+OWN_ADDR=$(ip -4 -o addr show scope global 2>/dev/null | awk '{ sub(/\/.*/, "", $4); print $4; exit }')
+v2_from_own_address() {
+    local tok
+    info "token PUT from $OWN_ADDR"
+    tok=$(curl -fsS --noproxy '*' --max-time 5 --interface "$OWN_ADDR" -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 60' "$IMDS/latest/api/token")
+    [ -n "$tok" ]
+}
+if [ -n "$OWN_ADDR" ]; then
+    check "IMDSv2 from the box's own NIC address (local without netlink, under the unit)" v2_from_own_address
+else
+    skipped "IMDSv2 from the box's own NIC address" "no global IPv4 address"
+fi
 REGION=$(get meta-data/placement/region 2>/dev/null || true)
 LOCAL_IPV4=$(get meta-data/local-ipv4 2>/dev/null || true)
 info_line() { info "region $REGION, local-ipv4 $LOCAL_IPV4"; [ -n "$REGION" ] && [ -n "$LOCAL_IPV4" ]; }
