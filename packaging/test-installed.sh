@@ -106,14 +106,19 @@ not_root() {
     [ -n "$user" ] && [ "$user" != root ]
 }
 check "MainPID is not root" not_root
-# The container path ([intercept] containers, on by default): one DNAT, five drops, and the
-# daemon answering where containers are DNATed to (status checks all of it).
+# The container path ([intercept] containers, on by default): a DNAT per container network
+# (docker0, br-+, podman+, cni+; none from any interface), one drop of the rest, and the
+# daemon answering where containers are DNATed to (status checks all of it, and names them).
 containers() {
-    eq "$(iptables -w -t nat -S PREROUTING | grep -c 'fake-metadata -j DNAT')" 1
-    eq "$(iptables -w -S INPUT | grep -c 'fake-metadata -j DROP')" 5
-    fake-metadata status --config /etc/fake-metadata/config.toml | grep 'daemon answers containers at'
+    local st
+    eq "$(iptables -w -t nat -S PREROUTING | grep -c 'fake-metadata -j DNAT')" 4
+    eq "$(iptables -w -t nat -S PREROUTING | grep 'fake-metadata -j DNAT' | grep -vc ' -i ')" 0
+    eq "$(iptables -w -S INPUT | grep -c 'fake-metadata -j DROP')" 1
+    st=$(fake-metadata status --config /etc/fake-metadata/config.toml)
+    grep 'daemon answers containers at' <<<"$st"
+    grep -F 'containers admitted from: docker0, br-+, podman+, cni+' <<<"$st"
 }
-check "container path: nat PREROUTING DNAT, filter INPUT drops, status" containers
+check "container path: nat PREROUTING DNATs from container networks only, filter INPUT drop, status" containers
 
 section "curl (IMDSv1, IMDSv2)"
 IID=$(get meta-data/instance-id 2>/dev/null || true)

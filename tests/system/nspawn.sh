@@ -209,12 +209,14 @@ one_addr() { eq "$(n_addr)" 1; }
 one_rule() { C iptables -w -t nat -S OUTPUT; eq "$(n_rule)" 1; }
 no_addr() { eq "$(n_addr)" 0; }
 no_rule() { C iptables -w -t nat -S OUTPUT; eq "$(n_rule)" 0; }
-# The container path: one DNAT, five drops (4 LAN patterns + direct), and the daemon, under its
-# unit's sandbox, listening where containers are DNATed to (`status` probes it).
+# The container path: a DNAT per container network (docker0, br-+, podman+, cni+; none from
+# any interface), one drop of the rest, and the daemon, under its unit's sandbox, listening
+# where containers are DNATed to (`status` probes it).
 container_rules() {
     C iptables -w -t nat -S PREROUTING; C iptables -w -S INPUT
-    eq "$(C iptables -w -t nat -S PREROUTING | grep -c 'fake-metadata -j DNAT' || true)" 1
-    eq "$(C iptables -w -S INPUT | grep -c 'fake-metadata -j DROP' || true)" 5
+    eq "$(C iptables -w -t nat -S PREROUTING | grep -c 'fake-metadata -j DNAT' || true)" 4
+    eq "$(C iptables -w -t nat -S PREROUTING | grep 'fake-metadata -j DNAT' | grep -vc ' -i ' || true)" 0
+    eq "$(C iptables -w -S INPUT | grep -c 'fake-metadata -j DROP' || true)" 1
 }
 container_path() {
     container_rules
@@ -318,7 +320,7 @@ v2_from_own_address() {
 check "IMDSv2 from another address of the box: local without netlink, under the unit (issue 27)" v2_from_own_address
 check "exactly one 169.254.169.254/32 on lo" one_addr
 check "exactly one tagged nat OUTPUT rule" one_rule
-check "container path: one DNAT, five drops, the daemon listens on 169.254.169.254:1338 (status)" container_path
+check "container path: a DNAT per container network, one drop, the daemon listens on 169.254.169.254:1338 (status)" container_path
 
 step "live control (ctl over /run/fake-metadata/control.sock)"
 SOCK=/run/fake-metadata/control.sock
