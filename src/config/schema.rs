@@ -141,8 +141,9 @@ impl Server {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
 pub struct Intercept {
-    /// Containers on bridges and veths (Docker, compose, podman, k3s, kind, LXC, libvirt)
-    /// reach 169.254.169.254 through the box, as on EC2, where the token reply's hop limit
+    /// Containers on the container networks (Docker, compose, podman, k3s's and other CNI
+    /// bridges, kind; LXC, libvirt and others through `container-interfaces`) reach
+    /// 169.254.169.254 through the box, as on EC2, where the token reply's hop limit
     /// decides IMDSv2 for them. `false` keeps them out: they then get no metadata at all (use
     /// it when they must not see this box's identity and credentials, or when another
     /// metadata proxy serves them).
