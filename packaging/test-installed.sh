@@ -106,14 +106,19 @@ not_root() {
     [ -n "$user" ] && [ "$user" != root ]
 }
 check "MainPID is not root" not_root
-# The container path ([intercept] containers, on by default): one DNAT, five drops, and the
-# daemon answering where containers are DNATed to (status checks all of it).
+# The container path ([intercept] containers, on by default): a DNAT per container network
+# (docker0, br-+, podman+, cni+; none from any interface), one drop of the rest, and the
+# daemon answering where containers are DNATed to (status checks all of it, and names them).
 containers() {
-    eq "$(iptables -w -t nat -S PREROUTING | grep -c 'fake-metadata -j DNAT')" 1
-    eq "$(iptables -w -S INPUT | grep -c 'fake-metadata -j DROP')" 5
-    fake-metadata status --config /etc/fake-metadata/config.toml | grep 'daemon answers containers at'
+    local st
+    eq "$(iptables -w -t nat -S PREROUTING | grep -c 'fake-metadata -j DNAT')" 4
+    eq "$(iptables -w -t nat -S PREROUTING | grep 'fake-metadata -j DNAT' | grep -vc ' -i ')" 0
+    eq "$(iptables -w -S INPUT | grep -c 'fake-metadata -j DROP')" 1
+    st=$(fake-metadata status --config /etc/fake-metadata/config.toml)
+    grep 'daemon answers containers at' <<<"$st"
+    grep -F 'containers admitted from: docker0, br-+, podman+, cni+' <<<"$st"
 }
-check "container path: nat PREROUTING DNAT, filter INPUT drops, status" containers
+check "container path: nat PREROUTING DNATs from container networks only, filter INPUT drop, status" containers
 
 section "curl (IMDSv1, IMDSv2)"
 IID=$(get meta-data/instance-id 2>/dev/null || true)
@@ -129,6 +134,21 @@ v2() {
     eq "$(curl -s -o /dev/null -w '%{http_code}' --noproxy '*' --max-time 5 -H 'X-aws-ec2-metadata-token: nope' "$IMDS/latest/meta-data/instance-id")" 401
 }
 check "IMDSv2: PUT api/token, GET with the token (and 401 with a wrong one)" v2
+# Issue 27, item 10: a client on this box that connects from another of the box's addresses
+# (its NIC's) is local: at hop limit 1 its token PUT is answered. The daemon decides that
+# under its unit's RestrictAddressFamilies (no netlink, so no getifaddrs).
+OWN_ADDR=$(ip -4 -o addr show scope global 2>/dev/null | awk '{ sub(/\/.*/, "", $4); print $4; exit }')
+v2_from_own_address() {
+    local tok
+    info "token PUT from $OWN_ADDR"
+    tok=$(curl -fsS --noproxy '*' --max-time 5 --interface "$OWN_ADDR" -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 60' "$IMDS/latest/api/token")
+    [ -n "$tok" ]
+}
+if [ -n "$OWN_ADDR" ]; then
+    check "IMDSv2 from the box's own NIC address (local without netlink, under the unit)" v2_from_own_address
+else
+    skipped "IMDSv2 from the box's own NIC address" "no global IPv4 address"
+fi
 REGION=$(get meta-data/placement/region 2>/dev/null || true)
 LOCAL_IPV4=$(get meta-data/local-ipv4 2>/dev/null || true)
 info_line() { info "region $REGION, local-ipv4 $LOCAL_IPV4"; [ -n "$REGION" ] && [ -n "$LOCAL_IPV4" ]; }

@@ -57,6 +57,29 @@ impl<const KIND: char> fmt::Display for Ec2Id<KIND> {
     }
 }
 
+/// Where a value has a control character (a newline, an escape), which no id, path, key or
+/// glob has a use for and which would let the value forge lines in a log or a listing: the
+/// 1-based character position and the character.
+pub fn control_char(s: &str) -> Option<(usize, char)> {
+    s.chars()
+        .enumerate()
+        .find(|(_, c)| c.is_control())
+        .map(|(i, c)| (i + 1, c))
+}
+
+/// Refuses a value with a control character, saying which and where (the value is shown
+/// escaped, so the message itself stays one line); `what` names the value (`a path glob`).
+pub fn no_control(s: &str, what: &str) -> Result<(), String> {
+    match control_char(s) {
+        None => Ok(()),
+        Some((at, c)) => Err(format!(
+            "\"{}\" has a control character ({}) at character {at}: {what} cannot hold one",
+            s.escape_debug(),
+            c.escape_debug()
+        )),
+    }
+}
+
 macro_rules! checked_string {
     ($(#[$m:meta])* $name:ident, $check:expr, $what:literal) => {
         $(#[$m])*
@@ -74,6 +97,7 @@ macro_rules! checked_string {
             type Error = String;
             fn try_from(s: String) -> Result<Self, String> {
                 let check: fn(&str) -> bool = $check;
+                no_control(&s, $what.split(':').next().unwrap_or($what))?;
                 if check(&s) {
                     Ok($name(s))
                 } else {

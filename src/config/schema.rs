@@ -141,15 +141,21 @@ impl Server {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
 pub struct Intercept {
-    /// Containers on bridges and veths (Docker, compose, podman, k3s, kind, LXC, libvirt)
-    /// reach 169.254.169.254 through the box, as on EC2, where the token reply's hop limit
+    /// Containers on the container networks (Docker, compose, podman, k3s's and other CNI
+    /// bridges, kind; LXC, libvirt and others through `container-interfaces`) reach
+    /// 169.254.169.254 through the box, as on EC2, where the token reply's hop limit
     /// decides IMDSv2 for them. `false` keeps them out: they then get no metadata at all (use
     /// it when they must not see this box's identity and credentials, or when another
     /// metadata proxy serves them).
     pub containers: bool,
-    /// Interfaces whose traffic never reaches the daemon (iptables names, `+` = any suffix):
-    /// the box's LAN, so a neighbour that routes 169.254.169.254 through the box gets nothing.
-    /// Default: the names of physical NICs (`eth+`, `en+`, `wl+`, `ww+`).
+    /// Container networks whose connections reach the daemon, besides the defaults
+    /// (`docker0`, `br-+`, `podman+`, `cni+`; iptables names, `+` = any suffix): e.g. `cbr0`
+    /// (kubenet), `lxcbr0`, `virbr+`, `veth+` (containers routed without a bridge). Traffic
+    /// from any other interface (the LAN, whatever its uplink is called) is dropped.
+    pub container_interfaces: Vec<crate::intercept::InterfacePattern>,
+    /// Interfaces whose traffic never reaches the daemon, even if a container pattern matches
+    /// them (a LAN bridge named `br-lan`). Default: none, the allow-list above keeps the LAN
+    /// out. (Before the allow-list, this listed the LAN's NIC names; such a list still works.)
     pub lan_interfaces: Vec<crate::intercept::InterfacePattern>,
 }
 
@@ -157,8 +163,23 @@ impl Default for Intercept {
     fn default() -> Self {
         Intercept {
             containers: true,
-            lan_interfaces: crate::intercept::InterfacePattern::lan_defaults(),
+            container_interfaces: Vec::new(),
+            lan_interfaces: Vec::new(),
         }
+    }
+}
+
+impl Intercept {
+    /// The container networks admitted: the defaults, then the configured ones not already
+    /// among them.
+    pub fn admitted(&self) -> Vec<crate::intercept::InterfacePattern> {
+        let mut all = crate::intercept::InterfacePattern::container_defaults();
+        for p in &self.container_interfaces {
+            if !all.contains(p) {
+                all.push(p.clone());
+            }
+        }
+        all
     }
 }
 

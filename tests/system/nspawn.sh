@@ -212,12 +212,14 @@ one_addr() { eq "$(n_addr)" 1; }
 one_rule() { C iptables -w -t nat -S OUTPUT; eq "$(n_rule)" 1; }
 no_addr() { eq "$(n_addr)" 0; }
 no_rule() { C iptables -w -t nat -S OUTPUT; eq "$(n_rule)" 0; }
-# The container path: one DNAT, five drops (4 LAN patterns + direct), and the daemon, under its
-# unit's sandbox, listening where containers are DNATed to (`status` probes it).
+# The container path: a DNAT per container network (docker0, br-+, podman+, cni+; none from
+# any interface), one drop of the rest, and the daemon, under its unit's sandbox, listening
+# where containers are DNATed to (`status` probes it).
 container_rules() {
     C iptables -w -t nat -S PREROUTING; C iptables -w -S INPUT
-    eq "$(C iptables -w -t nat -S PREROUTING | grep -c 'fake-metadata -j DNAT' || true)" 1
-    eq "$(C iptables -w -S INPUT | grep -c 'fake-metadata -j DROP' || true)" 5
+    eq "$(C iptables -w -t nat -S PREROUTING | grep -c 'fake-metadata -j DNAT' || true)" 4
+    eq "$(C iptables -w -t nat -S PREROUTING | grep 'fake-metadata -j DNAT' | grep -vc ' -i ' || true)" 0
+    eq "$(C iptables -w -S INPUT | grep -c 'fake-metadata -j DROP' || true)" 1
 }
 container_path() {
     container_rules
@@ -305,9 +307,23 @@ check "config is a conffile" C sh -c "dpkg-query -W -f='\${Conffiles}' fake-meta
 step "interception"
 check "curl as nobody, IMDSv1: $IID_PATH" v1_iid
 check "curl as nobody, IMDSv2 (PUT token, GET with token)" v2_iid
+# Issue 27, item 10: a client connecting from another address of the box (not loopback, not
+# 169.254.169.254) is local, so its token PUT is answered at hop limit 1. The daemon decides
+# that under the real unit, whose RestrictAddressFamilies refuses netlink (and so
+# getifaddrs). The container's network is private and has only lo: an address on lo (not
+# loopback's 127/8) stands for the box's NIC address.
+v2_from_own_address() {
+    C ip addr replace 192.0.2.77/32 dev lo
+    local tok rc=0
+    tok=$(AS_NOBODY curl -fsS --max-time "$MAXT" --interface 192.0.2.77 -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 60' "$IMDS/latest/api/token") || rc=$?
+    C ip addr del 192.0.2.77/32 dev lo
+    echo "token PUT from 192.0.2.77: curl exit $rc, ${#tok} bytes"
+    [ "$rc" = 0 ] && [ -n "$tok" ]
+}
+check "IMDSv2 from another address of the box: local without netlink, under the unit (issue 27)" v2_from_own_address
 check "exactly one 169.254.169.254/32 on lo" one_addr
 check "exactly one tagged nat OUTPUT rule" one_rule
-check "container path: one DNAT, five drops, the daemon listens on 169.254.169.254:1338 (status)" container_path
+check "container path: a DNAT per container network, one drop, the daemon listens on 169.254.169.254:1338 (status)" container_path
 
 step "live control (ctl over /run/fake-metadata/control.sock)"
 SOCK=/run/fake-metadata/control.sock
