@@ -644,3 +644,69 @@ fn a_local_peer_is_local_without_netlink() {
         d.log()
     );
 }
+
+/// Under the packaged unit (no netlink) the box's own facts still fill `[instance]`: the
+/// default route's interface gives `local-ipv4`, its subnet and `mac`. Before, they came from
+/// `getifaddrs`, which needs netlink, and a box served the built-in 172.31.16.10 instead of
+/// its address. Runs as root in a fresh network namespace with one NIC (a veth pair: not
+/// every kernel has the dummy driver) and a default
+/// route (nothing changes in the runner's namespace).
+#[test]
+fn the_box_address_is_found_without_netlink() {
+    use nix::sched::{CloneFlags, unshare};
+    let root = nix::unistd::Uid::effective().is_root();
+    if !common::require(root, "root (a fresh network namespace with a NIC)") {
+        return;
+    }
+    unshare(CloneFlags::CLONE_NEWNET).expect("unshare(CLONE_NEWNET)");
+    for args in [
+        &["link", "set", "lo", "up"][..],
+        &[
+            "link",
+            "add",
+            "eth9",
+            "address",
+            "0e:11:22:33:44:55",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth8",
+        ],
+        &["addr", "add", "10.9.8.7/24", "dev", "eth9"],
+        &["link", "set", "eth8", "up"],
+        &["link", "set", "eth9", "up"],
+        &["route", "add", "default", "via", "10.9.8.1", "dev", "eth9"],
+    ] {
+        let ok = std::process::Command::new("ip")
+            .args(args)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "ip {args:?} in the fresh namespace");
+    }
+    // /sys shows the devices of the namespace that mounted it: a sysfs of this namespace's
+    // own, in a mount namespace of the child's own, for the MAC.
+    let mut c = std::process::Command::new("unshare");
+    c.args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg("mount -t sysfs sysfs /sys && exec \"$0\" print-config")
+        .arg(env!("CARGO_BIN_EXE_fake-metadata"))
+        .env_remove("FAKE_METADATA_CONFIG");
+    // SAFETY: the closure only makes system calls.
+    #[allow(unsafe_code)]
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut c, forbid_netlink);
+    }
+    let out = c.output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    for line in [
+        "local-ipv4 = \"10.9.8.7\"",
+        "mac = \"0e:11:22:33:44:55\"",
+        "subnet-ipv4-cidr-block = \"10.9.8.0/24\"",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "print-config under a netlink ban lacks {line:?}:\n{text}"
+        );
+    }
+}
