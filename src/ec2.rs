@@ -152,6 +152,23 @@ pub fn region_code(region: &str) -> String {
     code
 }
 
+/// The partition of a region and its DNS suffix (`services/partition`, `services/domain`),
+/// as botocore 1.43.11's `data/partitions.json` lists them (its `regionRegex` per partition).
+pub fn partition(region: &str) -> (&'static str, &'static str) {
+    const BY_PREFIX: [(&str, &str, &str); 6] = [
+        ("cn-", "aws-cn", "amazonaws.com.cn"),
+        ("us-gov-", "aws-us-gov", "amazonaws.com"),
+        ("us-iso-", "aws-iso", "c2s.ic.gov"),
+        ("us-isob-", "aws-iso-b", "sc2s.sgov.gov"),
+        ("us-isof-", "aws-iso-f", "csp.hci.ic.gov"),
+        ("eu-isoe-", "aws-iso-e", "cloud.adc-e.uk"),
+    ];
+    BY_PREFIX
+        .iter()
+        .find(|(prefix, ..)| region.starts_with(prefix))
+        .map_or(("aws", "amazonaws.com"), |&(_, id, domain)| (id, domain))
+}
+
 /// The architecture the identity document names for an instance type: `arm64` for the
 /// Graviton families (`a1`, and every family whose generation digit is followed by `g`:
 /// `c6g`, `c7gn`, `m6gd`, `t4g`, `im4gn`, `x2gd`, `hpc7g`, `g5g`, `r8g`), else `x86_64`.
@@ -229,6 +246,23 @@ mod tests {
             "",
         ] {
             assert_eq!(ZoneName::parse(s), None, "{s}");
+        }
+    }
+
+    #[test]
+    fn partitions_and_domains_follow_the_region() {
+        // botocore 1.43.11, data/partitions.json: each partition's regionRegex and dnsSuffix.
+        for (region, part, domain) in [
+            ("us-east-1", "aws", "amazonaws.com"),
+            ("il-central-1", "aws", "amazonaws.com"),
+            ("cn-north-1", "aws-cn", "amazonaws.com.cn"),
+            ("us-gov-west-1", "aws-us-gov", "amazonaws.com"),
+            ("us-iso-east-1", "aws-iso", "c2s.ic.gov"),
+            ("us-isob-east-1", "aws-iso-b", "sc2s.sgov.gov"),
+            ("us-isof-south-1", "aws-iso-f", "csp.hci.ic.gov"),
+            ("eu-isoe-west-1", "aws-iso-e", "cloud.adc-e.uk"),
+        ] {
+            assert_eq!(partition(region), (part, domain), "{region}");
         }
     }
 

@@ -457,22 +457,17 @@ impl Instance {
             return Some(h.clone());
         }
         let ip = self.public_ipv4?.to_string().replace('.', "-");
+        let (_, domain) = self.partition();
         Some(match self.region().as_str() {
             "us-east-1" => format!("ec2-{ip}.compute-1.amazonaws.com"),
-            r => format!("ec2-{ip}.{r}.compute.amazonaws.com"),
+            // China's names end in its partition's suffix: ec2-…cn-north-1.compute.amazonaws.com.cn
+            r => format!("ec2-{ip}.{r}.compute.{domain}"),
         })
     }
 
     /// The AWS partition and its DNS suffix, from the region.
     pub fn partition(&self) -> (&'static str, &'static str) {
-        let r = self.region();
-        if r.starts_with("cn-") {
-            ("aws-cn", "amazonaws.com.cn")
-        } else if r.starts_with("us-gov-") {
-            ("aws-us-gov", "amazonaws.com")
-        } else {
-            ("aws", "amazonaws.com")
-        }
+        crate::ec2::partition(&self.region())
     }
 
     pub fn instance_type(&self) -> &str {

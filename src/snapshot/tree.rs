@@ -435,6 +435,22 @@ mod tests {
             doc(&t)
         );
 
+        // China: the public name ends in the partition's suffix (fidelity audit row 6; a
+        // belief, no capture); services/ follows the partition (botocore's partitions.json).
+        let t = tree("[instance]\navailability-zone = \"cn-north-1a\"\n", &none);
+        assert_eq!(
+            text(&t, "meta-data/public-hostname"),
+            "ec2-54-210-10-20.cn-north-1.compute.amazonaws.com.cn"
+        );
+        assert_eq!(text(&t, "meta-data/services/partition"), "aws-cn");
+        assert_eq!(text(&t, "meta-data/services/domain"), "amazonaws.com.cn");
+        let t = tree(
+            "[instance]\navailability-zone = \"us-iso-east-1a\"\n",
+            &none,
+        );
+        assert_eq!(text(&t, "meta-data/services/partition"), "aws-iso");
+        assert_eq!(text(&t, "meta-data/services/domain"), "c2s.ic.gov");
+
         // Set values win over derived ones.
         let t = tree(
             "[instance]\navailability-zone-id = \"use1-az4\"\ninstance-type = \"t4g.nano\"\narchitecture = \"x86_64\"\n",
