@@ -362,7 +362,8 @@ impl Drop for Slot {
 
 /// Hands the heap's free pages back to the system. glibc keeps what a burst of connections
 /// freed in its per-thread arenas, where it would stay resident; `malloc_trim` releases the
-/// free pages of every arena.
+/// free pages of every arena. musl (the static release binaries) has no `malloc_trim` and
+/// needs none: its allocator unmaps freed groups itself, so there this does nothing.
 #[allow(unsafe_code)]
 fn release_free_memory() {
     #[cfg(target_env = "gnu")]
