@@ -176,6 +176,11 @@ script_tier() {
     grep -E '^[0-9]+ passed, [0-9]+ failed$' "$LOG_DIR/$name.log" | tail -1 | awk '{ print $1, $3 }' > "$LOG_DIR/$name-counts"
     return "$rc"
 }
+# The static (musl) binaries of a release, each run in an empty chroot (aarch64 under
+# qemu-user): the daemon that serves their snapshot is the package tier's release build.
+static_tests() {
+    packaging/build-release --arch all && script_tier static packaging/test-static.sh
+}
 system_tests() { SUITE=$1 ARCH=$2 script_tier "system-$1-$2" tests/system/nspawn.sh target/debian; }
 vagrant_tests() { script_tier vagrant tests/vagrant/run.sh target/debian; }
 
@@ -199,12 +204,13 @@ tier cargo any "" "cargo test: unit tests, the real server with real peers (aws-
 tier arm64 root "" "the arm64 build under qemu-user 11: ${ARM64_TESTS[*]}" arm64_tests
 tier fuzz any "" "libFuzzer on every target, 25 s each (fuzz/run.sh)" fuzz/run.sh 25
 tier package any "" "the amd64 and arm64 .debs (packaging/build-deb), lintian, one local apt repository" package
+tier static root package "the static musl binaries for x86_64 and aarch64 (packaging/build-release): --version and a snapshot from an empty chroot, aarch64 under qemu-user" static_tests
 tier bench any "" "benchmark + soak, quick: ratios to a bare hyper server (reported, not enforced)" bench/run --quick
 tier system-bookworm root package "the .deb installed with apt in a booted Debian bookworm/amd64 (systemd-nspawn, private network)" system_tests bookworm amd64
 tier system-trixie root package "the same in a booted Debian trixie/amd64" system_tests trixie amd64
 tier system-arm64 root package "the arm64 .deb in a booted Debian trixie/arm64 under qemu-user (its iptables native)" system_tests trixie arm64
 tier vagrant root package "a real vagrant up of ./Vagrantfile (libvirt, QEMU TCG, private namespaces), test-installed.sh and Docker containers in the VM" vagrant_tests
-T_COUNTS=([cargo]=cargo [arm64]=arm64 [system-bookworm]=system-bookworm-amd64
+T_COUNTS=([cargo]=cargo [arm64]=arm64 [static]=static [system-bookworm]=system-bookworm-amd64
     [system-trixie]=system-trixie-amd64 [system-arm64]=system-trixie-arm64 [vagrant]=vagrant)
 
 usage() {
