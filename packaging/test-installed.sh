@@ -106,14 +106,19 @@ not_root() {
     [ -n "$user" ] && [ "$user" != root ]
 }
 check "MainPID is not root" not_root
-# The container path ([intercept] containers, on by default): one DNAT, five drops, and the
-# daemon answering where containers are DNATed to (status checks all of it).
+# The container path ([intercept] containers, on by default): a DNAT per container network
+# (docker0, br-+, podman+, cni+; none from any interface), one drop of the rest, and the
+# daemon answering where containers are DNATed to (status checks all of it, and names them).
 containers() {
-    eq "$(iptables -w -t nat -S PREROUTING | grep -c 'fake-metadata -j DNAT')" 1
-    eq "$(iptables -w -S INPUT | grep -c 'fake-metadata -j DROP')" 5
-    fake-metadata status --config /etc/fake-metadata/config.toml | grep 'daemon answers containers at'
+    local st
+    eq "$(iptables -w -t nat -S PREROUTING | grep -c 'fake-metadata -j DNAT')" 4
+    eq "$(iptables -w -t nat -S PREROUTING | grep 'fake-metadata -j DNAT' | grep -vc ' -i ')" 0
+    eq "$(iptables -w -S INPUT | grep -c 'fake-metadata -j DROP')" 1
+    st=$(fake-metadata status --config /etc/fake-metadata/config.toml)
+    grep 'daemon answers containers at' <<<"$st"
+    grep -F 'containers admitted from: docker0, br-+, podman+, cni+' <<<"$st"
 }
-check "container path: nat PREROUTING DNAT, filter INPUT drops, status" containers
+check "container path: nat PREROUTING DNATs from container networks only, filter INPUT drop, status" containers
 
 section "curl (IMDSv1, IMDSv2)"
 IID=$(get meta-data/instance-id 2>/dev/null || true)
@@ -129,6 +134,21 @@ v2() {
     eq "$(curl -s -o /dev/null -w '%{http_code}' --noproxy '*' --max-time 5 -H 'X-aws-ec2-metadata-token: nope' "$IMDS/latest/meta-data/instance-id")" 401
 }
 check "IMDSv2: PUT api/token, GET with the token (and 401 with a wrong one)" v2
+# Issue 27, item 10: a client on this box that connects from another of the box's addresses
+# (its NIC's) is local: at hop limit 1 its token PUT is answered. The daemon decides that
+# under its unit's RestrictAddressFamilies (no netlink, so no getifaddrs).
+OWN_ADDR=$(ip -4 -o addr show scope global 2>/dev/null | awk '{ sub(/\/.*/, "", $4); print $4; exit }')
+v2_from_own_address() {
+    local tok
+    info "token PUT from $OWN_ADDR"
+    tok=$(curl -fsS --noproxy '*' --max-time 5 --interface "$OWN_ADDR" -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 60' "$IMDS/latest/api/token")
+    [ -n "$tok" ]
+}
+if [ -n "$OWN_ADDR" ]; then
+    check "IMDSv2 from the box's own NIC address (local without netlink, under the unit)" v2_from_own_address
+else
+    skipped "IMDSv2 from the box's own NIC address" "no global IPv4 address"
+fi
 REGION=$(get meta-data/placement/region 2>/dev/null || true)
 LOCAL_IPV4=$(get meta-data/local-ipv4 2>/dev/null || true)
 info_line() { info "region $REGION, local-ipv4 $LOCAL_IPV4"; [ -n "$REGION" ] && [ -n "$LOCAL_IPV4" ]; }
@@ -259,6 +279,7 @@ EOF
         if [ -e "$f" ] || [ -L "$f" ]; then cp -a "$f" "$CI/saved.${f##*/}"; CI_SAVED+=("$f"); fi
     done
     HOST_BEFORE=$(hostname)
+    # shellcheck disable=SC2012 # a fingerprint of the listing, no names parsed
     VAR_LIB_CLOUD_BEFORE=$(ls -la --time-style=+%s /var/lib/cloud 2>&1 | md5sum)
     touch "$CI/stamp"
     ci_debug() {
@@ -289,6 +310,7 @@ EOF
     for f in "${CI_SAVED[@]}"; do cp -a "$CI/saved.${f##*/}" "$f"; done
     ci_untouched() {
         eq "$(hostname)" "$HOST_BEFORE"
+        # shellcheck disable=SC2012 # as above
         eq "$(ls -la --time-style=+%s /var/lib/cloud 2>&1 | md5sum)" "$VAR_LIB_CLOUD_BEFORE"
         local changed; changed=$(find /etc -newer "$CI/stamp" -type f ! -path "$CI_DROPIN" ! -path '/etc/fake-metadata/*' 2>/dev/null)
         [ -z "$changed" ] || { echo "changed under /etc: $changed"; return 1; }
@@ -315,7 +337,8 @@ else
         curl -s -o /dev/null --noproxy '*' --max-time 5 "$IMDS/latest/meta-data/$marker"
         wait_for 5 grep -q "$marker" "$LOG"
         info "new $LOG: $(grep "$marker" "$LOG" | tail -1 | cut -c1-150)"
-        ! grep -q "$marker" "$LOG.test-installed"
+        # (a bare `! grep` would not fail the check: set -e ignores a negated command)
+        if grep -q "$marker" "$LOG.test-installed"; then echo "the request was logged to the old file"; return 1; fi
         eq "$(main_pid)" "$pid"
         # Join the two again (a second reopen) so the machine keeps one log.
         cat "$LOG" >> "$LOG.test-installed"

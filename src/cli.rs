@@ -328,6 +328,17 @@ fn intercept_cmd(args: &ConfigArgs, action: Action) -> Result<ExitCode, Error> {
         Action::Status => {
             let status = intercept::status(&plan, &mut host)?;
             println!("{status}");
+            if plan.containers() {
+                println!(
+                    "containers admitted from: {} (anything else from outside the box to \
+                     169.254.169.254 is dropped)",
+                    plan.admitted().join(", ")
+                );
+                let refused = plan.refused();
+                if !refused.is_empty() {
+                    println!("refused even so: {}", refused.join(", "));
+                }
+            }
             let answers = match intercept::probe_instance_id(std::time::Duration::from_secs(2)) {
                 Ok(id) => {
                     println!("daemon answers through http://169.254.169.254/: instance id {id}");

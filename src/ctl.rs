@@ -89,16 +89,16 @@ pub enum CtlCommand {
     },
     /// Serve VALUE at PATH (meta-data/… or dynamic/…), over the configured tree.
     Set {
-        #[arg(value_parser = parse_path)]
-        path: MetaPath,
+        // Paths and tag keys are checked by `command`, not clap, whose error repeats the
+        // value as it is (a newline in it would split the message).
+        path: String,
         value: String,
         #[command(flatten)]
         when: When,
     },
     /// Remove PATH (a value or a whole directory) from the tree.
     Unset {
-        #[arg(value_parser = parse_path)]
-        path: MetaPath,
+        path: String,
         #[command(flatten)]
         when: When,
     },
@@ -233,16 +233,9 @@ pub enum EventCommand {
 #[derive(Debug, Subcommand)]
 pub enum TagsCommand {
     /// Set tag KEY to VALUE.
-    Set {
-        #[arg(value_parser = parse_tag)]
-        key: TagKey,
-        value: String,
-    },
+    Set { key: String, value: String },
     /// Remove tag KEY.
-    Unset {
-        #[arg(value_parser = parse_tag)]
-        key: TagKey,
-    },
+    Unset { key: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -282,14 +275,26 @@ fn command(c: CtlCommand) -> Result<(Command, Option<String>), String> {
         }
         CtlCommand::Rebalance { when } => (change(Change::Rebalance { time: None }, when), None),
         CtlCommand::Asg { state, when } => (change(Change::Asg { state }, when), None),
-        CtlCommand::Set { path, value, when } => (change(Change::Set { path, value }, when), None),
-        CtlCommand::Unset { path, when } => (change(Change::Unset { path }, when), None),
+        CtlCommand::Set { path, value, when } => {
+            let path = parse_path(&path)?;
+            (change(Change::Set { path, value }, when), None)
+        }
+        CtlCommand::Unset { path, when } => {
+            let path = parse_path(&path)?;
+            (change(Change::Unset { path }, when), None)
+        }
         CtlCommand::Tags {
             command: TagsCommand::Set { key, value },
-        } => (change(Change::TagSet { key, value }, When::now()), None),
+        } => {
+            let key = parse_tag(&key)?;
+            (change(Change::TagSet { key, value }, When::now()), None)
+        }
         CtlCommand::Tags {
             command: TagsCommand::Unset { key },
-        } => (change(Change::TagUnset { key }, When::now()), None),
+        } => {
+            let key = parse_tag(&key)?;
+            (change(Change::TagUnset { key }, When::now()), None)
+        }
         CtlCommand::Credentials {
             command: CredentialsCommand::Rotate,
         } => (Command::RotateCredentials, None),

@@ -4,7 +4,8 @@
 //!
 //! The modules sit in layers, each depending only on those above it (ARCHITECTURE.md has the
 //! picture and where each concern lives):
-//! 1. vocabulary: [`clock`], [`types`], [`metadata`] (the tree), [`accounts`], [`machine`];
+//! 1. vocabulary: [`clock`], [`ec2`] (naming rules), [`types`], [`metadata`] (the tree),
+//!    [`accounts`], [`machine`];
 //! 2. pure domain: [`imds`] ([`imds::respond`]), [`fault`], [`scenario`], [`credentials`], [`identity`],
 //!    [`intercept`]'s plan;
 //! 3. [`config`]: the file, environment and flags, checked;
@@ -22,6 +23,7 @@ pub mod crawl;
 pub mod credentials;
 pub mod ctl;
 pub mod daemon;
+pub mod ec2;
 pub mod fault;
 pub mod identity;
 pub mod imds;

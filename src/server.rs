@@ -362,7 +362,8 @@ impl Drop for Slot {
 
 /// Hands the heap's free pages back to the system. glibc keeps what a burst of connections
 /// freed in its per-thread arenas, where it would stay resident; `malloc_trim` releases the
-/// free pages of every arena.
+/// free pages of every arena. musl (the static release binaries) has no `malloc_trim` and
+/// needs none: its allocator unmaps freed groups itself, so there this does nothing.
 #[allow(unsafe_code)]
 fn release_free_memory() {
     #[cfg(target_env = "gnu")]
@@ -602,17 +603,7 @@ impl Connection {
         let local = with_socket(self.fd, |sock| sock.local_addr())
             .ok()
             .and_then(|a| a.as_socket());
-        if local.is_some_and(|l| l.ip() == ip) {
-            return true;
-        }
-        nix::ifaddrs::getifaddrs().is_ok_and(|mut addrs| {
-            addrs.any(|a| {
-                a.address.is_some_and(|s| {
-                    s.as_sockaddr_in().map(|v4| std::net::IpAddr::V4(v4.ip())) == Some(ip)
-                        || s.as_sockaddr_in6().map(|v6| std::net::IpAddr::V6(v6.ip())) == Some(ip)
-                })
-            })
-        })
+        local.is_some_and(|l| l.ip() == ip) || is_own_address(self.peer)
     }
 
     /// EC2's hop limit: the token reply leaves with the configured IP TTL, so a client more
@@ -644,6 +635,24 @@ impl Connection {
             tracing::warn!(error = %e, "cannot set the hop limit on a connection");
         }
     }
+}
+
+/// Whether `peer`'s address is one of this host's, as the kernel's routing says, without
+/// netlink (the packaged unit's `RestrictAddressFamilies` allows only AF_INET, AF_INET6 and
+/// AF_UNIX, so `getifaddrs` fails under it): a UDP socket connected to one of our own
+/// addresses is routed through the local table and takes that very address as its source
+/// (for IPv6, RFC 6724 rule 1: the same address); connected anywhere else, it takes the
+/// source of its route, another address. Connecting a UDP socket sends nothing.
+fn is_own_address(peer: SocketAddr) -> bool {
+    let domain = socket2::Domain::for_address(peer);
+    socket2::Socket::new(domain, socket2::Type::DGRAM, None)
+        .and_then(|sock| {
+            sock.connect(&peer.into())?;
+            sock.local_addr()
+        })
+        .ok()
+        .and_then(|a| a.as_socket())
+        .is_some_and(|source| source.ip() == peer.ip())
 }
 
 /// Lends the connection's socket to `f`, to set a socket option.

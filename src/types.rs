@@ -1,12 +1,14 @@
 //! The vocabulary: small checked value types that every layer speaks (EC2 ids, account,
 //! region and zone, MAC, tag keys, metadata paths, human durations). Each is valid once it
 //! exists: parsing is where a bad value is refused, with a message that says what is expected.
-//! Nothing here depends on any other module of the crate.
+//! Only [`crate::ec2`]'s naming rules are used here.
 
 use std::fmt;
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::ec2::{self, is_region};
 
 /// An EC2 resource id with its prefix (`i-…`, `ami-…`): the prefix and 8 or 17 hex digits.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,6 +57,29 @@ impl<const KIND: char> fmt::Display for Ec2Id<KIND> {
     }
 }
 
+/// Where a value has a control character (a newline, an escape), which no id, path, key or
+/// glob has a use for and which would let the value forge lines in a log or a listing: the
+/// 1-based character position and the character.
+pub fn control_char(s: &str) -> Option<(usize, char)> {
+    s.chars()
+        .enumerate()
+        .find(|(_, c)| c.is_control())
+        .map(|(i, c)| (i + 1, c))
+}
+
+/// Refuses a value with a control character, saying which and where (the value is shown
+/// escaped, so the message itself stays one line); `what` names the value (`a path glob`).
+pub fn no_control(s: &str, what: &str) -> Result<(), String> {
+    match control_char(s) {
+        None => Ok(()),
+        Some((at, c)) => Err(format!(
+            "\"{}\" has a control character ({}) at character {at}: {what} cannot hold one",
+            s.escape_debug(),
+            c.escape_debug()
+        )),
+    }
+}
+
 macro_rules! checked_string {
     ($(#[$m:meta])* $name:ident, $check:expr, $what:literal) => {
         $(#[$m])*
@@ -72,6 +97,7 @@ macro_rules! checked_string {
             type Error = String;
             fn try_from(s: String) -> Result<Self, String> {
                 let check: fn(&str) -> bool = $check;
+                no_control(&s, $what.split(':').next().unwrap_or($what))?;
                 if check(&s) {
                     Ok($name(s))
                 } else {
@@ -114,10 +140,11 @@ checked_string!(
     "a region name such as `us-east-1`"
 );
 checked_string!(
-    /// An availability zone: a region followed by one letter, e.g. `us-east-1a`.
+    /// A zone: a region and one letter (`us-east-1a`), a Local Zone (`us-west-2-lax-1a`) or a
+    /// Wavelength Zone (`us-east-1-wl1-bos-wlz-1`).
     Zone,
-    |s| s.len() > 1 && s.ends_with(|c: char| c.is_ascii_lowercase()) && is_region(&s[..s.len() - 1]),
-    "an availability zone such as `us-east-1a` (a region and one letter)"
+    |s| ec2::ZoneName::parse(s).is_some(),
+    "an availability zone such as `us-east-1a` (a region and one letter), a Local Zone such as `us-west-2-lax-1a` or a Wavelength Zone such as `us-east-1-wl1-bos-wlz-1`"
 );
 checked_string!(
     /// A MAC address in EC2's form: six lower-case hex pairs separated by `:`.
@@ -144,25 +171,20 @@ checked_string!(
     "a metadata path: it must start with `meta-data/` or `dynamic/` and have no empty, `.` or `..` segment"
 );
 
-fn is_region(s: &str) -> bool {
-    let mut parts = s.split('-');
-    let ok = parts
-        .next()
-        .is_some_and(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_lowercase()));
-    let rest: Vec<&str> = parts.collect();
-    ok && rest.len() >= 2
-        && rest
-            .last()
-            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-        && rest[..rest.len() - 1]
-            .iter()
-            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
-}
-
 impl Zone {
-    /// The zone's region: the zone without its trailing letter.
+    fn name(&self) -> ec2::ZoneName<'_> {
+        ec2::ZoneName::parse(&self.0).unwrap_or_else(|| unreachable!("checked when made"))
+    }
+
+    /// The zone's region: `us-east-1` for `us-east-1a`, the parent region of a Local or
+    /// Wavelength Zone.
     pub fn region(&self) -> &str {
-        &self.0[..self.0.len() - 1]
+        self.name().region()
+    }
+
+    /// The zone id EC2 would show for it (see [`ec2::ZoneName::id`]).
+    pub fn id(&self) -> String {
+        self.name().id()
     }
 }
 

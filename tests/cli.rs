@@ -195,7 +195,8 @@ fn serve_reloads_on_sighup_and_keeps_serving_a_bad_file() {
     kill(d.pid(), Signal::SIGTERM).unwrap();
     let status = d.child.wait().unwrap();
     assert!(status.success(), "SIGTERM is a clean stop: {status:?}");
-    assert!(d.log().contains("stopping"));
+    // The stderr reader thread may still be reading the last lines: wait for them.
+    d.wait_for_log("stopping");
 }
 
 /// With no config file the instance is this machine's: the id derives from

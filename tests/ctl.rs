@@ -768,3 +768,115 @@ fn faults_are_added_listed_and_cleared_and_bad_ones_refused() {
         assert!(log.contains(line), "{line:?} not in the log:\n{log}");
     }
 }
+
+/// Issue 27, item 7: a value given over the control socket cannot start a line of its own in
+/// the daemon's log or in `fault list`: a path glob or metadata path with a control character
+/// is refused (by `ctl`, and by the daemon when a client sends it raw), with one line saying
+/// where; a scheduled `set` that comes due is logged without its value.
+#[test]
+fn control_values_cannot_forge_log_lines() {
+    let d = start("");
+    let forged = "meta-data/x\nERROR forged: fault-9 started";
+    for args in [
+        &["fault", "add", "--path", forged, "--drop"][..],
+        &["set", forged, "v"][..],
+        &["set", "meta-data/custom/x\r", "v", "--in", "1s"][..],
+        &["unset", "meta-data/a\u{1b}[2J"][..],
+    ] {
+        let out = d.ctl(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "ctl {args:?}: {err}");
+        assert!(
+            err.contains("has a control character") && err.trim_end().lines().count() == 1,
+            "ctl {args:?}: {err:?}"
+        );
+    }
+    // Sent raw, past `ctl`'s own checks: the daemon refuses it too.
+    for change in [
+        r#"{"op":"fault-add","path":"meta-data/x\nERROR forged","drop":true}"#,
+        r#"{"op":"set","path":"meta-data/x\nERROR forged","value":"v"}"#,
+    ] {
+        let reply = raw_control(
+            &d.socket,
+            &format!(r#"{{"v":1,"do":"change","change":{change}}}"#),
+        );
+        assert!(
+            reply.contains(r#""ok":false"#) && reply.contains("has a control character"),
+            "{reply}"
+        );
+    }
+    assert_eq!(d.ok(&["fault", "list"]), "faults: none");
+
+    // A scheduled `set` says where when it comes due, never what.
+    d.ok(&[
+        "set",
+        "meta-data/custom/secret",
+        "s3cr3t-VALUE",
+        "--in",
+        "1s",
+    ]);
+    d.proc.wait_for_log("scenario: set meta-data/custom/secret");
+    // Logged as it is applied, published right after.
+    let served = (0..100).any(|_| {
+        d.get("/latest/meta-data/custom/secret") == (200, "s3cr3t-VALUE".into()) || {
+            std::thread::sleep(Duration::from_millis(20));
+            false
+        }
+    });
+    assert!(served, "the scheduled value is not served");
+    let log = d.proc.log();
+    assert!(!log.contains("s3cr3t-VALUE"), "the value is logged:\n{log}");
+    assert!(!log.contains("forged"), "{log}");
+}
+
+/// Issue 27, item 8: a fault answers only with a status HTTP lets it send as it sends it
+/// (EC2's body or none, with `Content-Length`): 1xx, 204, 206, 304, 405 and 407 are refused
+/// by `ctl` and by the daemon, with one line; 205 and 418 are sent as they are.
+#[test]
+fn fault_statuses_http_forbids_are_refused() {
+    let d = start("");
+    for code in ["100", "101", "204", "206", "304", "405", "407"] {
+        let out = d.ctl(&["fault", "add", "--status", code]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "--status {code}: {err}");
+        assert!(
+            err.contains(&format!("status {code} cannot be a fault's reply: "))
+                && err.trim_end().lines().count() == 1,
+            "--status {code}: {err:?}"
+        );
+        let reply = raw_control(
+            &d.socket,
+            &format!(r#"{{"v":1,"do":"change","change":{{"op":"fault-add","status":{code}}}}}"#),
+        );
+        assert!(
+            reply.contains(r#""ok":false"#) && reply.contains("cannot be a fault's reply"),
+            "{reply}"
+        );
+    }
+    assert_eq!(d.ok(&["fault", "list"]), "faults: none");
+    for code in [205u16, 418] {
+        d.ok(&[
+            "fault",
+            "add",
+            "--path",
+            "meta-data/ami-id",
+            "--status",
+            &code.to_string(),
+            "--count",
+            "1",
+        ]);
+        let addr: std::net::SocketAddr = d.addr.parse().unwrap();
+        let reply = common::raw(
+            addr,
+            b"GET /latest/meta-data/ami-id HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        );
+        assert!(
+            reply.starts_with(&format!("HTTP/1.1 {code} ")),
+            "{code}: {reply}"
+        );
+        assert!(
+            reply.to_ascii_lowercase().contains("content-length: 0\r\n"),
+            "{code}: {reply}"
+        );
+    }
+}

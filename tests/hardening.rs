@@ -497,3 +497,216 @@ fn a_root_start_keeps_its_identity_key_and_removes_its_control_socket() {
     stop(d);
     assert!(!socket.exists());
 }
+
+// --- issue 27, item 10: locality without netlink ------------------------------------------
+
+/// Makes this process (and what it execs) fail `socket(AF_NETLINK, …)` with EAFNOSUPPORT, as
+/// systemd's `RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX` does for the packaged unit:
+/// a seccomp filter on the `socket` system call's first argument. For a `pre_exec`.
+#[allow(unsafe_code)]
+fn forbid_netlink() -> std::io::Result<()> {
+    use nix::libc;
+    #[cfg(target_arch = "x86_64")]
+    const ARCH: u32 = 0xc000_003e; // AUDIT_ARCH_X86_64
+    #[cfg(target_arch = "aarch64")]
+    const ARCH: u32 = 0xc000_00b7; // AUDIT_ARCH_AARCH64
+    // Classic BPF: LD|W|ABS, JMP|JEQ|K, RET|K; seccomp_data is { nr: u32, arch: u32, ip: u64,
+    // args: [u64; 6] }, so args[0]'s low half (little-endian) is at 16.
+    let (ld, jeq, ret) = (0x20u16, 0x15u16, 0x06u16);
+    let op = |code, jt, jf, k| libc::sock_filter { code, jt, jf, k };
+    let filter = [
+        op(ld, 0, 0, 4),
+        op(jeq, 0, 5, ARCH),
+        op(ld, 0, 0, 0),
+        op(jeq, 0, 3, libc::SYS_socket as u32),
+        op(ld, 0, 0, 16),
+        op(jeq, 0, 1, libc::AF_NETLINK as u32),
+        op(
+            ret,
+            0,
+            0,
+            libc::SECCOMP_RET_ERRNO | libc::EAFNOSUPPORT as u32,
+        ),
+        op(ret, 0, 0, libc::SECCOMP_RET_ALLOW),
+    ];
+    let prog = libc::sock_fprog {
+        len: filter.len() as u16,
+        filter: filter.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: plain prctl calls in the child between fork and exec; `prog` outlives them.
+    unsafe {
+        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+            || libc::prctl(
+                libc::PR_SET_SECCOMP,
+                libc::SECCOMP_MODE_FILTER,
+                &prog as *const libc::sock_fprog,
+            ) != 0
+        {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// An IPv4 address of this host other than loopback, if it has one.
+fn own_non_loopback_v4() -> Option<std::net::Ipv4Addr> {
+    nix::ifaddrs::getifaddrs().ok()?.find_map(|a| {
+        let ip = a.address?.as_sockaddr_in()?.ip();
+        (!ip.is_loopback()).then_some(ip)
+    })
+}
+
+/// Without a NIC address here, as root: moves this test's thread (and so the daemon it
+/// starts and its client socket) into a fresh network namespace, with 192.0.2.1/32 on `lo`
+/// standing for the box's NIC address. Nothing changes in the runner's namespace: the
+/// address is added only once `unshare` has succeeded.
+fn address_in_fresh_netns() -> Option<std::net::Ipv4Addr> {
+    use nix::sched::{CloneFlags, unshare};
+    if !nix::unistd::Uid::effective().is_root() || unshare(CloneFlags::CLONE_NEWNET).is_err() {
+        return None;
+    }
+    for args in [
+        &["link", "set", "lo", "up"][..],
+        &["addr", "add", "192.0.2.1/32", "dev", "lo"],
+    ] {
+        let ok = std::process::Command::new("ip")
+            .args(args)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "ip {args:?} in the fresh namespace");
+    }
+    Some(std::net::Ipv4Addr::new(192, 0, 2, 1))
+}
+
+/// A token PUT from another address of this host (a client bound to the box's own NIC
+/// address, or a container sharing the host's network) is local: it gets its reply at hop
+/// limit 1, also when the daemon cannot open a netlink socket, as under the packaged unit
+/// (`RestrictAddressFamilies`). Before, the daemon asked `getifaddrs`, which needs netlink,
+/// and withheld the reply as if the client were a hop away.
+#[test]
+fn a_local_peer_is_local_without_netlink() {
+    let Some(ip) = own_non_loopback_v4().or_else(address_in_fresh_netns) else {
+        assert!(
+            common::require(false, "an IPv4 address besides loopback on this host"),
+            "unreachable"
+        );
+        return;
+    };
+    // The filter is real: `ip link` (netlink) fails under it.
+    if common::has_program("ip", &["-V"]) {
+        let mut c = std::process::Command::new("ip");
+        c.args(["-o", "link"]);
+        // SAFETY: the closure only makes system calls.
+        #[allow(unsafe_code)]
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut c, forbid_netlink);
+        }
+        let out = c.output().unwrap();
+        assert!(!out.status.success(), "netlink was not refused: {out:?}");
+    }
+    let dir = workdir();
+    let cfg = write_config(dir.path(), "");
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_fake-metadata"));
+    c.args([
+        "serve",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+    ])
+    .env_remove("FAKE_METADATA_CONFIG")
+    .env_remove("FAKE_METADATA_LISTEN")
+    .env_remove("FAKE_METADATA_HTTP_TOKENS");
+    // SAFETY: the closure only makes system calls.
+    #[allow(unsafe_code)]
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut c, forbid_netlink);
+    }
+    let d = Daemon::spawn(c);
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    sock.bind(&SocketAddr::from((ip, 0)).into()).unwrap();
+    sock.connect_timeout(&addr(&d).into(), Duration::from_secs(5))
+        .unwrap();
+    let mut s: TcpStream = sock.into();
+    s.set_read_timeout(Some(common::patience(Duration::from_secs(3))))
+        .unwrap();
+    s.write_all(
+        b"PUT /latest/api/token HTTP/1.1\r\nHost: 169.254.169.254\r\n\
+          X-aws-ec2-metadata-token-ttl-seconds: 60\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let mut reply = Vec::new();
+    let _ = s.read_to_end(&mut reply);
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(
+        reply.starts_with("HTTP/1.1 200 "),
+        "a token PUT from {ip}, an address of this host, got no reply at hop limit 1: {reply:?}\n{}",
+        d.log()
+    );
+}
+
+/// Under the packaged unit (no netlink) the box's own facts still fill `[instance]`: the
+/// default route's interface gives `local-ipv4`, its subnet and `mac`. Before, they came from
+/// `getifaddrs`, which needs netlink, and a box served the built-in 172.31.16.10 instead of
+/// its address. Runs as root in a fresh network namespace with one NIC (a veth pair: not
+/// every kernel has the dummy driver) and a default
+/// route (nothing changes in the runner's namespace).
+#[test]
+fn the_box_address_is_found_without_netlink() {
+    use nix::sched::{CloneFlags, unshare};
+    let root = nix::unistd::Uid::effective().is_root();
+    if !common::require(root, "root (a fresh network namespace with a NIC)") {
+        return;
+    }
+    unshare(CloneFlags::CLONE_NEWNET).expect("unshare(CLONE_NEWNET)");
+    for args in [
+        &["link", "set", "lo", "up"][..],
+        &[
+            "link",
+            "add",
+            "eth9",
+            "address",
+            "0e:11:22:33:44:55",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth8",
+        ],
+        &["addr", "add", "10.9.8.7/24", "dev", "eth9"],
+        &["link", "set", "eth8", "up"],
+        &["link", "set", "eth9", "up"],
+        &["route", "add", "default", "via", "10.9.8.1", "dev", "eth9"],
+    ] {
+        let ok = std::process::Command::new("ip")
+            .args(args)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "ip {args:?} in the fresh namespace");
+    }
+    // /sys shows the devices of the namespace that mounted it: a sysfs of this namespace's
+    // own, in a mount namespace of the child's own, for the MAC.
+    let mut c = std::process::Command::new("unshare");
+    c.args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg("mount -t sysfs sysfs /sys && exec \"$0\" print-config")
+        .arg(env!("CARGO_BIN_EXE_fake-metadata"))
+        .env_remove("FAKE_METADATA_CONFIG");
+    // SAFETY: the closure only makes system calls.
+    #[allow(unsafe_code)]
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut c, forbid_netlink);
+    }
+    let out = c.output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    for line in [
+        "local-ipv4 = \"10.9.8.7\"",
+        "mac = \"0e:11:22:33:44:55\"",
+        "subnet-ipv4-cidr-block = \"10.9.8.0/24\"",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "print-config under a netlink ban lacks {line:?}:\n{text}"
+        );
+    }
+}

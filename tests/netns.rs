@@ -185,14 +185,10 @@ fn install_twice(backend: Backend) {
 }
 
 /// The container path on each backend: install twice adds each rule once (the listing the
-/// backend prints is the one `install` looks for), uninstall removes them all.
+/// backend prints is the one `install` looks for), uninstall removes them all. Before that,
+/// the previous version's rules (a DNAT from any interface, drops of NIC names), as the
+/// backend stores them, are replaced by the install: an upgrade leaves none behind.
 fn containers_install_twice(backend: Backend) {
-    let lan = ic::InterfacePattern::lan_defaults();
-    let p = plan(1338, false).with_containers(&lan);
-    let mut host = backend.host();
-    assert!(ic::install(&p, &mut host).unwrap().changed());
-    let second = ic::install(&p, &mut host).unwrap();
-    assert!(!second.changed(), "{second}");
     let tagged = |table: &str, chain: &str| -> Vec<String> {
         sh(backend.v4, &["-w", "-t", table, "-S", chain])
             .lines()
@@ -200,9 +196,138 @@ fn containers_install_twice(backend: Backend) {
             .map(str::to_string)
             .collect()
     };
-    assert_eq!(tagged("nat", "PREROUTING").len(), 1);
-    assert_eq!(tagged("filter", "INPUT").len(), 5);
+    let previous: [(&str, &[&str]); 3] = [
+        (
+            "nat",
+            &[
+                "-I",
+                "PREROUTING",
+                "1",
+                "-d",
+                "169.254.169.254/32",
+                "-p",
+                "tcp",
+                "-m",
+                "tcp",
+                "--dport",
+                "80",
+                "-m",
+                "comment",
+                "--comment",
+                "fake-metadata",
+                "-j",
+                "DNAT",
+                "--to-destination",
+                "169.254.169.254:1338",
+            ],
+        ),
+        (
+            "filter",
+            &[
+                "-I",
+                "INPUT",
+                "1",
+                "-d",
+                "169.254.169.254/32",
+                "-i",
+                "eth+",
+                "-p",
+                "tcp",
+                "-m",
+                "tcp",
+                "--dport",
+                "1338",
+                "-m",
+                "comment",
+                "--comment",
+                "fake-metadata",
+                "-j",
+                "DROP",
+            ],
+        ),
+        (
+            "filter",
+            &[
+                "-I",
+                "INPUT",
+                "1",
+                "-d",
+                "169.254.169.254/32",
+                "!",
+                "-i",
+                "lo",
+                "-p",
+                "tcp",
+                "-m",
+                "tcp",
+                "--dport",
+                "1338",
+                "-m",
+                "conntrack",
+                "!",
+                "--ctstate",
+                "DNAT",
+                "-m",
+                "comment",
+                "--comment",
+                "fake-metadata",
+                "-j",
+                "DROP",
+            ],
+        ),
+    ];
+    for (table, args) in previous {
+        let mut all = vec!["-w", "-t", table];
+        all.extend_from_slice(args);
+        sh(backend.v4, &all);
+    }
+    let before: Vec<String> = [tagged("nat", "PREROUTING"), tagged("filter", "INPUT")].concat();
+    assert_eq!(before.len(), 3, "{before:?}");
+
+    let p = plan(1338, false).with_containers(&ic::InterfacePattern::container_defaults(), &[]);
+    let mut host = backend.host();
+    let first = ic::install(&p, &mut host).unwrap();
+    assert_eq!(first.to_string().matches(": removed").count(), 3, "{first}");
+    let second = ic::install(&p, &mut host).unwrap();
+    assert!(!second.changed(), "{second}");
+    let prerouting = tagged("nat", "PREROUTING");
+    let mut want: Vec<String> = ["docker0", "br-+", "podman+", "cni+"]
+        .iter()
+        .map(|i| {
+            format!(
+                "-A PREROUTING -d 169.254.169.254/32 -i {i} -p tcp -m tcp --dport 80 -m comment \
+                 --comment fake-metadata -j DNAT --to-destination 169.254.169.254:1338"
+            )
+        })
+        .collect();
+    want.sort();
+    let mut got = prerouting.clone();
+    got.sort();
+    assert_eq!(got, want);
+    assert_eq!(
+        tagged("filter", "INPUT"),
+        [
+            "-A INPUT -d 169.254.169.254/32 ! -i lo -p tcp -m conntrack ! --ctstate DNAT -m \
+          comment --comment fake-metadata -j DROP"
+        ]
+    );
     assert!(ic::status(&p, &mut host).unwrap().in_place());
+
+    let lan = ic::InterfacePattern::try_from("br-lan".to_string()).unwrap();
+    let refusing =
+        plan(1338, false).with_containers(&ic::InterfacePattern::container_defaults(), &[lan]);
+    ic::install(&refusing, &mut host).unwrap();
+    assert!(
+        tagged("filter", "INPUT").contains(
+            &"-A INPUT -d 169.254.169.254/32 -i br-lan -p tcp -m comment --comment \
+              fake-metadata -j DROP"
+                .to_string()
+        ),
+        "{:?}",
+        tagged("filter", "INPUT")
+    );
+    assert!(ic::status(&refusing, &mut host).unwrap().in_place());
+
     let report = ic::uninstall(&mut host, false);
     assert!(!report.has_failures(), "{report}");
     assert!(tagged("nat", "PREROUTING").is_empty() && tagged("filter", "INPUT").is_empty());

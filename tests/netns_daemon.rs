@@ -533,8 +533,8 @@ fn unmodified_clients_v4() {
         return;
     }
     let config = fixture("v4.toml");
-    // The address, the box's REDIRECT and the container path (DNAT, 4 LAN drops, direct drop).
-    install_twice(&config, 8);
+    // The address, the box's REDIRECT and the container path (4 DNATs, one drop).
+    install_twice(&config, 7);
     assert!(
         lo_addresses(Ns::Here).contains("169.254.169.254/32"),
         "install did not put the address on lo"
@@ -590,8 +590,8 @@ fn unmodified_clients_v6() {
         return;
     }
     let config = fixture("v6.toml");
-    // Both addresses and REDIRECTs, and the (IPv4) container path.
-    install_twice(&config, 10);
+    // Both addresses and REDIRECTs, and the (IPv4) container path (4 DNATs, one drop).
+    install_twice(&config, 9);
     let lo = lo_addresses(Ns::Here);
     assert!(
         lo.contains("169.254.169.254/32") && lo.contains("fd00:ec2::254/128"),
@@ -741,7 +741,9 @@ impl HopWorld {
         }
         let nss = Namespaces::create(test, &["box", "ctr", "far"])?;
         let (bx, ctr, far) = (nss.get(BOX), nss.get(CTR), nss.get(FAR));
-        veth(bx, "br0", "10.254.1.1/24", ctr, "eth0", "10.254.1.2/24");
+        // The box's side is named as Docker names its bridge: only container networks reach
+        // the daemon through the container path.
+        veth(bx, "docker0", "10.254.1.1/24", ctr, "eth0", "10.254.1.2/24");
         veth(ctr, "br1", "10.254.2.1/24", far, "eth0", "10.254.2.2/24");
         ip_n(ctr, &["route", "add", "default", "via", "10.254.1.1"]);
         ip_n(far, &["route", "add", "default", "via", "10.254.2.1"]);
@@ -895,11 +897,14 @@ fn hop_limit_two_hops_is_the_kernel_ttl() {
 ///                                   br-0f1e2d3c4b5a 10.254.4.1 ┘  eth0 192.168.77.1
 ///                                                                   │ (veth, named like a NIC)
 ///   lan  eth0 192.168.77.2, 169.254.169.254 routed via the box ─────┘
+///   lanbr eth0 192.168.78.2 ─veth─ vethlan0 ─ br0 192.168.78.1 (a host bridge uplink)
+///   lanbond eth0 192.168.79.2 ─veth─ bond0 192.168.79.1 (an uplink named like a bond)
 /// ```
 ///
 /// ctr is a container on the default bridge, cmp one on a compose network; each has its own
-/// default route via its bridge. lan is a neighbour on the box's LAN that routes
-/// 169.254.169.254 through the box. No `route_localnet` anywhere.
+/// default route via its bridge. lan, lanbr and lanbond are neighbours on the box's LAN, on
+/// uplinks of three names, that route 169.254.169.254 through the box. No `route_localnet`
+/// anywhere.
 struct DockerWorld {
     nss: Namespaces,
 }
@@ -908,13 +913,15 @@ const D_BOX: usize = 0;
 const D_CTR: usize = 1;
 const D_CMP: usize = 2;
 const D_LAN: usize = 3;
+const D_LAN_BR: usize = 4;
+const D_LAN_BOND: usize = 5;
 
 impl DockerWorld {
     fn create(test: &str) -> Option<DockerWorld> {
         if !prerequisites(test) {
             return None;
         }
-        let nss = Namespaces::create(test, &["box", "ctr", "cmp", "lan"])?;
+        let nss = Namespaces::create(test, &["box", "ctr", "cmp", "lan", "lanbr", "lanbond"])?;
         let bx = nss.get(D_BOX);
         for (bridge, addr, veth, ctr, ctr_addr, gw) in [
             (
@@ -965,6 +972,42 @@ impl DockerWorld {
         ip_n(
             lan,
             &["route", "add", "169.254.169.254/32", "via", "192.168.77.1"],
+        );
+        // A host bridge as the uplink (the LAN port enslaved to br0), and a bond-named one.
+        let lanbr = nss.get(D_LAN_BR);
+        let Ns::Named(lanbr_name) = lanbr else {
+            unreachable!()
+        };
+        ip_n(bx, &["link", "add", "br0", "type", "bridge"]);
+        ip_n(bx, &["addr", "add", "192.168.78.1/24", "dev", "br0"]);
+        ip_n(bx, &["link", "set", "br0", "up"]);
+        ip_n(
+            bx,
+            &[
+                "link", "add", "vethlan0", "type", "veth", "peer", "name", "eth0", "netns",
+                lanbr_name,
+            ],
+        );
+        ip_n(bx, &["link", "set", "vethlan0", "master", "br0"]);
+        ip_n(bx, &["link", "set", "vethlan0", "up"]);
+        ip_n(lanbr, &["addr", "add", "192.168.78.2/24", "dev", "eth0"]);
+        ip_n(lanbr, &["link", "set", "eth0", "up"]);
+        ip_n(
+            lanbr,
+            &["route", "add", "169.254.169.254/32", "via", "192.168.78.1"],
+        );
+        let lanbond = nss.get(D_LAN_BOND);
+        veth(
+            bx,
+            "bond0",
+            "192.168.79.1/24",
+            lanbond,
+            "eth0",
+            "192.168.79.2/24",
+        );
+        ip_n(
+            lanbond,
+            &["route", "add", "169.254.169.254/32", "via", "192.168.79.1"],
         );
         Some(DockerWorld { nss })
     }
@@ -1084,18 +1127,13 @@ fn containers_hop_limit_1() {
     if !botocore_available(test) {
         return;
     }
-    let (bx, ctr, cmp, lan) = (
-        world.ns(D_BOX),
-        world.ns(D_CTR),
-        world.ns(D_CMP),
-        world.ns(D_LAN),
-    );
+    let (bx, ctr, cmp) = (world.ns(D_BOX), world.ns(D_CTR), world.ns(D_CMP));
     let config = fixture("ctr-hop1.toml");
     let first = world.install(&config);
     assert_eq!(
         first.matches(": added").count(),
-        8,
-        "address, REDIRECT, DNAT, 4 LAN drops, direct drop:\n{first}"
+        7,
+        "address, REDIRECT, 4 DNATs (docker0, br-+, podman+, cni+), one drop:\n{first}"
     );
     let second = world.install(&config);
     assert!(
@@ -1103,14 +1141,16 @@ fn containers_hop_limit_1() {
         "reinstall changed something:\n{second}"
     );
     assert_eq!(tagged_in(bx, "nat", "OUTPUT").len(), 1);
+    let mut dnats = tagged_in(bx, "nat", "PREROUTING");
+    dnats.sort();
     assert_eq!(
-        tagged_in(bx, "nat", "PREROUTING"),
-        vec![
-            "-A PREROUTING -d 169.254.169.254/32 -p tcp -m tcp --dport 80 -m comment --comment \
-             fake-metadata -j DNAT --to-destination 169.254.169.254:1351"
-        ]
+        dnats,
+        ["br-+", "cni+", "docker0", "podman+"].map(|i| format!(
+            "-A PREROUTING -d 169.254.169.254/32 -i {i} -p tcp -m tcp --dport 80 -m comment \
+             --comment fake-metadata -j DNAT --to-destination 169.254.169.254:1351"
+        ))
     );
-    assert_eq!(tagged_in(bx, "filter", "INPUT").len(), 5);
+    assert_eq!(tagged_in(bx, "filter", "INPUT").len(), 1);
 
     let daemon = Daemon::start(bx, &config);
     assert!(
@@ -1158,23 +1198,40 @@ fn containers_hop_limit_1() {
     assert_eq!(boto["region"], "us-east-1", "{boto}");
     println!("botocore in ctr at hop limit 1: {took:?}");
 
-    // The LAN neighbour: through the box to port 80, and directly to the daemon's port.
-    let lan_before = world.dropped_matching("-i eth+");
-    for url in [
-        format!("{IMDS}/latest/meta-data/instance-id"),
-        "http://169.254.169.254:1351/latest/meta-data/instance-id".to_string(),
-    ] {
-        let out = lan.curl(2, &["-f", &url]);
-        assert!(
-            !out.status.success() && out.stdout.is_empty(),
-            "the LAN neighbour got an answer from {url}: {}",
-            String::from_utf8_lossy(&out.stdout)
-        );
+    // The LAN neighbours, whatever the uplink is called (a NIC name, a host bridge, a bond):
+    // through the box to port 80, and directly to the daemon's port, they get nothing, and
+    // their packets are dropped (not refused: a neighbour learns nothing).
+    for (i, uplink) in [(D_LAN, "eth0"), (D_LAN_BR, "br0"), (D_LAN_BOND, "bond0")] {
+        let lan = world.ns(i);
+        for url in [
+            format!("{IMDS}/latest/meta-data/instance-id"),
+            "http://169.254.169.254:1351/latest/meta-data/instance-id".to_string(),
+        ] {
+            let before = world.dropped_matching("! --ctstate DNAT");
+            let out = lan.curl(2, &["-f", &url]);
+            assert!(
+                !out.status.success() && out.stdout.is_empty(),
+                "the LAN neighbour on {uplink} got an answer from {url}: {}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+            assert_eq!(
+                out.status.code(),
+                Some(CURL_TIMEOUT),
+                "the LAN neighbour on {uplink}: {url} should time out (dropped), got {}: {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(
+                world.dropped_matching("! --ctstate DNAT") > before,
+                "the packets from {uplink} to {url} did not reach the drop: {:?}",
+                world.drops()
+            );
+        }
     }
     assert!(
-        world.dropped_matching("-i eth+") > lan_before,
-        "the LAN's packets did not reach the box's eth+ drop: {:?}",
-        world.drops()
+        !daemon.log().contains("peer=192.168."),
+        "a LAN neighbour reached the daemon:\n{}",
+        daemon.log()
     );
     // A container connecting to the daemon's port itself (not through the DNAT) gets nothing.
     let direct_before = world.dropped_matching("! --ctstate DNAT");
@@ -1192,7 +1249,10 @@ fn containers_hop_limit_1() {
     assert!(status.success(), "status with all in place failed:\n{text}");
     assert!(
         text.contains("daemon answers containers at http://169.254.169.254:1351/")
-            && text.contains("nat PREROUTING dnat 169.254.169.254/32 tcp/80 from containers"),
+            && text.contains(
+                "nat PREROUTING dnat 169.254.169.254/32 tcp/80 from docker0 (containers)"
+            )
+            && text.contains("containers admitted from: docker0, br-+, podman+, cni+"),
         "{text}"
     );
 
@@ -1250,7 +1310,11 @@ fn containers_hop_limit_2_and_required() {
 
     let moved = world.install(&required);
     assert!(moved.contains("-> 169.254.169.254:1353: added"), "{moved}");
-    assert_eq!(tagged_in(bx, "nat", "PREROUTING").len(), 1, "one DNAT");
+    assert_eq!(
+        tagged_in(bx, "nat", "PREROUTING").len(),
+        4,
+        "one DNAT per container network"
+    );
     assert_token_withheld(ctr, "docker0, required", 1);
     let (boto, _) = botocore_in(ctr);
     assert_eq!(boto["token"], false, "{boto}");
@@ -1280,7 +1344,7 @@ fn containers_hop_limit_2_and_required() {
     .unwrap();
     let report = world.install(&off);
     std::fs::remove_file(&off).unwrap();
-    assert_eq!(report.matches(": removed").count(), 6, "{report}");
+    assert_eq!(report.matches(": removed").count(), 5, "{report}");
     assert!(tagged_in(bx, "nat", "PREROUTING").is_empty());
     assert!(tagged_in(bx, "filter", "INPUT").is_empty());
     let out = ctr.curl(2, &["-f", &format!("{IMDS}/latest/meta-data/instance-id")]);

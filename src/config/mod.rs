@@ -300,7 +300,7 @@ impl Config {
             self.imds.http_protocol_ipv6.is_enabled(),
         )?;
         Ok(if self.intercept.containers {
-            plan.with_containers(&self.intercept.lan_interfaces)
+            plan.with_containers(&self.intercept.admitted(), &self.intercept.lan_interfaces)
         } else {
             plan
         })
@@ -310,7 +310,7 @@ impl Config {
     pub fn generation(&self) -> imds::Generation {
         self.imds
             .generation
-            .unwrap_or_else(|| imds::Generation::of_instance_type(&self.instance.instance_type))
+            .unwrap_or_else(|| imds::Generation::of_instance_type(self.instance.instance_type()))
     }
 
     /// The effective configuration as TOML.
@@ -438,8 +438,11 @@ mod tests {
         );
         let off = parse("[intercept]\ncontainers = false\n").unwrap();
         assert_eq!(off.intercept_plan().unwrap().container_target(), None);
+        assert_eq!(plan.admitted(), ["docker0", "br-+", "podman+", "cni+"]);
+        assert!(plan.refused().is_empty());
         let custom = parse(
-            "[server]\nlisten = [\"127.0.0.1:9\"]\n[intercept]\nlan-interfaces = [\"bond+\"]\n",
+            "[server]\nlisten = [\"127.0.0.1:9\"]\n[intercept]\n\
+             container-interfaces = [\"cbr0\", \"docker0\"]\nlan-interfaces = [\"br-lan\"]\n",
         )
         .unwrap();
         let plan = custom.intercept_plan().unwrap();
@@ -447,15 +450,11 @@ mod tests {
             plan.container_target(),
             Some("169.254.169.254:9".parse().unwrap())
         );
-        assert!(
-            plan.rules
-                .iter()
-                .any(|r| r.args.iter().any(|a| a == "bond+"))
-                && !plan
-                    .rules
-                    .iter()
-                    .any(|r| r.args.iter().any(|a| a == "eth+"))
+        assert_eq!(
+            plan.admitted(),
+            ["docker0", "br-+", "podman+", "cni+", "cbr0"]
         );
+        assert_eq!(plan.refused(), ["br-lan"]);
         let e = parse("[intercept]\nlan-interfaces = [\"eth+\", \"lo\"]\n").unwrap_err();
         assert!(
             e.starts_with("c.toml:2:") && e.contains("`lo` is not an interface pattern"),

@@ -141,15 +141,21 @@ impl Server {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
 pub struct Intercept {
-    /// Containers on bridges and veths (Docker, compose, podman, k3s, kind, LXC, libvirt)
-    /// reach 169.254.169.254 through the box, as on EC2, where the token reply's hop limit
+    /// Containers on the container networks (Docker, compose, podman, k3s's and other CNI
+    /// bridges, kind; LXC, libvirt and others through `container-interfaces`) reach
+    /// 169.254.169.254 through the box, as on EC2, where the token reply's hop limit
     /// decides IMDSv2 for them. `false` keeps them out: they then get no metadata at all (use
     /// it when they must not see this box's identity and credentials, or when another
     /// metadata proxy serves them).
     pub containers: bool,
-    /// Interfaces whose traffic never reaches the daemon (iptables names, `+` = any suffix):
-    /// the box's LAN, so a neighbour that routes 169.254.169.254 through the box gets nothing.
-    /// Default: the names of physical NICs (`eth+`, `en+`, `wl+`, `ww+`).
+    /// Container networks whose connections reach the daemon, besides the defaults
+    /// (`docker0`, `br-+`, `podman+`, `cni+`; iptables names, `+` = any suffix): e.g. `cbr0`
+    /// (kubenet), `lxcbr0`, `virbr+`, `veth+` (containers routed without a bridge). Traffic
+    /// from any other interface (the LAN, whatever its uplink is called) is dropped.
+    pub container_interfaces: Vec<crate::intercept::InterfacePattern>,
+    /// Interfaces whose traffic never reaches the daemon, even if a container pattern matches
+    /// them (a LAN bridge named `br-lan`). Default: none, the allow-list above keeps the LAN
+    /// out. (Before the allow-list, this listed the LAN's NIC names; such a list still works.)
     pub lan_interfaces: Vec<crate::intercept::InterfacePattern>,
 }
 
@@ -157,8 +163,23 @@ impl Default for Intercept {
     fn default() -> Self {
         Intercept {
             containers: true,
-            lan_interfaces: crate::intercept::InterfacePattern::lan_defaults(),
+            container_interfaces: Vec::new(),
+            lan_interfaces: Vec::new(),
         }
+    }
+}
+
+impl Intercept {
+    /// The container networks admitted: the defaults, then the configured ones not already
+    /// among them.
+    pub fn admitted(&self) -> Vec<crate::intercept::InterfacePattern> {
+        let mut all = crate::intercept::InterfacePattern::container_defaults();
+        for p in &self.container_interfaces {
+            if !all.contains(p) {
+                all.push(p.clone());
+            }
+        }
+        all
     }
 }
 
@@ -262,7 +283,9 @@ pub struct Instance {
     pub from_host: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub instance_id: Option<Ec2Id<'i'>>,
-    pub instance_type: String,
+    /// Unset: `t3.micro`, or `t4g.micro` on an arm64 box (with `from-host`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance_type: Option<String>,
     pub ami_id: Ec2Id<'a'>,
     pub ami_launch_index: u32,
     pub ami_manifest_path: String,
@@ -270,8 +293,12 @@ pub struct Instance {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub region: Option<Region>,
     pub availability_zone: Zone,
-    pub availability_zone_id: String,
-    pub architecture: String,
+    /// Unset: derived from the zone (`euw1-az2` for `eu-west-1b`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub availability_zone_id: Option<String>,
+    /// The identity document's; unset: from the instance type (`arm64` for Graviton).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub architecture: Option<String>,
     pub instance_life_cycle: String,
     /// RFC 3339 UTC time the instance launched (`pendingTime` in the identity document).
     pub pending_time: String,
@@ -349,6 +376,9 @@ pub struct NetworkInterface {
 
 /// Built-in values when neither the config nor the machine gives one.
 pub const DEFAULT_INSTANCE_ID: &str = "i-0123456789abcdef0";
+pub const DEFAULT_INSTANCE_TYPE: &str = "t3.micro";
+/// The default on an arm64 box: the smallest Graviton type of the same family tier.
+pub const DEFAULT_INSTANCE_TYPE_ARM64: &str = "t4g.micro";
 pub const DEFAULT_LOCAL_IPV4: Ipv4Addr = Ipv4Addr::new(172, 31, 16, 10);
 pub const DEFAULT_MAC: &str = "0e:49:61:0f:c3:11";
 pub const DEFAULT_SUBNET: &str = "172.31.16.0/20";
@@ -359,15 +389,15 @@ impl Default for Instance {
         Instance {
             from_host: true,
             instance_id: None,
-            instance_type: "t3.micro".into(),
+            instance_type: None,
             ami_id: valid("ami-0abcdef1234567890"),
             ami_launch_index: 0,
             ami_manifest_path: "(unknown)".into(),
             account_id: valid("123456789012"),
             region: None,
             availability_zone: valid("us-east-1a"),
-            availability_zone_id: "use1-az1".into(),
-            architecture: "x86_64".into(),
+            availability_zone_id: None,
+            architecture: None,
             instance_life_cycle: "on-demand".into(),
             pending_time: "2026-01-01T00:00:00Z".into(),
             reservation_id: "r-0fedcba9876543210".into(),
@@ -427,22 +457,35 @@ impl Instance {
             return Some(h.clone());
         }
         let ip = self.public_ipv4?.to_string().replace('.', "-");
+        let (_, domain) = self.partition();
         Some(match self.region().as_str() {
             "us-east-1" => format!("ec2-{ip}.compute-1.amazonaws.com"),
-            r => format!("ec2-{ip}.{r}.compute.amazonaws.com"),
+            // China's names end in its partition's suffix: ec2-…cn-north-1.compute.amazonaws.com.cn
+            r => format!("ec2-{ip}.{r}.compute.{domain}"),
         })
     }
 
     /// The AWS partition and its DNS suffix, from the region.
     pub fn partition(&self) -> (&'static str, &'static str) {
-        let r = self.region();
-        if r.starts_with("cn-") {
-            ("aws-cn", "amazonaws.com.cn")
-        } else if r.starts_with("us-gov-") {
-            ("aws-us-gov", "amazonaws.com")
-        } else {
-            ("aws", "amazonaws.com")
-        }
+        crate::ec2::partition(&self.region())
+    }
+
+    pub fn instance_type(&self) -> &str {
+        self.instance_type
+            .as_deref()
+            .unwrap_or(DEFAULT_INSTANCE_TYPE)
+    }
+
+    pub fn availability_zone_id(&self) -> String {
+        self.availability_zone_id
+            .clone()
+            .unwrap_or_else(|| self.availability_zone.id())
+    }
+
+    pub fn architecture(&self) -> &str {
+        self.architecture
+            .as_deref()
+            .unwrap_or_else(|| crate::ec2::architecture_of(self.instance_type()))
     }
 
     pub fn instance_id(&self) -> &str {
@@ -474,6 +517,22 @@ impl Instance {
     pub(super) fn resolve(&mut self, facts: &MachineFacts) {
         let none = MachineFacts::none();
         let facts = if self.from_host { facts } else { &none };
+        if self.instance_type.is_none() {
+            let arm = facts.arch.as_deref() == Some("aarch64");
+            self.instance_type = Some(
+                if arm {
+                    DEFAULT_INSTANCE_TYPE_ARM64
+                } else {
+                    DEFAULT_INSTANCE_TYPE
+                }
+                .into(),
+            );
+        }
+        self.availability_zone_id
+            .get_or_insert_with(|| self.availability_zone.id());
+        if self.architecture.is_none() {
+            self.architecture = Some(self.architecture().to_string());
+        }
         if self.instance_id.is_none() {
             self.instance_id =
                 Some(valid(&facts.machine_id.as_deref().map_or(

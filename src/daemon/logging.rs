@@ -107,6 +107,69 @@ impl Write for &LogFile {
     }
 }
 
+/// A log record written as exactly one line: a control character inside it (a newline in a
+/// value someone gave the daemon) is written escaped (`\n`, `\x1b`), so no value can start
+/// a line of its own. Only the record's final newline stays; ANSI escapes stay when `ansi`
+/// (the colours of a terminal), and tabs always.
+#[derive(Debug)]
+pub struct OneLine<W> {
+    inner: W,
+    ansi: bool,
+}
+
+impl<W> OneLine<W> {
+    pub fn new(inner: W, ansi: bool) -> Self {
+        OneLine { inner, ansi }
+    }
+
+    fn escapes(&self, b: u8) -> bool {
+        (b.is_ascii_control() && b != b'\t' && !(self.ansi && b == 0x1b)) || b == 0x7f
+    }
+}
+
+impl<W: Write> Write for OneLine<W> {
+    /// The formatter hands each record over in one call; it is escaped whole.
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let (body, end) = match buf.strip_suffix(b"\n") {
+            Some(body) => (body, &b"\n"[..]),
+            None => (buf, &b""[..]),
+        };
+        if !body.iter().any(|&b| self.escapes(b)) {
+            self.inner.write_all(buf)?;
+            return Ok(buf.len());
+        }
+        let mut line = Vec::with_capacity(buf.len() + 16);
+        for &b in body {
+            match b {
+                b'\n' => line.extend_from_slice(b"\\n"),
+                b'\r' => line.extend_from_slice(b"\\r"),
+                b if self.escapes(b) => line.extend_from_slice(format!("\\x{b:02x}").as_bytes()),
+                b => line.push(b),
+            }
+        }
+        line.extend_from_slice(end);
+        self.inner.write_all(&line)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// The log file as a writer the formatter can make per record.
+struct FileWriter(Arc<LogFile>);
+
+impl Write for FileWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        (&*self.0).write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        (&*self.0).flush()
+    }
+}
+
 /// Installs the global subscriber. `level` is the config's filter (the environment wins).
 pub fn init(level: &str, file: Option<&Path>) -> Option<Arc<LogFile>> {
     // `Targets` (a level, or `target=level` pairs) rather than `EnvFilter`, whose directive
@@ -124,9 +187,10 @@ pub fn init(level: &str, file: Option<&Path>) -> Option<Arc<LogFile>> {
         .and_then(|_| tracing_journald::layer().ok())
         .map(|l| l.with_syslog_identifier("fake-metadata".into()));
     let stderr = journald.is_none().then(|| {
+        let ansi = io::IsTerminal::is_terminal(&io::stderr());
         tracing_subscriber::fmt::layer()
-            .with_writer(io::stderr)
-            .with_ansi(io::IsTerminal::is_terminal(&io::stderr()))
+            .with_writer(move || OneLine::new(io::stderr(), ansi))
+            .with_ansi(ansi)
             .with_target(false)
     });
     let logfile = file.map(|p| {
@@ -143,7 +207,7 @@ pub fn init(level: &str, file: Option<&Path>) -> Option<Arc<LogFile>> {
         tracing_subscriber::fmt::layer()
             .with_ansi(false)
             .with_target(false)
-            .with_writer(lf)
+            .with_writer(move || OneLine::new(FileWriter(lf.clone()), false))
             .with_filter(filter())
     });
     let _ = tracing_subscriber::registry()
@@ -156,4 +220,38 @@ pub fn init(level: &str, file: Option<&Path>) -> Option<Arc<LogFile>> {
         lf.reopen();
     }
     logfile
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::OneLine;
+
+    fn written(record: &[u8], ansi: bool) -> String {
+        let mut out = Vec::new();
+        let mut w = OneLine::new(&mut out, ansi);
+        assert_eq!(w.write(record).unwrap(), record.len());
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn a_value_cannot_start_a_log_line() {
+        let forged =
+            b"INFO fault fault-1 started: drop on any method meta-data/x\nERROR forged\r\n";
+        assert_eq!(
+            written(forged, false),
+            "INFO fault fault-1 started: drop on any method meta-data/x\\nERROR forged\\r\n"
+        );
+        assert_eq!(
+            written(b"a\x1b[2Jb\tc\x7f\n", false),
+            "a\\x1b[2Jb\tc\\x7f\n"
+        );
+        // A terminal keeps its colours; a plain record goes through as it is.
+        assert_eq!(
+            written(b"\x1b[32mINFO\x1b[0m x\n", true),
+            "\x1b[32mINFO\x1b[0m x\n"
+        );
+        assert_eq!(written(b"plain line\n", false), "plain line\n");
+    }
 }

@@ -179,6 +179,7 @@ impl std::str::FromStr for PathGlob {
                 "an empty path glob matches nothing: leave `path` out to match every path".into(),
             );
         }
+        crate::types::no_control(s, "a path glob")?;
         if s.starts_with('/') {
             return Err(format!(
                 "path glob `{s}` starts with `/`: globs match the path below the version, e.g. `meta-data/iam/*` or `api/token`"
@@ -336,13 +337,26 @@ macro_rules! checked {
     };
 }
 
+/// The statuses a fault may answer with: a final status (200 to 599) whose reply needs
+/// nothing a fault does not have. A fault's reply is EC2's body for the status, or an empty
+/// one, always framed by `Content-Length`; HTTP forbids that, or more, of these (RFC 9110).
 fn check_status(s: i64) -> Result<u16, String> {
-    match u16::try_from(s) {
-        Ok(code @ 100..=599) => Ok(code),
-        _ => Err(format!(
-            "status {s} is not an HTTP status: use 100 to 599, e.g. 500 or 503"
-        )),
-    }
+    const USE: &str = "use 200 to 599 except 204, 206, 304, 405 and 407, e.g. 500 or 503";
+    let why = match u16::try_from(s) {
+        Ok(100..=199) => "a 1xx status is not a final reply, the request would stay unanswered",
+        Ok(204) => "a 204 may carry no content and no Content-Length (RFC 9110 15.3.5)",
+        Ok(206) => "a 206 must say which part it carries (Content-Range, RFC 9110 15.3.7)",
+        Ok(304) => "a 304 answers a conditional request and carries no content (RFC 9110 15.4.5)",
+        Ok(405) => "a 405 must list the methods the path allows (Allow, RFC 9110 15.5.6)",
+        Ok(407) => "a 407 must carry a Proxy-Authenticate challenge (RFC 9110 15.5.8)",
+        Ok(code @ 200..=599) => return Ok(code),
+        _ => {
+            return Err(format!("status {s} is not an HTTP status: {USE}"));
+        }
+    };
+    Err(format!(
+        "status {s} cannot be a fault's reply: {why}; {USE}"
+    ))
 }
 
 fn check_count(n: i64) -> Result<u32, String> {
@@ -374,7 +388,7 @@ fn check_rate(n: i64) -> Result<u32, String> {
 }
 
 checked!(
-    /// An HTTP status, 100 to 599.
+    /// An HTTP status a fault can send (see `check_status`).
     Status(u16), i64, check_status
 );
 checked!(

@@ -1,4 +1,5 @@
 use std::net::{IpAddr, Ipv4Addr};
+use std::str::FromStr;
 use std::time::Duration;
 
 use super::*;
@@ -192,4 +193,47 @@ fn specs_round_trip_and_read_well() {
     assert_eq!("fault-7".parse::<FaultId>().unwrap(), FaultId(7));
     assert_eq!("7".parse::<FaultId>().unwrap(), FaultId(7));
     assert!("fault-0".parse::<FaultId>().is_err());
+}
+
+#[test]
+fn statuses_http_forbids_a_fault_to_send_are_refused() {
+    for code in [100, 101, 103, 199, 204, 206, 304, 405, 407] {
+        let e = spec(&format!("status = {code}")).unwrap_err();
+        assert!(
+            e.starts_with(&format!("status {code} cannot be a fault's reply: "))
+                && e.contains("use 200 to 599 except 204, 206, 304, 405 and 407")
+                && !e.contains('\n'),
+            "{code}: {e}"
+        );
+    }
+    for code in [
+        200, 202, 205, 301, 400, 401, 403, 404, 418, 429, 500, 503, 599,
+    ] {
+        assert_eq!(
+            spec(&format!("status = {code}")).unwrap().action,
+            Action::Status(code),
+            "{code}"
+        );
+    }
+}
+
+#[test]
+fn a_path_glob_with_a_control_character_is_refused() {
+    for (glob, shown) in [
+        ("meta-data/x\nINFO forged", "\"meta-data/x\\nINFO forged\""),
+        ("meta-data/\r*", "\"meta-data/\\r*\""),
+        ("api/\u{1b}[2Jtoken", "\"api/\\u{1b}[2Jtoken\""),
+    ] {
+        let e = PathGlob::from_str(glob).unwrap_err();
+        assert!(
+            e.starts_with(shown) && e.contains("a path glob cannot hold one") && !e.contains('\n'),
+            "{glob:?}: {e}"
+        );
+        let raw = RawSpec {
+            path: Some(glob.into()),
+            drop: Some(true),
+            ..RawSpec::default()
+        };
+        assert!(Spec::try_from(raw).is_err(), "{glob:?}");
+    }
 }

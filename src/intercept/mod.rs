@@ -4,10 +4,11 @@
 //! Two kernel objects per address family do it for the box itself: the address on `lo` (so
 //! the kernel treats the destination as local and never routes it to a real gateway) and a
 //! `nat OUTPUT` REDIRECT of tcp/80 to the daemon's port. Containers on bridges and veths
-//! (IPv4) get three more: a `nat PREROUTING` DNAT of tcp/80 to `169.254.169.254:<port>`, where
-//! the daemon also listens, and `filter INPUT` drops that keep the LAN (interfaces named like
-//! physical NICs) and direct connections away from that address. [`Plan`] says which, computed
-//! purely from the config.
+//! (IPv4) get more: a `nat PREROUTING` DNAT of tcp/80 to `169.254.169.254:<port>`, where the
+//! daemon also listens, from each container network (`docker0`, `br-+`, …: an allow-list, so
+//! a LAN uplink of any name is left out), and `filter INPUT` drops of everything else that
+//! reaches that address from outside the box (and of the interfaces the user refuses).
+//! [`Plan`] says which, computed purely from the config.
 //! [`install`], [`uninstall`] and [`status`] carry it out through the [`Host`] trait, the only
 //! way this module touches the kernel: [`system::SystemHost`] is the real one, the unit tests
 //! use an in-memory fake.
@@ -93,20 +94,47 @@ impl Plan {
         })
     }
 
-    /// Adds the container path (IPv4): the DNAT of tcp/80 from any interface to
-    /// `169.254.169.254:<port>`, a drop of that address from each `lan` interface pattern, and
-    /// a drop of direct connections to it.
-    pub fn with_containers(mut self, lan: &[InterfacePattern]) -> Plan {
+    /// Adds the container path (IPv4), closed by default: the DNAT of tcp/80 to
+    /// `169.254.169.254:<port>` only from the interfaces of `admit` (container networks), a
+    /// drop of that address from each interface of `refuse`, and a drop of everything else
+    /// that reaches it from outside the box without the DNAT. A LAN neighbour that routes
+    /// 169.254.169.254 through the box gets nothing, whatever the uplink is called.
+    pub fn with_containers(
+        mut self,
+        admit: &[InterfacePattern],
+        refuse: &[InterfacePattern],
+    ) -> Plan {
         let imds = imds_address(Family::V4);
-        self.rules.push(Rule::container_dnat(imds, self.port));
-        for pattern in lan {
+        for pattern in admit {
             self.rules
-                .push(Rule::drop_from(imds, self.port, pattern.as_str()));
+                .push(Rule::container_dnat(imds, self.port, pattern.as_str()));
         }
-        self.rules.push(Rule::drop_direct(imds, self.port));
+        for pattern in refuse {
+            self.rules.push(Rule::drop_from(imds, pattern.as_str()));
+        }
+        self.rules.push(Rule::drop_direct(imds));
         self.rules
             .sort_by_key(|r| self.chains.iter().position(|c| *c == (r.family, r.chain)));
         self
+    }
+
+    /// The interfaces whose connections to 169.254.169.254:80 reach the daemon, besides the
+    /// box's own (`lo`): none without the container path.
+    pub fn admitted(&self) -> Vec<&str> {
+        self.rules
+            .iter()
+            .filter(|r| r.chain == NAT_PREROUTING)
+            .filter_map(Rule::input_interface)
+            .collect()
+    }
+
+    /// The interfaces refused even when a container pattern matches them.
+    pub fn refused(&self) -> Vec<&str> {
+        self.rules
+            .iter()
+            .filter(|r| r.chain == FILTER_INPUT && !r.args.iter().any(|a| a == "conntrack"))
+            .filter_map(Rule::input_interface)
+            .collect()
     }
 
     /// Whether the plan routes containers.

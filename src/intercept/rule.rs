@@ -110,12 +110,22 @@ impl InterfacePattern {
         &self.0
     }
 
-    /// Physical network interfaces by the kernel's and udev's stable naming schemes:
-    /// `eth0` (net.ifnames=0, Vagrant boxes), `enp0s3`/`ens5`/`eno1` (predictable names),
-    /// `wlan0`/`wlp2s0`, `wwan0`/`wwp0s20u4`. Container engines never use these for bridges
-    /// and veths (docker0, br-*, veth*, cni0, flannel.1, podman0, lxcbr0, virbr0).
-    pub fn lan_defaults() -> Vec<InterfacePattern> {
-        ["eth+", "en+", "wl+", "ww+"]
+    /// Whether an interface called `name` matches, as iptables' `-i` does.
+    pub fn matches(&self, name: &str) -> bool {
+        match self.0.strip_suffix('+') {
+            Some(prefix) => name.starts_with(prefix),
+            None => name == self.0,
+        }
+    }
+
+    /// The container networks whose traffic reaches the daemon by default: Docker's default
+    /// bridge (`docker0`) and its user-defined networks (`br-<id>`), Podman's bridges
+    /// (`podman0`, … under netavark) and CNI's (`cni0`; `cni-podman0` of Podman before
+    /// netavark). With a bridge, the interface a packet comes in on is the bridge, not the
+    /// container's veth. A LAN uplink never has these names (a host bridge is `br0`, a bond
+    /// `bond0`, a VLAN `eth0.10`), so whatever it is called, the LAN is not admitted.
+    pub fn container_defaults() -> Vec<InterfacePattern> {
+        ["docker0", "br-+", "podman+", "cni+"]
             .into_iter()
             .map(|p| InterfacePattern(p.to_string()))
             .collect()
@@ -228,16 +238,20 @@ impl Rule {
         }
     }
 
-    /// Containers: tcp `dest:80` arriving on any interface is DNATed to `dest:port`, where
-    /// the daemon also listens. The destination stays an address of `lo` (not 127.0.0.1, which
-    /// would need `route_localnet` and so open every loopback service to containers), and the
-    /// source stays the container's, so the daemon applies the hop limit to it.
-    pub fn container_dnat(dest: LoAddress, port: u16) -> Rule {
+    /// Containers: tcp `dest:80` arriving on an interface matching `pattern` (a container
+    /// network) is DNATed to `dest:port`, where the daemon also listens. The destination stays
+    /// an address of `lo` (not 127.0.0.1, which would need `route_localnet` and so open every
+    /// loopback service to containers), and the source stays the container's, so the daemon
+    /// applies the hop limit to it. Traffic from any other interface is not DNATed, and
+    /// [`Rule::drop_direct`] drops it.
+    pub fn container_dnat(dest: LoAddress, port: u16, pattern: &str) -> Rule {
         let to = format!("{}:{port}", dest.ip);
         let dest = dest.to_string();
         let args = [
             "-d",
             &dest,
+            "-i",
+            pattern,
             "-p",
             "tcp",
             "-m",
@@ -260,12 +274,11 @@ impl Rule {
         }
     }
 
-    /// The LAN: tcp to the daemon's container address arriving on interfaces matching
-    /// `pattern` (an iptables name or `prefix+`) is dropped, so a neighbour that routes
-    /// 169.254.169.254 through the box gets nothing.
-    pub fn drop_from(dest: LoAddress, port: u16, pattern: &str) -> Rule {
+    /// An interface the user refuses (`[intercept] lan-interfaces`): tcp to the daemon's
+    /// container address arriving on interfaces matching `pattern` is dropped, on any port,
+    /// DNATed or not, even when a container pattern matches the name too (`br-lan`).
+    pub fn drop_from(dest: LoAddress, pattern: &str) -> Rule {
         let dest = dest.to_string();
-        let port = port.to_string();
         let args = [
             "-d",
             &dest,
@@ -273,10 +286,6 @@ impl Rule {
             pattern,
             "-p",
             "tcp",
-            "-m",
-            "tcp",
-            "--dport",
-            &port,
             "-m",
             "comment",
             "--comment",
@@ -291,13 +300,13 @@ impl Rule {
         }
     }
 
-    /// Direct connections: tcp to the daemon's container address that did not come through
-    /// our DNAT, from anywhere but the box itself, is dropped. (Linux accepts a packet for an
-    /// address of `lo` on any interface, so without this a neighbour could connect to
-    /// 169.254.169.254:`port` itself.)
-    pub fn drop_direct(dest: LoAddress, port: u16) -> Rule {
+    /// Everything else: tcp to the daemon's container address, on any port, that did not
+    /// come through our DNAT (so not from a container network), from anywhere but the box
+    /// itself, is dropped. Linux accepts a packet for an address of `lo` on any interface, so
+    /// without this a neighbour that routes 169.254.169.254 through the box could connect to
+    /// it on port 80 or the daemon's port.
+    pub fn drop_direct(dest: LoAddress) -> Rule {
         let dest = dest.to_string();
-        let port = port.to_string();
         let args = [
             "-d",
             &dest,
@@ -306,10 +315,6 @@ impl Rule {
             "lo",
             "-p",
             "tcp",
-            "-m",
-            "tcp",
-            "--dport",
-            &port,
             "-m",
             "conntrack",
             "!",
@@ -327,6 +332,15 @@ impl Rule {
             chain: FILTER_INPUT,
             args: owned(&args),
         }
+    }
+
+    /// The input interface (`-i`) of a rule that has one, unless negated.
+    pub fn input_interface(&self) -> Option<&str> {
+        self.args
+            .windows(2)
+            .enumerate()
+            .find(|(i, w)| w[0] == "-i" && (*i == 0 || self.args[i - 1] != "!"))
+            .map(|(_, w)| w[1].as_str())
     }
 
     /// Parses one line of `iptables -t TABLE -S CHAIN`; `None` for anything but
@@ -392,26 +406,37 @@ impl fmt::Display for Rule {
                 "{family} {chain} redirect {dest} tcp/80 -> local port {}",
                 self.to_port().unwrap_or_default()
             ),
-            (Some("DNAT"), Some(dest), Some(dport)) => match self.value_of("--to-destination") {
-                Some(to) => write!(
-                    f,
-                    "{family} {chain} dnat {dest} tcp/{dport} from containers -> {to}"
-                ),
-                None => write!(f, "{family} {chain} rule `{}`", self.listing()),
-            },
-            (Some("DROP"), Some(dest), Some(dport)) => {
+            (Some("DNAT"), Some(dest), Some(dport)) => {
+                match (self.value_of("--to-destination"), self.input_interface()) {
+                    (Some(to), Some(from)) => write!(
+                        f,
+                        "{family} {chain} dnat {dest} tcp/{dport} from {from} (containers) -> {to}"
+                    ),
+                    // The shape before container networks were listed (any interface).
+                    (Some(to), None) => write!(
+                        f,
+                        "{family} {chain} dnat {dest} tcp/{dport} from any interface -> {to}"
+                    ),
+                    _ => write!(f, "{family} {chain} rule `{}`", self.listing()),
+                }
+            }
+            (Some("DROP"), Some(dest), dport) => {
                 let ip = dest.split('/').next().unwrap_or(dest);
+                let to = match dport {
+                    Some(port) => format!("{ip}:{port}"),
+                    None => ip.to_string(),
+                };
                 match (
-                    self.value_of("-i"),
+                    self.input_interface(),
                     self.args.iter().any(|a| a == "conntrack"),
                 ) {
                     (Some(pattern), false) => write!(
                         f,
-                        "{family} {chain} drop tcp to {ip}:{dport} from {pattern} (LAN)"
+                        "{family} {chain} drop tcp to {to} from {pattern} (refused)"
                     ),
                     (_, true) => write!(
                         f,
-                        "{family} {chain} drop tcp to {ip}:{dport} not via the dnat"
+                        "{family} {chain} drop tcp to {to} from elsewhere (not lo, not via the dnat)"
                     ),
                     _ => write!(f, "{family} {chain} rule `{}`", self.listing()),
                 }
@@ -515,34 +540,41 @@ mod tests {
     }
 
     /// The container rules as iptables 1.8.9 prints them (nft and legacy alike, checked in a
-    /// network namespace), so `install` finds them again and never adds a second copy.
+    /// network namespace by `tests/netns.rs`), so `install` finds them again and never adds
+    /// a second copy.
     #[test]
     fn container_rules_are_what_iptables_1_8_9_prints() {
         let imds = LoAddress::host("169.254.169.254".parse().unwrap());
-        let dnat = Rule::container_dnat(imds, 1338);
+        let dnat = Rule::container_dnat(imds, 1338, "br-+");
         assert_eq!(
             dnat.listing(),
-            "-A PREROUTING -d 169.254.169.254/32 -p tcp -m tcp --dport 80 -m comment --comment \
-             fake-metadata -j DNAT --to-destination 169.254.169.254:1338"
+            "-A PREROUTING -d 169.254.169.254/32 -i br-+ -p tcp -m tcp --dport 80 -m comment \
+             --comment fake-metadata -j DNAT --to-destination 169.254.169.254:1338"
         );
         assert_eq!(
             (dnat.chain, dnat.position()),
             (NAT_PREROUTING, Position::First)
         );
-        let lan = Rule::drop_from(imds, 1338, "eth+");
+        let refused = Rule::drop_from(imds, "br-lan");
         assert_eq!(
-            lan.listing(),
-            "-A INPUT -d 169.254.169.254/32 -i eth+ -p tcp -m tcp --dport 1338 -m comment \
-             --comment fake-metadata -j DROP"
+            refused.listing(),
+            "-A INPUT -d 169.254.169.254/32 -i br-lan -p tcp -m comment --comment fake-metadata \
+             -j DROP"
         );
-        let direct = Rule::drop_direct(imds, 1338);
+        let direct = Rule::drop_direct(imds);
         assert_eq!(
             direct.listing(),
-            "-A INPUT -d 169.254.169.254/32 ! -i lo -p tcp -m tcp --dport 1338 -m conntrack ! \
-             --ctstate DNAT -m comment --comment fake-metadata -j DROP"
+            "-A INPUT -d 169.254.169.254/32 ! -i lo -p tcp -m conntrack ! --ctstate DNAT -m \
+             comment --comment fake-metadata -j DROP"
         );
         assert_eq!(direct.chain, FILTER_INPUT);
-        for rule in [&dnat, &lan, &direct] {
+        assert_eq!(
+            direct.input_interface(),
+            None,
+            "`! -i lo` admits no interface"
+        );
+        assert_eq!(dnat.input_interface(), Some("br-+"));
+        for rule in [&dnat, &refused, &direct] {
             assert!(rule.is_ours());
             assert_eq!(
                 Rule::from_listing(Family::V4, rule.chain, &rule.listing()).as_ref(),
@@ -551,16 +583,16 @@ mod tests {
         }
         assert_eq!(
             dnat.to_string(),
-            "IPv4 nat PREROUTING dnat 169.254.169.254/32 tcp/80 from containers -> \
+            "IPv4 nat PREROUTING dnat 169.254.169.254/32 tcp/80 from br-+ (containers) -> \
              169.254.169.254:1338"
         );
         assert_eq!(
-            lan.to_string(),
-            "IPv4 filter INPUT drop tcp to 169.254.169.254:1338 from eth+ (LAN)"
+            refused.to_string(),
+            "IPv4 filter INPUT drop tcp to 169.254.169.254 from br-lan (refused)"
         );
         assert_eq!(
             direct.to_string(),
-            "IPv4 filter INPUT drop tcp to 169.254.169.254:1338 not via the dnat"
+            "IPv4 filter INPUT drop tcp to 169.254.169.254 from elsewhere (not lo, not via the dnat)"
         );
     }
 
@@ -578,7 +610,11 @@ mod tests {
         assert!(err("e+th").contains("'+' cannot be"));
         assert!(err("lo").contains("matches `lo`"));
         assert!(err("l+").contains("matches `lo`"));
-        assert_eq!(InterfacePattern::lan_defaults().len(), 4);
+        let defaults: Vec<String> = InterfacePattern::container_defaults()
+            .into_iter()
+            .map(String::from)
+            .collect();
+        assert_eq!(defaults, ["docker0", "br-+", "podman+", "cni+"]);
     }
 
     #[test]

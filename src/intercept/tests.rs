@@ -413,12 +413,12 @@ fn status_sees_missing_and_stale() {
     );
 }
 
-fn lan() -> Vec<InterfacePattern> {
-    InterfacePattern::lan_defaults()
+fn admitted() -> Vec<InterfacePattern> {
+    InterfacePattern::container_defaults()
 }
 
 fn containers(port: u16) -> Plan {
-    plan(port, false).with_containers(&lan())
+    plan(port, false).with_containers(&admitted(), &[])
 }
 
 /// Docker's nat PREROUTING jump and a foreign INPUT accept, as they are on a box with Docker.
@@ -447,39 +447,91 @@ fn container_plan_adds_dnat_and_drops_in_their_chains() {
         [
             "nat OUTPUT",
             "nat PREROUTING",
-            "filter INPUT",
-            "filter INPUT",
-            "filter INPUT",
-            "filter INPUT",
+            "nat PREROUTING",
+            "nat PREROUTING",
+            "nat PREROUTING",
             "filter INPUT"
         ]
     );
     let text: Vec<String> = p.rules.iter().map(ToString::to_string).collect();
     assert_eq!(
-        text[1],
-        "IPv4 nat PREROUTING dnat 169.254.169.254/32 tcp/80 from containers -> 169.254.169.254:1338"
+        text[1..5],
+        ["docker0", "br-+", "podman+", "cni+"].map(|i| format!(
+            "IPv4 nat PREROUTING dnat 169.254.169.254/32 tcp/80 from {i} (containers) -> \
+             169.254.169.254:1338"
+        ))
     );
     assert_eq!(
-        text[2..6],
-        ["eth+", "en+", "wl+", "ww+"]
-            .map(|i| format!("IPv4 filter INPUT drop tcp to 169.254.169.254:1338 from {i} (LAN)"))
+        text[5],
+        "IPv4 filter INPUT drop tcp to 169.254.169.254 from elsewhere (not lo, not via the dnat)"
     );
-    assert_eq!(
-        text[6],
-        "IPv4 filter INPUT drop tcp to 169.254.169.254:1338 not via the dnat"
-    );
+    assert_eq!(p.admitted(), ["docker0", "br-+", "podman+", "cni+"]);
     // Every rule of the plan sits in a chain the plan manages, and IPv6 has no container path.
     assert!(
         p.rules
             .iter()
             .all(|r| p.chains.contains(&(r.family, r.chain)))
     );
-    let p6 = plan(1338, true).with_containers(&lan());
+    let p6 = plan(1338, true).with_containers(&admitted(), &[]);
     assert!(
         p6.rules
             .iter()
             .all(|r| r.family == Family::V4 || r.chain == NAT_OUTPUT)
     );
+    // A refused interface is one more drop, whatever the container patterns say.
+    let lan = InterfacePattern::try_from("br-lan".to_string()).unwrap();
+    let p = plan(1338, false).with_containers(&admitted(), &[lan]);
+    assert_eq!(p.refused(), ["br-lan"]);
+    assert!(
+        p.rules.iter().any(|r| r.to_string()
+            == "IPv4 filter INPUT drop tcp to 169.254.169.254 from br-lan (refused)")
+    );
+}
+
+/// Issue 27, item 9: the container path is an allow-list. Every DNAT names a container
+/// network, so a LAN uplink is never admitted, whatever it is called: a NIC, a host bridge
+/// (`br0`), a bond, a VLAN, or any other name.
+#[test]
+fn the_lan_is_not_admitted_whatever_its_uplink_is_called() {
+    let p = containers(1338);
+    let dnats: Vec<&Rule> = p
+        .rules
+        .iter()
+        .filter(|r| r.chain == NAT_PREROUTING)
+        .collect();
+    assert!(!dnats.is_empty());
+    assert!(
+        dnats.iter().all(|r| r.input_interface().is_some()),
+        "a DNAT from any interface: {dnats:?}"
+    );
+    let admits = |name: &str| {
+        p.admitted().iter().any(|pat| {
+            InterfacePattern::try_from(pat.to_string())
+                .unwrap()
+                .matches(name)
+        })
+    };
+    for uplink in [
+        "eth0", "enp0s3", "ens5", "wlan0", "br0", "bond0", "eth0.10", "vlan10", "team0", "lan",
+        "uplink", "bridge0", "virbr0",
+    ] {
+        assert!(!admits(uplink), "{uplink} is admitted");
+    }
+    for container_net in [
+        "docker0",
+        "br-1a2b3c4d5e6f",
+        "podman0",
+        "podman1",
+        "cni0",
+        "cni-podman0",
+    ] {
+        assert!(admits(container_net), "{container_net} is not admitted");
+    }
+    // Nothing but the DNAT'd container traffic and the box itself reaches the address.
+    let drops: Vec<&Rule> = p.rules.iter().filter(|r| r.chain == FILTER_INPUT).collect();
+    assert_eq!(drops.len(), 1);
+    assert!(drops[0].args.windows(3).any(|w| w == ["!", "-i", "lo"]));
+    assert!(!drops[0].args.iter().any(|a| a == "--dport"), "every port");
 }
 
 #[test]
@@ -492,12 +544,13 @@ fn container_rules_go_before_dockers_and_install_is_idempotent() {
             .iter()
             .filter(|s| s.outcome == Outcome::Added)
             .count(),
-        8
+        7,
+        "{first}"
     );
     let prerouting = &host.rules[&(Family::V4, NAT_PREROUTING)];
-    assert_eq!(prerouting.len(), 2);
+    assert_eq!(prerouting.len(), 5);
     assert!(
-        prerouting[0].contains("-j DNAT"),
+        prerouting[..4].iter().all(|r| r.contains("-j DNAT")),
         "ours first: {prerouting:?}"
     );
     let input = &host.rules[&(Family::V4, FILTER_INPUT)];
@@ -523,7 +576,7 @@ fn container_rules_go_before_dockers_and_install_is_idempotent() {
     );
     let third = install(&containers(1338), &mut host).unwrap();
     assert!(!third.changed(), "{third}");
-    assert_eq!(host.tagged_in(Family::V4, NAT_PREROUTING).len(), 1);
+    assert_eq!(host.tagged_in(Family::V4, NAT_PREROUTING).len(), 4);
 }
 
 #[test]
@@ -541,12 +594,12 @@ fn turning_containers_off_or_a_new_port_replaces_the_container_rules() {
             .contains("-> 169.254.169.254:1338: removed"),
         "{moved}"
     );
-    assert_eq!(host.tagged_in(Family::V4, FILTER_INPUT).len(), 5);
     assert!(
-        host.tagged_in(Family::V4, FILTER_INPUT)
+        host.tagged_in(Family::V4, NAT_PREROUTING)
             .iter()
-            .all(|l| l.contains("--dport 1444"))
+            .all(|l| l.contains("169.254.169.254:1444"))
     );
+    assert_eq!(host.tagged_in(Family::V4, FILTER_INPUT).len(), 1);
 
     let off = install(&plan(1444, false), &mut host).unwrap();
     assert_eq!(
@@ -554,7 +607,7 @@ fn turning_containers_off_or_a_new_port_replaces_the_container_rules() {
             .iter()
             .filter(|s| s.outcome == Outcome::Removed)
             .count(),
-        6
+        5
     );
     assert!(host.tagged_in(Family::V4, NAT_PREROUTING).is_empty());
     assert!(host.tagged_in(Family::V4, FILTER_INPUT).is_empty());
@@ -568,18 +621,98 @@ fn turning_containers_off_or_a_new_port_replaces_the_container_rules() {
     assert_eq!(host.rules[&(Family::V4, FILTER_INPUT)].len(), 1);
 }
 
+/// The previous version's container rules (a DNAT from any interface, drops of the LAN's
+/// NIC names): an upgrade's install replaces them, and uninstall sweeps them.
+const PREVIOUS_CONTAINER_RULES: [(Chain, &str); 6] = [
+    (
+        NAT_PREROUTING,
+        "-A PREROUTING -d 169.254.169.254/32 -p tcp -m tcp --dport 80 -m comment --comment \
+         fake-metadata -j DNAT --to-destination 169.254.169.254:1338",
+    ),
+    (
+        FILTER_INPUT,
+        "-A INPUT -d 169.254.169.254/32 -i eth+ -p tcp -m tcp --dport 1338 -m comment \
+         --comment fake-metadata -j DROP",
+    ),
+    (
+        FILTER_INPUT,
+        "-A INPUT -d 169.254.169.254/32 -i en+ -p tcp -m tcp --dport 1338 -m comment \
+         --comment fake-metadata -j DROP",
+    ),
+    (
+        FILTER_INPUT,
+        "-A INPUT -d 169.254.169.254/32 -i wl+ -p tcp -m tcp --dport 1338 -m comment \
+         --comment fake-metadata -j DROP",
+    ),
+    (
+        FILTER_INPUT,
+        "-A INPUT -d 169.254.169.254/32 -i ww+ -p tcp -m tcp --dport 1338 -m comment \
+         --comment fake-metadata -j DROP",
+    ),
+    (
+        FILTER_INPUT,
+        "-A INPUT -d 169.254.169.254/32 ! -i lo -p tcp -m tcp --dport 1338 -m conntrack ! \
+         --ctstate DNAT -m comment --comment fake-metadata -j DROP",
+    ),
+];
+
+fn host_with_previous_version() -> FakeHost {
+    let mut host = host_with_docker();
+    install(&plan(1338, false), &mut host).unwrap();
+    for (chain, line) in PREVIOUS_CONTAINER_RULES {
+        host.chain_of(Family::V4, chain).insert(0, line.into());
+    }
+    host
+}
+
+#[test]
+fn an_upgrade_replaces_the_previous_container_rules() {
+    let mut host = host_with_previous_version();
+    let s = status(&containers(1338), &mut host).unwrap();
+    assert_eq!(s.stale.len(), 6, "{s}");
+    assert!(
+        s.to_string().contains(
+            "IPv4 nat PREROUTING dnat 169.254.169.254/32 tcp/80 from any interface -> \
+             169.254.169.254:1338: STALE"
+        ),
+        "{s}"
+    );
+    let report = install(&containers(1338), &mut host).unwrap();
+    assert_eq!(
+        report
+            .steps
+            .iter()
+            .filter(|s| s.outcome == Outcome::Removed)
+            .count(),
+        6,
+        "{report}"
+    );
+    assert!(status(&containers(1338), &mut host).unwrap().in_place());
+    for (chain, line) in PREVIOUS_CONTAINER_RULES {
+        assert!(
+            !host.rules[&(Family::V4, chain)].iter().any(|l| l == line),
+            "{line}"
+        );
+    }
+
+    let mut host = host_with_previous_version();
+    let report = uninstall(&mut host, false);
+    assert!(!report.has_failures(), "{report}");
+    assert_eq!(host.snapshot(), host_with_docker().snapshot());
+}
+
 #[test]
 fn a_failed_container_step_rolls_back_everything() {
-    // Six rules to add (the DNAT, four LAN drops, the direct drop): fail each in turn.
-    for nth in 0..7 {
+    // Five rules to add (the four DNATs, the drop): fail each in turn.
+    for nth in 0..6 {
         let mut host = host_with_docker();
         install(&plan(1338, false), &mut host).unwrap();
         let before = host.snapshot();
         host.calls.clear();
         host.fail = Some((Op::AddRule(Family::V4), nth));
         let result = install(&containers(1338), &mut host);
-        if nth == 6 {
-            assert!(result.is_ok(), "there is no seventh rule to add");
+        if nth == 5 {
+            assert!(result.is_ok(), "there is no sixth rule to add");
             continue;
         }
         assert!(result.is_err(), "failing add #{nth}");
@@ -599,7 +732,7 @@ fn uninstall_sweeps_container_rules_whatever_the_config() {
             .iter()
             .filter(|s| s.outcome == Outcome::Removed)
             .count(),
-        8
+        7
     );
     assert_eq!(host.snapshot(), host_with_docker().snapshot());
 }
@@ -613,7 +746,7 @@ fn status_reports_the_container_rules() {
     let text = s.to_string();
     assert!(
         text.contains(
-            "IPv4 nat PREROUTING dnat 169.254.169.254/32 tcp/80 from containers -> \
+            "IPv4 nat PREROUTING dnat 169.254.169.254/32 tcp/80 from docker0 (containers) -> \
              169.254.169.254:1338: MISSING"
         ),
         "{text}"
@@ -622,7 +755,7 @@ fn status_reports_the_container_rules() {
     let s = status(&plan(1338, false), &mut host).unwrap();
     assert_eq!(
         s.stale.len(),
-        6,
+        5,
         "container rules are stale when the path is off"
     );
 }

@@ -18,7 +18,8 @@ pub const RELEASED: &[(&str, &str)] = &[
     ("user-data", "1.0"),
     ("meta-data", "1.0"),
     ("meta-data/ami-id", "1.0"),
-    ("meta-data/ami-launch-index", "2007-01-19"),
+    // Every revision of the guide (2019–2023) and the 2009 developer guide say 1.0.
+    ("meta-data/ami-launch-index", "1.0"),
     ("meta-data/ami-manifest-path", "1.0"),
     ("meta-data/ancestor-ami-ids", "2007-10-10"),
     ("meta-data/autoscaling/target-lifecycle-state", "2021-07-15"),
@@ -27,7 +28,9 @@ pub const RELEASED: &[(&str, &str)] = &[
     ("meta-data/elastic-inference", "2018-11-29"),
     ("meta-data/events/maintenance", "2018-08-17"),
     ("meta-data/events/recommendations/rebalance", "2020-10-27"),
-    ("meta-data/hibernation/configured", "2016-11-30"),
+    // Inferred: in no revision of the guide's table. Hibernation launched in November 2018
+    // (2016-11-30, the row before, was elastic-gpus' date): from the first version after it.
+    ("meta-data/hibernation/configured", "2018-11-28"),
     ("meta-data/hostname", "1.0"),
     ("meta-data/iam", "2012-01-12"),
     // Not in the guide's table: the extended credentials path is new (the SDKs of 2024–2025
@@ -69,7 +72,8 @@ pub const RELEASED: &[(&str, &str)] = &[
     ("meta-data/placement/partition-number", "2020-08-24"),
     ("meta-data/placement/region", "2020-08-24"),
     ("meta-data/product-codes", "2007-03-01"),
-    // Not in the guide's table. Every capture lists it, the oldest a 2009-04-04 crawl (2017).
+    // Inferred, a lower bound: not in the guide's table. Every capture lists it, the oldest a
+    // 2009-04-04 crawl (2017); it may be older.
     ("meta-data/profile", "2009-04-04"),
     ("meta-data/public-hostname", "2007-01-19"),
     ("meta-data/public-ipv4", "2007-01-19"),
@@ -81,8 +85,8 @@ pub const RELEASED: &[(&str, &str)] = &[
     ("meta-data/services/partition", "2015-10-20"),
     ("meta-data/spot/instance-action", "2016-11-15"),
     ("meta-data/spot/termination-time", "2014-11-05"),
-    // Not in the guide's table. Captures list it since 2023, under `latest`; the 2018-09-24
-    // tree of 2019 has none. Chosen: from the first version published after it appeared.
+    // Inferred, a guess: not in the guide's table. Captures list it since 2023, under
+    // `latest`; the 2018-09-24 tree of 2019 has none. From the first version after that.
     ("meta-data/system", "2022-09-24"),
     ("meta-data/tags/instance", "2021-03-23"),
     ("dynamic", "2009-04-04"),

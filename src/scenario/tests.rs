@@ -403,3 +403,31 @@ fn a_bad_fault_in_the_config_says_where() {
         assert!(e.starts_with(want), "{e}");
     }
 }
+
+#[test]
+fn a_fault_status_http_forbids_or_a_glob_with_a_newline_is_refused_where_written() {
+    for (toml, want) in [
+        (
+            "[[fault]]\npath = \"x\"\nstatus = 204\n",
+            "s.toml:3:10: status 204 cannot be a fault's reply: a 204 may carry no content",
+        ),
+        (
+            "[[fault]]\nstatus = 304\n",
+            "s.toml:2:10: status 304 cannot be a fault's reply",
+        ),
+        (
+            "[[scenario.timeline]]\nat = \"+1s\"\nfault = { status = 101 }\n",
+            "s.toml:3:20: status 101 cannot be a fault's reply: a 1xx status is not a final reply",
+        ),
+        (
+            "[[fault]]\npath = \"meta-data/x\\nINFO forged\"\ndrop = true\n",
+            "s.toml:2:8: \"meta-data/x\\nINFO forged\" has a control character (\\n) at character 12: a path glob cannot hold one",
+        ),
+    ] {
+        let e = Config::from_toml(toml, Path::new("s.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with(want), "{e}");
+        assert_eq!(e.lines().count(), 1, "one line: {e}");
+    }
+}

@@ -157,6 +157,25 @@ fn dated_trees_are_the_captured_ones() {
         "info\nsecurity-credentials/"
     );
     assert_eq!(get(&no_role, "/latest/meta-data/iam/").status, 404);
+
+    // The version table as the guide has it (fidelity audit, "rows that disagree"):
+    // ami-launch-index is in 1.0 (every revision of the user guide, the 2009 developer
+    // guide); hibernation/ launched in November 2018, so a 2018-09-24 tree has none even
+    // on a hibernation-enabled instance, and 2019-10-01 has it.
+    assert_eq!(
+        body(&get(&s, "/1.0/meta-data/ami-launch-index")),
+        "0",
+        "ami-launch-index under 1.0"
+    );
+    let hib = served("[instance]\nhibernation = true\n");
+    assert_eq!(
+        get(&hib, "/2018-09-24/meta-data/hibernation/configured").status,
+        404
+    );
+    assert_eq!(
+        body(&get(&hib, "/2019-10-01/meta-data/hibernation/configured")),
+        "true"
+    );
 }
 
 #[test]

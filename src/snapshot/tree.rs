@@ -31,7 +31,7 @@ pub fn builder(cfg: &Config, signatures: Option<&Signatures>) -> TreeBuilder {
         ("instance-action", "none".into()),
         ("instance-id", i.instance_id().to_string()),
         ("instance-life-cycle", i.instance_life_cycle.clone()),
-        ("instance-type", i.instance_type.clone()),
+        ("instance-type", i.instance_type().to_string()),
         ("local-hostname", hostname.clone()),
         ("local-ipv4", i.local_ipv4().to_string()),
         ("mac", i.mac().to_string()),
@@ -41,10 +41,7 @@ pub fn builder(cfg: &Config, signatures: Option<&Signatures>) -> TreeBuilder {
             "placement/availability-zone",
             i.availability_zone.to_string(),
         ),
-        (
-            "placement/availability-zone-id",
-            i.availability_zone_id.clone(),
-        ),
+        ("placement/availability-zone-id", i.availability_zone_id()),
         ("placement/region", region.clone()),
         ("services/domain", domain.into()),
         ("services/partition", partition.into()),
@@ -256,14 +253,14 @@ pub fn identity_document(cfg: &Config) -> String {
     }
     json::to_ec2_string(&Document {
         account_id: i.account_id.as_str(),
-        architecture: &i.architecture,
+        architecture: i.architecture(),
         availability_zone: i.availability_zone.as_str(),
         billing_products: None,
         devpay_product_codes: None,
         marketplace_product_codes: (!i.product_codes.is_empty()).then_some(&i.product_codes[..]),
         image_id: i.ami_id.as_str(),
         instance_id: i.instance_id(),
-        instance_type: &i.instance_type,
+        instance_type: i.instance_type(),
         kernel_id: i.kernel_id.as_deref(),
         pending_time: &i.pending_time,
         private_ip: i.local_ipv4().to_string(),
@@ -276,6 +273,7 @@ pub fn identity_document(cfg: &Config) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::machine::MachineFacts;
     use std::path::Path;
 
     fn text(t: &Tree, p: &str) -> String {
@@ -380,9 +378,105 @@ mod tests {
         );
     }
 
+    /// What EC2 derives, derived the same way when the config does not set it: the zone id
+    /// from the zone (fidelity audit row 2), the region of a Local or Wavelength Zone (row 7),
+    /// the identity document's architecture from the type (row 9: a c6g's says `arm64`,
+    /// cloudpanel issue 375, 2023), and an arm64 box's default type.
+    #[test]
+    fn zone_id_region_and_architecture_follow_the_zone_and_type() {
+        let doc = |t: &crate::metadata::Tree| text(t, "dynamic/instance-identity/document");
+        let tree = |toml: &str, facts: &MachineFacts| {
+            builder(
+                &Config::parse(toml, Path::new("t.toml"), facts).unwrap(),
+                None,
+            )
+            .build()
+        };
+        let none = MachineFacts::none();
+        let t = tree(
+            "[instance]\navailability-zone = \"eu-west-1b\"\ninstance-type = \"c6g.large\"\n",
+            &none,
+        );
+        assert_eq!(
+            text(&t, "meta-data/placement/availability-zone-id"),
+            "euw1-az2"
+        );
+        assert!(
+            doc(&t).contains("\"architecture\" : \"arm64\""),
+            "{}",
+            doc(&t)
+        );
+
+        let t = tree(
+            "[instance]\navailability-zone = \"us-west-2-lax-1a\"\n",
+            &none,
+        );
+        assert_eq!(
+            text(&t, "meta-data/placement/availability-zone"),
+            "us-west-2-lax-1a"
+        );
+        assert_eq!(
+            text(&t, "meta-data/placement/availability-zone-id"),
+            "usw2-lax1-az1"
+        );
+        assert_eq!(text(&t, "meta-data/placement/region"), "us-west-2");
+        assert_eq!(
+            text(&t, "meta-data/local-hostname"),
+            "ip-172-31-16-10.us-west-2.compute.internal"
+        );
+        assert!(
+            doc(&t).contains("\"region\" : \"us-west-2\""),
+            "{}",
+            doc(&t)
+        );
+        assert!(
+            doc(&t).contains("\"architecture\" : \"x86_64\""),
+            "{}",
+            doc(&t)
+        );
+
+        // China: the public name ends in the partition's suffix (fidelity audit row 6; a
+        // belief, no capture); services/ follows the partition (botocore's partitions.json).
+        let t = tree("[instance]\navailability-zone = \"cn-north-1a\"\n", &none);
+        assert_eq!(
+            text(&t, "meta-data/public-hostname"),
+            "ec2-54-210-10-20.cn-north-1.compute.amazonaws.com.cn"
+        );
+        assert_eq!(text(&t, "meta-data/services/partition"), "aws-cn");
+        assert_eq!(text(&t, "meta-data/services/domain"), "amazonaws.com.cn");
+        let t = tree(
+            "[instance]\navailability-zone = \"us-iso-east-1a\"\n",
+            &none,
+        );
+        assert_eq!(text(&t, "meta-data/services/partition"), "aws-iso");
+        assert_eq!(text(&t, "meta-data/services/domain"), "c2s.ic.gov");
+
+        // Set values win over derived ones.
+        let t = tree(
+            "[instance]\navailability-zone-id = \"use1-az4\"\ninstance-type = \"t4g.nano\"\narchitecture = \"x86_64\"\n",
+            &none,
+        );
+        assert_eq!(
+            text(&t, "meta-data/placement/availability-zone-id"),
+            "use1-az4"
+        );
+        assert!(doc(&t).contains("\"architecture\" : \"x86_64\""));
+
+        // An arm64 box is a Graviton instance by default; with from-host = false, the defaults.
+        let arm = MachineFacts {
+            arch: Some("aarch64".into()),
+            ..MachineFacts::none()
+        };
+        let t = tree("", &arm);
+        assert_eq!(text(&t, "meta-data/instance-type"), "t4g.micro");
+        assert!(doc(&t).contains("\"architecture\" : \"arm64\""));
+        let t = tree("[instance]\nfrom-host = false\n", &arm);
+        assert_eq!(text(&t, "meta-data/instance-type"), "t3.micro");
+    }
+
     #[test]
     fn facts_from_the_box_fill_only_what_is_not_set() {
-        use crate::machine::{MachineFacts, PrimaryNic};
+        use crate::machine::PrimaryNic;
         let facts = MachineFacts {
             machine_id: Some("0b6a8b1c4f5e4d7a9c2e3f4a5b6c7d8e".into()),
             hostname: Some("box1".into()),
@@ -392,6 +486,7 @@ mod tests {
                 prefix: 24,
                 mac: Some("52:54:00:ce:bf:5b".into()),
             }),
+            arch: Some("x86_64".into()),
         };
         let c = Config::parse("", Path::new("t.toml"), &facts).unwrap();
         let t = builder(&c, None).build();

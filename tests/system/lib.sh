@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared shell code of the system tiers (tests/system/nspawn.sh for amd64/arm64 x
 # bookworm/trixie, tests/vagrant/run.sh) and of packaging/build-deb: timed steps, apt that
 # waits for the dpkg lock, host tools, Debian mirrors, arm64 emulation (qemu-user 11 +
@@ -138,8 +139,10 @@ install_qemu_user() {
 ensure_arm64_emulation() {
     local fresh=0 e=/proc/sys/fs/binfmt_misc/qemu-aarch64 conf=/usr/share/qemu/binfmt.d/qemu-aarch64.conf
     if ! qemu_user_new_enough; then
-        install_qemu_user && qemu_user_new_enough ||
-            { echo "$LIB_NAME: cannot install the emulator qemu-user $QEMU_USER_MIN or later (apt: qemu-user from Debian $QEMU_USER_SUITE)" >&2; return 1; }
+        if ! { install_qemu_user && qemu_user_new_enough; }; then
+            echo "$LIB_NAME: cannot install the emulator qemu-user $QEMU_USER_MIN or later (apt: qemu-user from Debian $QEMU_USER_SUITE)" >&2
+            return 1
+        fi
         fresh=1
     fi
     if [ ! -e /proc/sys/fs/binfmt_misc/register ]; then

@@ -33,6 +33,7 @@ ARCH=${ARCH:-$(dpkg --print-architecture)}
 REPO=$(realpath "$REPO")
 ls "$REPO"/fake-metadata_*_"$ARCH".deb >/dev/null 2>&1 || die "no fake-metadata_*_$ARCH.deb in $REPO (packaging/build-deb --arch $ARCH)"
 [ -f "$REPO/Packages" ] || die "no Packages index in $REPO (packaging/build-deb writes it)"
+# shellcheck disable=SC2012 # the newest package: ls -t sorts by time
 DEB=$(ls -t "$REPO"/fake-metadata_*_"$ARCH".deb | head -1)
 export DEBIAN_FRONTEND=noninteractive
 CACHE_DIR=${CACHE_DIR:-/var/cache/fake-metadata-ci}
@@ -71,8 +72,9 @@ step "rootfs ($SUITE/$ARCH)"
 resolve_mirrors "$SUITE"
 TARBALL=$(rootfs_tarball "$SUITE" "$ARCH" "$PKGS" "$CACHE_DIR" "$MORE_ARCHES") || die "mmdebstrap of $SUITE/$ARCH failed"
 # One line, the path of a file: anything else is a helper that wrote on stdout (issue 28).
-[ "$(printf '%s\n' "$TARBALL" | wc -l)" = 1 ] && [ -s "$TARBALL" ] ||
+if [ "$(printf '%s\n' "$TARBALL" | wc -l)" != 1 ] || [ ! -s "$TARBALL" ]; then
     die "rootfs_tarball returned no tarball path: $(printf '%q' "$TARBALL")"
+fi
 echo "mirror: $MIRROR   security: $SECURITY_MIRROR   repo: $REPO"
 WORK=$(mktemp -d /var/tmp/fake-metadata-nspawn.XXXXXX)
 ROOT=$WORK/rootfs
@@ -89,7 +91,8 @@ if [ "$ARCH" != "$HOST_ARCH" ]; then
     # CREDENTIALS (status 243): journald, sysctl, sysusers, tmpfiles. Those units import no
     # credential here anyway (none are passed to the container): reset the setting for them.
     # fake-metadata's units use no credentials and are not touched.
-    for u in $(grep -l '^ImportCredential=' "$ROOT"/usr/lib/systemd/system/*.service); do
+    mapfile -t units < <(grep -l '^ImportCredential=' "$ROOT"/usr/lib/systemd/system/*.service || true)
+    for u in "${units[@]}"; do
         mkdir -p "$ROOT/etc/systemd/system/$(basename "$u").d"
         printf '# tests/system/nspawn.sh: qemu-user cannot mount a credentials directory\n[Service]\nImportCredential=\n' \
             > "$ROOT/etc/systemd/system/$(basename "$u").d/qemu-user.conf"
@@ -209,12 +212,14 @@ one_addr() { eq "$(n_addr)" 1; }
 one_rule() { C iptables -w -t nat -S OUTPUT; eq "$(n_rule)" 1; }
 no_addr() { eq "$(n_addr)" 0; }
 no_rule() { C iptables -w -t nat -S OUTPUT; eq "$(n_rule)" 0; }
-# The container path: one DNAT, five drops (4 LAN patterns + direct), and the daemon, under its
-# unit's sandbox, listening where containers are DNATed to (`status` probes it).
+# The container path: a DNAT per container network (docker0, br-+, podman+, cni+; none from
+# any interface), one drop of the rest, and the daemon, under its unit's sandbox, listening
+# where containers are DNATed to (`status` probes it).
 container_rules() {
     C iptables -w -t nat -S PREROUTING; C iptables -w -S INPUT
-    eq "$(C iptables -w -t nat -S PREROUTING | grep -c 'fake-metadata -j DNAT' || true)" 1
-    eq "$(C iptables -w -S INPUT | grep -c 'fake-metadata -j DROP' || true)" 5
+    eq "$(C iptables -w -t nat -S PREROUTING | grep -c 'fake-metadata -j DNAT' || true)" 4
+    eq "$(C iptables -w -t nat -S PREROUTING | grep 'fake-metadata -j DNAT' | grep -vc ' -i ' || true)" 0
+    eq "$(C iptables -w -S INPUT | grep -c 'fake-metadata -j DROP' || true)" 1
 }
 container_path() {
     container_rules
@@ -302,9 +307,23 @@ check "config is a conffile" C sh -c "dpkg-query -W -f='\${Conffiles}' fake-meta
 step "interception"
 check "curl as nobody, IMDSv1: $IID_PATH" v1_iid
 check "curl as nobody, IMDSv2 (PUT token, GET with token)" v2_iid
+# Issue 27, item 10: a client connecting from another address of the box (not loopback, not
+# 169.254.169.254) is local, so its token PUT is answered at hop limit 1. The daemon decides
+# that under the real unit, whose RestrictAddressFamilies refuses netlink (and so
+# getifaddrs). The container's network is private and has only lo: an address on lo (not
+# loopback's 127/8) stands for the box's NIC address.
+v2_from_own_address() {
+    C ip addr replace 192.0.2.77/32 dev lo
+    local tok rc=0
+    tok=$(AS_NOBODY curl -fsS --max-time "$MAXT" --interface 192.0.2.77 -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 60' "$IMDS/latest/api/token") || rc=$?
+    C ip addr del 192.0.2.77/32 dev lo
+    echo "token PUT from 192.0.2.77: curl exit $rc, ${#tok} bytes"
+    [ "$rc" = 0 ] && [ -n "$tok" ]
+}
+check "IMDSv2 from another address of the box: local without netlink, under the unit (issue 27)" v2_from_own_address
 check "exactly one 169.254.169.254/32 on lo" one_addr
 check "exactly one tagged nat OUTPUT rule" one_rule
-check "container path: one DNAT, five drops, the daemon listens on 169.254.169.254:1338 (status)" container_path
+check "container path: a DNAT per container network, one drop, the daemon listens on 169.254.169.254:1338 (status)" container_path
 
 step "live control (ctl over /run/fake-metadata/control.sock)"
 SOCK=/run/fake-metadata/control.sock

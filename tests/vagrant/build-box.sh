@@ -46,7 +46,8 @@ cloud-init
 docker.io
 EOF
 )
-KEY_PUB=$(ls /usr/share/rubygems-integration/all/gems/vagrant-*/keys/vagrant.pub 2>/dev/null | head -1)
+KEYS=(/usr/share/rubygems-integration/all/gems/vagrant-*/keys/vagrant.pub)
+KEY_PUB=${KEYS[0]}
 [ -s "$KEY_PUB" ] || { echo "build-box.sh: vagrant's insecure public key not found (install vagrant)" >&2; exit 2; }
 
 mkdir -p "$OUT"

@@ -35,7 +35,8 @@ PROJECT=$(cd "$HERE/../.." && pwd)
 REPO=${1:-$PROJECT/target/debian}
 [ -d "$REPO" ] || die "no such directory: $REPO (build it with packaging/build-deb)"
 [ "$(realpath "$REPO")" = "$PROJECT/target/debian" ] || die "the Vagrantfile syncs $PROJECT/target/debian; REPO_DIR must be that directory"
-[ -f "$REPO/Packages" ] && ls "$REPO"/fake-metadata_*.deb >/dev/null 2>&1 || die "no .deb + Packages in $REPO (run packaging/build-deb)"
+DEBS=("$REPO"/fake-metadata_*.deb)
+if [ ! -f "$REPO/Packages" ] || [ ! -f "${DEBS[0]}" ]; then die "no .deb + Packages in $REPO (run packaging/build-deb)"; fi
 export DEBIAN_FRONTEND=noninteractive
 CACHE_DIR=${CACHE_DIR:-/var/cache/fake-metadata-ci}
 SUITE=bookworm
@@ -81,13 +82,14 @@ else
     "$HERE/build-box.sh" "$BOX_DIR" > "$CACHE_DIR/build-box.log" 2>&1 || { tail -30 "$CACHE_DIR/build-box.log"; die "box build failed"; }
     echo "box: $(du -h "$BOX" | cut -f1)"
     # Keep the two newest boxes only.
+    # shellcheck disable=SC2012 # newest first: ls -t sorts by time
     ls -dt "$CACHE_DIR"/vagrant-box-* 2>/dev/null | tail -n +3 | xargs -r rm -rf
 fi
 
 # ---------------------------------------------------------------- namespaces + libvirtd
 step "libvirtd in a private network + mount namespace"
 WORK=$(mktemp -d /var/tmp/fake-metadata-vagrant.XXXXXX)
-HOLDER= NSID= VPID= DESTROYED=0
+HOLDER="" NSID="" VPID="" DESTROYED=0
 export VAGRANT_HOME=$WORK/vagrant-home VAGRANT_DOTFILE_PATH=$WORK/dot-vagrant
 export VAGRANT_DEFAULT_PROVIDER=libvirt VAGRANT_CHECKPOINT_DISABLE=1 VAGRANT_NO_COLOR=1
 unset FAKE_METADATA_CONFIG
@@ -113,9 +115,11 @@ teardown() {
                 echo "teardown: vagrant destroy failed (see $WORK/vagrant-destroy.log)"
         fi
         local pids; pids=$(ns_pids)
+        # shellcheck disable=SC2086 # one argument per pid
         [ -z "$pids" ] || kill $pids 2>/dev/null
         for _ in $(seq 50); do [ -z "$(ns_pids)" ] && break; sleep 0.1; done
         pids=$(ns_pids)
+        # shellcheck disable=SC2086 # one argument per pid
         [ -z "$pids" ] || { echo "teardown: SIGKILL $pids"; kill -9 $pids 2>/dev/null; }
         wait 2>/dev/null
     fi
@@ -215,7 +219,7 @@ ls "$PROJECT/.vagrant" >/dev/null 2>&1 && echo "warning: $PROJECT/.vagrant exist
 
 step "identity of box1"
 ID1=$(V ssh box1 -c 'curl -s http://169.254.169.254/latest/meta-data/instance-id; echo; curl -s http://169.254.169.254/latest/meta-data/local-ipv4; echo; ip -o -4 addr show | grep -c -F " $(curl -s http://169.254.169.254/latest/meta-data/local-ipv4)/"; systemd-detect-virt; systemd-analyze | head -1' 2>/dev/null | tr -d '\r')
-echo "$ID1" | sed 's/^/      /'
+pr -to 6 <<<"$ID1"
 
 # Before test-installed.sh, which ends by purging the package.
 step "tests/vagrant/containers.sh in box1: Docker containers reach IMDS (hop limit 1, 2, required)"
@@ -241,9 +245,9 @@ if [ "${TWO_BOXES:-1}" != 0 ]; then
     if vagrant_bg "$WORK/vagrant-up-box2.log" up box2; then
         ok "vagrant up box2"
         ID2=$(V ssh box2 -c 'curl -s http://169.254.169.254/latest/meta-data/instance-id; echo; curl -s http://169.254.169.254/latest/meta-data/local-ipv4; echo; ip -o -4 addr show | grep -c -F " $(curl -s http://169.254.169.254/latest/meta-data/local-ipv4)/"; systemd-detect-virt' 2>/dev/null | tr -d '\r')
-        echo "$ID2" | sed 's/^/      /'
-        read -r iid1 ip1 own1 _ <<<"$(echo $ID1)"
-        read -r iid2 ip2 own2 _ <<<"$(echo $ID2)"
+        pr -to 6 <<<"$ID2"
+        read -r iid1 ip1 own1 _ <<<"${ID1//$'\n'/ }"
+        read -r iid2 ip2 own2 _ <<<"${ID2//$'\n'/ }"
         if [[ $iid1 =~ ^i- ]] && [[ $iid2 =~ ^i- ]] && [ "$iid1" != "$iid2" ]; then ok "two boxes, two instance ids ($iid1, $iid2)"; else notok "two boxes, two instance ids ('$iid1', '$iid2')"; fi
         if [ -n "$ip1" ] && [ -n "$ip2" ] && [ "$ip1" != "$ip2" ] && [ "$own1" = 1 ] && [ "$own2" = 1 ]; then
             ok "two boxes, two local-ipv4, each the box's own address ($ip1, $ip2)"
