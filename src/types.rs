@@ -154,6 +154,28 @@ checked_string!(
     "a MAC address in EC2's form, e.g. `0e:49:61:0f:c3:11` (lower-case hex)"
 );
 checked_string!(
+    /// An IPv6 network in CIDR form, e.g. `2600:1f16:aeb:b20b::/64`.
+    Ipv6Cidr,
+    |s| s.split_once('/').is_some_and(|(a, n)| {
+        a.parse::<std::net::Ipv6Addr>().is_ok() && n.parse::<u8>().is_ok_and(|n| n <= 128)
+    }),
+    "an IPv6 CIDR block such as `2600:1f16:aeb:b20b::/64`"
+);
+
+impl Ipv6Cidr {
+    /// The network of `ip` with `prefix` bits, as EC2 writes it (compressed):
+    /// `2600:1f16:aeb:b20b::/64`.
+    pub fn of(ip: std::net::Ipv6Addr, prefix: u8) -> Ipv6Cidr {
+        let prefix = prefix.min(128);
+        let mask = u128::MAX.checked_shl(u32::from(128 - prefix)).unwrap_or(0);
+        Ipv6Cidr(format!(
+            "{}/{prefix}",
+            std::net::Ipv6Addr::from(u128::from(ip) & mask)
+        ))
+    }
+}
+
+checked_string!(
     /// A tag key as EC2 allows it in instance metadata: `[a-zA-Z0-9+-=.,_:@]`, 1..=128,
     /// never `.`, `..` or `_index`.
     TagKey,

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::imds;
 use crate::machine::MachineFacts;
-pub use crate::types::{AccountId, Ec2Id, Mac, MetaPath, Region, TagKey, Zone};
+pub use crate::types::{AccountId, Ec2Id, Ipv6Cidr, Mac, MetaPath, Region, TagKey, Zone};
 pub use locate::Located;
 use locate::Spans;
 pub use schema::*;

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::locate::Spans;
 use super::{ConfigError, DEFAULT_PORT, USER_DATA_MAX};
 use crate::machine::MachineFacts;
-use crate::types::{AccountId, Ec2Id, Mac, Region, Zone};
+use crate::types::{AccountId, Ec2Id, Ipv6Cidr, Mac, Region, Zone};
 
 /// A built-in or derived value of a checked type; these are valid by construction.
 fn valid<T: TryFrom<String, Error = String>>(s: &str) -> T {
@@ -315,6 +315,12 @@ pub struct Instance {
     pub public_ipv4: Option<Ipv4Addr>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ipv6: Option<Ipv6Addr>,
+    /// The primary interface's subnet IPv6 blocks; unset: the /64 of `ipv6`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub subnet_ipv6_cidr_blocks: Vec<Ipv6Cidr>,
+    /// The VPC's IPv6 blocks; unset: the /56 of `ipv6`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub vpc_ipv6_cidr_blocks: Vec<Ipv6Cidr>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mac: Option<Mac>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -364,6 +370,13 @@ pub struct NetworkInterface {
     pub public_ipv4s: Vec<Ipv4Addr>,
     #[serde(default)]
     pub ipv6s: Vec<Ipv6Addr>,
+    /// Unset: the /64 of each address in `ipv6s` (EC2 lists them on every interface in an
+    /// IPv6 subnet; the VPC CNI treats a 404 there as an error).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subnet_ipv6_cidr_blocks: Vec<Ipv6Cidr>,
+    /// Unset: the /56 of each address in `ipv6s`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vpc_ipv6_cidr_blocks: Vec<Ipv6Cidr>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subnet_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -407,6 +420,8 @@ impl Default for Instance {
             local_ipv4: None,
             public_ipv4: Some(Ipv4Addr::new(54, 210, 10, 20)),
             ipv6: None,
+            subnet_ipv6_cidr_blocks: Vec::new(),
+            vpc_ipv6_cidr_blocks: Vec::new(),
             mac: None,
             hostname: None,
             public_hostname: None,

@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use crate::config::{Config, Mac, NetworkInterface};
+use crate::config::{Config, Ipv6Cidr, Mac, NetworkInterface};
 use crate::identity::Signatures;
 #[cfg(test)]
 use crate::metadata::{Node, Tree};
@@ -94,6 +94,8 @@ pub fn builder(cfg: &Config, signatures: Option<&Signatures>) -> TreeBuilder {
         local_ipv4s: vec![i.local_ipv4()],
         public_ipv4s: i.public_ipv4.into_iter().collect(),
         ipv6s: i.ipv6.into_iter().collect(),
+        subnet_ipv6_cidr_blocks: i.subnet_ipv6_cidr_blocks.clone(),
+        vpc_ipv6_cidr_blocks: i.vpc_ipv6_cidr_blocks.clone(),
         subnet_id: None,
         subnet_ipv4_cidr_block: None,
         security_group_ids: Vec::new(),
@@ -216,6 +218,26 @@ fn interface(
         let v6: Vec<String> = nic.ipv6s.iter().map(ToString::to_string).collect();
         entries.push(("ipv6s", v6.join("\n")));
     }
+    // An interface in an IPv6 subnet lists its subnet's and VPC's blocks (every IPv6 capture:
+    // cloud-init's 2016-09-02 and 2018-09-24 trees; fidelity audit row 1): as set, else the
+    // /64 and the /56 of its addresses.
+    for (key, set, prefix) in [
+        ("subnet-ipv6-cidr-blocks", &nic.subnet_ipv6_cidr_blocks, 64),
+        ("vpc-ipv6-cidr-blocks", &nic.vpc_ipv6_cidr_blocks, 56),
+    ] {
+        let mut blocks: Vec<String> = set.iter().map(ToString::to_string).collect();
+        if blocks.is_empty() {
+            for ip in &nic.ipv6s {
+                let b = Ipv6Cidr::of(*ip, prefix).to_string();
+                if !blocks.contains(&b) {
+                    blocks.push(b);
+                }
+            }
+        }
+        if !blocks.is_empty() {
+            entries.push((key, blocks.join("\n")));
+        }
+    }
     let base = format!("meta-data/network/interfaces/macs/{}", nic.mac);
     for (k, v) in entries {
         b.text(&format!("{base}/{k}"), v);
@@ -334,6 +356,65 @@ mod tests {
         assert!(plain.get("meta-data/tags").is_none());
         assert!(plain.get("meta-data/public-keys").is_none());
         assert!(plain.get("user-data").is_none());
+    }
+
+    /// Every interface with IPv6 addresses lists its subnet's and VPC's IPv6 blocks, as on EC2
+    /// (fidelity audit row 1: cloud-init's 2016-09-02 and 2018-09-24 trees recorded on real
+    /// instances list `subnet-ipv6-cidr-blocks` and `vpc-ipv6-cidr-blocks` on the NIC with
+    /// IPv6, e.g. `2600:1f16:aeb:b20b::/64` and `2600:1f16:aeb:b200::/56`); the VPC CNI treats
+    /// a 404 there as an error. Without IPv6, neither is there.
+    #[test]
+    fn ipv6_interfaces_list_their_subnet_and_vpc_blocks() {
+        let cfg = Config::from_toml(
+            "[instance]\nmac = \"0e:00:00:00:00:01\"\nipv6 = \"2600:1f16:aeb:b20b:8a3f:1c2d:3e4f:5a6b\"\n\
+             [[instance.network-interfaces]]\nmac = \"0e:00:00:00:00:02\"\ndevice-number = 1\n\
+             interface-id = \"eni-0222\"\nlocal-ipv4s = [\"172.31.20.5\"]\n\
+             ipv6s = [\"2600:1f16:aeb:b20c::5\", \"2600:1f16:aeb:b20c::6\"]\n\
+             [[instance.network-interfaces]]\nmac = \"0e:00:00:00:00:03\"\ndevice-number = 2\n\
+             interface-id = \"eni-0333\"\nlocal-ipv4s = [\"172.31.21.5\"]\n\
+             ipv6s = [\"2600:1f16:aeb:b20d::5\"]\n\
+             subnet-ipv6-cidr-blocks = [\"2600:1f16:aeb:b20d::/64\", \"2600:1f16:aeb:b2ff::/64\"]\n\
+             vpc-ipv6-cidr-blocks = [\"2600:1f16:aeb:b200::/56\"]\n\
+             [[instance.network-interfaces]]\nmac = \"0e:00:00:00:00:04\"\ndevice-number = 3\n\
+             interface-id = \"eni-0444\"\nlocal-ipv4s = [\"172.31.22.5\"]\n",
+            Path::new("t.toml"),
+        )
+        .unwrap();
+        let t = builder(&cfg, None).build();
+        let nic =
+            |m: &str, k: &str| text(&t, &format!("meta-data/network/interfaces/macs/{m}/{k}"));
+        let p = "0e:00:00:00:00:01";
+        assert_eq!(nic(p, "subnet-ipv6-cidr-blocks"), "2600:1f16:aeb:b20b::/64");
+        assert_eq!(nic(p, "vpc-ipv6-cidr-blocks"), "2600:1f16:aeb:b200::/56");
+        let two = "0e:00:00:00:00:02";
+        assert_eq!(
+            nic(two, "subnet-ipv6-cidr-blocks"),
+            "2600:1f16:aeb:b20c::/64",
+            "one block for two addresses"
+        );
+        assert_eq!(nic(two, "vpc-ipv6-cidr-blocks"), "2600:1f16:aeb:b200::/56");
+        let three = "0e:00:00:00:00:03";
+        assert_eq!(
+            nic(three, "subnet-ipv6-cidr-blocks"),
+            "2600:1f16:aeb:b20d::/64\n2600:1f16:aeb:b2ff::/64"
+        );
+        let none = "meta-data/network/interfaces/macs/0e:00:00:00:00:04";
+        assert!(t.get(&format!("{none}/subnet-ipv6-cidr-blocks")).is_none());
+        assert!(t.get(&format!("{none}/vpc-ipv6-cidr-blocks")).is_none());
+        assert!(!text(&t, none).contains("ipv6"));
+        assert!(
+            text(&t, &format!("meta-data/network/interfaces/macs/{two}"))
+                .contains("subnet-ipv6-cidr-blocks\n")
+        );
+
+        let bad = Config::from_toml(
+            "[instance]\nvpc-ipv6-cidr-blocks = [\"2600:1f16::/129\"]\n",
+            Path::new("t.toml"),
+        );
+        assert!(
+            bad.unwrap_err().to_string().contains("t.toml:2:"),
+            "a bad block is located"
+        );
     }
 
     #[test]
