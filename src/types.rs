@@ -19,6 +19,7 @@ impl<const KIND: char> Ec2Id<KIND> {
     fn prefix() -> &'static str {
         match KIND {
             'i' => "i-",
+            'h' => "h-",
             _ => "ami-",
         }
     }

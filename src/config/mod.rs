@@ -193,6 +193,12 @@ impl Config {
                 ),
             );
         }
+        if self.instance.partition_number.is_some() && self.instance.placement_group.is_none() {
+            blame(
+                &["instance", "partition-number"],
+                "`partition-number` needs `placement-group` (the partition placement group)".into(),
+            );
+        }
         if self.user_data.text.is_some() && self.user_data.file.is_some() {
             blame(
                 &["user-data", "file"],

@@ -351,6 +351,38 @@ pub struct Instance {
     pub system: Option<String>,
     /// Launched with hibernation enabled: serves `hibernation/configured` = `true`.
     pub hibernation: bool,
+    /// The placement group the instance runs in: `placement/group-name`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub placement_group: Option<String>,
+    /// Its partition in a partition placement group (1 to 7): `placement/partition-number`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partition_number: Option<PartitionNumber>,
+    /// The Dedicated Host it runs on (`h-` and 17 hex digits): `placement/host-id`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_id: Option<Ec2Id<'h'>>,
+}
+
+/// A partition of a partition placement group: EC2 allows 1 to 7 per zone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "i64", into = "i64")]
+pub struct PartitionNumber(u8);
+
+impl TryFrom<i64> for PartitionNumber {
+    type Error = String;
+    fn try_from(v: i64) -> Result<Self, String> {
+        match v {
+            1..=7 => Ok(PartitionNumber(v as u8)),
+            _ => Err(format!(
+                "partition number {v} is out of range: EC2 allows 1 to 7"
+            )),
+        }
+    }
+}
+
+impl From<PartitionNumber> for i64 {
+    fn from(p: PartitionNumber) -> i64 {
+        p.0.into()
+    }
 }
 
 /// `[[instance.network-interfaces]]`: a secondary interface, as EC2 lists it under
@@ -441,6 +473,9 @@ impl Default for Instance {
             profile: "default-hvm".into(),
             system: None,
             hibernation: false,
+            placement_group: None,
+            partition_number: None,
+            host_id: None,
         }
     }
 }

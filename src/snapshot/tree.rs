@@ -54,6 +54,23 @@ pub fn builder(cfg: &Config, signatures: Option<&Signatures>) -> TreeBuilder {
     ] {
         b.text(&md(k), v);
     }
+    // Placement beyond the zone, only where set (as on EC2: an instance outside a placement
+    // group has no group-name).
+    for (k, v) in [
+        ("placement/group-name", i.placement_group.clone()),
+        (
+            "placement/partition-number",
+            i.partition_number.map(|n| i64::from(n).to_string()),
+        ),
+        (
+            "placement/host-id",
+            i.host_id.as_ref().map(|h| h.to_string()),
+        ),
+    ] {
+        if let Some(v) = v {
+            b.text(&md(k), v);
+        }
+    }
     let system = i
         .system
         .clone()
@@ -363,6 +380,54 @@ mod tests {
     /// instances list `subnet-ipv6-cidr-blocks` and `vpc-ipv6-cidr-blocks` on the NIC with
     /// IPv6, e.g. `2600:1f16:aeb:b20b::/64` and `2600:1f16:aeb:b200::/56`); the VPC CNI treats
     /// a 404 there as an error. Without IPv6, neither is there.
+    /// `placement/group-name`, `partition-number` and `host-id` (released 2020-08-24, the
+    /// user guide's table; fidelity audit "categories we cannot serve yet") appear only when
+    /// set; a partition needs its group.
+    #[test]
+    fn placement_group_partition_and_host_only_when_set() {
+        let cfg = Config::from_toml(
+            "[instance]\nplacement-group = \"web-spread\"\npartition-number = 3\n\
+             host-id = \"h-0123456789abcdef0\"\n",
+            Path::new("t.toml"),
+        )
+        .unwrap();
+        let t = builder(&cfg, None).build();
+        assert_eq!(
+            text(&t, "meta-data/placement"),
+            "availability-zone\navailability-zone-id\ngroup-name\nhost-id\npartition-number\nregion"
+        );
+        assert_eq!(text(&t, "meta-data/placement/group-name"), "web-spread");
+        assert_eq!(text(&t, "meta-data/placement/partition-number"), "3");
+        assert_eq!(
+            text(&t, "meta-data/placement/host-id"),
+            "h-0123456789abcdef0"
+        );
+        let plain = builder(&Config::builtin(), None).build();
+        assert_eq!(
+            text(&plain, "meta-data/placement"),
+            "availability-zone\navailability-zone-id\nregion"
+        );
+        for (toml, expect) in [
+            (
+                "[instance]\npartition-number = 3\n",
+                "t.toml:2:1: `partition-number` needs `placement-group`",
+            ),
+            (
+                "[instance]\nplacement-group = \"g\"\npartition-number = 8\n",
+                "t.toml:3:20: partition number 8 is out of range",
+            ),
+            (
+                "[instance]\nhost-id = \"i-0123456789abcdef0\"\n",
+                "t.toml:2:11: `i-0123456789abcdef0` is not an EC2 id: expected `h-`",
+            ),
+        ] {
+            let e = Config::from_toml(toml, Path::new("t.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(expect), "{toml:?}: {e}");
+        }
+    }
+
     #[test]
     fn ipv6_interfaces_list_their_subnet_and_vpc_blocks() {
         let cfg = Config::from_toml(
