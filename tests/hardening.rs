@@ -548,6 +548,26 @@ fn forbid_netlink() -> std::io::Result<()> {
     Ok(())
 }
 
+/// `c` runs under [`forbid_netlink`].
+fn without_netlink(c: &mut std::process::Command) {
+    // SAFETY: the closure only makes system calls.
+    #[allow(unsafe_code)]
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(c, forbid_netlink);
+    }
+}
+
+/// Runs each `ip` command (in this thread's network namespace), asserting it succeeds.
+fn ip_all(commands: &[&[&str]]) {
+    for args in commands {
+        let ok = std::process::Command::new("ip")
+            .args(*args)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "ip {args:?} in the fresh namespace");
+    }
+}
+
 /// An IPv4 address of this host other than loopback, if it has one.
 fn own_non_loopback_v4() -> Option<std::net::Ipv4Addr> {
     nix::ifaddrs::getifaddrs().ok()?.find_map(|a| {
@@ -565,16 +585,10 @@ fn address_in_fresh_netns() -> Option<std::net::Ipv4Addr> {
     if !nix::unistd::Uid::effective().is_root() || unshare(CloneFlags::CLONE_NEWNET).is_err() {
         return None;
     }
-    for args in [
-        &["link", "set", "lo", "up"][..],
+    ip_all(&[
+        &["link", "set", "lo", "up"],
         &["addr", "add", "192.0.2.1/32", "dev", "lo"],
-    ] {
-        let ok = std::process::Command::new("ip")
-            .args(args)
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "ip {args:?} in the fresh namespace");
-    }
+    ]);
     Some(std::net::Ipv4Addr::new(192, 0, 2, 1))
 }
 
@@ -596,11 +610,7 @@ fn a_local_peer_is_local_without_netlink() {
     if common::has_program("ip", &["-V"]) {
         let mut c = std::process::Command::new("ip");
         c.args(["-o", "link"]);
-        // SAFETY: the closure only makes system calls.
-        #[allow(unsafe_code)]
-        unsafe {
-            std::os::unix::process::CommandExt::pre_exec(&mut c, forbid_netlink);
-        }
+        without_netlink(&mut c);
         let out = c.output().unwrap();
         assert!(!out.status.success(), "netlink was not refused: {out:?}");
     }
@@ -617,11 +627,7 @@ fn a_local_peer_is_local_without_netlink() {
     .env_remove("FAKE_METADATA_CONFIG")
     .env_remove("FAKE_METADATA_LISTEN")
     .env_remove("FAKE_METADATA_HTTP_TOKENS");
-    // SAFETY: the closure only makes system calls.
-    #[allow(unsafe_code)]
-    unsafe {
-        std::os::unix::process::CommandExt::pre_exec(&mut c, forbid_netlink);
-    }
+    without_netlink(&mut c);
     let d = Daemon::spawn(c);
     let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
     sock.bind(&SocketAddr::from((ip, 0)).into()).unwrap();
@@ -659,8 +665,8 @@ fn the_box_address_is_found_without_netlink() {
         return;
     }
     unshare(CloneFlags::CLONE_NEWNET).expect("unshare(CLONE_NEWNET)");
-    for args in [
-        &["link", "set", "lo", "up"][..],
+    ip_all(&[
+        &["link", "set", "lo", "up"],
         &[
             "link",
             "add",
@@ -677,13 +683,7 @@ fn the_box_address_is_found_without_netlink() {
         &["link", "set", "eth8", "up"],
         &["link", "set", "eth9", "up"],
         &["route", "add", "default", "via", "10.9.8.1", "dev", "eth9"],
-    ] {
-        let ok = std::process::Command::new("ip")
-            .args(args)
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "ip {args:?} in the fresh namespace");
-    }
+    ]);
     // /sys shows the devices of the namespace that mounted it: a sysfs of this namespace's
     // own, in a mount namespace of the child's own, for the MAC.
     let mut c = std::process::Command::new("unshare");
@@ -691,11 +691,7 @@ fn the_box_address_is_found_without_netlink() {
         .arg("mount -t sysfs sysfs /sys && exec \"$0\" print-config")
         .arg(env!("CARGO_BIN_EXE_fake-metadata"))
         .env_remove("FAKE_METADATA_CONFIG");
-    // SAFETY: the closure only makes system calls.
-    #[allow(unsafe_code)]
-    unsafe {
-        std::os::unix::process::CommandExt::pre_exec(&mut c, forbid_netlink);
-    }
+    without_netlink(&mut c);
     let out = c.output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{out:?}");
