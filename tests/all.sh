@@ -26,8 +26,8 @@ is_root() { [ "$(id -u)" = 0 ]; }
 # (a tier without root cannot install, and would fail later less clearly).
 need_apt() {
     if is_root; then host_install "$@"; return; fi
-    local p missing=()
-    for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+    local missing=()
+    mapfile -t missing < <(missing_packages "$@")
     [ ${#missing[@]} -eq 0 ] || { echo "not root: cannot install ${missing[*]} (apt)"; return 1; }
 }
 need_rust_components() {

@@ -35,19 +35,25 @@ die() { echo "$LIB_NAME: $*" >&2; exit 2; }
 # apt on the machine (unattended-upgrades on a fresh box, another job) may hold it.
 apt_get() { DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 "$@"; }
 LIB_APT_UPDATED=0
+# missing_packages PKG...: prints each PKG that is not installed (NAME=VERSION: not at that
+# version), one a line.
+missing_packages() {
+    local p
+    for p in "$@"; do
+        if [[ $p == *=* ]]; then
+            [ "$(dpkg-query -W -f='${Version}' "${p%%=*}" 2>/dev/null || true)" = "${p#*=}" ] || echo "$p"
+        else
+            dpkg -s "$p" >/dev/null 2>&1 || echo "$p"
+        fi
+    done
+}
 # host_install PKG...: install the Debian packages that are not installed yet (apt-get
 # update first, once, when something is missing). PKG may be NAME=VERSION. It writes
 # nothing on stdout (its notice and apt's go to stderr), so a helper that returns a value on
 # stdout can call it.
 host_install() {
-    local p need=()
-    for p in "$@"; do
-        if [[ $p == *=* ]]; then
-            [ "$(dpkg-query -W -f='${Version}' "${p%%=*}" 2>/dev/null || true)" = "${p#*=}" ] || need+=("$p")
-        else
-            dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
-        fi
-    done
+    local need=()
+    mapfile -t need < <(missing_packages "$@")
     [ ${#need[@]} -gt 0 ] || return 0
     echo "apt-get install ${need[*]}" >&2
     if [ "$LIB_APT_UPDATED" = 0 ]; then apt_get update -qq >&2 || return 1; LIB_APT_UPDATED=1; fi
