@@ -40,6 +40,13 @@ need_rust_components() {
 # it), curl, and cloud-init's Ec2 datasource (tests/cloud_init.rs: Debian's package,
 # unpacked into target/, not installed, since installing it would enable its boot services).
 need_peers() {
+    # The daemons these tests start as root drop to `nobody` and then read their config and
+    # state under the checkout: a checkout below a 0700 directory (such as /root) fails them
+    # with nothing but "Permission denied". Say so first.
+    if is_root && ! runuser -u nobody -- test -r "$PWD/Cargo.toml"; then
+        echo "the user nobody cannot read $PWD/Cargo.toml: the tests' daemons, started as root, drop to nobody and read the checkout; put it where every user may traverse (chmod o+x on each parent directory)"
+        return 1
+    fi
     if ! need_apt iptables nftables curl iproute2 ca-certificates; then
         is_root && return 1
         echo "not root: going on without them (the tests that use them fail)"
