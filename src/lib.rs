@@ -4,7 +4,7 @@
 //!
 //! The modules sit in layers, each depending only on those above it (ARCHITECTURE.md has the
 //! picture and where each concern lives):
-//! 1. vocabulary: [`clock`], [`ec2`] (naming rules), [`types`], [`metadata`] (the tree),
+//! 1. vocabulary: [`clock`], [`ec2`] (naming rules), [`endpoint`] (the services we answer as), [`types`], [`metadata`] (the tree),
 //!    [`accounts`], [`machine`];
 //! 2. pure domain: [`imds`] ([`imds::respond`]), [`fault`], [`scenario`], [`credentials`], [`identity`],
 //!    [`intercept`]'s plan;
@@ -24,6 +24,7 @@ pub mod credentials;
 pub mod ctl;
 pub mod daemon;
 pub mod ec2;
+pub mod endpoint;
 pub mod fault;
 pub mod identity;
 pub mod imds;

@@ -24,7 +24,7 @@ mod rule;
 pub mod system;
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 
 pub use error::InterceptError;
 pub use probe::{INSTANCE_ID_PATH, probe, probe_instance_id};
@@ -34,10 +34,7 @@ pub use rule::{
     Position, Rule, TAG, split_args,
 };
 
-/// The IMDS address programs connect to.
-pub const IMDS_V4: Ipv4Addr = Ipv4Addr::new(169, 254, 169, 254);
-/// The IMDS IPv6 address (Nitro instances).
-pub const IMDS_V6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254);
+pub use crate::endpoint::{IMDS_V4, IMDS_V6};
 
 /// The IMDS address of a family as a host address on `lo`.
 pub fn imds_address(family: Family) -> LoAddress {
