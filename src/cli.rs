@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::config::{Config, ConfigError, HttpTokens, Overrides};
+use crate::endpoint::Endpoint;
 use crate::{daemon, intercept};
 
 /// Makes this machine look like an EC2 instance: a faithful instance metadata service.
@@ -278,26 +279,26 @@ fn identity_cert(args: &ConfigArgs) -> Result<ExitCode, Error> {
 
 /// Whether the daemon answers where containers are DNATed to (from the box itself, which the
 /// drop rules let through).
-fn container_probe(target: SocketAddr) -> bool {
-    match intercept::probe(
-        target,
-        intercept::INSTANCE_ID_PATH,
-        std::time::Duration::from_secs(2),
-    ) {
-        Ok(id) => {
-            println!("daemon answers containers at http://{target}/: instance id {id}");
+fn container_probe(endpoint: Endpoint, target: SocketAddr) -> bool {
+    match intercept::ask(endpoint, target, PROBE_TIMEOUT) {
+        Ok(answer) => {
+            println!("daemon answers containers at http://{target}/: {answer}");
             true
         }
         Err(e) => {
             println!(
                 "daemon does not answer containers at http://{target}/: {e}; the daemon listens \
-                 there only if 169.254.169.254 was on lo when it started: restart it after \
-                 `fake-metadata install`"
+                 there only if {} was on lo when it started: restart it after \
+                 `fake-metadata install`",
+                target.ip()
             );
             false
         }
     }
 }
+
+/// How long `status` waits for each answer.
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 enum Action {
     Install,
@@ -339,23 +340,32 @@ fn intercept_cmd(args: &ConfigArgs, action: Action) -> Result<ExitCode, Error> {
                     println!("refused even so: {}", refused.join(", "));
                 }
             }
-            let answers = match intercept::probe_instance_id(std::time::Duration::from_secs(2)) {
-                Ok(id) => {
-                    println!("daemon answers through http://169.254.169.254/: instance id {id}");
-                    true
+            // Each endpoint the plan routes, as the box's programs reach it, then as
+            // containers do.
+            let mut answers = true;
+            for route in &plan.routes {
+                let target = SocketAddr::from((route.endpoint.ipv4(), route.endpoint.port()));
+                match intercept::ask(route.endpoint, target, PROBE_TIMEOUT) {
+                    Ok(answer) => {
+                        println!("daemon answers through http://{}/: {answer}", target.ip())
+                    }
+                    Err(e) => {
+                        println!(
+                            "daemon does not answer through http://{}/: {e}",
+                            target.ip()
+                        );
+                        answers = false;
+                    }
                 }
-                Err(e) => {
-                    println!("daemon does not answer through http://169.254.169.254/: {e}");
-                    false
-                }
-            };
-            let containers = match plan.container_target() {
-                None => {
-                    println!("containers: not routed ([intercept] containers = false)");
-                    true
-                }
-                Some(target) => container_probe(target),
-            };
+            }
+            let targets = plan.container_targets();
+            if targets.is_empty() {
+                println!("containers: not routed ([intercept] containers = false)");
+            }
+            let mut containers = true;
+            for (endpoint, target) in targets {
+                containers &= container_probe(endpoint, target);
+            }
             status.in_place() && answers && containers
         }
     };

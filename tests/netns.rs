@@ -159,7 +159,11 @@ fn fresh_netns(test: &str, needs: &[&str]) -> bool {
 }
 
 fn plan(port: u16, ipv6: bool) -> Plan {
-    Plan::new(port, ipv6).unwrap()
+    let imds = ic::Route {
+        endpoint: fake_metadata::endpoint::Endpoint::Imds,
+        port,
+    };
+    Plan::new(&[imds], ipv6).unwrap()
 }
 
 fn install_twice(backend: Backend) {

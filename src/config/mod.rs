@@ -295,16 +295,17 @@ impl Config {
         }
     }
 
-    /// What `install` puts in place for this config: the box's own REDIRECT to the port the
-    /// daemon listens on (IPv6 too with `http-protocol-ipv6`), and the container path unless
+    /// What `install` puts in place for this config: each endpoint's route (today IMDS), the
+    /// box's own REDIRECT to the port the daemon listens on (IPv6 too with `http-protocol-ipv6`), and the container path unless
     /// `[intercept] containers = false`.
     pub fn intercept_plan(
         &self,
     ) -> Result<crate::intercept::Plan, crate::intercept::InterceptError> {
-        let plan = crate::intercept::Plan::new(
-            self.server.redirect_port(),
-            self.imds.http_protocol_ipv6.is_enabled(),
-        )?;
+        let imds = crate::intercept::Route {
+            endpoint: crate::endpoint::Endpoint::Imds,
+            port: self.server.redirect_port(),
+        };
+        let plan = crate::intercept::Plan::new(&[imds], self.imds.http_protocol_ipv6.is_enabled())?;
         Ok(if self.intercept.containers {
             plan.with_containers(&self.intercept.admitted(), &self.intercept.lan_interfaces)
         } else {
@@ -337,6 +338,7 @@ fn check_replay(r: &Replay, blame: &mut impl FnMut(&[&str], String)) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::endpoint::Endpoint;
 
     fn parse(s: &str) -> Result<Config, String> {
         Config::from_toml(s, Path::new("c.toml")).map_err(|e| e.to_string())
@@ -439,11 +441,11 @@ mod tests {
         assert!(c.intercept.containers);
         let plan = c.intercept_plan().unwrap();
         assert_eq!(
-            plan.container_target(),
-            Some("169.254.169.254:1338".parse().unwrap())
+            plan.container_targets(),
+            [(Endpoint::Imds, "169.254.169.254:1338".parse().unwrap())]
         );
         let off = parse("[intercept]\ncontainers = false\n").unwrap();
-        assert_eq!(off.intercept_plan().unwrap().container_target(), None);
+        assert_eq!(off.intercept_plan().unwrap().container_targets(), []);
         assert_eq!(plan.admitted(), ["docker0", "br-+", "podman+", "cni+"]);
         assert!(plan.refused().is_empty());
         let custom = parse(
@@ -453,8 +455,8 @@ mod tests {
         .unwrap();
         let plan = custom.intercept_plan().unwrap();
         assert_eq!(
-            plan.container_target(),
-            Some("169.254.169.254:9".parse().unwrap())
+            plan.container_targets(),
+            [(Endpoint::Imds, "169.254.169.254:9".parse().unwrap())]
         );
         assert_eq!(
             plan.admitted(),

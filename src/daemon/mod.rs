@@ -81,7 +81,7 @@ pub fn run(source: Source) -> Result<(), DaemonError> {
     let config = source.load()?;
     let logfile = logging::init(&config.log.level, config.log.file.as_deref());
     let mut listeners = server::bind(&config)?;
-    listeners.extend(container_listener(&config)?);
+    listeners.extend(container_listeners(&config)?);
     let state_dir = config.server.state_directory();
     let user = service_user()?;
     // Bound before dropping root too: as root it may create /run/fake-metadata, which is
@@ -171,26 +171,28 @@ pub fn run(source: Source) -> Result<(), DaemonError> {
     })
 }
 
-/// The listener for containers (`[intercept] containers`, on by default): on the address
-/// `install` DNATs them to, `169.254.169.254:<port>`, but only when that address is on an
-/// interface here, i.e. `install` has run (at boot the interception unit runs first). A daemon
-/// on a machine without interception (`serve` by hand) so listens on loopback only.
-fn container_listener(config: &Config) -> Result<Option<std::net::TcpListener>, DaemonError> {
-    let Some(target) = config
+/// The listeners for containers (`[intercept] containers`, on by default), one per endpoint:
+/// on the address `install` DNATs them to (`169.254.169.254:<port>` for IMDS), but only when
+/// that address is on an interface here, i.e. `install` has run (at boot the interception
+/// unit runs first). A daemon on a machine without interception (`serve` by hand) so listens
+/// on loopback only.
+fn container_listeners(config: &Config) -> Result<Vec<std::net::TcpListener>, DaemonError> {
+    let targets = config
         .intercept_plan()
-        .ok()
-        .and_then(|p| p.container_target())
-    else {
-        return Ok(None);
-    };
-    let listener = server::bind_container(target)?;
-    if listener.is_none() {
-        tracing::debug!(
-            "169.254.169.254 is not on lo: no listener for containers (run `fake-metadata \
-             install`, then restart the daemon)"
-        );
+        .map(|p| p.container_targets())
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    for (endpoint, target) in targets {
+        match server::bind_container(target)? {
+            Some(l) => out.push(l),
+            None => tracing::debug!(
+                "{} is not on lo: no {endpoint} listener for containers (run `fake-metadata \
+                 install`, then restart the daemon)",
+                target.ip()
+            ),
+        }
     }
-    Ok(listener)
+    Ok(out)
 }
 
 /// Swaps in the configuration read again from the same source, or keeps the running one.

@@ -27,21 +27,38 @@ use std::fmt;
 use std::net::IpAddr;
 
 pub use error::InterceptError;
-pub use probe::{INSTANCE_ID_PATH, probe, probe_instance_id};
+pub use probe::{INSTANCE_ID_PATH, ask, probe, probe_instance_id};
 pub use report::{Item, Outcome, Report, Step};
 pub use rule::{
     CHAIN, Chain, FILTER_INPUT, Family, InterfacePattern, LoAddress, NAT_OUTPUT, NAT_PREROUTING,
     Position, Rule, TAG, split_args,
 };
 
+use crate::endpoint::Endpoint;
 pub use crate::endpoint::{IMDS_V4, IMDS_V6};
 
 /// The IMDS address of a family as a host address on `lo`.
 pub fn imds_address(family: Family) -> LoAddress {
-    LoAddress::host(match family {
-        Family::V4 => IpAddr::V4(IMDS_V4),
-        Family::V6 => IpAddr::V6(IMDS_V6),
-    })
+    Endpoint::Imds
+        .lo_address(family)
+        .unwrap_or_else(|| unreachable!("IMDS has an address of each family"))
+}
+
+/// One endpoint as interception routes it: its link-local address(es) to the daemon's `port`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Route {
+    pub endpoint: Endpoint,
+    pub port: u16,
+}
+
+impl Endpoint {
+    /// The endpoint's address of `family` as a host address on `lo`, if it has one.
+    pub fn lo_address(self, family: Family) -> Option<LoAddress> {
+        match family {
+            Family::V4 => Some(LoAddress::host(IpAddr::V4(self.ipv4()))),
+            Family::V6 => self.ipv6().map(|a| LoAddress::host(IpAddr::V6(a))),
+        }
+    }
 }
 
 /// The chains our rules may live in, per family: `uninstall` sweeps all of them, and `install`
@@ -53,11 +70,12 @@ pub const MANAGED: [(Family, Chain); 4] = [
     (Family::V6, NAT_OUTPUT),
 ];
 
-/// What must be in place for the daemon on `port` to answer at the IMDS address(es).
+/// What must be in place for the daemon to answer at each endpoint's address(es).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Plan {
-    pub port: u16,
-    /// Host addresses to put on `lo`, IPv4 first.
+    /// The endpoints routed, in the order their addresses and rules appear.
+    pub routes: Vec<Route>,
+    /// Host addresses to put on `lo`: each route's, IPv4 first.
     pub addresses: Vec<LoAddress>,
     /// The chains this plan manages, each with exactly the rules of ours it should hold (an
     /// empty list: none of ours may stay there).
@@ -67,49 +85,62 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// The plan for a daemon listening on `port` (IPv4 always, IPv6 if asked), for the box's
-    /// own connections only; [`Plan::with_containers`] adds the container path.
-    pub fn new(port: u16, ipv6: bool) -> Result<Plan, InterceptError> {
-        if port == 0 {
+    /// The plan for `routes` (IPv4 always, IPv6 too if asked, for endpoints that have an IPv6
+    /// address), for the box's own connections only; [`Plan::with_containers`] adds the
+    /// container path.
+    pub fn new(routes: &[Route], ipv6: bool) -> Result<Plan, InterceptError> {
+        if routes.iter().any(|r| r.port == 0) {
             return Err(InterceptError::InvalidPort);
         }
         let mut families = vec![Family::V4];
         if ipv6 {
             families.push(Family::V6);
         }
-        let addresses: Vec<LoAddress> = families.into_iter().map(imds_address).collect();
-        let rules = addresses.iter().map(|a| Rule::redirect(*a, port)).collect();
+        let mut addresses = Vec::new();
+        let mut rules = Vec::new();
+        for &family in &families {
+            for route in routes {
+                if let Some(a) = route.endpoint.lo_address(family) {
+                    addresses.push(a);
+                    rules.push(Rule::redirect(a, route.port));
+                }
+            }
+        }
         let chains = MANAGED
             .into_iter()
             .filter(|(f, _)| *f == Family::V4 || ipv6)
             .collect();
         Ok(Plan {
-            port,
+            routes: routes.to_vec(),
             addresses,
             chains,
             rules,
         })
     }
 
-    /// Adds the container path (IPv4), closed by default: the DNAT of tcp/80 to
-    /// `169.254.169.254:<port>` only from the interfaces of `admit` (container networks), a
-    /// drop of that address from each interface of `refuse`, and a drop of everything else
-    /// that reaches it from outside the box without the DNAT. A LAN neighbour that routes
-    /// 169.254.169.254 through the box gets nothing, whatever the uplink is called.
+    /// Adds the container path (IPv4), closed by default: for each endpoint, the DNAT of
+    /// tcp/80 to `<its address>:<port>` only from the interfaces of `admit` (container
+    /// networks), a drop of that address from each interface of `refuse`, and a drop of
+    /// everything else that reaches it from outside the box without the DNAT. A LAN neighbour
+    /// that routes 169.254.169.254 through the box gets nothing, whatever the uplink is called.
     pub fn with_containers(
         mut self,
         admit: &[InterfacePattern],
         refuse: &[InterfacePattern],
     ) -> Plan {
-        let imds = imds_address(Family::V4);
-        for pattern in admit {
-            self.rules
-                .push(Rule::container_dnat(imds, self.port, pattern.as_str()));
+        for route in &self.routes {
+            let Some(dest) = route.endpoint.lo_address(Family::V4) else {
+                continue;
+            };
+            for pattern in admit {
+                self.rules
+                    .push(Rule::container_dnat(dest, route.port, pattern.as_str()));
+            }
+            for pattern in refuse {
+                self.rules.push(Rule::drop_from(dest, pattern.as_str()));
+            }
+            self.rules.push(Rule::drop_direct(dest));
         }
-        for pattern in refuse {
-            self.rules.push(Rule::drop_from(imds, pattern.as_str()));
-        }
-        self.rules.push(Rule::drop_direct(imds));
         self.rules
             .sort_by_key(|r| self.chains.iter().position(|c| *c == (r.family, r.chain)));
         self
@@ -139,11 +170,19 @@ impl Plan {
         self.rules.iter().any(|r| r.chain == NAT_PREROUTING)
     }
 
-    /// The address containers are DNATed to, where the daemon must listen: `None` without
-    /// the container path.
-    pub fn container_target(&self) -> Option<std::net::SocketAddr> {
-        self.containers()
-            .then(|| std::net::SocketAddr::from((IMDS_V4, self.port)))
+    /// The addresses containers are DNATed to, one per endpoint, where the daemon must
+    /// listen: none without the container path.
+    pub fn container_targets(&self) -> Vec<(Endpoint, std::net::SocketAddr)> {
+        if !self.containers() {
+            return Vec::new();
+        }
+        self.routes
+            .iter()
+            .map(|r| {
+                let addr = std::net::SocketAddr::from((r.endpoint.ipv4(), r.port));
+                (r.endpoint, addr)
+            })
+            .collect()
     }
 
     fn wanted(&self, family: Family, chain: Chain) -> impl Iterator<Item = &Rule> {
@@ -300,7 +339,8 @@ fn rollback(host: &mut dyn Host, undo: Vec<Undo>, cause: InterceptError) -> Inte
 }
 
 /// Removes everything of ours: every rule tagged [`TAG`] in every chain of [`MANAGED`],
-/// whatever its port, then the IMDS addresses on `lo` (IPv6 too if `ipv6_too`). Goes on past
+/// whatever its port, then every endpoint's addresses on `lo` (IPv6 too if `ipv6_too`),
+/// whichever endpoints the config routes. Goes on past
 /// errors; each one is a [`Outcome::Failed`] step (see [`Report::has_failures`]). A second
 /// run is a no-op.
 pub fn uninstall(host: &mut dyn Host, ipv6_too: bool) -> Report {
@@ -333,8 +373,12 @@ pub fn uninstall(host: &mut dyn Host, ipv6_too: bool) -> Report {
             }
         }
     }
-    for &family in families {
-        let addr = imds_address(family);
+    let addresses = families.iter().flat_map(|&f| {
+        Endpoint::ALL
+            .into_iter()
+            .filter_map(move |e| e.lo_address(f))
+    });
+    for addr in addresses {
         let outcome = match host.has_address(&addr) {
             Ok(false) => Outcome::Absent,
             Ok(true) => match host.delete_address(&addr) {
@@ -349,7 +393,7 @@ pub fn uninstall(host: &mut dyn Host, ipv6_too: bool) -> Report {
 }
 
 /// Whether the plan's addresses and exact rules are in place. (Whether the daemon answers
-/// through them is [`probe_instance_id`].)
+/// through them is [`ask`].)
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Status {
     pub addresses: Vec<(LoAddress, bool)>,

@@ -10,6 +10,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use super::{IMDS_V4, InterceptError};
+use crate::endpoint::Endpoint;
 
 /// The path `status` fetches.
 pub const INSTANCE_ID_PATH: &str = "/latest/meta-data/instance-id";
@@ -20,6 +21,20 @@ const MAX_RESPONSE: u64 = 64 * 1024;
 /// GETs `http://169.254.169.254/latest/meta-data/instance-id`; `Ok(body)` on 200.
 pub fn probe_instance_id(timeout: Duration) -> Result<String, InterceptError> {
     probe(SocketAddr::from((IMDS_V4, 80)), INSTANCE_ID_PATH, timeout)
+}
+
+/// Asks `endpoint` at `target` what only the daemon would answer, as `status` does for each
+/// endpoint it routes; `Ok` with the answer, described ("instance id i-…").
+pub fn ask(
+    endpoint: Endpoint,
+    target: SocketAddr,
+    timeout: Duration,
+) -> Result<String, InterceptError> {
+    match endpoint {
+        Endpoint::Imds => {
+            probe(target, INSTANCE_ID_PATH, timeout).map(|id| format!("instance id {id}"))
+        }
+    }
 }
 
 /// GETs `path` from `target` (each connection limited by `timeout`); `Ok(body)` on 200.

@@ -136,8 +136,15 @@ const FOREIGN: &str = "-A OUTPUT -d 10.9.9.9/32 -p tcp -m tcp --dport 80 -j REDI
 const FOREIGN_NEAR_TAG: &str =
     "-A OUTPUT -d 169.254.169.254/32 -m comment --comment \"fake-metadata old\" -j ACCEPT";
 
+fn imds(port: u16) -> Route {
+    Route {
+        endpoint: Endpoint::Imds,
+        port,
+    }
+}
+
 fn plan(port: u16, ipv6: bool) -> Plan {
-    Plan::new(port, ipv6).unwrap()
+    Plan::new(&[imds(port)], ipv6).unwrap()
 }
 
 fn host_with_foreign_rules() -> FakeHost {
@@ -164,7 +171,7 @@ fn plan_is_pure_data() {
     assert_eq!(p6.rules[1].destination(), Some("fd00:ec2::254/128"));
 
     assert!(matches!(
-        Plan::new(0, false),
+        Plan::new(&[imds(0)], false),
         Err(InterceptError::InvalidPort)
     ));
     // The hint names a key the config has.
@@ -436,11 +443,11 @@ fn container_plan_adds_dnat_and_drops_in_their_chains() {
     let p = containers(1338);
     assert!(p.containers());
     assert_eq!(
-        p.container_target(),
-        Some("169.254.169.254:1338".parse().unwrap())
+        p.container_targets(),
+        [(Endpoint::Imds, "169.254.169.254:1338".parse().unwrap())]
     );
     assert!(!plan(1338, true).containers());
-    assert_eq!(plan(1338, true).container_target(), None);
+    assert_eq!(plan(1338, true).container_targets(), []);
     let chains: Vec<String> = p.rules.iter().map(|r| r.chain.to_string()).collect();
     assert_eq!(
         chains,
