@@ -2,7 +2,7 @@
 //! closes (or a timeout) back, parsed into a [`Reply`]. The one reader every test uses, so a
 //! test sees exactly the bytes a client would, headers and order included.
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
@@ -16,6 +16,26 @@ pub struct Reply {
     /// The body as text (lossy); [`Reply::bytes`] has it byte for byte.
     pub body: String,
     pub bytes: Vec<u8>,
+}
+
+impl Reply {
+    /// The status line, e.g. `HTTP/1.1 200 OK`.
+    pub fn status_line(&self) -> &str {
+        self.head.split("\r\n").next().unwrap_or_default()
+    }
+
+    /// The header fields in the order sent, as `(name, value)`; panics on a line that is not
+    /// `name: value`.
+    pub fn headers(&self) -> Vec<(String, String)> {
+        self.head
+            .split("\r\n")
+            .skip(1)
+            .map(|l| {
+                let (n, v) = l.split_once(": ").expect("name: value");
+                (n.to_string(), v.to_string())
+            })
+            .collect()
+    }
 }
 
 /// What one connection returned: the request written, then everything read until the server
@@ -60,6 +80,56 @@ pub fn parse(out: &[u8]) -> Option<Reply> {
         body: String::from_utf8_lossy(bytes).into_owned(),
         bytes: bytes.to_vec(),
     })
+}
+
+/// Sends `request` and reads one reply as a kept-alive client does, without waiting for the
+/// server to close: the head, each line of which must end in CRLF, then `Content-Length` bytes
+/// of body (none for a `HEAD` request).
+pub fn exchange_one(addr: impl ToSocketAddrs, request: &[u8]) -> Reply {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(request).expect("write");
+    let mut r = BufReader::new(s);
+    let mut lines = Vec::new();
+    loop {
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        assert!(
+            line.ends_with("\r\n"),
+            "every header line ends with CRLF: {line:?}"
+        );
+        let line = line.trim_end_matches("\r\n").to_string();
+        if line.is_empty() && !lines.is_empty() {
+            break;
+        }
+        lines.push(line);
+    }
+    let head = lines.join("\r\n");
+    let reply = Reply {
+        status: head.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0),
+        head,
+        body: String::new(),
+        bytes: Vec::new(),
+    };
+    let len: usize = reply
+        .headers()
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+        .map_or(0, |(_, v)| v.parse().unwrap());
+    let mut bytes = vec![
+        0;
+        if request.starts_with(b"HEAD ") {
+            0
+        } else {
+            len
+        }
+    ];
+    r.read_exact(&mut bytes).unwrap();
+    Reply {
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+        bytes,
+        ..reply
+    }
 }
 
 /// `(status, head, body)` of one request (Host `169.254.169.254` and `headers`) on a fresh
