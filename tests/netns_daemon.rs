@@ -44,17 +44,10 @@ fn fixture(name: &str) -> String {
     format!("{}/tests/fixtures/netns/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
-/// A test that cannot run: fails under `CI=true`, else prints "skipped: …". Returns false.
-fn cannot(test: &str, why: &str) -> bool {
-    assert!(!common::in_ci(), "{test}: cannot run under CI=true: {why}");
-    eprintln!("skipped: {test}: {why}");
-    false
-}
-
 /// Root and the tools every test here uses.
 fn prerequisites(test: &str) -> bool {
     if !nix::unistd::geteuid().is_root() {
-        return cannot(test, "needs root");
+        return common::cannot_run(test, "needs root");
     }
     for (tool, package) in [
         ("ip", "iproute2"),
@@ -63,7 +56,7 @@ fn prerequisites(test: &str) -> bool {
         ("curl", "curl"),
     ] {
         if Command::new(tool).arg("--version").output().is_err() {
-            return cannot(
+            return common::cannot_run(
                 test,
                 &format!("`{tool}` not found (apt-get install {package})"),
             );
@@ -184,7 +177,7 @@ fn fresh_netns(test: &str) -> bool {
     }
     let before = own_netns();
     if let Err(e) = unshare(CloneFlags::CLONE_NEWNET) {
-        return cannot(test, &format!("unshare(CLONE_NEWNET): {e}"));
+        return common::cannot_run(test, &format!("unshare(CLONE_NEWNET): {e}"));
     }
     assert_ne!(
         own_netns(),
@@ -544,7 +537,7 @@ impl Namespaces {
                 .output()
                 .expect("run ip netns add");
             if !out.status.success() {
-                cannot(
+                common::cannot_run(
                     test,
                     &format!("ip netns add: {}", String::from_utf8_lossy(&out.stderr)),
                 );
@@ -983,7 +976,7 @@ fn botocore_available(test: &str) -> bool {
         .args(["-c", "import botocore"])
         .output()
         .is_ok_and(|o| o.status.success());
-    ok || cannot(
+    ok || common::cannot_run(
         test,
         "python3 with botocore is needed (pip install botocore)",
     )

@@ -68,6 +68,14 @@ pub fn require(available: bool, what: &str) -> bool {
     false
 }
 
+/// A test that cannot run here (no root, a tool missing, …): fails under `CI=true`, else
+/// prints "skipped: TEST: WHY" and returns `false`.
+pub fn cannot_run(test: &str, why: &str) -> bool {
+    assert!(!in_ci(), "{test}: cannot run under CI=true: {why}");
+    eprintln!("skipped: {test}: {why}");
+    false
+}
+
 /// Whether a program runs (`prog --version` or the given probe succeeds).
 pub fn has_program(prog: &str, args: &[&str]) -> bool {
     std::process::Command::new(prog)
