@@ -5,21 +5,17 @@
 
 mod common;
 
+use common::Daemon;
+
 use std::net::TcpListener;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use fake_metadata::clock::{Clock, SystemClock};
 
-/// `fake-metadata aemm …` running (killed on drop, by `common::Daemon`).
-struct Aemm {
-    proc: common::Daemon,
-    _dir: tempfile::TempDir,
-}
-
 /// Runs `fake-metadata aemm ARGS -p PORT` with a config that keeps its files in a temporary
-/// directory, and waits until it listens.
-fn aemm(args: &[&str]) -> Aemm {
+/// directory (kept as long as it runs), and waits until it listens.
+fn aemm(args: &[&str]) -> Daemon {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("config.toml");
     std::fs::write(
@@ -40,27 +36,24 @@ fn aemm(args: &[&str]) -> Aemm {
     let mut all = vec!["aemm"];
     all.extend_from_slice(args);
     all.extend_from_slice(&["-p", &port, "--config", cfg.to_str().unwrap()]);
-    Aemm {
-        proc: common::Daemon::start(&all),
-        _dir: dir,
-    }
+    Daemon::run(&all).in_dir(dir).start()
 }
 
-impl Aemm {
-    fn get(&self, path: &str) -> (u16, String) {
-        let (s, head, b) = common::http(&self.proc.addr, "GET", path, &[]);
-        if s == 200 {
-            assert!(head.contains("Content-Type: text/plain"), "{head}");
-            assert!(head.contains("Server: EC2ws"), "{head}");
-        }
-        (s, b)
+/// `(status, body)` of a GET; a 200 is `text/plain` from `EC2ws`, as EC2's.
+fn get(m: &Daemon, path: &str) -> (u16, String) {
+    let (s, head, b) = common::http(m.addr, "GET", path, &[]);
+    if s == 200 {
+        assert!(head.contains("Content-Type: text/plain"), "{head}");
+        assert!(head.contains("Server: EC2ws"), "{head}");
     }
+    (s, b)
+}
 
-    fn body(&self, path: &str) -> String {
-        let (s, b) = self.get(path);
-        assert_eq!(s, 200, "{path}: {b}");
-        b
-    }
+/// The body of a GET that must answer 200 (checked as [`get`] does).
+fn body(m: &Daemon, path: &str) -> String {
+    let (s, b) = get(m, path);
+    assert_eq!(s, 200, "{path}: {b}");
+    b
 }
 
 fn golden(name: &str) -> String {
@@ -84,7 +77,7 @@ fn spot_stop_is_a_compact_notice_fixed_two_minutes_ahead() {
     // Once it listens: the real binary reads the same wall clock, and its start (an identity
     // key made on a loaded machine) may take more than a second.
     let started = SystemClock.now();
-    let action = m.body("/latest/meta-data/spot/instance-action");
+    let action = body(&m, "/latest/meta-data/spot/instance-action");
     let time = action
         .strip_prefix(r#"{"action": "stop", "time": ""#)
         .and_then(|r| r.strip_suffix(r#""}"#))
@@ -99,13 +92,13 @@ fn spot_stop_is_a_compact_notice_fixed_two_minutes_ahead() {
         lead > Duration::from_secs(110) && lead <= Duration::from_secs(121),
         "{lead:?}"
     );
-    assert_eq!(m.body("/latest/meta-data/spot/termination-time"), time);
-    assert!(m.body("/latest/meta-data/").lines().any(|l| l == "spot/"));
+    assert_eq!(body(&m, "/latest/meta-data/spot/termination-time"), time);
+    assert!(body(&m, "/latest/meta-data/").lines().any(|l| l == "spot/"));
     // AEMM recomputed the time on every request; EC2 does not.
     std::thread::sleep(Duration::from_millis(1100));
-    assert_eq!(m.body("/latest/meta-data/spot/instance-action"), action);
+    assert_eq!(body(&m, "/latest/meta-data/spot/instance-action"), action);
     // `spot` also emits a rebalance recommendation, as AEMM does.
-    let r = m.body("/latest/meta-data/events/recommendations/rebalance");
+    let r = body(&m, "/latest/meta-data/events/recommendations/rebalance");
     assert!(
         r.starts_with(r#"{"noticeTime": ""#) && r.ends_with(r#"Z"}"#),
         "{r}"
@@ -124,15 +117,15 @@ fn spot_with_explicit_times_is_exact() {
         "2020-01-07T01:01:47+00:00",
     ]);
     assert_eq!(
-        m.body("/latest/meta-data/spot/instance-action"),
+        body(&m, "/latest/meta-data/spot/instance-action"),
         r#"{"action": "hibernate", "time": "2020-01-07T01:03:47Z"}"#
     );
     assert_eq!(
-        m.body("/latest/meta-data/spot/termination-time"),
+        body(&m, "/latest/meta-data/spot/termination-time"),
         "2020-01-07T01:03:47Z"
     );
     assert_eq!(
-        m.body("/latest/meta-data/events/recommendations/rebalance"),
+        body(&m, "/latest/meta-data/events/recommendations/rebalance"),
         r#"{"noticeTime": "2020-01-07T01:01:47Z"}"#
     );
 }
@@ -153,10 +146,10 @@ fn completed_event_goes_to_the_history_in_ec2_format() {
         "2020-01-12T01:03:47Z",
     ]);
     assert_eq!(
-        m.body("/latest/meta-data/events/maintenance/scheduled"),
+        body(&m, "/latest/meta-data/events/maintenance/scheduled"),
         "[]"
     );
-    let history = m.body("/latest/meta-data/events/maintenance/history");
+    let history = body(&m, "/latest/meta-data/events/maintenance/history");
     let doc: serde_json::Value = serde_json::from_str(&history).unwrap();
     let id = doc[0]["EventId"].as_str().unwrap();
     assert!(id.starts_with("instance-event-") && id.len() == 32, "{id}");
@@ -164,7 +157,7 @@ fn completed_event_goes_to_the_history_in_ec2_format() {
         history,
         golden("aemm-events-history.json").replace("EVENT_ID", id)
     );
-    assert_eq!(m.get("/latest/meta-data/spot/instance-action").0, 404);
+    assert_eq!(get(&m, "/latest/meta-data/spot/instance-action").0, 404);
 }
 
 #[test]
@@ -180,11 +173,11 @@ fn active_event_with_aemm_short_flags_and_delay() {
     ]);
     // Not yet: AEMM's --mock-delay-sec.
     assert_eq!(
-        m.body("/latest/meta-data/events/maintenance/scheduled"),
+        body(&m, "/latest/meta-data/events/maintenance/scheduled"),
         "[]"
     );
     std::thread::sleep(Duration::from_millis(2100));
-    let s = m.body("/latest/meta-data/events/maintenance/scheduled");
+    let s = body(&m, "/latest/meta-data/events/maintenance/scheduled");
     assert!(
         s.starts_with(
             "[ {\n  \"NotBefore\" : \"1 May 2030 08:00:00 GMT\",\n  \"Code\" : \"instance-stop\",\n"
@@ -197,16 +190,16 @@ fn active_event_with_aemm_short_flags_and_delay() {
 #[test]
 fn imdsv2_flag_requires_tokens() {
     let m = aemm(&["--imdsv2", "spot"]);
-    assert_eq!(m.get("/latest/meta-data/spot/instance-action").0, 401);
+    assert_eq!(get(&m, "/latest/meta-data/spot/instance-action").0, 401);
     let (s, _, token) = common::http(
-        &m.proc.addr,
+        m.addr,
         "PUT",
         "/latest/api/token",
         &[("X-aws-ec2-metadata-token-ttl-seconds", "3600")],
     );
     assert_eq!(s, 200);
     let (s, _, body) = common::http(
-        &m.proc.addr,
+        m.addr,
         "GET",
         "/latest/meta-data/spot/instance-action",
         &[("X-aws-ec2-metadata-token", &token)],
@@ -222,7 +215,7 @@ fn imdsv2_flag_requires_tokens() {
 fn asglifecycle_and_the_full_mock() {
     let m = aemm(&["asglifecycle"]);
     assert_eq!(
-        m.body("/latest/meta-data/autoscaling/target-lifecycle-state"),
+        body(&m, "/latest/meta-data/autoscaling/target-lifecycle-state"),
         "InService"
     );
     drop(m);
@@ -234,29 +227,25 @@ fn asglifecycle_and_the_full_mock() {
         "Terminated",
     ]);
     assert_eq!(
-        m.body("/latest/meta-data/autoscaling/target-lifecycle-state"),
+        body(&m, "/latest/meta-data/autoscaling/target-lifecycle-state"),
         "Standby"
     );
     std::thread::sleep(Duration::from_millis(2100));
     assert_eq!(
-        m.body("/latest/meta-data/autoscaling/target-lifecycle-state"),
+        body(&m, "/latest/meta-data/autoscaling/target-lifecycle-state"),
         "Terminated"
     );
     drop(m);
     // No subcommand: every mock at once.
     let m = aemm(&[]);
-    assert_eq!(m.get("/latest/meta-data/spot/instance-action").0, 200);
+    assert_eq!(get(&m, "/latest/meta-data/spot/instance-action").0, 200);
     assert_eq!(
-        m.get("/latest/meta-data/events/recommendations/rebalance")
-            .0,
+        get(&m, "/latest/meta-data/events/recommendations/rebalance").0,
         200
     );
-    assert!(
-        m.body("/latest/meta-data/events/maintenance/scheduled")
-            .contains("system-reboot")
-    );
+    assert!(body(&m, "/latest/meta-data/events/maintenance/scheduled").contains("system-reboot"));
     assert_eq!(
-        m.body("/latest/meta-data/autoscaling/target-lifecycle-state"),
+        body(&m, "/latest/meta-data/autoscaling/target-lifecycle-state"),
         "InService"
     );
 }

@@ -5,7 +5,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 /// Runs the peer script against `url`; `None` when botocore is missing outside CI.
 pub fn botocore(url: &str, args: &[&str]) -> Option<serde_json::Value> {
@@ -14,15 +13,10 @@ pub fn botocore(url: &str, args: &[&str]) -> Option<serde_json::Value> {
         return None;
     }
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/botocore_imds.py");
-    let out = Command::new("python3")
+    let out = common::aws_env(Some(url))
+        .command("python3")
         .arg(script)
         .args(args)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", std::env::var_os("HOME").unwrap_or_default())
-        .env("AWS_CONFIG_FILE", "/nonexistent")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
-        .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", format!("{url}/"))
         .output()
         .expect("python3 runs");
     assert!(
@@ -103,14 +97,9 @@ async fn aws_cli_takes_credentials_from_the_instance_role() {
     let url = s.url();
     let addr = s.addr();
     let (listed, creds) = tokio::task::spawn_blocking(move || {
-        let out = Command::new("aws")
+        let out = common::aws_env(Some(&url))
+            .command("aws")
             .args(["configure", "list"])
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", "/nonexistent")
-            .env("AWS_CONFIG_FILE", "/nonexistent")
-            .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
-            .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", format!("{url}/"))
             .output()
             .expect("aws runs");
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

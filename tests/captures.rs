@@ -7,60 +7,21 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use common::http::{self, Reply};
 use common::start;
 
-/// A reply as read off the socket.
-#[derive(Debug)]
-struct Reply {
-    status_line: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-/// Sends `request` and reads one reply: the head, then `Content-Length` bytes (none for HEAD).
+/// Sends `request` and reads one reply off the socket.
 fn exchange(addr: SocketAddr, request: &str) -> Reply {
-    let mut s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    s.write_all(request.as_bytes()).expect("write");
-    let mut r = BufReader::new(s);
-    let mut line = String::new();
-    r.read_line(&mut line).unwrap();
-    let status_line = line.trim_end_matches("\r\n").to_string();
-    let mut headers = Vec::new();
-    loop {
-        line.clear();
-        r.read_line(&mut line).unwrap();
-        assert!(
-            line.ends_with("\r\n"),
-            "every header line ends with CRLF: {line:?}"
-        );
-        let l = line.trim_end_matches("\r\n");
-        if l.is_empty() {
-            break;
-        }
-        let (n, v) = l.split_once(": ").expect("name: value");
-        headers.push((n.to_string(), v.to_string()));
-    }
-    let len: usize = headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
-        .map_or(0, |(_, v)| v.parse().unwrap());
-    let mut body = vec![0; if request.starts_with("HEAD ") { 0 } else { len }];
-    r.read_exact(&mut body).unwrap();
-    Reply {
-        status_line,
-        headers,
-        body,
-    }
+    http::exchange_one(addr, request.as_bytes())
 }
 
 /// Compares a reply with a fixture.
 fn check(reply: &Reply, fixture: &str) {
+    let headers = reply.headers();
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/captures")
         .join(fixture);
@@ -77,7 +38,7 @@ fn check(reply: &Reply, fixture: &str) {
     let (head, body) = rest.split_once("\n\n").unwrap();
     let mut lines = head.lines();
     assert_eq!(
-        reply.status_line,
+        reply.status_line(),
         lines.next().unwrap(),
         "{fixture}: status"
     );
@@ -86,34 +47,29 @@ fn check(reply: &Reply, fixture: &str) {
         |(n, v): &(&str, &str), (gn, gv): &(String, String)| n == gn && (*v == "*" || v == gv);
     match order {
         "exact" => {
-            let got: Vec<&str> = reply.headers.iter().map(|(n, _)| n.as_str()).collect();
+            let got: Vec<&str> = headers.iter().map(|(n, _)| n.as_str()).collect();
             let names: Vec<&str> = want.iter().map(|(n, _)| *n).collect();
             assert_eq!(got, names, "{fixture}: header names and order");
-            for (w, g) in want.iter().zip(&reply.headers) {
+            for (w, g) in want.iter().zip(headers.iter()) {
                 assert!(matches(w, g), "{fixture}: {w:?} vs {g:?}");
             }
         }
         "set" => {
-            assert_eq!(
-                reply.headers.len(),
-                want.len(),
-                "{fixture}: {:?}",
-                reply.headers
-            );
+            assert_eq!(headers.len(), want.len(), "{fixture}: {:?}", headers);
             for w in &want {
                 assert!(
-                    reply.headers.iter().any(|g| matches(w, g)),
+                    headers.iter().any(|g| matches(w, g)),
                     "{fixture}: {w:?} missing in {:?}",
-                    reply.headers
+                    headers
                 );
             }
         }
         "partial" => {
             for w in &want {
                 assert!(
-                    reply.headers.iter().any(|g| matches(w, g)),
+                    headers.iter().any(|g| matches(w, g)),
                     "{fixture}: {w:?} missing in {:?}",
-                    reply.headers
+                    headers
                 );
             }
         }
@@ -121,7 +77,7 @@ fn check(reply: &Reply, fixture: &str) {
     }
     if body != "*" {
         assert_eq!(
-            String::from_utf8_lossy(&reply.body),
+            String::from_utf8_lossy(&reply.bytes),
             body,
             "{fixture}: body"
         );
@@ -139,8 +95,8 @@ fn get(path: &str, token: Option<&str>) -> String {
 
 fn put_token(addr: SocketAddr) -> String {
     let r = exchange(addr, PUT_TOKEN);
-    assert_eq!(r.status_line, "HTTP/1.1 200 OK");
-    String::from_utf8(r.body).unwrap()
+    assert_eq!(r.status_line(), "HTTP/1.1 200 OK");
+    String::from_utf8(r.bytes).unwrap()
 }
 
 const PUT_TOKEN: &str = "PUT /latest/api/token HTTP/1.1\r\nHost: 169.254.169.254\r\nUser-Agent: curl/8.14.1\r\nAccept: */*\r\nX-aws-ec2-metadata-token-ttl-seconds: 21600\r\n\r\n";
@@ -234,8 +190,8 @@ async fn the_date_comes_before_server_and_is_now() {
     let s = start("");
     let addr = s.addr();
     let reply = blocking(move || exchange(addr, &get("/latest/meta-data/instance-id", None))).await;
-    let date = &reply
-        .headers
+    let headers = reply.headers();
+    let date = &headers
         .iter()
         .find(|(n, _)| n == "Date")
         .expect("a Date header")
@@ -246,8 +202,7 @@ async fn the_date_comes_before_server_and_is_now() {
         .unwrap_or_default();
     assert!(skew < Duration::from_secs(5), "{date}");
     assert_eq!(
-        reply
-            .headers
+        headers
             .iter()
             .filter(|(n, _)| n.eq_ignore_ascii_case("date"))
             .count(),

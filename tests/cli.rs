@@ -164,13 +164,7 @@ fn serve_reloads_on_sighup_and_keeps_serving_a_bad_file() {
     std::fs::create_dir_all(&dir).unwrap();
     let cfg = dir.join("config.toml");
     std::fs::write(&cfg, "[instance]\ninstance-type = \"t3.micro\"\n").unwrap();
-    let mut d = Daemon::start(&[
-        "serve",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-    ]);
+    let mut d = Daemon::serve(&cfg).start();
     assert_eq!(get(&d, "/latest/meta-data/instance-type"), "t3.micro");
 
     std::fs::write(
@@ -203,7 +197,7 @@ fn serve_reloads_on_sighup_and_keeps_serving_a_bad_file() {
 /// `/etc/machine-id`, the address from the default route's interface.
 #[test]
 fn serve_needs_no_config_file_and_takes_defaults_from_the_box() {
-    let d = Daemon::start(&["serve", "--listen", "127.0.0.1:0"]);
+    let d = Daemon::run(&["serve"]).listen("127.0.0.1:0").start();
     let facts = fake_metadata::machine::MachineFacts::gather();
     let want_id = facts.machine_id.as_deref().map_or(
         "i-0123456789abcdef0".to_string(),

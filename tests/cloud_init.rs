@@ -31,10 +31,11 @@ fn crawl(url: &str, mode: &str) -> Option<serde_json::Value> {
         return None;
     }
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/cloud_init_ec2.py");
-    let out = Command::new("python3")
+    let out = common::aws_env(None)
+        .set("PYTHONPATH", path.unwrap())
+        .command("python3")
         .arg(script)
         .args([url, mode])
-        .env("PYTHONPATH", path.unwrap())
         .output()
         .expect("python3 runs");
     assert!(

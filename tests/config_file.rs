@@ -12,7 +12,9 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::Daemon;
 use common::daemon;
+use common::http;
 
 fn bin() -> Command {
     let mut c = Command::new(daemon::BIN);
@@ -122,10 +124,12 @@ fn forty_thousand_paths_and_replayed_leaves_load_and_serve_in_linear_time() {
     let f = dir.path().join("both.toml");
     daemon::write_config(&f, &text);
     let t = Instant::now();
-    let d = daemon::Spawn::new(&f).start_within(common::patience(Duration::from_secs(90)));
-    let r = daemon::get(d.addr, "/latest/meta-data/added/k39999", None).unwrap();
+    let d = Daemon::serve(&f)
+        .ready_within(common::patience(Duration::from_secs(90)))
+        .start();
+    let r = http::get(d.addr, "/latest/meta-data/added/k39999", None).unwrap();
     assert_eq!((r.status, r.body.as_str()), (200, "v39999"));
     eprintln!("serve of 2 × {N} entries, first answer: {:?}", t.elapsed());
-    let r = daemon::get(d.addr, "/latest/meta-data/custom/", None).unwrap();
+    let r = http::get(d.addr, "/latest/meta-data/custom/", None).unwrap();
     assert_eq!(r.body.lines().count(), N);
 }

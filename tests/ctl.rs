@@ -6,12 +6,14 @@
 
 mod common;
 
+use common::Daemon;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -19,14 +21,7 @@ use fake_metadata::clock::{Clock, ManualClock, SystemClock};
 
 const BIN: &str = env!("CARGO_BIN_EXE_fake-metadata");
 
-/// A `serve` process with its own control socket (killed on drop, by `common::Daemon`).
-struct Daemon {
-    proc: common::Daemon,
-    addr: String,
-    socket: PathBuf,
-    dir: tempfile::TempDir,
-}
-
+/// A `serve` process with its own control socket, in a temporary directory.
 fn start(extra: &str) -> Daemon {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("control.sock");
@@ -40,66 +35,17 @@ fn start(extra: &str) -> Daemon {
         ),
     )
     .unwrap();
-    let proc = common::Daemon::start(&[
-        "serve",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-    ]);
-    assert!(socket.exists(), "no control socket:\n{}", proc.log());
-    Daemon {
-        addr: proc.addr.clone(),
-        proc,
-        socket,
-        dir,
-    }
-}
-
-impl Daemon {
-    fn ctl(&self, args: &[&str]) -> Output {
-        self.ctl_with(Command::new(BIN), args)
-    }
-
-    fn ctl_with(&self, mut c: Command, args: &[&str]) -> Output {
-        c.arg("ctl")
-            .arg("--socket")
-            .arg(&self.socket)
-            .args(args)
-            .env_remove("FAKE_METADATA_CONFIG")
-            .output()
-            .expect("ctl runs")
-    }
-
-    /// `ctl …` that must succeed; its stdout.
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.ctl(args);
-        assert!(
-            out.status.success(),
-            "ctl {args:?} failed: {}\n--- daemon log ---\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            self.proc.log()
-        );
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .trim_end()
-            .to_string()
-    }
-
-    fn get(&self, path: &str) -> (u16, String) {
-        get(&self.addr, path, None)
-    }
-
-    fn body(&self, path: &str) -> String {
-        let (status, body) = self.get(path);
-        assert_eq!(status, 200, "{path}: {body}");
-        body
-    }
+    let d = Daemon::serve(&cfg)
+        .control_socket(socket)
+        .in_dir(dir)
+        .start();
+    assert!(d.socket().exists(), "no control socket:\n{}", d.log());
+    d
 }
 
 use common::http as request;
 
-fn get(addr: &str, path: &str, token: Option<&str>) -> (u16, String) {
+fn get(addr: impl std::net::ToSocketAddrs, path: &str, token: Option<&str>) -> (u16, String) {
     let h: Vec<(&str, &str)> = token
         .map(|t| vec![("X-aws-ec2-metadata-token", t)])
         .unwrap_or_default();
@@ -143,7 +89,7 @@ fn spot_notice_triggered_live_is_listed_and_fixed() {
     assert_eq!(d.body("/latest/meta-data/instance-action"), "none");
 
     let before = SystemClock.now(); // the real binary reads the same wall clock
-    let msg = d.ok(&["spot", "--action", "stop"]);
+    let msg = d.ctl_ok(&["spot", "--action", "stop"]);
     assert!(
         msg.contains("spot interruption notice issued: stop"),
         "{msg}"
@@ -183,7 +129,7 @@ fn rebalance_events_asg_tags_values_and_reset() {
             .0,
         404
     );
-    d.ok(&["rebalance"]);
+    d.ctl_ok(&["rebalance"]);
     let r = d.body("/latest/meta-data/events/recommendations/rebalance");
     let t = r
         .strip_prefix(r#"{"noticeTime": ""#)
@@ -196,7 +142,7 @@ fn rebalance_events_asg_tags_values_and_reset() {
         d.body("/latest/meta-data/events/maintenance/scheduled"),
         "[]"
     );
-    let a = d.ok(&[
+    let a = d.ctl_ok(&[
         "event",
         "add",
         "--code",
@@ -206,7 +152,7 @@ fn rebalance_events_asg_tags_values_and_reset() {
         "--not-after",
         "2030-01-21T11:00:43Z",
     ]);
-    let b = d.ok(&[
+    let b = d.ctl_ok(&[
         "event",
         "add",
         "--code",
@@ -225,7 +171,7 @@ fn rebalance_events_asg_tags_values_and_reset() {
     assert_eq!(scheduled.as_array().unwrap().len(), 2);
     assert_eq!(scheduled[0]["NotBefore"], "21 Jan 2030 09:00:43 GMT");
     assert_eq!(scheduled[0]["EventId"], a.as_str());
-    d.ok(&["event", "complete", &a]);
+    d.ctl_ok(&["event", "complete", &a]);
     let scheduled = d.body("/latest/meta-data/events/maintenance/scheduled");
     assert!(
         scheduled.contains(&b) && !scheduled.contains(&a),
@@ -236,7 +182,7 @@ fn rebalance_events_asg_tags_values_and_reset() {
     assert_eq!(h[0]["EventId"], a.as_str());
     assert_eq!(h[0]["State"], "completed");
     assert_eq!(h[0]["Description"], "[Completed] scheduled reboot");
-    d.ok(&["event", "cancel", &b]);
+    d.ctl_ok(&["event", "cancel", &b]);
     let h: serde_json::Value =
         serde_json::from_str(&d.body("/latest/meta-data/events/maintenance/history")).unwrap();
     assert_eq!(h[1]["Description"], "[Canceled] planned stop");
@@ -252,7 +198,7 @@ fn rebalance_events_asg_tags_values_and_reset() {
         404
     );
     for state in ["InService", "Warmed:Hibernated", "Standby", "Terminated"] {
-        d.ok(&["asg", state]);
+        d.ctl_ok(&["asg", state]);
         assert_eq!(
             d.body("/latest/meta-data/autoscaling/target-lifecycle-state"),
             state
@@ -260,19 +206,19 @@ fn rebalance_events_asg_tags_values_and_reset() {
     }
 
     // Tags and any value.
-    d.ok(&["tags", "set", "Env", "prod"]);
-    d.ok(&["tags", "unset", "Name"]);
+    d.ctl_ok(&["tags", "set", "Env", "prod"]);
+    d.ctl_ok(&["tags", "unset", "Name"]);
     assert_eq!(d.body("/latest/meta-data/tags/instance"), "Env");
-    d.ok(&["set", "meta-data/instance-action", "reboot"]);
-    d.ok(&["set", "meta-data/custom/answer", "42"]);
-    d.ok(&["unset", "meta-data/public-ipv4"]);
+    d.ctl_ok(&["set", "meta-data/instance-action", "reboot"]);
+    d.ctl_ok(&["set", "meta-data/custom/answer", "42"]);
+    d.ctl_ok(&["unset", "meta-data/public-ipv4"]);
     assert_eq!(d.body("/latest/meta-data/instance-action"), "reboot");
     assert_eq!(d.body("/latest/meta-data/custom/answer"), "42");
     assert_eq!(d.get("/latest/meta-data/public-ipv4").0, 404);
 
     // Scheduled for later: pending in `status`.
-    d.ok(&["spot", "--action", "hibernate", "--in", "1h"]);
-    let status = d.ok(&["status"]);
+    d.ctl_ok(&["spot", "--action", "hibernate", "--in", "1h"]);
+    let status = d.ctl_ok(&["status"]);
     assert!(status.contains("spot: no interruption notice"), "{status}");
     assert!(
         status.contains("[ctl] spot interruption notice: hibernate"),
@@ -282,10 +228,10 @@ fn rebalance_events_asg_tags_values_and_reset() {
         status.contains("autoscaling target-lifecycle-state: Terminated"),
         "{status}"
     );
-    d.ok(&["credentials", "rotate"]);
+    d.ctl_ok(&["credentials", "rotate"]);
 
     // Reset: the configured state again.
-    d.ok(&["reset"]);
+    d.ctl_ok(&["reset"]);
     assert_eq!(
         d.get("/latest/meta-data/events/recommendations/rebalance")
             .0,
@@ -300,13 +246,13 @@ fn rebalance_events_asg_tags_values_and_reset() {
     assert_eq!(d.body("/latest/meta-data/tags/instance"), "Name");
     assert_eq!(d.body("/latest/meta-data/instance-action"), "none");
     assert_eq!(d.get("/latest/meta-data/public-ipv4").0, 200);
-    assert!(d.ok(&["status"]).contains("pending: 0"));
+    assert!(d.ctl_ok(&["status"]).contains("pending: 0"));
 }
 
 #[test]
 fn invalid_input_exits_1_and_changes_nothing() {
     let d = start("");
-    d.ok(&["event", "add", "--code", "system-reboot"]);
+    d.ctl_ok(&["event", "add", "--code", "system-reboot"]);
     let before = crawl(&d);
     assert!(
         before.len() > 40,
@@ -350,14 +296,14 @@ fn invalid_input_exits_1_and_changes_nothing() {
     assert_eq!(crawl(&d), before, "nothing changed");
     // A daemon-side refusal, with the raw protocol: a bad tag key never gets in either.
     let reply = raw_control(
-        &d.socket,
+        d.socket(),
         r#"{"v":1,"do":"change","change":{"op":"tag-set","key":"a/b","value":"x"}}"#,
     );
     assert!(
         reply.contains(r#""ok":false"#) && reply.contains("is not a tag key"),
         "{reply}"
     );
-    let reply = raw_control(&d.socket, r#"{"v":7,"do":"status"}"#);
+    let reply = raw_control(d.socket(), r#"{"v":7,"do":"status"}"#);
     assert!(reply.contains("version 7 is not supported"), "{reply}");
     assert_eq!(crawl(&d), before, "nothing changed");
 }
@@ -384,16 +330,16 @@ fn socket_refuses_a_non_member() {
         .unwrap()
         .expect("user nobody exists");
     // `nobody` must reach the binary and the socket's directory.
-    let bin = d.dir.path().join("fake-metadata");
+    let bin = d.dir().join("fake-metadata");
     std::fs::copy(BIN, &bin).unwrap();
     std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
-    std::fs::set_permissions(d.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(d.dir(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let as_nobody = |args: &[&str]| {
         let mut c = Command::new(&bin);
         c.uid(nobody.uid.as_raw()).gid(nobody.gid.as_raw());
         d.ctl_with(c, args)
     };
-    let mode = std::fs::metadata(&d.socket).unwrap().permissions().mode() & 0o777;
+    let mode = std::fs::metadata(d.socket()).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o660, "the socket is 0660");
     let before = d.body("/latest/meta-data/");
 
@@ -408,7 +354,7 @@ fn socket_refuses_a_non_member() {
     );
 
     // ...and so do the peer credentials, even when the file mode would let them in.
-    std::fs::set_permissions(&d.socket, std::fs::Permissions::from_mode(0o666)).unwrap();
+    std::fs::set_permissions(d.socket(), std::fs::Permissions::from_mode(0o666)).unwrap();
     let out = as_nobody(&["spot"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
@@ -422,7 +368,7 @@ fn socket_refuses_a_non_member() {
     assert_eq!(d.body("/latest/meta-data/"), before, "nothing changed");
     assert_eq!(d.get("/latest/meta-data/spot/instance-action").0, 404);
     // Root still may.
-    d.ok(&["spot"]);
+    d.ctl_ok(&["spot"]);
     assert_eq!(d.get("/latest/meta-data/spot/instance-action").0, 200);
 }
 
@@ -621,7 +567,7 @@ async fn control_changes_swap_one_snapshot_and_schedule_on_the_clock() {
 #[test]
 fn faults_are_added_listed_and_cleared_and_bad_ones_refused() {
     let d = start("");
-    let id = d.ok(&[
+    let id = d.ctl_ok(&[
         "fault",
         "add",
         "--path",
@@ -638,14 +584,14 @@ fn faults_are_added_listed_and_cleared_and_bad_ones_refused() {
         200,
         "its one request is done"
     );
-    let list = d.ok(&["fault", "list"]);
+    let list = d.ctl_ok(&["fault", "list"]);
     assert!(
         list.contains("fault-1 status 503 on any method meta-data/instance-id"),
         "{list}"
     );
     assert!(list.contains("1 hit(s), used up"), "{list}");
 
-    let id = d.ok(&[
+    let id = d.ctl_ok(&[
         "fault",
         "add",
         "--path",
@@ -664,12 +610,12 @@ fn faults_are_added_listed_and_cleared_and_bad_ones_refused() {
         t.elapsed()
     );
     assert!(
-        d.ok(&["status"])
+        d.ctl_ok(&["status"])
             .contains("fault-2 delay 300ms on GET meta-data/ami-id")
     );
 
     assert_eq!(
-        d.ok(&["fault", "add", "--refuse", "--for", "1s"]),
+        d.ctl_ok(&["fault", "add", "--refuse", "--for", "1s"]),
         "fault-3"
     );
     // The listener stops within moments of the reply (the accept loop is woken by the change).
@@ -690,7 +636,7 @@ fn faults_are_added_listed_and_cleared_and_bad_ones_refused() {
     std::thread::sleep(common::patience(Duration::from_millis(1300)));
     assert_eq!(d.get("/latest/meta-data/ami-id").0, 200, "listening again");
 
-    let before = d.ok(&["fault", "list"]);
+    let before = d.ctl_ok(&["fault", "list"]);
     for (args, expect) in [
         (
             &["fault", "add", "--status", "999"][..],
@@ -737,14 +683,14 @@ fn faults_are_added_listed_and_cleared_and_bad_ones_refused() {
     }
     // The daemon checks again what a client sends.
     let reply = raw_control(
-        &d.socket,
+        d.socket(),
         r#"{"v":1,"do":"change","change":{"op":"fault-add","status":42}}"#,
     );
     assert!(
         reply.contains(r#""ok":false"#) && reply.contains("status 42 is not an HTTP status"),
         "{reply}"
     );
-    let after = d.ok(&["fault", "list"]);
+    let after = d.ctl_ok(&["fault", "list"]);
     assert_eq!(
         after.lines().count(),
         before.lines().count(),
@@ -752,13 +698,13 @@ fn faults_are_added_listed_and_cleared_and_bad_ones_refused() {
     );
 
     assert_eq!(
-        d.ok(&["fault", "clear", "fault-2"]),
+        d.ctl_ok(&["fault", "clear", "fault-2"]),
         "fault fault-2 cleared"
     );
     // fault-1, used up, and fault-3, over, were dropped when the refuse ended.
-    assert_eq!(d.ok(&["fault", "clear"]), "cleared 0 fault(s)");
-    assert_eq!(d.ok(&["fault", "list"]), "faults: none");
-    let log = d.proc.log();
+    assert_eq!(d.ctl_ok(&["fault", "clear"]), "cleared 0 fault(s)");
+    assert_eq!(d.ctl_ok(&["fault", "list"]), "faults: none");
+    let log = d.log();
     for line in [
         "fault fault-1 started",
         "fault fault-1 ended: its 1 request(s) are done",
@@ -797,7 +743,7 @@ fn control_values_cannot_forge_log_lines() {
         r#"{"op":"set","path":"meta-data/x\nERROR forged","value":"v"}"#,
     ] {
         let reply = raw_control(
-            &d.socket,
+            d.socket(),
             &format!(r#"{{"v":1,"do":"change","change":{change}}}"#),
         );
         assert!(
@@ -805,17 +751,17 @@ fn control_values_cannot_forge_log_lines() {
             "{reply}"
         );
     }
-    assert_eq!(d.ok(&["fault", "list"]), "faults: none");
+    assert_eq!(d.ctl_ok(&["fault", "list"]), "faults: none");
 
     // A scheduled `set` says where when it comes due, never what.
-    d.ok(&[
+    d.ctl_ok(&[
         "set",
         "meta-data/custom/secret",
         "s3cr3t-VALUE",
         "--in",
         "1s",
     ]);
-    d.proc.wait_for_log("scenario: set meta-data/custom/secret");
+    d.wait_for_log("scenario: set meta-data/custom/secret");
     // Logged as it is applied, published right after.
     let served = (0..100).any(|_| {
         d.get("/latest/meta-data/custom/secret") == (200, "s3cr3t-VALUE".into()) || {
@@ -824,7 +770,7 @@ fn control_values_cannot_forge_log_lines() {
         }
     });
     assert!(served, "the scheduled value is not served");
-    let log = d.proc.log();
+    let log = d.log();
     assert!(!log.contains("s3cr3t-VALUE"), "the value is logged:\n{log}");
     assert!(!log.contains("forged"), "{log}");
 }
@@ -845,7 +791,7 @@ fn fault_statuses_http_forbids_are_refused() {
             "--status {code}: {err:?}"
         );
         let reply = raw_control(
-            &d.socket,
+            d.socket(),
             &format!(r#"{{"v":1,"do":"change","change":{{"op":"fault-add","status":{code}}}}}"#),
         );
         assert!(
@@ -853,9 +799,9 @@ fn fault_statuses_http_forbids_are_refused() {
             "{reply}"
         );
     }
-    assert_eq!(d.ok(&["fault", "list"]), "faults: none");
+    assert_eq!(d.ctl_ok(&["fault", "list"]), "faults: none");
     for code in [205u16, 418] {
-        d.ok(&[
+        d.ctl_ok(&[
             "fault",
             "add",
             "--path",
@@ -865,7 +811,7 @@ fn fault_statuses_http_forbids_are_refused() {
             "--count",
             "1",
         ]);
-        let addr: std::net::SocketAddr = d.addr.parse().unwrap();
+        let addr = d.addr;
         let reply = common::raw(
             addr,
             b"GET /latest/meta-data/ami-id HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",

@@ -9,7 +9,6 @@ mod common;
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use aws_config::imds::client::Client;
@@ -27,15 +26,10 @@ fn botocore(url: &str, env: &[(&str, &str)]) -> Option<serde_json::Value> {
         return None;
     }
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/botocore_credentials.py");
-    let out = Command::new("python3")
+    let out = common::aws_env(Some(url))
+        .set_all(env)
+        .command("python3")
         .arg(script)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", "/nonexistent")
-        .env("AWS_CONFIG_FILE", "/nonexistent")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
-        .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", format!("{url}/"))
-        .envs(env.iter().copied())
         .output()
         .expect("python3 runs");
     assert!(
@@ -180,7 +174,7 @@ async fn a_delay_beyond_the_timeout_fails_and_a_short_one_does_not() {
 /// One GET with a read timeout: `Some(status)` or `None` when nothing came in time.
 fn get_within(addr: SocketAddr, path: &str, timeout: Duration) -> Option<u16> {
     let req = format!("GET {path} HTTP/1.1\r\nHost: 169.254.169.254\r\nConnection: close\r\n\r\n");
-    common::daemon::exchange(addr, req.as_bytes(), timeout).map(|r| r.status)
+    common::http::exchange(addr, req.as_bytes(), timeout).map(|r| r.status)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -271,15 +265,10 @@ async fn aws_cli_after_one_503() {
         let s = common::start(&format!("[[fault]]\n{CREDS}status = 503\ncount = 1\n"));
         let url = s.url();
         let listed = tokio::task::spawn_blocking(move || {
-            let out = Command::new("aws")
+            let out = common::aws_env(Some(&url))
+                .set("AWS_METADATA_SERVICE_NUM_ATTEMPTS", attempts)
+                .command("aws")
                 .args(["configure", "list"])
-                .env_clear()
-                .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-                .env("HOME", "/nonexistent")
-                .env("AWS_CONFIG_FILE", "/nonexistent")
-                .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
-                .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", format!("{url}/"))
-                .env("AWS_METADATA_SERVICE_NUM_ATTEMPTS", attempts)
                 .output()
                 .expect("aws runs");
             String::from_utf8_lossy(&out.stdout).into_owned()

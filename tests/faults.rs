@@ -15,7 +15,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use daemon::{Spawn, get};
+use common::http::{self, get};
+use daemon::Daemon;
 use nix::sys::signal::Signal;
 
 const TYPE_PATH: &str = "/latest/meta-data/instance-type";
@@ -73,9 +74,9 @@ fn sighup_with_broken_configs_under_load_fails_no_request() {
     let base = daemon::base_config(dir.path());
     let good = format!("{base}instance-type = \"t3.micro\"\n");
     daemon::write_config(&cfg, &good);
-    let d = Spawn::new(&cfg).start();
+    let d = Daemon::serve(&cfg).start();
     let addr = d.addr;
-    let token = daemon::token(addr);
+    let token = http::token(addr);
     let load = Load::start(addr, 4, TYPE_PATH);
     std::thread::sleep(Duration::from_millis(300));
 
@@ -109,7 +110,7 @@ fn sighup_with_broken_configs_under_load_fails_no_request() {
     for (i, (what, text)) in broken.into_iter().enumerate() {
         std::fs::write(&cfg, text).unwrap();
         d.signal(Signal::SIGHUP);
-        d.wait_stderr("config reload failed", i + 1, Duration::from_secs(10));
+        d.wait_log("config reload failed", i + 1, Duration::from_secs(10));
         eprintln!("broken config {}: {what}: refused", i + 1);
         std::thread::sleep(Duration::from_millis(150));
     }
@@ -118,7 +119,7 @@ fn sighup_with_broken_configs_under_load_fails_no_request() {
     std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o000)).unwrap();
     // (As root the daemon has dropped to `nobody` by now, so it cannot read it either.)
     d.signal(Signal::SIGHUP);
-    d.wait_stderr("config reload failed", n + 1, Duration::from_secs(10));
+    d.wait_log("config reload failed", n + 1, Duration::from_secs(10));
     eprintln!("broken config {}: unreadable: refused", n + 1);
     std::thread::sleep(Duration::from_millis(300));
     let results = load.finish();
@@ -139,7 +140,7 @@ fn sighup_with_broken_configs_under_load_fails_no_request() {
         failed.len(),
         failed.first()
     );
-    let log = d.stderr();
+    let log = d.log();
     assert!(!log.contains("config reloaded"), "{log}");
     assert!(log.contains("keeping the running configuration"), "{log}");
     let t = get(addr, TYPE_PATH, Some(&token)).unwrap();
@@ -153,7 +154,7 @@ fn sighup_with_broken_configs_under_load_fails_no_request() {
     std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o644)).unwrap();
     daemon::write_config(&cfg, &format!("{base}instance-type = \"c7g.xlarge\"\n"));
     d.signal(Signal::SIGHUP);
-    d.wait_stderr("config reloaded", 1, Duration::from_secs(10));
+    d.wait_log("config reloaded", 1, Duration::from_secs(10));
     assert_eq!(get(addr, TYPE_PATH, None).unwrap().body, "c7g.xlarge");
 }
 
@@ -162,9 +163,9 @@ fn kill_9_under_load_then_a_restart_on_the_same_port_serves_again() {
     let dir = daemon::workdir("kill9");
     let cfg = dir.path().join("config.toml");
     daemon::write_config(&cfg, &daemon::base_config(dir.path()));
-    let mut d = Spawn::new(&cfg).start();
+    let mut d = Daemon::serve(&cfg).start();
     let addr = d.addr;
-    let old_token = daemon::token(addr);
+    let old_token = http::token(addr);
     let load = Load::start(addr, 3, "/latest/meta-data/instance-id");
     std::thread::sleep(Duration::from_millis(500));
 
@@ -176,9 +177,7 @@ fn kill_9_under_load_then_a_restart_on_the_same_port_serves_again() {
         Some(9)
     );
     std::thread::sleep(Duration::from_millis(300));
-    let mut again = Spawn::new(&cfg);
-    again.listen = addr.to_string();
-    let d2 = again.start(); // panics if the port cannot be bound again (TIME_WAIT, …)
+    let d2 = Daemon::serve(&cfg).listen(&addr.to_string()).start(); // panics if the port cannot be bound again (TIME_WAIT, …)
     let listening = Instant::now();
     eprintln!(
         "restarted on {addr} {:?} after the kill",
@@ -215,7 +214,7 @@ fn kill_9_under_load_then_a_restart_on_the_same_port_serves_again() {
     // Tokens die with the process, as on EC2 after a stop; SDKs get a 401 and fetch another.
     let r = get(addr, "/latest/meta-data/instance-id", Some(&old_token)).unwrap();
     assert_eq!(r.status, 401);
-    let fresh = daemon::token(addr);
+    let fresh = http::token(addr);
     assert_eq!(
         get(addr, "/latest/meta-data/instance-id", Some(&fresh))
             .unwrap()
@@ -249,11 +248,11 @@ fn a_log_directory_the_daemon_cannot_write_is_reported_once() {
             log_file.display()
         ),
     );
-    let mut spawn = Spawn::new(&cfg);
+    let mut spawn = Daemon::serve(&cfg);
     if daemon::is_root() {
         // Root writes anywhere: run the daemon as `nobody` from the start, as it would be if
         // systemd started it as its own user.
-        spawn.as_user = Some((65534, 65534));
+        spawn = spawn.user(65534, 65534);
     }
     let mut d = spawn.start();
     serve_n(d.addr, 30);
@@ -261,10 +260,10 @@ fn a_log_directory_the_daemon_cannot_write_is_reported_once() {
         d.signal(Signal::SIGHUP); // logrotate's postrotate: each reopen fails again
         std::thread::sleep(Duration::from_millis(200));
     }
-    d.wait_stderr("config reloaded", 3, Duration::from_secs(10));
+    d.wait_log("config reloaded", 3, Duration::from_secs(10));
     serve_n(d.addr, 30);
     assert!(d.alive());
-    let log = d.stderr();
+    let log = d.log();
     let said: Vec<&str> = log.lines().filter(|l| l.contains("log file")).collect();
     eprintln!("{said:#?}");
     assert_eq!(
@@ -290,7 +289,7 @@ fn a_log_directory_the_daemon_cannot_write_is_reported_once() {
 fn full_disk_is_said_once(d: &mut daemon::Daemon, log_file: &Path) {
     serve_n(d.addr, 600);
     assert!(d.alive());
-    let log = d.stderr();
+    let log = d.log();
     let said: Vec<&str> = log.lines().filter(|l| l.contains("log file")).collect();
     eprintln!("{said:#?}");
     assert_eq!(
@@ -333,7 +332,7 @@ fn a_full_disk_under_the_log_file_is_reported_once() {
             log_file.display()
         ),
     );
-    let mut spawn = Spawn::new(&cfg);
+    let spawn = Daemon::serve(&cfg);
     let mut wrapper: Vec<String> = vec!["unshare".into()];
     if userns {
         wrapper.push("-r".into());
@@ -350,8 +349,7 @@ fn a_full_disk_under_the_log_file_is_reported_once() {
         .map(String::from),
     );
     wrapper.push(mnt.display().to_string());
-    spawn.wrapper = Some(wrapper);
-    let mut d = spawn.start();
+    let mut d = spawn.wrapper(&wrapper).start();
     full_disk_is_said_once(&mut d, &log_file);
     // The file is in the daemon's namespace only: nothing leaks onto the host.
     assert!(!log_file.exists(), "the tmpfs is private to the daemon");
@@ -372,7 +370,7 @@ fn a_log_file_on_dev_full_is_reported_once() {
             log_file.display()
         ),
     );
-    let mut d = Spawn::new(&cfg).start();
+    let mut d = Daemon::serve(&cfg).start();
     full_disk_is_said_once(&mut d, &log_file);
 }
 
@@ -402,7 +400,7 @@ fn a_daemon_started_as_root_keeps_its_log_file_across_sighup_and_rotation() {
             log_file.display()
         ),
     );
-    let d = Spawn::new(&cfg).start();
+    let d = Daemon::serve(&cfg).start();
     let owner = |p: &Path| std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(p).unwrap());
     assert_eq!(
         owner(&log_file),
@@ -410,15 +408,15 @@ fn a_daemon_started_as_root_keeps_its_log_file_across_sighup_and_rotation() {
         "the daemon's own file is handed to its user"
     );
     d.signal(Signal::SIGHUP);
-    d.wait_stderr("config reloaded", 1, Duration::from_secs(10));
+    d.wait_log("config reloaded", 1, Duration::from_secs(10));
     serve_n(d.addr, 3);
     // logrotate: rename, then SIGHUP; the daemon makes a new file and writes there.
     let rotated = logs.join("fake-metadata.log.1");
     std::fs::rename(&log_file, &rotated).unwrap();
     d.signal(Signal::SIGHUP);
-    d.wait_stderr("config reloaded", 2, Duration::from_secs(10));
+    d.wait_log("config reloaded", 2, Duration::from_secs(10));
     serve_n(d.addr, 3);
-    let log = d.stderr();
+    let log = d.log();
     assert!(!log.contains("cannot open the log file"), "{log}");
     let old = std::fs::read_to_string(&rotated).unwrap();
     assert!(old.contains("SIGHUP: reopened log file"), "{old}");

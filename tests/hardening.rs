@@ -52,23 +52,7 @@ fn write_config(dir: &Path, extra: &str) -> PathBuf {
 }
 
 fn serve(cfg: &Path) -> Daemon {
-    Daemon::start(&[
-        "serve",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-    ])
-}
-
-fn addr(d: &Daemon) -> SocketAddr {
-    d.addr.parse().unwrap()
-}
-
-fn open_fds(d: &Daemon) -> usize {
-    std::fs::read_dir(format!("/proc/{}/fd", d.pid()))
-        .map(|d| d.count())
-        .unwrap_or(0)
+    Daemon::serve(cfg).start()
 }
 
 /// VmRSS of the daemon, in KiB.
@@ -99,7 +83,7 @@ const GET_ID: &str = "GET /latest/meta-data/instance-id HTTP/1.1\r\n";
 fn http11_requests_without_host_or_with_two_get_400() {
     let dir = workdir();
     let d = serve(&write_config(dir.path(), ""));
-    let a = addr(&d);
+    let a = d.addr;
     assert_eq!(status_of(a, &format!("{GET_ID}Host: x\r\n\r\n")), 200);
     assert_eq!(
         status_of(a, &format!("{GET_ID}\r\n")),
@@ -182,16 +166,16 @@ fn clients_that_never_read_are_dropped_after_the_write_timeout() {
             dir.path().join("state").display()
         ),
     ));
-    let a = addr(&d);
+    let a = d.addr;
     assert_eq!(
         status_of(a, &format!("{GET_ID}Host: x\r\nConnection: close\r\n\r\n")),
         200
     );
     // The daemon closes that connection just after the client sees its end.
     std::thread::sleep(Duration::from_millis(300));
-    let base = open_fds(&d);
+    let base = d.open_fds();
     let stuck: Vec<TcpStream> = (0..8).map(|_| never_reading_client(a)).collect();
-    let pinned = open_fds(&d);
+    let pinned = d.open_fds();
     assert!(
         pinned >= base + 8,
         "the daemon holds them: {base} -> {pinned} fds"
@@ -202,10 +186,10 @@ fn clients_that_never_read_are_dropped_after_the_write_timeout() {
         200
     );
     let t = Instant::now();
-    while open_fds(&d) > base && t.elapsed() < WRITE_TIMEOUT + Duration::from_secs(8) {
+    while d.open_fds() > base && t.elapsed() < WRITE_TIMEOUT + Duration::from_secs(8) {
         std::thread::sleep(Duration::from_millis(100));
     }
-    let after = open_fds(&d);
+    let after = d.open_fds();
     assert!(
         after <= base,
         "8 clients that never read still hold {} connections after {:?} (fds {base} -> {after})",
@@ -239,8 +223,8 @@ fn connections_beyond_max_connections_wait_for_a_free_slot() {
             dir.path().join("state").display()
         ),
     ));
-    let a = addr(&d);
-    let base = open_fds(&d);
+    let a = d.addr;
+    let base = d.open_fds();
     let mut held: Vec<TcpStream> = (0..4)
         .map(|_| {
             let mut s = TcpStream::connect(a).unwrap();
@@ -264,7 +248,7 @@ fn connections_beyond_max_connections_wait_for_a_free_slot() {
         "a fifth connection was served beyond max-connections = 4: {early:?}"
     );
     assert!(
-        open_fds(&d) <= base + 4,
+        d.open_fds() <= base + 4,
         "the daemon took a descriptor for the waiting connection"
     );
     // One ends: the fifth gets its slot and its answer.
@@ -282,19 +266,10 @@ fn accept_failures_at_the_fd_limit_are_logged_once_per_interval() {
     let cfg = write_config(dir.path(), "");
     // The daemon gets 40 descriptors; max-connections (512 by default) is then above what it
     // can hold, so accepting fails with EMFILE as long as connections wait.
-    let mut c = std::process::Command::new("sh");
-    c.args([
-        "-c",
-        "ulimit -n 40 && exec \"$0\" \"$@\"",
-        env!("CARGO_BIN_EXE_fake-metadata"),
-        "serve",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-    ]);
-    let d = Daemon::spawn(c);
-    let a = addr(&d);
+    let d = Daemon::serve(&cfg)
+        .wrapper(&["sh", "-c", "ulimit -n 40 && exec \"$0\" \"$@\""])
+        .start();
+    let a = d.addr;
     let clients: Vec<TcpStream> = (0..60).filter_map(|_| TcpStream::connect(a).ok()).collect();
     std::thread::sleep(Duration::from_secs(3));
     let lines = d.log().matches("accept failed").count();
@@ -333,7 +308,7 @@ fn memory_after_a_burst_of_idle_connections_returns_near_idle() {
             dir.path().join("state").display()
         ),
     ));
-    let a = addr(&d);
+    let a = d.addr;
     // Warm up, so that the worker threads' allocator arenas exist before the baseline.
     for _ in 0..200 {
         assert_eq!(
@@ -404,9 +379,7 @@ fn root_available(test: &str) -> bool {
     if nix::unistd::geteuid().is_root() {
         return true;
     }
-    assert!(!common::in_ci(), "{test}: needs root, and CI=true");
-    eprintln!("skipped: {test} needs root");
-    false
+    common::cannot_run(test, "needs root")
 }
 
 /// The real uid of process `pid`.
@@ -421,15 +394,10 @@ fn uid_of(pid: nix::unistd::Pid) -> u32 {
 
 /// Stops the daemon as systemd would (SIGTERM) and waits for it.
 fn stop(mut d: Daemon) {
-    nix::sys::signal::kill(d.pid(), nix::sys::signal::Signal::SIGTERM).unwrap();
-    let t = Instant::now();
-    while d.child.try_wait().unwrap().is_none() {
-        assert!(
-            t.elapsed() < Duration::from_secs(10),
-            "no stop after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    assert!(
+        d.stop(Duration::from_secs(10)).is_some(),
+        "no stop after SIGTERM"
+    );
 }
 
 #[test]
@@ -616,22 +584,10 @@ fn a_local_peer_is_local_without_netlink() {
     }
     let dir = workdir();
     let cfg = write_config(dir.path(), "");
-    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_fake-metadata"));
-    c.args([
-        "serve",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-    ])
-    .env_remove("FAKE_METADATA_CONFIG")
-    .env_remove("FAKE_METADATA_LISTEN")
-    .env_remove("FAKE_METADATA_HTTP_TOKENS");
-    without_netlink(&mut c);
-    let d = Daemon::spawn(c);
+    let d = Daemon::serve(&cfg).configure(without_netlink).start();
     let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
     sock.bind(&SocketAddr::from((ip, 0)).into()).unwrap();
-    sock.connect_timeout(&addr(&d).into(), Duration::from_secs(5))
+    sock.connect_timeout(&d.addr.into(), Duration::from_secs(5))
         .unwrap();
     let mut s: TcpStream = sock.into();
     s.set_read_timeout(Some(common::patience(Duration::from_secs(3))))

@@ -47,7 +47,7 @@ fn openssl_verifies_the_served_signatures_with_the_published_certificate() {
     .unwrap();
     let cfg = cfg.to_str().unwrap();
 
-    let daemon = common::Daemon::start(&["serve", "--config", cfg, "--listen", "127.0.0.1:0"]);
+    let daemon = common::Daemon::serve(Path::new(cfg)).start();
     let get = |path: &str| {
         let (status, body) = daemon.get(path);
         assert_eq!(status, 200, "{path}: {body}");
@@ -191,7 +191,7 @@ fn openssl_verifies_the_served_signatures_with_the_published_certificate() {
         "public, not writable"
     );
     std::thread::sleep(std::time::Duration::from_millis(1100));
-    let daemon = common::Daemon::start(&["serve", "--config", cfg, "--listen", "127.0.0.1:0"]);
+    let daemon = common::Daemon::serve(Path::new(cfg)).start();
     for (leaf, before) in [
         ("signature", &signature),
         ("rsa2048", &rsa2048),

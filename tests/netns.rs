@@ -9,6 +9,8 @@
 //! Run: `sudo -E cargo test --test netns` (needs `apt-get install iptables`). Under `CI=true`
 //! a test that cannot run fails; elsewhere it prints "skipped: …" and passes.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
 use std::process::Command;
@@ -126,12 +128,7 @@ fn count(haystack: &str, needle: &str) -> usize {
 /// test cannot run and `CI` is not `true` (then it prints "skipped: …"); under CI it panics.
 #[must_use]
 fn fresh_netns(test: &str, needs: &[&str]) -> bool {
-    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-    let cannot = |why: String| {
-        assert!(!ci, "{test}: cannot run under CI=true: {why}");
-        eprintln!("skipped: {test}: {why}");
-        false
-    };
+    let cannot = |why: String| common::cannot_run(test, &why);
     if !nix::unistd::geteuid().is_root() {
         return cannot("needs root".into());
     }

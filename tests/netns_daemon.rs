@@ -17,16 +17,16 @@
 //! Run: `sudo -E cargo test --test netns_daemon` (needs `iptables`, `curl`, `iproute2`).
 //! Under `CI=true` a test that cannot run fails; elsewhere it prints "skipped: …" and passes.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+mod common;
+
+use std::process::{Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
-use std::thread;
 use std::time::{Duration, Instant};
 
+use common::{Daemon, aws_env};
+
 use nix::sched::{CloneFlags, unshare};
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::{Pid, User};
+use nix::unistd::User;
 
 const BIN: &str = env!("CARGO_BIN_EXE_fake-metadata");
 const INSTANCE_ID: &str = "i-0123456789abcdef0";
@@ -44,21 +44,10 @@ fn fixture(name: &str) -> String {
     format!("{}/tests/fixtures/netns/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
-
-/// A test that cannot run: fails under `CI=true`, else prints "skipped: …". Returns false.
-fn cannot(test: &str, why: &str) -> bool {
-    assert!(!in_ci(), "{test}: cannot run under CI=true: {why}");
-    eprintln!("skipped: {test}: {why}");
-    false
-}
-
 /// Root and the tools every test here uses.
 fn prerequisites(test: &str) -> bool {
     if !nix::unistd::geteuid().is_root() {
-        return cannot(test, "needs root");
+        return common::cannot_run(test, "needs root");
     }
     for (tool, package) in [
         ("ip", "iproute2"),
@@ -67,7 +56,7 @@ fn prerequisites(test: &str) -> bool {
         ("curl", "curl"),
     ] {
         if Command::new(tool).arg("--version").output().is_err() {
-            return cannot(
+            return common::cannot_run(
                 test,
                 &format!("`{tool}` not found (apt-get install {package})"),
             );
@@ -188,7 +177,7 @@ fn fresh_netns(test: &str) -> bool {
     }
     let before = own_netns();
     if let Err(e) = unshare(CloneFlags::CLONE_NEWNET) {
-        return cannot(test, &format!("unshare(CLONE_NEWNET): {e}"));
+        return common::cannot_run(test, &format!("unshare(CLONE_NEWNET): {e}"));
     }
     assert_ne!(
         own_netns(),
@@ -225,119 +214,18 @@ fn tagged_rules(ns: Ns, iptables: &str) -> Vec<String> {
         .collect()
 }
 
-/// Drops terminal colour codes (`ESC [ … m`) from a log line.
-fn strip_ansi(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\x1b' {
-            for d in chars.by_ref() {
-                if d.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
+/// `fake-metadata serve --config CONFIG` started as root in `ns` with nothing of our
+/// environment, once it logs `listening`; SIGTERM (then SIGKILL) by PID when dropped.
+fn serve_in(ns: Ns, config: &str) -> Daemon {
+    let b = Daemon::run(&["serve", "--config", config])
+        .clean_env(PATH)
+        .ready_within(Duration::from_secs(5))
+        .stop_on_drop(Duration::from_millis(500));
+    match ns {
+        Ns::Here => b,
+        Ns::Named(name) => b.wrapper(&["ip", "netns", "exec", name]),
     }
-    out
-}
-
-/// A `fake-metadata serve` we started; SIGTERM (then SIGKILL) by PID when dropped.
-struct Daemon {
-    child: Child,
-    log: Arc<Mutex<String>>,
-    config: String,
-}
-
-impl Daemon {
-    /// Starts the real binary as root in `ns` and waits until it logs `listening`.
-    fn start(ns: Ns, config: &str) -> Daemon {
-        let mut child = ns
-            .command(BIN)
-            .args(["serve", "--config", config])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {BIN} serve: {e}"));
-        let stderr = child.stderr.take().expect("piped stderr");
-        let log = Arc::new(Mutex::new(String::new()));
-        let (ready_tx, ready_rx) = mpsc::channel();
-        let sink = log.clone();
-        thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let line = strip_ansi(&line);
-                let listening = line.contains("listening");
-                sink.lock().unwrap().push_str(&format!("{line}\n"));
-                if listening {
-                    let _ = ready_tx.send(());
-                }
-            }
-        });
-        let daemon = Daemon {
-            child,
-            log,
-            config: config.to_string(),
-        };
-        if ready_rx.recv_timeout(Duration::from_secs(5)).is_err() {
-            panic!(
-                "`fake-metadata serve --config {config}` did not log `listening` within 5 s:\n{}",
-                daemon.log()
-            );
-        }
-        daemon
-    }
-
-    fn pid(&self) -> Pid {
-        Pid::from_raw(self.child.id() as i32)
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-
-    /// Real, effective, saved and filesystem uid, from `/proc/<pid>/status`.
-    fn uids(&self) -> Vec<u32> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
-            .expect("read /proc/<daemon>/status");
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("Uid:"))
-            .expect("a Uid: line")
-            .split_whitespace()
-            .map(|u| u.parse().expect("numeric uid"))
-            .collect()
-    }
-
-    /// SIGTERM, then waits up to `grace` for it to exit (SIGKILL after that).
-    fn stop(&mut self, grace: Duration) -> Option<ExitStatus> {
-        if let Ok(Some(status)) = self.child.try_wait() {
-            return Some(status);
-        }
-        let _ = kill(self.pid(), Signal::SIGTERM);
-        let deadline = Instant::now() + grace;
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Some(status);
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        None
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if self.stop(Duration::from_millis(500)).is_none() {
-            eprintln!(
-                "note: `serve --config {}` (pid {}) did not stop on SIGTERM within 0.5 s; killed",
-                self.config,
-                self.pid()
-            );
-        }
-    }
+    .start()
 }
 
 /// The user the daemon drops to: `fake-metadata` if it exists, else `nobody`.
@@ -356,6 +244,10 @@ fn service_uid() -> u32 {
 fn run_aws_sdk_child(extra: &[(&str, &str)]) -> String {
     let exe = std::env::current_exe().expect("current test binary");
     let mut cmd = Ns::Here.command(exe.to_str().expect("utf-8 path"));
+    aws_env(None)
+        .set("PATH", PATH)
+        .set_all(extra)
+        .apply(&mut cmd);
     cmd.args([
         "aws_sdk_client_in_namespace",
         "--exact",
@@ -363,16 +255,7 @@ fn run_aws_sdk_child(extra: &[(&str, &str)]) -> String {
         "--nocapture",
         "--test-threads=1",
     ])
-    .env(AWS_CHILD_ENV, own_netns())
-    .env("HOME", "/nonexistent/fm-home")
-    .env("AWS_CONFIG_FILE", "/nonexistent/fm-aws/config")
-    .env(
-        "AWS_SHARED_CREDENTIALS_FILE",
-        "/nonexistent/fm-aws/credentials",
-    );
-    for (k, v) in extra {
-        cmd.env(k, v);
-    }
+    .env(AWS_CHILD_ENV, own_netns());
     let out = cmd.output().expect("run the aws-config child");
     let text = format!(
         "{}{}",
@@ -499,7 +382,7 @@ fn uninstall_leaves_nothing(config: &str) {
 
 /// Starts the daemon as root and checks it dropped to the service user.
 fn start_unprivileged(config: &str) -> Daemon {
-    let daemon = Daemon::start(Ns::Here, config);
+    let daemon = serve_in(Ns::Here, config);
     let uids = daemon.uids();
     assert!(
         uids.iter().all(|&u| u != 0),
@@ -654,7 +537,7 @@ impl Namespaces {
                 .output()
                 .expect("run ip netns add");
             if !out.status.success() {
-                cannot(
+                common::cannot_run(
                     test,
                     &format!("ip netns add: {}", String::from_utf8_lossy(&out.stderr)),
                 );
@@ -814,8 +697,8 @@ fn hop_limit_container_one_hop_away() {
     let (bx, ctr) = (world.ns(BOX), world.ns(CTR));
     let (hop1, hop2) = (fixture("hop1.toml"), fixture("hop2.toml"));
     world.point_at(&hop1, 1341);
-    let d1 = Daemon::start(bx, &hop1);
-    let d2 = Daemon::start(bx, &hop2);
+    let d1 = serve_in(bx, &hop1);
+    let d2 = serve_in(bx, &hop2);
 
     assert_eq!(bx.v2_instance_id(IMDS), INSTANCE_ID, "box at hop limit 1");
     assert_eq!(
@@ -860,8 +743,8 @@ fn hop_limit_two_hops_is_the_kernel_ttl() {
     let far = world.ns(FAR);
     let (hop2, hop3) = (fixture("hop2.toml"), fixture("hop3.toml"));
     world.point_at(&hop2, 1342);
-    let d2 = Daemon::start(world.ns(BOX), &hop2);
-    let d3 = Daemon::start(world.ns(BOX), &hop3);
+    let d2 = serve_in(world.ns(BOX), &hop2);
+    let d3 = serve_in(world.ns(BOX), &hop3);
 
     assert_eq!(far.v1_instance_id(IMDS), INSTANCE_ID, "far IMDSv1, hop 2");
     let dropped_before = world.time_exceeded_sent(CTR);
@@ -1054,15 +937,11 @@ fn botocore_in(ns: Ns) -> (serde_json::Value, Duration) {
         env!("CARGO_MANIFEST_DIR")
     );
     let started = Instant::now();
-    let out = ns
-        .command(&python3())
+    let mut cmd = ns.command(&python3());
+    let out = aws_env(None)
+        .set("PATH", PATH)
+        .apply(&mut cmd)
         .arg(&script)
-        .env("HOME", "/nonexistent/fm-home")
-        .env("AWS_CONFIG_FILE", "/nonexistent/fm-aws/config")
-        .env(
-            "AWS_SHARED_CREDENTIALS_FILE",
-            "/nonexistent/fm-aws/credentials",
-        )
         .output()
         .expect("run python3");
     let took = started.elapsed();
@@ -1097,7 +976,7 @@ fn botocore_available(test: &str) -> bool {
         .args(["-c", "import botocore"])
         .output()
         .is_ok_and(|o| o.status.success());
-    ok || cannot(
+    ok || common::cannot_run(
         test,
         "python3 with botocore is needed (pip install botocore)",
     )
@@ -1152,7 +1031,7 @@ fn containers_hop_limit_1() {
     );
     assert_eq!(tagged_in(bx, "filter", "INPUT").len(), 1);
 
-    let daemon = Daemon::start(bx, &config);
+    let daemon = serve_in(bx, &config);
     assert!(
         daemon.log().contains("169.254.169.254:1351"),
         "the daemon should also listen where containers are DNATed to:\n{}",
@@ -1293,8 +1172,8 @@ fn containers_hop_limit_2_and_required() {
     let (bx, ctr, cmp) = (world.ns(D_BOX), world.ns(D_CTR), world.ns(D_CMP));
     let (hop2, required) = (fixture("ctr-hop2.toml"), fixture("ctr-required.toml"));
     world.install(&hop2);
-    let d2 = Daemon::start(bx, &hop2);
-    let dr = Daemon::start(bx, &required);
+    let d2 = serve_in(bx, &hop2);
+    let dr = serve_in(bx, &required);
 
     assert_eq!(
         ctr.v2_instance_id(IMDS),

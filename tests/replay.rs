@@ -17,7 +17,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
+use common::Daemon;
 use common::daemon::{self, BIN};
+use common::http;
 
 /// `fake-metadata snapshot ARGS…`: exit status, stdout, stderr; killed after 60 s.
 fn snapshot(args: &[&str]) -> (bool, String, String, Duration) {
@@ -55,22 +57,9 @@ fn snapshot(args: &[&str]) -> (bool, String, String, Duration) {
 
 /// `(status, body bytes)` of a GET with an optional token, on a fresh connection.
 fn get(addr: SocketAddr, path: &str, token: Option<&str>) -> (u16, Vec<u8>) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let t = token
-        .map(|t| format!("X-aws-ec2-metadata-token: {t}\r\n"))
-        .unwrap_or_default();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: 169.254.169.254\r\n{t}\r\n").unwrap();
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    let at = out
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("an HTTP reply");
-    let status = String::from_utf8_lossy(&out[9..12]).parse().unwrap();
-    (status, out[at + 4..].to_vec())
+    let r = http::get(addr, path, token).expect("an HTTP reply");
+    (r.status, r.bytes)
 }
-
 /// A parsed snapshot file's `[replay]`: path → bytes, listings keyed `DIR/`.
 fn replayed(file: &Path) -> BTreeMap<String, Vec<u8>> {
     let cfg = fake_metadata::config::Config::from_file(file)
@@ -161,9 +150,9 @@ fn round_trip_through_our_own_daemon_is_byte_for_byte_and_copies_no_secret() {
             ud = user_data.display(),
         ),
     );
-    let a = daemon::Spawn::new(&a_cfg).start();
+    let a = Daemon::serve(&a_cfg).start();
     // The original does serve the keys the crawl must never copy.
-    let token = daemon::token(a.addr);
+    let token = http::token(a.addr);
     let (s, creds) = get(
         a.addr,
         "/latest/meta-data/iam/security-credentials/web",
@@ -192,8 +181,8 @@ fn round_trip_through_our_own_daemon_is_byte_for_byte_and_copies_no_secret() {
 
     // Served from the file: every crawled path answers what the crawl saw.
     let b_cfg = replay_config(dir.path(), "b-state", &first);
-    let b = daemon::Spawn::new(&b_cfg).start();
-    let b_token = daemon::token(b.addr);
+    let b = Daemon::serve(&b_cfg).start();
+    let b_token = http::token(b.addr);
     let crawled = replayed(&first);
     assert!(crawled.len() > 60, "{}", crawled.len());
     for (path, want) in &crawled {
@@ -466,8 +455,8 @@ fn a_recorded_real_instance_is_replayed_byte_for_byte() {
     assert!(text.contains("# not kept ("), "{text}");
     assert!(text.contains("role = \"\""), "no instance profile: {text}");
     let cfg = replay_config(dir.path(), "state", &file);
-    let d = daemon::Spawn::new(&cfg).start();
-    let t = daemon::token(d.addr);
+    let d = Daemon::serve(&cfg).start();
+    let t = http::token(d.addr);
     // The identity credentials are the box's own (their info leaf is checked below).
     let own = |p: &str| p == "meta-data/identity-credentials/ec2/info";
     let mut checked = 0;
@@ -584,13 +573,13 @@ fn bad_endpoints_end_quickly_with_a_clear_error_or_a_partial_file() {
         .unwrap();
     assert!(status.success());
     let cfg = replay_config(dir.path(), "state", Path::new(&out("d")));
-    let d = daemon::Spawn::new(&cfg).start();
-    d.wait_stderr(
+    let d = Daemon::serve(&cfg).start();
+    d.wait_log(
         "[replay] is partial (the crawl did not finish)",
         1,
         Duration::from_secs(5),
     );
-    let t = daemon::token(d.addr);
+    let t = http::token(d.addr);
     assert_eq!(
         get(d.addr, "/latest/meta-data/instance-id", Some(&t)),
         (200, b"i-069e01e8cc43732f8".to_vec())

@@ -17,7 +17,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use daemon::{Daemon, Reply, Spawn, exchange};
+use common::http::{self, Reply, exchange};
+use daemon::Daemon;
 
 const ID_PATH: &str = "/latest/meta-data/instance-id";
 const ID: &str = "i-0123456789abcdef0";
@@ -44,7 +45,7 @@ fn send_big(addr: SocketAddr, request: Vec<u8>) -> (Option<Reply>, Duration) {
     let elapsed = t.elapsed();
     let _ = s.shutdown(std::net::Shutdown::Both);
     writer.join().unwrap();
-    (daemon::parse(&out), elapsed)
+    (http::parse(&out), elapsed)
 }
 
 /// Runs `f` against an in-process server of `toml` on a blocking thread.
@@ -60,7 +61,7 @@ async fn with_server<T: Send + 'static>(
 }
 
 fn assert_served(addr: SocketAddr, what: &str) {
-    let r = daemon::get(addr, ID_PATH, None).unwrap_or_else(|| panic!("after {what}: no reply"));
+    let r = http::get(addr, ID_PATH, None).unwrap_or_else(|| panic!("after {what}: no reply"));
     assert_eq!((r.status, r.body.as_str()), (200, ID), "after {what}");
 }
 
@@ -281,7 +282,7 @@ fn spawn(tag: &str, extra: &str) -> (tempfile::TempDir, Daemon) {
     let dir = daemon::workdir(tag);
     let cfg = dir.path().join("config.toml");
     daemon::write_config(&cfg, &format!("{}{extra}", daemon::base_config(dir.path())));
-    let d = Spawn::new(&cfg).start();
+    let d = Daemon::serve(&cfg).start();
     (dir, d)
 }
 
@@ -301,7 +302,7 @@ impl Prober {
             let until = Instant::now() + Duration::from_secs(120);
             while !s.load(Ordering::Relaxed) && Instant::now() < until {
                 let t = Instant::now();
-                match daemon::get(addr, ID_PATH, None) {
+                match http::get(addr, ID_PATH, None) {
                     Some(r) if r.status == 200 && r.body == ID => {}
                     other => failures.push(format!("{other:?}")),
                 }
@@ -484,7 +485,7 @@ fn a_flood_of_malformed_requests_leaves_memory_bounded() {
     let addr = d.addr;
     // Warm up, so allocator arenas of the worker threads exist before the baseline.
     for _ in 0..200 {
-        daemon::get(addr, ID_PATH, None).unwrap();
+        http::get(addr, ID_PATH, None).unwrap();
     }
     let (rss_before, _) = d.memory_kib();
     let prober = Prober::start(addr);

@@ -16,7 +16,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use daemon::{Daemon, Spawn, get};
+use common::http::{self, get};
+use daemon::Daemon;
 use nix::sys::signal::Signal;
 
 /// Random characters from `alphabet`.
@@ -97,24 +98,22 @@ fn log_section(file: &Path) -> String {
 }
 
 fn start(cfg: &Path) -> Daemon {
-    let mut s = Spawn::new(cfg);
-    s.env.push(("FAKE_METADATA_LOG", "trace".into()));
-    s.start()
+    Daemon::serve(cfg).env("FAKE_METADATA_LOG", "trace").start()
 }
 
 fn reload(d: &Daemon, cfg: &Path, text: &str, needle: &str, count: usize) {
     daemon::write_config(cfg, text);
     d.signal(Signal::SIGHUP);
-    d.wait_stderr(needle, count, Duration::from_secs(10));
+    d.wait_log(needle, count, Duration::from_secs(10));
 }
 
 /// Stops the daemon and returns (stderr, log file).
 fn stop(mut d: Daemon, log_file: &Path) -> (String, String) {
     d.signal(Signal::SIGTERM);
     let _ = d.child.wait();
-    d.wait_stderr("stopped", 1, Duration::from_secs(5));
+    d.wait_log("stopped", 1, Duration::from_secs(5));
     (
-        d.stderr(),
+        d.log(),
         std::fs::read_to_string(log_file).expect("the log file was written"),
     )
 }
@@ -144,7 +143,7 @@ fn no_credential_or_token_reaches_the_log_file_or_stderr() {
     let mut secrets = keys.all("static");
 
     // Tokens, credentials, the identity credentials.
-    let token = daemon::token(addr);
+    let token = http::token(addr);
     secrets.push(("IMDSv2 token".into(), token.clone()));
     let creds = get(
         addr,
@@ -199,7 +198,7 @@ fn no_credential_or_token_reaches_the_log_file_or_stderr() {
         .unwrap();
         assert_eq!(r.status, 401);
     }
-    let bad_ttl = daemon::exchange(
+    let bad_ttl = http::exchange(
         addr,
         format!("PUT /latest/api/token HTTP/1.1\r\nHost: x\r\nX-aws-ec2-metadata-token-ttl-seconds: {}\r\n\r\n", keys.secret).as_bytes(),
         Duration::from_secs(5),
@@ -386,7 +385,7 @@ fn a_failing_process_source_never_logs_what_it_printed() {
     };
     daemon::write_config(&cfg, &format!("{base}{}", iam(&cases[0].1, "5s")));
     let d = start(&cfg);
-    d.wait_stderr("cannot get credentials", 1, Duration::from_secs(15));
+    d.wait_log("cannot get credentials", 1, Duration::from_secs(15));
     for (i, (what, cmd)) in cases.iter().enumerate().skip(1) {
         let timeout = if what.contains("times out") {
             "1s"
@@ -400,7 +399,7 @@ fn a_failing_process_source_never_logs_what_it_printed() {
             "config reloaded",
             i,
         );
-        d.wait_stderr("cannot get credentials", i + 1, Duration::from_secs(15));
+        d.wait_log("cannot get credentials", i + 1, Duration::from_secs(15));
         eprintln!("{what}: reported");
     }
     let failure = get(

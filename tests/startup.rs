@@ -58,7 +58,7 @@ fn config(dir: &Path, user_data_file: &Path, extra: &str) -> std::path::PathBuf 
     cfg
 }
 
-/// `serve` with `cfg`, on a free loopback port.
+/// `serve` with `cfg`, on a free loopback port, as a command to run to its end.
 fn serve_command(cfg: &Path) -> Command {
     let mut c = bin();
     c.args([
@@ -71,8 +71,9 @@ fn serve_command(cfg: &Path) -> Command {
     c
 }
 
+/// `serve` with `cfg`, on a free loopback port, running.
 fn serve(cfg: &Path) -> common::Daemon {
-    common::Daemon::spawn(serve_command(cfg))
+    common::Daemon::serve(cfg).start()
 }
 
 fn ctl(dir: &Path, args: &[&str]) -> Output {
@@ -270,7 +271,7 @@ fn sighup_at_any_point_of_start_up_never_kills_the_daemon() {
             "round {round}: died after answering"
         );
         let (status, _, _) = common::http(
-            &format!("127.0.0.1:{port}"),
+            format!("127.0.0.1:{port}"),
             "GET",
             "/latest/meta-data/instance-id",
             &[],
