@@ -347,3 +347,44 @@ pub fn run(args: Vec<OsString>) -> Result<ExitCode, CtlError> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<CtlArgs, clap::Error> {
+        CtlArgs::try_parse_from(["fake-metadata ctl", "--socket", "/s"].iter().chain(args))
+    }
+
+    #[test]
+    fn fault_flags_are_the_fault_keys_and_a_bad_one_is_one_line_naming_its_flag() {
+        let p = parse(&[
+            "fault",
+            "add",
+            "--endpoint",
+            "imds",
+            "--path",
+            "api/token",
+            "--drop",
+        ])
+        .unwrap();
+        let (Command::Change { change, when }, None) = command(p.command).unwrap() else {
+            panic!("a fault is a change");
+        };
+        assert_eq!(when, None);
+        assert_eq!(
+            serde_json::to_string(&change).unwrap(),
+            r#"{"op":"fault-add","path":"api/token","drop":true}"#
+        );
+        let e = parse(&["fault", "add", "--path", "x\nERROR forged", "--drop"]).unwrap_err();
+        let line = bad_fault_key(&e).unwrap();
+        assert!(
+            line.starts_with("--path: \"x\\nERROR forged\" has a control character")
+                && !line.contains('\n'),
+            "{line}"
+        );
+        // Other flags keep clap's own message.
+        let e = parse(&["spot", "--action", "explode"]).unwrap_err();
+        assert_eq!(bad_fault_key(&e), None);
+    }
+}

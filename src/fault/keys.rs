@@ -33,7 +33,7 @@ pub struct Keys {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<Endpoint>,
     /// Only requests whose path below the version matches, e.g. `meta-data/iam/*`, `api/token`.
-    #[arg(long, value_name = "GLOB", allow_hyphen_values = true)]
+    #[arg(long, value_name = "GLOB")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<PathGlob>,
     /// Only GET or only PUT requests.
@@ -41,7 +41,7 @@ pub struct Keys {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub method: Option<Method>,
     /// How long it lasts (`20s`, `500ms`, `1m`); until cleared when not given.
-    #[arg(long = "for", value_name = "DURATION", allow_hyphen_values = true)]
+    #[arg(long = "for", value_name = "DURATION")]
     #[serde(default, rename = "for", skip_serializing_if = "Option::is_none")]
     pub duration: Option<Lasting>,
     /// Only the first N requests it matches.
