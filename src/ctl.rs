@@ -122,68 +122,11 @@ pub enum CtlCommand {
 pub enum FaultCommand {
     /// Start a fault now; prints its id. Exactly one of --delay, --status, --drop, --reset,
     /// --refuse, --throttle.
-    Add(FaultArgs),
+    Add(fault::Keys),
     /// The faults in force, with their hits.
     List,
     /// End one fault (by id), or all of them.
     Clear { id: Option<FaultId> },
-}
-
-/// A fault on the command line: the keys of a `[[fault]]` table, as flags.
-#[derive(Debug, Args)]
-pub struct FaultArgs {
-    /// Only requests whose path below the version matches, e.g. `meta-data/iam/*`, `api/token`.
-    #[arg(long, value_name = "GLOB")]
-    pub path: Option<String>,
-    /// Only GET or only PUT requests.
-    #[arg(long, value_name = "GET|PUT")]
-    pub method: Option<String>,
-    /// How long it lasts (`20s`, `500ms`, `1m`); until cleared when not given.
-    #[arg(long = "for", value_name = "DURATION")]
-    pub duration: Option<HumanDuration>,
-    /// Only the first N requests it matches.
-    #[arg(long, value_name = "N", allow_negative_numbers = true)]
-    pub count: Option<i64>,
-    /// The chance (0 to 1) that it acts on a matching request.
-    #[arg(long, value_name = "P", allow_negative_numbers = true)]
-    pub probability: Option<f64>,
-    /// Answer this much later: a duration, or a range `100ms..2s`.
-    #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
-    pub delay: Option<String>,
-    /// Answer with this HTTP status instead (e.g. 500, 503).
-    #[arg(long, value_name = "CODE", allow_negative_numbers = true)]
-    pub status: Option<i64>,
-    /// Read the request and never answer (the client times out).
-    #[arg(long)]
-    pub drop: bool,
-    /// Reset the connection instead of answering.
-    #[arg(long)]
-    pub reset: bool,
-    /// Refuse new connections (the listener stops listening).
-    #[arg(long)]
-    pub refuse: bool,
-    /// Beyond N requests per second from one client address, answer nothing.
-    #[arg(long, value_name = "N", allow_negative_numbers = true)]
-    pub throttle: Option<i64>,
-}
-
-impl FaultArgs {
-    /// The fault, checked as a `[[fault]]` table is.
-    fn spec(self) -> Result<fault::Spec, String> {
-        fault::Spec::try_from(fault::RawSpec {
-            path: self.path,
-            method: self.method,
-            duration: self.duration,
-            count: self.count,
-            probability: self.probability,
-            delay: self.delay,
-            status: self.status,
-            drop: self.drop.then_some(true),
-            reset: self.reset.then_some(true),
-            refuse: self.refuse.then_some(true),
-            throttle: self.throttle,
-        })
-    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -266,7 +209,10 @@ fn command(c: CtlCommand) -> Result<(Command, Option<String>), String> {
     };
     Ok(match c {
         CtlCommand::Fault { command } => match command {
-            FaultCommand::Add(args) => (change(Change::FaultAdd(args.spec()?), When::now()), None),
+            FaultCommand::Add(keys) => {
+                let spec = fault::Spec::try_from(keys)?;
+                (change(Change::FaultAdd(spec), When::now()), None)
+            }
             FaultCommand::List => (Command::Faults, None),
             FaultCommand::Clear { id } => (change(Change::FaultClear { id }, When::now()), None),
         },
@@ -348,9 +294,20 @@ pub enum CtlError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Client(#[from] control::ClientError),
-    /// An argument clap could not check alone (a fault's combination of flags).
+    /// A fault's flag, or its combination of flags, refused.
     #[error("{0}")]
     Invalid(String),
+}
+
+/// A fault key's flag refused by its check, as one line that names the flag (clap's own
+/// message would repeat the value as given, control characters and all, over three lines).
+fn bad_fault_key(e: &clap::Error) -> Option<String> {
+    let bad = std::error::Error::source(e)?.downcast_ref::<fault::BadKey>()?;
+    let flag = match e.get(clap::error::ContextKind::InvalidArg) {
+        Some(clap::error::ContextValue::String(arg)) => arg.split(' ').next().unwrap_or(arg),
+        _ => "a flag",
+    };
+    Some(format!("{flag}: {bad}"))
 }
 
 /// Runs `ctl` with its arguments (after `ctl`). Usage errors exit 1, like refusals.
@@ -360,6 +317,9 @@ pub fn run(args: Vec<OsString>) -> Result<ExitCode, CtlError> {
         Ok(p) => p,
         Err(e) => {
             use clap::error::ErrorKind;
+            if let Some(bad) = bad_fault_key(&e) {
+                return Err(CtlError::Invalid(bad));
+            }
             // clap's own usage message, as every clap program prints it.
             let _ = e.print();
             return Ok(match e.kind() {
@@ -386,4 +346,45 @@ pub fn run(args: Vec<OsString>) -> Result<ExitCode, CtlError> {
         None => println!("{message}"),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<CtlArgs, clap::Error> {
+        CtlArgs::try_parse_from(["fake-metadata ctl", "--socket", "/s"].iter().chain(args))
+    }
+
+    #[test]
+    fn fault_flags_are_the_fault_keys_and_a_bad_one_is_one_line_naming_its_flag() {
+        let p = parse(&[
+            "fault",
+            "add",
+            "--endpoint",
+            "imds",
+            "--path",
+            "api/token",
+            "--drop",
+        ])
+        .unwrap();
+        let (Command::Change { change, when }, None) = command(p.command).unwrap() else {
+            panic!("a fault is a change");
+        };
+        assert_eq!(when, None);
+        assert_eq!(
+            serde_json::to_string(&change).unwrap(),
+            r#"{"op":"fault-add","path":"api/token","drop":true}"#
+        );
+        let e = parse(&["fault", "add", "--path", "x\nERROR forged", "--drop"]).unwrap_err();
+        let line = bad_fault_key(&e).unwrap();
+        assert!(
+            line.starts_with("--path: \"x\\nERROR forged\" has a control character")
+                && !line.contains('\n'),
+            "{line}"
+        );
+        // Other flags keep clap's own message.
+        let e = parse(&["spot", "--action", "explode"]).unwrap_err();
+        assert_eq!(bad_fault_key(&e), None);
+    }
 }

@@ -28,6 +28,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_io_timeout::TimeoutWriter;
 
 use crate::config::Config;
+use crate::endpoint::Endpoint;
 use crate::fault::{Effect, FaultId, Faults, Hit};
 use crate::imds;
 use crate::snapshot::{Body, Published};
@@ -248,7 +249,7 @@ fn refusing(shared: &Published) -> Option<FaultId> {
         return None;
     }
     snap.faults
-        .refusing(shared.clock.now_millis())
+        .refusing(Endpoint::Imds, shared.clock.now_millis())
         .map(|a| a.id)
 }
 
@@ -277,7 +278,7 @@ async fn refuse_connections(
         tokio::pin!(changed);
         changed.as_mut().enable();
         let now = shared.clock.now_millis();
-        let until = match shared.snapshot.load().faults.refusing(now) {
+        let until = match shared.snapshot.load().faults.refusing(Endpoint::Imds, now) {
             None => break,
             Some(a) => a.until_ms,
         };
@@ -558,6 +559,7 @@ impl Connection {
         now_ms: u64,
     ) -> Option<Hit> {
         faults.check(
+            Endpoint::Imds,
             req.method(),
             req.uri().path(),
             self.peer.ip().to_canonical(),

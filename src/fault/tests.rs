@@ -3,9 +3,10 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use super::*;
+use crate::endpoint::Endpoint;
 
 fn spec(toml_text: &str) -> Result<Spec, String> {
-    toml::from_str::<RawSpec>(toml_text)
+    toml::from_str::<Keys>(toml_text)
         .map_err(|e| e.message().to_string())
         .and_then(Spec::try_from)
 }
@@ -16,6 +17,7 @@ fn armed(id: u32, s: &str, until_ms: Option<u64>) -> Armed {
         id: FaultId(id),
         counters: Counters::new(&spec),
         spec,
+        started_ms: 0,
         until_ms,
     }
 }
@@ -23,7 +25,7 @@ fn armed(id: u32, s: &str, until_ms: Option<u64>) -> Armed {
 const PEER: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
 fn check(f: &Faults, method: &http::Method, path: &str, now_ms: u64) -> Option<Hit> {
-    f.check(method, path, PEER, now_ms, &mut || 0.5)
+    f.check(Endpoint::Imds, method, path, PEER, now_ms, &mut || 0.5)
 }
 
 #[test]
@@ -81,8 +83,8 @@ fn method_time_count_and_probability_limit_a_fault() {
     assert_eq!(check(&f, &get, "/latest/meta-data/", 1000), None, "ended");
 
     let f = Faults::new(vec![armed(4, "status = 500\nprobability = 0.25", None)]);
-    let low = f.check(&get, "/latest/", PEER, 0, &mut || 0.2);
-    let high = f.check(&get, "/latest/", PEER, 0, &mut || 0.3);
+    let low = f.check(Endpoint::Imds, &get, "/latest/", PEER, 0, &mut || 0.2);
+    let high = f.check(Endpoint::Imds, &get, "/latest/", PEER, 0, &mut || 0.3);
     assert_eq!(low.map(|h| h.effect), Some(Effect::Status(500)));
     assert_eq!(high, None);
 }
@@ -99,7 +101,14 @@ fn the_first_fault_that_acts_wins_and_delays_fall_in_their_range() {
         Effect::Reset
     );
     let d = f
-        .check(&get, "/latest/meta-data/y", PEER, 0, &mut || 0.5)
+        .check(
+            Endpoint::Imds,
+            &get,
+            "/latest/meta-data/y",
+            PEER,
+            0,
+            &mut || 0.5,
+        )
         .unwrap();
     assert_eq!(d.effect, Effect::Delay(Duration::from_millis(200)));
     assert_eq!(f.iter().map(|a| a.counters.hits()).sum::<u64>(), 2);
@@ -116,7 +125,7 @@ fn a_throttle_lets_n_per_second_per_client_through() {
     assert_eq!(outcomes, [false, false, true, true]);
     // Another client has its own budget; the next second starts afresh.
     assert!(
-        f.check(&get, "/latest/", other, 5_100, &mut || 0.0)
+        f.check(Endpoint::Imds, &get, "/latest/", other, 5_100, &mut || 0.0)
             .is_none()
     );
     assert!(check(&f, &get, "/latest/meta-data/", 6_000).is_none());
@@ -126,8 +135,11 @@ fn a_throttle_lets_n_per_second_per_client_through() {
 fn refuse_is_found_for_the_listener_not_for_requests() {
     let f = Faults::new(vec![armed(1, "refuse = true\nfor = \"2s\"", Some(2000))]);
     assert_eq!(check(&f, &http::Method::GET, "/latest/", 0), None);
-    assert_eq!(f.refusing(1999).map(|a| a.id), Some(FaultId(1)));
-    assert!(f.refusing(2000).is_none());
+    assert_eq!(
+        f.refusing(Endpoint::Imds, 1999).map(|a| a.id),
+        Some(FaultId(1))
+    );
+    assert!(f.refusing(Endpoint::Imds, 2000).is_none());
 }
 
 #[test]
@@ -224,16 +236,101 @@ fn a_path_glob_with_a_control_character_is_refused() {
         ("meta-data/\r*", "\"meta-data/\\r*\""),
         ("api/\u{1b}[2Jtoken", "\"api/\\u{1b}[2Jtoken\""),
     ] {
-        let e = PathGlob::from_str(glob).unwrap_err();
+        let e = PathGlob::from_str(glob).unwrap_err().to_string();
         assert!(
             e.starts_with(shown) && e.contains("a path glob cannot hold one") && !e.contains('\n'),
             "{glob:?}: {e}"
         );
-        let raw = RawSpec {
-            path: Some(glob.into()),
-            drop: Some(true),
-            ..RawSpec::default()
-        };
-        assert!(Spec::try_from(raw).is_err(), "{glob:?}");
+        let raw = serde_json::json!({ "path": glob, "drop": true });
+        assert!(serde_json::from_value::<Spec>(raw).is_err(), "{glob:?}");
+    }
+}
+
+#[test]
+fn a_fault_is_scoped_to_an_endpoint_imds_by_default() {
+    let s = spec("status = 503").unwrap();
+    assert_eq!(s.endpoint, Endpoint::Imds);
+    assert_eq!(spec("endpoint = \"imds\"\nstatus = 503").unwrap(), s);
+    let e = spec("endpoint = \"ecs\"\nstatus = 503").unwrap_err();
+    assert!(e.contains("unknown endpoint `ecs` (known: imds)"), "{e}");
+    // The default endpoint is left out when written back.
+    assert_eq!(serde_json::to_string(&s).unwrap(), r#"{"status":503}"#);
+    // IMDS's globs see the path below the version.
+    assert_eq!(
+        glob_path(Endpoint::Imds, "/2021-07-15/meta-data/iam/x"),
+        "meta-data/iam/x"
+    );
+}
+
+/// The flags of `ctl fault add` are the same keys, read by the same checks.
+#[derive(Debug, clap::Parser)]
+struct Flags {
+    #[command(flatten)]
+    keys: Keys,
+}
+
+fn flags(args: &[&str]) -> Result<Keys, clap::Error> {
+    use clap::Parser;
+    Flags::try_parse_from(std::iter::once("add").chain(args.iter().copied())).map(|f| f.keys)
+}
+
+#[test]
+fn flags_and_config_keys_give_the_same_fault() {
+    use clap::CommandFactory;
+    Flags::command().debug_assert();
+    for (args, text) in [
+        (
+            &[
+                "--path",
+                "meta-data/iam/*",
+                "--status",
+                "503",
+                "--for",
+                "20s",
+            ][..],
+            "path = \"meta-data/iam/*\"\nstatus = 503\nfor = \"20s\"",
+        ),
+        (
+            &[
+                "--endpoint",
+                "imds",
+                "--method",
+                "put",
+                "--drop",
+                "--count",
+                "2",
+            ][..],
+            "endpoint = \"imds\"\nmethod = \"PUT\"\ndrop = true\ncount = 2",
+        ),
+        (&["--delay", "100ms..2s"][..], "delay = \"100ms..2s\""),
+        (
+            &["--refuse", "--for", "1m"][..],
+            "refuse = true\nfor = \"1m\"",
+        ),
+        (&["--throttle", "5"][..], "throttle = 5"),
+    ] {
+        let from_flags = Spec::try_from(flags(args).unwrap()).unwrap();
+        assert_eq!(from_flags, spec(text).unwrap(), "{args:?}");
+    }
+    assert_eq!(flags(&[]).unwrap(), Keys::default(), "no flag, no key");
+    for (args, want) in [
+        (
+            &["--status", "100"][..],
+            "status 100 cannot be a fault's reply",
+        ),
+        (&["--status", "-1"][..], "status -1 is not an HTTP status"),
+        (
+            &["--count", "many"][..],
+            "`many` is not a number of requests",
+        ),
+        (&["--for", "0"][..], "would end as it starts"),
+        (&["--endpoint", "ecs"][..], "unknown endpoint `ecs`"),
+        (&["--path", "/x"][..], "starts with `/`"),
+    ] {
+        let e = flags(args).unwrap_err();
+        let bad = std::error::Error::source(&e)
+            .and_then(|s| s.downcast_ref::<BadKey>())
+            .unwrap_or_else(|| panic!("{args:?}: {e}"));
+        assert!(bad.0.contains(want), "{args:?}: {bad}");
     }
 }
