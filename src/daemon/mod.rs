@@ -5,6 +5,7 @@
 
 mod embedded;
 pub mod logging;
+mod memory;
 
 pub use embedded::Running;
 
@@ -135,6 +136,7 @@ pub fn run(source: Source) -> Result<(), DaemonError> {
             sd_notify::NotifyState::Ready,
             sd_notify::NotifyState::Status(&format!("serving on {}", addrs.join(" "))),
         ]);
+        memory::release_startup_code();
         while let Some(sig) = signals.next().await {
             match sig {
                 SIGHUP => {
