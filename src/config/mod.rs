@@ -513,6 +513,79 @@ mod tests {
     }
 
     #[test]
+    fn sections_say_what_only_a_restart_applies() {
+        let old = parse("").unwrap();
+        let new = parse(
+            "[server]\nlisten = [\"127.0.0.1:9\"]\nmax-connections = 5\n\
+             [log]\nlevel = \"debug\"\n[control]\nenabled = false\n\
+             [intercept]\ncontainers = false\n",
+        )
+        .unwrap();
+        assert_eq!(
+            old.needs_restart(&new),
+            [
+                "config reload: the listen addresses changed; restart the daemon to apply that",
+                "config reload: [server] max-connections changed; restart the daemon to apply that",
+                "config reload: [intercept] changed; run `fake-metadata install` and restart the daemon to apply that",
+                "config reload: [log] file/level changed; restart the daemon to apply that",
+                "config reload: [control] changed; restart the daemon to apply that",
+            ]
+        );
+        let applied = parse(
+            "[server]\nkeep-alive = true\n[log]\nrequests = true\n\
+             [imds]\nhttp-tokens = \"required\"\n[instance]\ninstance-type = \"m4.large\"\n\
+             [tags]\nName = \"web\"\n[user-data]\ntext = \"x\"\n",
+        )
+        .unwrap();
+        assert_eq!(old.needs_restart(&applied), Vec::<&str>::new());
+    }
+
+    #[test]
+    fn derived_values_are_resolved_when_checked_and_printed_as_before() {
+        let c = parse(
+            "[instance]\ninstance-type = \"m4.large\"\nsubnet-id = \"subnet-1\"\n\
+             ipv6 = \"2600:1f18::5\"\n\
+             [[instance.network-interfaces]]\nmac = \"0e:00:00:00:00:02\"\ndevice-number = 1\n\
+             interface-id = \"eni-2\"\nlocal-ipv4s = [\"10.0.0.6\"]\n\
+             ipv6s = [\"2600:1f18:0:1::7\"]\nsecurity-groups = [\"web\"]\n",
+        )
+        .unwrap();
+        let i = c.instance();
+        // The generation and `system` follow the (Xen) instance type.
+        assert_eq!(c.imds().generation(), crate::imds::Generation::Xen);
+        assert_eq!(i.system(), "xen");
+        let nic = &i.network_interfaces()[0];
+        assert_eq!(nic.subnet_id(), "subnet-1");
+        assert_eq!(nic.subnet_ipv4_cidr_block(), DEFAULT_SUBNET);
+        assert_eq!(nic.security_groups(), ["web"]);
+        assert_eq!(nic.security_group_ids(), i.security_group_ids());
+        assert_eq!(
+            nic.subnet_ipv6_cidr_blocks()[0].as_str(),
+            "2600:1f18:0:1::/64"
+        );
+        assert_eq!(nic.vpc_ipv6_cidr_blocks()[0].as_str(), "2600:1f18::/56");
+        let primary = i.primary_interface();
+        assert_eq!(primary.mac().as_str(), i.mac());
+        assert_eq!(
+            primary.subnet_ipv6_cidr_blocks()[0].as_str(),
+            "2600:1f18::/64"
+        );
+        // What only restates its rule is not printed, so the output reads back the same.
+        let shown = c.to_toml();
+        for absent in [
+            "generation",
+            "system",
+            "ipv6-cidr-blocks",
+            "subnet-ipv4-cidr-block = \"172.31.16.0/20\"\nsecurity",
+        ] {
+            assert!(!shown.contains(absent), "{absent}:\n{shown}");
+        }
+        assert!(shown.contains("security-groups = [\"web\"]"), "{shown}");
+        let expect = c.clone().with_listen(c.server.listen_addrs().to_vec());
+        assert_eq!(parse(&shown).unwrap(), expect);
+    }
+
+    #[test]
     fn overrides_win() {
         let o = Overrides {
             listen: vec!["127.0.0.1:9".parse().unwrap()],

@@ -55,7 +55,7 @@ pub const DOCUMENT: &str = "dynamic/instance-identity/document";
 /// The identity document the signatures cover: the replayed one, byte for byte, or the one
 /// `[instance]` makes; `None` when a replay has no document (nothing to sign).
 pub fn signed_document(config: &Config) -> Option<Bytes> {
-    match &config.replay() {
+    match config.replay() {
         Some(r) => r.leaf(DOCUMENT).cloned(),
         None => Some(Bytes::from(super::identity_document(config))),
     }

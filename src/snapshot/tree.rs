@@ -228,7 +228,7 @@ fn interface(
 
 /// The identity document in EC2's field order and style.
 pub fn identity_document(cfg: &Config) -> String {
-    let i = &cfg.instance();
+    let i = cfg.instance();
     #[derive(Serialize)]
     #[serde(rename_all = "camelCase")]
     struct Document<'a> {
