@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::ruled::Ruled;
 use crate::imds::Generation;
 
 /// `[imds]` as the file spells it.
@@ -42,7 +43,7 @@ pub struct Imds {
     http_put_response_hop_limit: HopLimit,
     http_protocol_ipv6: Toggle,
     instance_metadata_tags: Toggle,
-    generation: Generation,
+    generation: Ruled<Generation>,
 }
 
 impl Imds {
@@ -54,22 +55,21 @@ impl Imds {
             http_put_response_hop_limit: raw.http_put_response_hop_limit,
             http_protocol_ipv6: raw.http_protocol_ipv6,
             instance_metadata_tags: raw.instance_metadata_tags,
-            generation: raw
-                .generation
-                .unwrap_or_else(|| Generation::of_instance_type(instance_type)),
+            generation: Ruled::new(raw.generation, || {
+                Generation::of_instance_type(instance_type)
+            }),
         }
     }
 
-    /// The form `print-config` shows: the generation only when the instance type's differs.
-    pub(super) fn to_raw(&self, instance_type: &str) -> RawImds {
+    /// The form `print-config` shows: the generation only when the file sets it.
+    pub(super) fn to_raw(&self) -> RawImds {
         RawImds {
             http_endpoint: self.http_endpoint,
             http_tokens: self.http_tokens,
             http_put_response_hop_limit: self.http_put_response_hop_limit,
             http_protocol_ipv6: self.http_protocol_ipv6,
             instance_metadata_tags: self.instance_metadata_tags,
-            generation: (self.generation != Generation::of_instance_type(instance_type))
-                .then_some(self.generation),
+            generation: self.generation.written(),
         }
     }
 
@@ -100,7 +100,7 @@ impl Imds {
 
     /// The IMDS generation served: `generation`, else the instance type's.
     pub fn generation(&self) -> Generation {
-        self.generation
+        *self.generation.get()
     }
 }
 

@@ -16,10 +16,11 @@ pub use raw::{
     DEFAULT_MAC, DEFAULT_SUBNET, DEFAULT_VPC, PartitionNumber, PublicKey,
 };
 
-use super::network_interface::{Inherited, NetworkInterface, blocks};
+use super::network_interface::{Inherited, NetworkInterface};
+use super::ruled::Ruled;
 use crate::imds::Generation;
 use crate::machine::MachineFacts;
-use crate::types::{AccountId, Ec2Id, Ipv6Cidr, Mac, Region, Zone};
+use crate::types::{AccountId, Ec2Id, Mac, Region, Zone};
 
 /// The checked `[instance]`: every value resolved.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,7 +59,7 @@ pub struct Instance {
     primary: NetworkInterface,
     network_interfaces: Vec<NetworkInterface>,
     profile: String,
-    system: String,
+    system: Ruled<String>,
     hibernation: bool,
     placement_group: Option<String>,
     partition_number: Option<PartitionNumber>,
@@ -191,7 +192,7 @@ impl Instance {
             primary,
             network_interfaces,
             profile: r.profile,
-            system: r.system.unwrap_or_else(|| generation.as_str().into()),
+            system: Ruled::new(r.system, || generation.as_str().into()),
             hibernation: r.hibernation,
             placement_group: r.placement_group,
             partition_number: r.partition_number,
@@ -199,29 +200,13 @@ impl Instance {
         }
     }
 
-    fn inherited(&self) -> Inherited<'_> {
-        Inherited {
-            subnet_id: &self.subnet_id,
-            subnet_ipv4_cidr_block: &self.subnet_ipv4_cidr_block,
-            security_group_ids: &self.security_group_ids,
-            security_groups: &self.security_groups,
-        }
-    }
-
-    /// The form `print-config` shows: the values resolved from the machine and the zone and
-    /// address; those that only restate their rule (the IPv6 blocks of the addresses, the
-    /// generation's `system`, what an interface takes from the instance) left out.
-    pub(super) fn to_raw(&self, generation: Generation) -> RawInstance {
+    /// The form `print-config` shows: the values resolved from the machine and from the
+    /// zone and address; those whose rule is not worth printing (the IPv6 blocks of the
+    /// addresses, the generation's `system`, what an interface takes from the instance) as
+    /// the file wrote them.
+    pub(super) fn to_raw(&self) -> RawInstance {
         let primary = &self.primary;
-        let ipv6: Vec<_> = self.ipv6.into_iter().collect();
-        let unless_derived = |v: &[Ipv6Cidr], prefix| {
-            if v == blocks(Vec::new(), &ipv6, prefix) {
-                Vec::new()
-            } else {
-                v.to_vec()
-            }
-        };
-        let from = self.inherited();
+        let (subnet_ipv6_cidr_blocks, vpc_ipv6_cidr_blocks) = primary.written_ipv6_blocks();
         RawInstance {
             from_host: self.from_host,
             instance_id: Some(self.instance_id.clone()),
@@ -243,8 +228,8 @@ impl Instance {
             local_ipv4: Some(self.local_ipv4),
             public_ipv4: self.public_ipv4,
             ipv6: self.ipv6,
-            subnet_ipv6_cidr_blocks: unless_derived(primary.subnet_ipv6_cidr_blocks(), 64),
-            vpc_ipv6_cidr_blocks: unless_derived(primary.vpc_ipv6_cidr_blocks(), 56),
+            subnet_ipv6_cidr_blocks,
+            vpc_ipv6_cidr_blocks,
             mac: Some(primary.mac().clone()),
             hostname: Some(self.hostname.clone()),
             public_hostname: self.public_hostname.clone(),
@@ -260,10 +245,10 @@ impl Instance {
             network_interfaces: self
                 .network_interfaces
                 .iter()
-                .map(|n| n.to_raw(&from))
+                .map(NetworkInterface::to_raw)
                 .collect(),
             profile: self.profile.clone(),
-            system: (self.system != generation.as_str()).then(|| self.system.clone()),
+            system: self.system.written(),
             hibernation: self.hibernation,
             placement_group: self.placement_group.clone(),
             partition_number: self.partition_number,
@@ -428,7 +413,7 @@ impl Instance {
 
     /// `system`: configured, else the generation's name (`nitro` or `xen`).
     pub fn system(&self) -> &str {
-        &self.system
+        self.system.get()
     }
 
     /// Launched with hibernation enabled: serves `hibernation/configured` = `true`.

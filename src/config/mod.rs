@@ -23,6 +23,7 @@ mod log;
 mod network_interface;
 mod replay;
 mod restart;
+mod ruled;
 mod server;
 mod user_data;
 
@@ -362,8 +363,8 @@ impl Config {
     pub fn to_toml(&self) -> String {
         let shown = RawConfig {
             server: self.server.to_raw(),
-            imds: self.imds.to_raw(self.instance.instance_type()),
-            instance: self.instance.to_raw(self.imds.generation()),
+            imds: self.imds.to_raw(),
+            instance: self.instance.to_raw(),
             user_data: self.user_data.to_raw(),
             tags: self.tags.clone(),
             paths: self.paths.clone(),
@@ -547,7 +548,8 @@ mod tests {
              ipv6 = \"2600:1f18::5\"\n\
              [[instance.network-interfaces]]\nmac = \"0e:00:00:00:00:02\"\ndevice-number = 1\n\
              interface-id = \"eni-2\"\nlocal-ipv4s = [\"10.0.0.6\"]\n\
-             ipv6s = [\"2600:1f18:0:1::7\"]\nsecurity-groups = [\"web\"]\n",
+             ipv6s = [\"2600:1f18:0:1::7\"]\nsecurity-groups = [\"web\"]\n\
+             subnet-id = \"subnet-1\"\n",
         )
         .unwrap();
         let i = c.instance();
@@ -570,7 +572,8 @@ mod tests {
             primary.subnet_ipv6_cidr_blocks()[0].as_str(),
             "2600:1f18::/64"
         );
-        // What only restates its rule is not printed, so the output reads back the same.
+        // What the rule made is not printed, what the file wrote is (even when the rule
+        // would make the same), so the output reads back the same.
         let shown = c.to_toml();
         for absent in [
             "generation",
@@ -581,6 +584,11 @@ mod tests {
             assert!(!shown.contains(absent), "{absent}:\n{shown}");
         }
         assert!(shown.contains("security-groups = [\"web\"]"), "{shown}");
+        assert_eq!(
+            shown.matches("subnet-id = \"subnet-1\"").count(),
+            2,
+            "{shown}"
+        );
         let expect = c.clone().with_listen(c.server.listen_addrs().to_vec());
         assert_eq!(parse(&shown).unwrap(), expect);
     }

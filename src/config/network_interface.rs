@@ -5,6 +5,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use serde::{Deserialize, Serialize};
 
+use super::ruled::Ruled;
 use crate::types::{Ipv6Cidr, Mac};
 
 /// `[[instance.network-interfaces]]`: a secondary interface, as EC2 lists it under
@@ -60,26 +61,28 @@ pub struct NetworkInterface {
     local_ipv4s: Vec<Ipv4Addr>,
     public_ipv4s: Vec<Ipv4Addr>,
     ipv6s: Vec<Ipv6Addr>,
-    subnet_ipv6_cidr_blocks: Vec<Ipv6Cidr>,
-    vpc_ipv6_cidr_blocks: Vec<Ipv6Cidr>,
-    subnet_id: String,
-    subnet_ipv4_cidr_block: String,
-    security_group_ids: Vec<String>,
-    security_groups: Vec<String>,
+    subnet_ipv6_cidr_blocks: Ruled<Vec<Ipv6Cidr>>,
+    vpc_ipv6_cidr_blocks: Ruled<Vec<Ipv6Cidr>>,
+    subnet_id: Ruled<String>,
+    subnet_ipv4_cidr_block: Ruled<String>,
+    security_group_ids: Ruled<Vec<String>>,
+    security_groups: Ruled<Vec<String>>,
 }
 
 impl NetworkInterface {
     pub(super) fn resolve(raw: RawNetworkInterface, from: &Inherited<'_>) -> NetworkInterface {
-        let own_or = |own: Vec<String>, inherited: &[String]| {
-            if own.is_empty() {
-                inherited.to_vec()
-            } else {
-                own
-            }
-        };
+        let ipv6s = &raw.ipv6s;
         NetworkInterface {
-            subnet_ipv6_cidr_blocks: blocks(raw.subnet_ipv6_cidr_blocks, &raw.ipv6s, 64),
-            vpc_ipv6_cidr_blocks: blocks(raw.vpc_ipv6_cidr_blocks, &raw.ipv6s, 56),
+            subnet_ipv6_cidr_blocks: Ruled::list(raw.subnet_ipv6_cidr_blocks, || blocks(ipv6s, 64)),
+            vpc_ipv6_cidr_blocks: Ruled::list(raw.vpc_ipv6_cidr_blocks, || blocks(ipv6s, 56)),
+            subnet_id: Ruled::new(raw.subnet_id, || from.subnet_id.into()),
+            subnet_ipv4_cidr_block: Ruled::new(raw.subnet_ipv4_cidr_block, || {
+                from.subnet_ipv4_cidr_block.into()
+            }),
+            security_group_ids: Ruled::list(raw.security_group_ids, || {
+                from.security_group_ids.to_vec()
+            }),
+            security_groups: Ruled::list(raw.security_groups, || from.security_groups.to_vec()),
             mac: raw.mac,
             device_number: raw.device_number,
             network_card_index: raw.network_card_index,
@@ -87,12 +90,6 @@ impl NetworkInterface {
             local_ipv4s: raw.local_ipv4s,
             public_ipv4s: raw.public_ipv4s,
             ipv6s: raw.ipv6s,
-            subnet_id: raw.subnet_id.unwrap_or_else(|| from.subnet_id.into()),
-            subnet_ipv4_cidr_block: raw
-                .subnet_ipv4_cidr_block
-                .unwrap_or_else(|| from.subnet_ipv4_cidr_block.into()),
-            security_group_ids: own_or(raw.security_group_ids, from.security_group_ids),
-            security_groups: own_or(raw.security_groups, from.security_groups),
         }
     }
 
@@ -126,22 +123,8 @@ impl NetworkInterface {
         )
     }
 
-    /// The form `print-config` shows: what equals the inherited or derived value left out.
-    pub(super) fn to_raw(&self, from: &Inherited<'_>) -> RawNetworkInterface {
-        let unless = |v: &[String], inherited: &[String]| {
-            if v == inherited {
-                Vec::new()
-            } else {
-                v.to_vec()
-            }
-        };
-        let unless_derived = |v: &[Ipv6Cidr], prefix| {
-            if v == blocks(Vec::new(), &self.ipv6s, prefix) {
-                Vec::new()
-            } else {
-                v.to_vec()
-            }
-        };
+    /// The form `print-config` shows: what the file wrote.
+    pub(super) fn to_raw(&self) -> RawNetworkInterface {
         RawNetworkInterface {
             mac: self.mac.clone(),
             device_number: self.device_number,
@@ -150,14 +133,21 @@ impl NetworkInterface {
             local_ipv4s: self.local_ipv4s.clone(),
             public_ipv4s: self.public_ipv4s.clone(),
             ipv6s: self.ipv6s.clone(),
-            subnet_ipv6_cidr_blocks: unless_derived(&self.subnet_ipv6_cidr_blocks, 64),
-            vpc_ipv6_cidr_blocks: unless_derived(&self.vpc_ipv6_cidr_blocks, 56),
-            subnet_id: (self.subnet_id != from.subnet_id).then(|| self.subnet_id.clone()),
-            subnet_ipv4_cidr_block: (self.subnet_ipv4_cidr_block != from.subnet_ipv4_cidr_block)
-                .then(|| self.subnet_ipv4_cidr_block.clone()),
-            security_group_ids: unless(&self.security_group_ids, from.security_group_ids),
-            security_groups: unless(&self.security_groups, from.security_groups),
+            subnet_ipv6_cidr_blocks: self.subnet_ipv6_cidr_blocks.written_list(),
+            vpc_ipv6_cidr_blocks: self.vpc_ipv6_cidr_blocks.written_list(),
+            subnet_id: self.subnet_id.written(),
+            subnet_ipv4_cidr_block: self.subnet_ipv4_cidr_block.written(),
+            security_group_ids: self.security_group_ids.written_list(),
+            security_groups: self.security_groups.written_list(),
         }
+    }
+
+    /// The IPv6 blocks as the file wrote them (subnet, VPC); empty when derived.
+    pub(super) fn written_ipv6_blocks(&self) -> (Vec<Ipv6Cidr>, Vec<Ipv6Cidr>) {
+        (
+            self.subnet_ipv6_cidr_blocks.written_list(),
+            self.vpc_ipv6_cidr_blocks.written_list(),
+        )
     }
 
     pub fn mac(&self) -> &Mac {
@@ -193,36 +183,37 @@ impl NetworkInterface {
     /// As set, else the /64 of each address in `ipv6s` (EC2 lists them on every interface in
     /// an IPv6 subnet; the VPC CNI treats a 404 there as an error).
     pub fn subnet_ipv6_cidr_blocks(&self) -> &[Ipv6Cidr] {
-        &self.subnet_ipv6_cidr_blocks
+        self.subnet_ipv6_cidr_blocks.get()
     }
 
     /// As set, else the /56 of each address in `ipv6s`.
     pub fn vpc_ipv6_cidr_blocks(&self) -> &[Ipv6Cidr] {
-        &self.vpc_ipv6_cidr_blocks
+        self.vpc_ipv6_cidr_blocks.get()
     }
 
+    /// As set, else the instance's.
     pub fn subnet_id(&self) -> &str {
-        &self.subnet_id
+        self.subnet_id.get()
     }
 
+    /// As set, else the instance's.
     pub fn subnet_ipv4_cidr_block(&self) -> &str {
-        &self.subnet_ipv4_cidr_block
+        self.subnet_ipv4_cidr_block.get()
     }
 
+    /// As set, else the instance's.
     pub fn security_group_ids(&self) -> &[String] {
-        &self.security_group_ids
+        self.security_group_ids.get()
     }
 
+    /// As set, else the instance's.
     pub fn security_groups(&self) -> &[String] {
-        &self.security_groups
+        self.security_groups.get()
     }
 }
 
-/// IPv6 blocks as set, else the distinct blocks of length `prefix` of the addresses.
-pub(super) fn blocks(set: Vec<Ipv6Cidr>, ipv6s: &[Ipv6Addr], prefix: u8) -> Vec<Ipv6Cidr> {
-    if !set.is_empty() {
-        return set;
-    }
+/// The distinct blocks of length `prefix` of the addresses.
+fn blocks(ipv6s: &[Ipv6Addr], prefix: u8) -> Vec<Ipv6Cidr> {
     let mut out: Vec<Ipv6Cidr> = Vec::new();
     for ip in ipv6s {
         let b = Ipv6Cidr::of(*ip, prefix);
