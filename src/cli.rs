@@ -259,7 +259,7 @@ fn snapshot(args: SnapshotArgs) -> Result<ExitCode, Error> {
 /// root: a root-owned key would be unreadable to the daemon's user).
 fn identity_cert(args: &ConfigArgs) -> Result<ExitCode, Error> {
     let cfg = args.source().load()?;
-    let dir = cfg.server.state_directory();
+    let dir = cfg.server().state_directory();
     let path = dir.join(crate::identity::CERT_FILE);
     let pem = match std::fs::read_to_string(&path) {
         Ok(p) => p,
@@ -267,7 +267,7 @@ fn identity_cert(args: &ConfigArgs) -> Result<ExitCode, Error> {
             if e.kind() == std::io::ErrorKind::NotFound
                 && !nix::unistd::Uid::effective().is_root() =>
         {
-            crate::identity::IdentityKey::load_or_create(&dir)?
+            crate::identity::IdentityKey::load_or_create(dir)?
                 .cert_pem()
                 .to_string()
         }

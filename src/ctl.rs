@@ -331,7 +331,9 @@ pub fn run(args: Vec<OsString>) -> Result<ExitCode, CtlError> {
     let control_cfg = if parsed.socket.is_some() {
         ControlConfig::default()
     } else {
-        Config::load(parsed.config.as_deref(), &Default::default())?.control
+        Config::load(parsed.config.as_deref(), &Default::default())?
+            .control()
+            .clone()
     };
     let socket = control::client_socket(parsed.socket.as_deref(), &control_cfg)?;
     let (cmd, print) = command(parsed.command).map_err(CtlError::Invalid)?;

@@ -59,11 +59,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// static, file); a `process` source is first run by the timers, in the background.
 fn credentials_for(config: &Config, clock: &Arc<dyn Clock>) -> CredentialManager {
     let mut m = CredentialManager::new(
-        &config.iam,
-        config.instance.account_id.as_str(),
+        config.iam(),
+        config.instance().account_id().as_str(),
         clock.clone(),
     );
-    if config.iam.source.kind() != SourceKind::Process {
+    if config.iam().source.kind() != SourceKind::Process {
         let _ = m.refresh();
     }
     m
@@ -89,8 +89,8 @@ impl Inputs {
         let mut credentials = credentials_for(&config, &clock);
         let start = clock.now();
         let mut scenario = Scenario::new(
-            &config.scenario,
-            &config.faults,
+            config.scenario(),
+            config.faults(),
             start,
             &mut EventId::random,
         );
@@ -132,20 +132,21 @@ impl Inputs {
     pub fn reload(&self, new: Config) {
         let signatures = sign(self.identity.as_ref(), &new, self.now());
         let old = self.config();
-        let fresh = (new.iam != old.iam || new.instance.account_id != old.instance.account_id)
-            .then(|| credentials_for(&new, &self.published.clock));
+        let fresh = (new.iam() != old.iam()
+            || new.instance().account_id() != old.instance().account_id())
+        .then(|| credentials_for(&new, &self.published.clock));
         let mut credentials = lock(&self.credentials);
         if let Some(m) = fresh {
             *credentials = m;
         }
         let now = self.now();
         let mut current = lock(&self.current);
-        if new.scenario != current.config.scenario || new.faults != current.config.faults {
+        if new.scenario() != current.config.scenario() || new.faults() != current.config.faults() {
             tracing::info!(
                 "[scenario] or [[fault]] changed: the timeline restarts from the new config"
             );
             let start = current.scenario.start();
-            let mut next = Scenario::new(&new.scenario, &new.faults, start, &mut EventId::random);
+            let mut next = Scenario::new(new.scenario(), new.faults(), start, &mut EventId::random);
             next.follow(&current.scenario);
             next.apply_due(now);
             current.scenario = next;
@@ -215,8 +216,8 @@ impl Inputs {
         let now = self.now();
         let mut current = lock(&self.current);
         let mut next = Scenario::new(
-            &current.config.scenario,
-            &current.config.faults,
+            current.config.scenario(),
+            current.config.faults(),
             current.scenario.start(),
             &mut EventId::random,
         );
@@ -233,7 +234,7 @@ impl Inputs {
     pub fn change(&self, mut change: Change, when: Option<Moment>) -> Result<String, ChangeError> {
         let now = self.now();
         let mut current = lock(&self.current);
-        if change.is_tags() && !current.config.imds.instance_metadata_tags.is_enabled() {
+        if change.is_tags() && !current.config.imds().instance_metadata_tags().is_enabled() {
             return Err(ChangeError::TagsNotServed);
         }
         change.assign_id(&mut EventId::random);

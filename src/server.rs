@@ -73,10 +73,10 @@ pub enum ServerError {
 /// the `[::1]` listener; an address the user configured must bind.
 pub fn bind(cfg: &Config) -> Result<Vec<StdListener>, ServerError> {
     let mut out = Vec::new();
-    for addr in cfg.server.listen_addrs() {
+    for &addr in cfg.server().listen_addrs() {
         match StdListener::bind(addr) {
             Ok(l) => out.push(l),
-            Err(e) if addr.is_ipv6() && cfg.server.listen_is_default() => {
+            Err(e) if addr.is_ipv6() && cfg.server().listen_is_default() => {
                 tracing::info!(%addr, error = %e, "no IPv6 loopback here; serving IPv4 only");
             }
             Err(source) => {

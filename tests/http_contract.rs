@@ -166,8 +166,7 @@ async fn ipv6_loopback_serves_too() {
         assert!(!common::in_ci(), "CI machines have IPv6 loopback");
         return;
     }
-    let mut c = common::config("");
-    c.server.listen = Some(vec!["[::1]:0".parse().unwrap()]);
+    let c = common::config("").with_listen(vec!["[::1]:0".parse().unwrap()]);
     let s = common::start_with(c, std::sync::Arc::new(fake_metadata::clock::SystemClock));
     let addr = s.addr();
     let resp = tokio::task::spawn_blocking(move || {

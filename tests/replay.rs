@@ -64,7 +64,7 @@ fn get(addr: SocketAddr, path: &str, token: Option<&str>) -> (u16, Vec<u8>) {
 fn replayed(file: &Path) -> BTreeMap<String, Vec<u8>> {
     let cfg = fake_metadata::config::Config::from_file(file)
         .unwrap_or_else(|e| panic!("{} does not load: {e}", file.display()));
-    let r = cfg.replay.expect("a [replay] section");
+    let r = cfg.replay().expect("a [replay] section");
     let mut m: BTreeMap<String, Vec<u8>> = r
         .leaves
         .iter()
@@ -675,9 +675,9 @@ fn a_crawled_value_never_becomes_configuration() {
         assert!(status.success(), "{case}: check-config refused it:\n{text}");
         let cfg = fake_metadata::config::Config::from_file(&file).unwrap();
         let builtin = fake_metadata::config::Config::builtin();
-        assert_eq!(cfg.server, builtin.server, "{case}:\n{text}");
-        assert_eq!(cfg.iam.source, builtin.iam.source, "{case}:\n{text}");
-        assert!(cfg.tags.is_empty(), "{case}:\n{text}");
+        assert_eq!(cfg.server(), builtin.server(), "{case}:\n{text}");
+        assert_eq!(cfg.iam().source, builtin.iam().source, "{case}:\n{text}");
+        assert!(cfg.tags().is_empty(), "{case}:\n{text}");
         // Every crawled byte is in [replay], as crawled.
         let got = replayed(&file);
         for p in ["meta-data/mac", "dynamic/instance-identity/document"] {

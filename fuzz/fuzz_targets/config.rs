@@ -56,12 +56,13 @@ fuzz_target!(|data: &[u8]| {
 
     // print-config, and back.
     let printed = cfg.to_toml();
-    let inline_secret = matches!(cfg.iam.source, SourceConfig::Static(StaticKeys::Inline(_)));
+    let inline_secret = matches!(cfg.iam().source, SourceConfig::Static(StaticKeys::Inline(_)));
     if !inline_secret {
         let again = Config::from_toml(&printed, file)
             .unwrap_or_else(|e| panic!("print-config output does not parse: {e}\n{printed}"));
-        let mut want = cfg.clone();
-        want.server.listen = Some(cfg.server.listen_addrs());
+        let want = cfg
+            .clone()
+            .with_listen(cfg.server().listen_addrs().to_vec());
         assert_eq!(
             again, want,
             "print-config output means something else:\n{printed}"
@@ -70,31 +71,31 @@ fuzz_target!(|data: &[u8]| {
 
     // The daemon's compile step and a few requests (no file reads, no commands).
     let reads_or_runs = matches!(
-        cfg.iam.source,
+        cfg.iam().source,
         SourceConfig::File { .. }
             | SourceConfig::Process { .. }
             | SourceConfig::Static(StaticKeys::File(_))
-    ) || cfg.user_data.file.is_some();
+    ) || cfg.user_data().file().is_some();
     if reads_or_runs {
         return;
     }
-    let paths: Vec<String> = cfg.paths.keys().map(|p| format!("/latest/{p}")).collect();
+    let paths: Vec<String> = cfg.paths().keys().map(|p| format!("/latest/{p}")).collect();
     let tags: Vec<String> = cfg
-        .tags
+        .tags()
         .keys()
         .map(|k| format!("/latest/meta-data/tags/instance/{k}"))
         .collect();
     // What must be served: each configured path, each tag when tags are on. A `[scenario]`
     // writes into the tree after `[paths]`, and a `[paths]` entry may replace `tags/`: then
     // only "no panic" is checked.
-    let plain = cfg.scenario.is_empty();
+    let plain = cfg.scenario().is_empty();
     let tags_on = plain
-        && cfg.imds.instance_metadata_tags.is_enabled()
+        && cfg.imds().instance_metadata_tags().is_enabled()
         && !cfg
-            .paths
+            .paths()
             .keys()
             .any(|p| p.as_str().starts_with("meta-data/tags"));
-    let endpoint_on = cfg.imds.http_endpoint.is_enabled();
+    let endpoint_on = cfg.imds().http_endpoint().is_enabled();
     let inputs = Inputs::new(cfg, Arc::new(ManualClock::fixed()), None);
     let shared = inputs.published();
     let snap = shared.snapshot.load();

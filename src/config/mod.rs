@@ -1,36 +1,58 @@
 //! The configuration: one TOML file (kebab-case keys, unknown keys rejected), the environment
 //! and command-line flags, merged with precedence flag > env > file > built-in default.
 //!
-//! Every value is validated while it is parsed (newtypes with `try_from`), so a bad value is
-//! reported by the TOML parser with the span of the offending key or value; problems that span
-//! several keys are located by the key's path in the file ([`locate`]). [`ConfigError`]
-//! renders each as `FILE:LINE:COL: message`. A `Config` that exists is valid, and holds all it
-//! needs: the user data is read when it is loaded, not when a snapshot is built.
+//! Each section has its own module with two forms: the raw one, as the file spells it
+//! (serde), and the checked one, whose private fields are resolved when the config is loaded
+//! (defaults, values from this machine and values derived from other keys), read through
+//! methods. Every value is validated while it is parsed (newtypes with `try_from`), so a bad
+//! value is reported by the TOML parser with the span of the offending key or value; problems
+//! that span several keys ([`check`]) are located by the key's path in the file ([`locate`]).
+//! [`ConfigError`] renders each as `FILE:LINE:COL: message`. A `Config` that exists is valid,
+//! and holds all it needs: the user data is read when it is loaded, not when a snapshot is
+//! built. Each section says what of a change to it only a restart applies ([`Reload`]).
 //!
-//! `schema` holds the sections as the file spells them; this module loads, checks and
-//! resolves them, and hands each domain its own settings ([`Config::imds_options`], the
-//! `[iam]` and `[scenario]` sections, which their modules define).
+//! `[iam]` and `[scenario]` are defined by their own modules, which take them as they are.
 
+mod check;
+mod control;
+mod imds;
+mod instance;
+mod intercept;
 mod locate;
-mod schema;
+mod log;
+mod network_interface;
+mod replay;
+mod restart;
+mod ruled;
+mod server;
+mod user_data;
 
 use std::collections::BTreeMap;
-use std::net::Ipv6Addr;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::imds;
+use crate::credentials::IamConfig;
 use crate::machine::MachineFacts;
+use crate::scenario::ScenarioConfig;
 pub use crate::types::{AccountId, Ec2Id, Ipv6Cidr, Mac, MetaPath, Region, TagKey, Zone};
+pub use control::{ControlConfig, DEFAULT_GROUP, DEFAULT_SOCKET};
+pub use imds::{HopLimit, HttpTokens, Imds, Toggle};
+pub use instance::{
+    DEFAULT_INSTANCE_ID, DEFAULT_INSTANCE_TYPE, DEFAULT_INSTANCE_TYPE_ARM64, DEFAULT_LOCAL_IPV4,
+    DEFAULT_MAC, DEFAULT_SUBNET, DEFAULT_VPC, Instance, PartitionNumber, PublicKey,
+};
+pub use intercept::Intercept;
 pub use locate::Located;
 use locate::Spans;
-pub use schema::*;
+pub use log::Log;
+pub use network_interface::NetworkInterface;
+pub use replay::{Replay, ReplayPath, ReplayValue};
+pub use restart::Reload;
+pub use server::{DEFAULT_PORT, MaxConnections, Server};
+pub use user_data::UserData;
 
-/// The default port the daemon listens on (loopback only).
-pub const DEFAULT_PORT: u16 = 1338;
 /// EC2 caps raw user data at 16 KiB.
 pub const USER_DATA_MAX: usize = 16 * 1024;
 /// The largest config file read: far above any hand-written one and any `snapshot` file
@@ -39,38 +61,53 @@ pub const USER_DATA_MAX: usize = 16 * 1024;
 /// log) is refused at once instead of read into memory.
 pub const CONFIG_MAX: usize = 32 << 20;
 
-/// The whole configuration, after defaults.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// The file as it spells it; also the form `print-config` shows.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
-pub struct Config {
-    pub server: Server,
-    pub imds: Imds,
-    pub instance: Instance,
-    #[serde(skip_serializing_if = "UserData::is_unset")]
-    pub user_data: UserData,
+struct RawConfig {
+    server: server::RawServer,
+    imds: imds::RawImds,
+    instance: instance::RawInstance,
+    #[serde(skip_serializing_if = "user_data::RawUserData::is_unset")]
+    user_data: user_data::RawUserData,
     /// Instance tags, served under `tags/instance/` when `instance-metadata-tags` is enabled.
-    pub tags: BTreeMap<TagKey, String>,
+    tags: BTreeMap<TagKey, String>,
     /// Extra or overriding leaves: `"meta-data/some/path" = "value"`.
-    pub paths: BTreeMap<MetaPath, String>,
+    paths: BTreeMap<MetaPath, String>,
     /// The IAM role and where its credentials come from.
-    pub iam: crate::credentials::IamConfig,
-    pub log: Log,
+    iam: IamConfig,
+    log: log::RawLog,
     /// Spot notices, events, rebalance and ASG state on a timeline from the daemon's start.
-    #[serde(skip_serializing_if = "crate::scenario::ScenarioConfig::is_empty")]
-    pub scenario: crate::scenario::ScenarioConfig,
+    #[serde(skip_serializing_if = "ScenarioConfig::is_empty")]
+    scenario: ScenarioConfig,
     /// The control socket `fake-metadata ctl` talks to.
-    pub control: ControlConfig,
+    control: control::RawControl,
     /// `[[fault]]`: faults in force from the start (see [`crate::fault`]).
     #[serde(rename = "fault", skip_serializing_if = "Vec::is_empty")]
-    pub faults: Vec<crate::fault::Spec>,
+    faults: Vec<crate::fault::Spec>,
     /// A tree crawled from a real instance, served in place of the one `[instance]` makes.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub replay: Option<Replay>,
+    replay: Option<Replay>,
     /// What `install` routes to the daemon: containers too, and which interfaces never.
-    pub intercept: Intercept,
-    /// The user data's bytes, read once when the file is loaded (never on a rebuild).
-    #[serde(skip)]
-    user_data_bytes: Option<Bytes>,
+    intercept: intercept::RawIntercept,
+}
+
+/// The whole configuration, checked and resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    server: Server,
+    imds: Imds,
+    instance: Instance,
+    user_data: UserData,
+    tags: BTreeMap<TagKey, String>,
+    paths: BTreeMap<MetaPath, String>,
+    iam: IamConfig,
+    log: Log,
+    scenario: ScenarioConfig,
+    control: ControlConfig,
+    faults: Vec<crate::fault::Spec>,
+    replay: Option<Replay>,
+    intercept: Intercept,
 }
 
 /// Why a configuration could not be used.
@@ -100,7 +137,7 @@ impl Config {
 
     /// Parses TOML text, filling what is not set from `facts`.
     pub fn parse(text: &str, file: &Path, facts: &MachineFacts) -> Result<Config, ConfigError> {
-        let mut cfg: Config = toml::from_str(text).map_err(|e| {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
             let offset = e.span().map_or(0, |s| s.start);
             ConfigError::Invalid(vec![Located::at(
                 file,
@@ -110,10 +147,29 @@ impl Config {
             )])
         })?;
         let spans = Spans::new(text, file);
-        cfg.check(&spans)?;
-        cfg.user_data_bytes = cfg.user_data.load(&spans)?;
-        cfg.instance.resolve(facts);
-        Ok(cfg)
+        check::check(&raw, &spans)?;
+        let user_data = UserData::load(raw.user_data.clone(), &spans)?;
+        Ok(Config::resolve(raw, user_data, facts))
+    }
+
+    /// The checked sections of a file that passed [`check::check`].
+    fn resolve(raw: RawConfig, user_data: UserData, facts: &MachineFacts) -> Config {
+        let instance = Instance::resolve(raw.instance, facts, raw.imds.generation);
+        Config {
+            imds: imds::Imds::resolve(raw.imds, instance.instance_type()),
+            instance,
+            server: Server::resolve(raw.server),
+            user_data,
+            tags: raw.tags,
+            paths: raw.paths,
+            iam: raw.iam,
+            log: Log::resolve(raw.log),
+            scenario: raw.scenario,
+            control: ControlConfig::resolve(raw.control),
+            faults: raw.faults,
+            replay: raw.replay,
+            intercept: Intercept::resolve(raw.intercept),
+        }
     }
 
     /// Reads and parses a file (with the built-in defaults, no facts from the machine).
@@ -129,7 +185,7 @@ impl Config {
             path: path.to_path_buf(),
             why,
         };
-        let f = schema::open_regular(path, "a config file").map_err(refused)?;
+        let f = user_data::open_regular(path, "a config file").map_err(refused)?;
         let mut bytes = Vec::new();
         f.take(CONFIG_MAX as u64 + 1)
             .read_to_end(&mut bytes)
@@ -155,9 +211,7 @@ impl Config {
     }
 
     fn builtin_with(facts: &MachineFacts) -> Config {
-        let mut c = Config::default();
-        c.instance.resolve(facts);
-        c
+        Config::resolve(RawConfig::default(), UserData::default(), facts)
     }
 
     /// Loads the effective configuration as the daemon uses it: built-in defaults, facts
@@ -170,128 +224,121 @@ impl Config {
             None => Config::builtin_with(&facts),
         };
         if !o.listen.is_empty() {
-            c.server.listen = Some(o.listen.clone());
+            c.server.set_listen(o.listen.clone());
         }
         if let Some(t) = o.http_tokens {
-            c.imds.http_tokens = t;
+            c.imds.set_http_tokens(t);
         }
         Ok(c)
     }
 
-    /// Checks that span several keys, located at the key they blame.
-    fn check(&self, spans: &Spans<'_>) -> Result<(), ConfigError> {
-        let mut problems = Vec::new();
-        let mut blame = |key: &[&str], message: String| problems.push(spans.blame(key, message));
-        if let Some(r) = &self.instance.region
-            && self.instance.availability_zone.region() != r.as_str()
-        {
-            blame(
-                &["instance", "availability-zone"],
-                format!(
-                    "availability zone `{}` is not in region `{}`",
-                    self.instance.availability_zone, r
-                ),
-            );
-        }
-        if self.instance.partition_number.is_some() && self.instance.placement_group.is_none() {
-            blame(
-                &["instance", "partition-number"],
-                "`partition-number` needs `placement-group` (the partition placement group)".into(),
-            );
-        }
-        if self.user_data.text.is_some() && self.user_data.file.is_some() {
-            blame(
-                &["user-data", "file"],
-                "user data: set `text` or `file`, not both".into(),
-            );
-        }
-        if let Some(t) = &self.user_data.text
-            && t.len() > USER_DATA_MAX
-        {
-            blame(
-                &["user-data", "text"],
-                format!("user data is {} bytes; EC2 allows at most 16 KiB", t.len()),
-            );
-        }
-        if let Some(l) = &self.server.listen
-            && l.is_empty()
-        {
-            blame(
-                &["server", "listen"],
-                "`listen` is empty: give at least one address".into(),
-            );
-        }
-        if let Some(l) = &self.server.listen
-            && self.imds.http_protocol_ipv6.is_enabled()
-            && !l.iter().any(|a| a.ip() == Ipv6Addr::LOCALHOST)
-        {
-            blame(
-                &["imds", "http-protocol-ipv6"],
-                "IPv6 interception delivers to [::1]: add \"[::1]:PORT\" to [server] listen".into(),
-            );
-        }
-        if let Err(e) = self
-            .log
-            .level
-            .parse::<tracing_subscriber::filter::Targets>()
-        {
-            blame(
-                &["log", "level"],
-                format!("`{}` is not a log filter: {e}", self.log.level),
-            );
-        }
-        // Linear: a path's descendants, if any, sort right after `PATH/`.
-        for p in self.paths.keys() {
-            let below = format!("{}/", p.as_str());
-            if let Some((clash, _)) = self
-                .paths
-                .range::<str, _>((
-                    std::ops::Bound::Included(below.as_str()),
-                    std::ops::Bound::Unbounded,
-                ))
-                .next()
-                .filter(|(q, _)| q.as_str().starts_with(&below))
-            {
-                blame(
-                    &["paths", p.as_str()],
-                    format!("`{p}` is a value but `{clash}` makes it a directory"),
-                );
-            }
-        }
-        if let Some(arn) = &self.iam.instance_profile_arn
-            && arn.account() != self.instance.account_id.as_str()
-        {
-            blame(
-                &["iam", "instance-profile-arn"],
-                format!(
-                    "[iam] `instance-profile-arn` is in account {}, but [instance] account-id is {}: an instance's profile is in its own account",
-                    arn.account(),
-                    self.instance.account_id
-                ),
-            );
-        }
-        if let Some(r) = &self.replay {
-            check_replay(r, &mut blame);
-        }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(ConfigError::Invalid(problems))
-        }
+    /// This config listening on `addrs` instead, as `--listen` does.
+    pub fn with_listen(mut self, addrs: Vec<SocketAddr>) -> Config {
+        self.server.set_listen(addrs);
+        self
     }
 
-    /// The raw user data, as read when this config was loaded.
-    pub fn user_data(&self) -> Option<&Bytes> {
-        self.user_data_bytes.as_ref()
+    /// This config with `scenario` in place of its `[scenario]` (`fake-metadata aemm`'s).
+    pub fn with_scenario(mut self, scenario: ScenarioConfig) -> Config {
+        self.scenario = scenario;
+        self
+    }
+
+    /// This config with `tags` in place of its `[tags]` (those `ctl tags` changed).
+    pub fn with_tags(mut self, tags: BTreeMap<TagKey, String>) -> Config {
+        self.tags = tags;
+        self
+    }
+
+    /// What of the change from `self` to `new` only a restart applies, as the lines the
+    /// daemon logs at a reload. `[imds]`, `[instance]`, `[user-data]`, `[tags]`, `[paths]`,
+    /// `[iam]`, `[scenario]`, `[[fault]]` and `[replay]` go into the next snapshot.
+    pub fn needs_restart(&self, new: &Config) -> Vec<&'static str> {
+        let mut out = self.server.needs_restart(&new.server);
+        out.extend(self.intercept.needs_restart(&new.intercept));
+        out.extend(self.log.needs_restart(&new.log));
+        out.extend(self.control.needs_restart(&new.control));
+        out.extend(self.imds.needs_restart(&new.imds));
+        out.extend(self.instance.needs_restart(&new.instance));
+        out.extend(self.user_data.needs_restart(&new.user_data));
+        if let (Some(a), Some(b)) = (&self.replay, &new.replay) {
+            out.extend(a.needs_restart(b));
+        }
+        out
+    }
+
+    /// `[server]`: where and how the daemon listens.
+    pub fn server(&self) -> &Server {
+        &self.server
+    }
+
+    /// `[imds]`: EC2's instance metadata options.
+    pub fn imds(&self) -> &Imds {
+        &self.imds
+    }
+
+    /// `[instance]`: what the tree and the identity document are made of.
+    pub fn instance(&self) -> &Instance {
+        &self.instance
+    }
+
+    /// `[user-data]`, as read when this config was loaded.
+    pub fn user_data(&self) -> &UserData {
+        &self.user_data
+    }
+
+    /// Instance tags, served under `tags/instance/` when `instance-metadata-tags` is enabled.
+    pub fn tags(&self) -> &BTreeMap<TagKey, String> {
+        &self.tags
+    }
+
+    /// `[paths]`: extra or overriding leaves.
+    pub fn paths(&self) -> &BTreeMap<MetaPath, String> {
+        &self.paths
+    }
+
+    /// `[iam]`: the IAM role and where its credentials come from.
+    pub fn iam(&self) -> &IamConfig {
+        &self.iam
+    }
+
+    /// `[log]`: where the daemon writes.
+    pub fn log(&self) -> &Log {
+        &self.log
+    }
+
+    /// `[scenario]`: spot notices, events, rebalance and ASG state on a timeline.
+    pub fn scenario(&self) -> &ScenarioConfig {
+        &self.scenario
+    }
+
+    /// `[control]`: the socket `fake-metadata ctl` talks to.
+    pub fn control(&self) -> &ControlConfig {
+        &self.control
+    }
+
+    /// `[[fault]]`: faults in force from the start.
+    pub fn faults(&self) -> &[crate::fault::Spec] {
+        &self.faults
+    }
+
+    /// `[replay]`: a crawled tree served in place of the one `[instance]` makes.
+    pub fn replay(&self) -> Option<&Replay> {
+        self.replay.as_ref()
+    }
+
+    /// `[intercept]`: what `install` routes to the daemon.
+    pub fn intercept(&self) -> &Intercept {
+        &self.intercept
     }
 
     /// EC2's metadata options as the IMDS applies them.
-    pub fn imds_options(&self) -> imds::Options {
-        imds::Options {
-            endpoint_enabled: self.imds.http_endpoint.is_enabled(),
-            tokens_required: self.imds.http_tokens == HttpTokens::Required,
-            hop_limit: self.imds.http_put_response_hop_limit.get(),
-            generation: self.generation(),
+    pub fn imds_options(&self) -> crate::imds::Options {
+        crate::imds::Options {
+            endpoint_enabled: self.imds.http_endpoint().is_enabled(),
+            tokens_required: self.imds.http_tokens() == HttpTokens::Required,
+            hop_limit: self.imds.http_put_response_hop_limit().get(),
+            generation: self.imds.generation(),
         }
     }
 
@@ -305,33 +352,33 @@ impl Config {
             endpoint: crate::endpoint::Endpoint::Imds,
             port: self.server.redirect_port(),
         };
-        let plan = crate::intercept::Plan::new(&[imds], self.imds.http_protocol_ipv6.is_enabled())?;
-        Ok(if self.intercept.containers {
-            plan.with_containers(&self.intercept.admitted(), &self.intercept.lan_interfaces)
+        let plan =
+            crate::intercept::Plan::new(&[imds], self.imds.http_protocol_ipv6().is_enabled())?;
+        Ok(if self.intercept.containers() {
+            plan.with_containers(self.intercept.admitted(), self.intercept.lan_interfaces())
         } else {
             plan
         })
     }
 
-    /// The IMDS generation served: `[imds] generation`, else the instance type's.
-    pub fn generation(&self) -> imds::Generation {
-        self.imds
-            .generation
-            .unwrap_or_else(|| imds::Generation::of_instance_type(self.instance.instance_type()))
-    }
-
     /// The effective configuration as TOML.
     pub fn to_toml(&self) -> String {
-        let mut shown = self.clone();
-        shown.server.listen = Some(self.server.listen_addrs());
+        let shown = RawConfig {
+            server: self.server.to_raw(),
+            imds: self.imds.to_raw(),
+            instance: self.instance.to_raw(),
+            user_data: self.user_data.to_raw(),
+            tags: self.tags.clone(),
+            paths: self.paths.clone(),
+            iam: self.iam.clone(),
+            log: self.log.to_raw(),
+            scenario: self.scenario.clone(),
+            control: self.control.to_raw(),
+            faults: self.faults.clone(),
+            replay: self.replay.clone(),
+            intercept: self.intercept.to_raw(),
+        };
         toml::to_string(&shown).expect("a Config always serializes")
-    }
-}
-
-/// `[replay]`: what [`Replay::refused`] refuses, blamed on each leaf.
-fn check_replay(r: &Replay, blame: &mut impl FnMut(&[&str], String)) {
-    for (p, why) in r.refused() {
-        blame(&["replay", "leaves", p.as_str()], why);
     }
 }
 
@@ -430,15 +477,14 @@ mod tests {
     fn printed_config_parses_back_to_itself() {
         let c = parse("[tags]\nName = \"web\"\n[paths]\n\"meta-data/custom/x\" = \"1\"\n").unwrap();
         let again = parse(&c.to_toml()).unwrap();
-        let mut expect = c.clone();
-        expect.server.listen = Some(c.server.listen_addrs());
+        let expect = c.clone().with_listen(c.server.listen_addrs().to_vec());
         assert_eq!(again, expect);
     }
 
     #[test]
     fn intercept_section_turns_the_container_path_off_and_checks_patterns() {
         let c = parse("").unwrap();
-        assert!(c.intercept.containers);
+        assert!(c.intercept.containers());
         let plan = c.intercept_plan().unwrap();
         assert_eq!(
             plan.container_targets(),
@@ -471,6 +517,86 @@ mod tests {
     }
 
     #[test]
+    fn sections_say_what_only_a_restart_applies() {
+        let old = parse("").unwrap();
+        let new = parse(
+            "[server]\nlisten = [\"127.0.0.1:9\"]\nmax-connections = 5\n\
+             [log]\nlevel = \"debug\"\n[control]\nenabled = false\n\
+             [intercept]\ncontainers = false\n",
+        )
+        .unwrap();
+        assert_eq!(
+            old.needs_restart(&new),
+            [
+                "config reload: the listen addresses changed; restart the daemon to apply that",
+                "config reload: [server] max-connections changed; restart the daemon to apply that",
+                "config reload: [intercept] changed; run `fake-metadata install` and restart the daemon to apply that",
+                "config reload: [log] file/level changed; restart the daemon to apply that",
+                "config reload: [control] changed; restart the daemon to apply that",
+            ]
+        );
+        let applied = parse(
+            "[server]\nkeep-alive = true\n[log]\nrequests = true\n\
+             [imds]\nhttp-tokens = \"required\"\n[instance]\ninstance-type = \"m4.large\"\n\
+             [tags]\nName = \"web\"\n[user-data]\ntext = \"x\"\n",
+        )
+        .unwrap();
+        assert_eq!(old.needs_restart(&applied), Vec::<&str>::new());
+    }
+
+    #[test]
+    fn derived_values_are_resolved_when_checked_and_printed_as_before() {
+        let c = parse(
+            "[instance]\ninstance-type = \"m4.large\"\nsubnet-id = \"subnet-1\"\n\
+             ipv6 = \"2600:1f18::5\"\n\
+             [[instance.network-interfaces]]\nmac = \"0e:00:00:00:00:02\"\ndevice-number = 1\n\
+             interface-id = \"eni-2\"\nlocal-ipv4s = [\"10.0.0.6\"]\n\
+             ipv6s = [\"2600:1f18:0:1::7\"]\nsecurity-groups = [\"web\"]\n\
+             subnet-id = \"subnet-1\"\n",
+        )
+        .unwrap();
+        let i = c.instance();
+        // The generation and `system` follow the (Xen) instance type.
+        assert_eq!(c.imds().generation(), crate::imds::Generation::Xen);
+        assert_eq!(i.system(), "xen");
+        let nic = &i.network_interfaces()[0];
+        assert_eq!(nic.subnet_id(), "subnet-1");
+        assert_eq!(nic.subnet_ipv4_cidr_block(), DEFAULT_SUBNET);
+        assert_eq!(nic.security_groups(), ["web"]);
+        assert_eq!(nic.security_group_ids(), i.security_group_ids());
+        assert_eq!(
+            nic.subnet_ipv6_cidr_blocks()[0].as_str(),
+            "2600:1f18:0:1::/64"
+        );
+        assert_eq!(nic.vpc_ipv6_cidr_blocks()[0].as_str(), "2600:1f18::/56");
+        let primary = i.primary_interface();
+        assert_eq!(primary.mac().as_str(), i.mac());
+        assert_eq!(
+            primary.subnet_ipv6_cidr_blocks()[0].as_str(),
+            "2600:1f18::/64"
+        );
+        // What the rule made is not printed, what the file wrote is (even when the rule
+        // would make the same), so the output reads back the same.
+        let shown = c.to_toml();
+        for absent in [
+            "generation",
+            "system",
+            "ipv6-cidr-blocks",
+            "subnet-ipv4-cidr-block = \"172.31.16.0/20\"\nsecurity",
+        ] {
+            assert!(!shown.contains(absent), "{absent}:\n{shown}");
+        }
+        assert!(shown.contains("security-groups = [\"web\"]"), "{shown}");
+        assert_eq!(
+            shown.matches("subnet-id = \"subnet-1\"").count(),
+            2,
+            "{shown}"
+        );
+        let expect = c.clone().with_listen(c.server.listen_addrs().to_vec());
+        assert_eq!(parse(&shown).unwrap(), expect);
+    }
+
+    #[test]
     fn overrides_win() {
         let o = Overrides {
             listen: vec!["127.0.0.1:9".parse().unwrap()],
@@ -478,6 +604,6 @@ mod tests {
         };
         let c = Config::load(None, &o).unwrap();
         assert_eq!(c.server.listen_addrs(), o.listen);
-        assert_eq!(c.imds.http_tokens, HttpTokens::Required);
+        assert_eq!(c.imds.http_tokens(), HttpTokens::Required);
     }
 }

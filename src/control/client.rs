@@ -78,7 +78,7 @@ pub fn client_socket(explicit: Option<&Path>, cfg: &ControlConfig) -> Result<Pat
         return Ok(p.to_path_buf());
     }
     let c = cfg.candidates();
-    if cfg.socket.is_some() {
+    if cfg.socket_is_configured() {
         return Ok(c[0].clone());
     }
     if let Some(p) = c.iter().find(|p| p.exists()) {

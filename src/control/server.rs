@@ -51,20 +51,20 @@ impl Drop for Listener {
 /// listeners). A configured path that cannot be used is an error; when the default paths
 /// cannot be used, control is off and the log says why.
 pub fn bind(cfg: &ControlConfig) -> Result<Option<Listener>, ControlError> {
-    if !cfg.enabled {
+    if !cfg.enabled() {
         tracing::info!("control socket off ([control] enabled = false)");
         return Ok(None);
     }
-    let group = crate::accounts::group(&cfg.group).map(|gid| (cfg.group.clone(), gid));
-    if cfg.socket.is_some() {
-        let path = cfg.candidates().remove(0);
+    let group = crate::accounts::group(cfg.group()).map(|gid| (cfg.group().to_string(), gid));
+    if cfg.socket_is_configured() {
+        let path = cfg.candidates()[0].clone();
         return bind_at(&path, group.clone())
             .map(Some)
             .map_err(|message| ControlError { path, message });
     }
     let mut tried = Vec::new();
     for path in cfg.candidates() {
-        match bind_at(&path, group.clone()) {
+        match bind_at(path, group.clone()) {
             Ok(l) => return Ok(Some(l)),
             Err(message) => {
                 tracing::debug!(path = %path.display(), "control socket: {message}");

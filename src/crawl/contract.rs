@@ -137,7 +137,7 @@ pub fn check(c: &Crawled, h: &Header, text: &str) -> Result<(), String> {
     }
 
     // [replay]: exactly the crawled tree the loader takes.
-    let r = cfg.replay.as_ref().ok_or("no [replay]")?;
+    let r = cfg.replay().ok_or("no [replay]")?;
     let mut want = Replay {
         source: Some(h.source.clone()),
         taken: Some(h.taken.clone()),
@@ -161,7 +161,7 @@ pub fn check(c: &Crawled, h: &Header, text: &str) -> Result<(), String> {
     for (p, _) in want.refused() {
         want.leaves.remove(p.as_str());
     }
-    if *r != want {
+    if r != &want {
         let diff = |a: &Replay, b: &Replay| {
             let mut d: Vec<String> = Vec::new();
             for (p, v) in &a.leaves {
@@ -191,14 +191,14 @@ pub fn check(c: &Crawled, h: &Header, text: &str) -> Result<(), String> {
         ));
     }
     let built = Config::builtin();
-    if cfg.server != built.server
-        || cfg.log != built.log
-        || cfg.control != built.control
-        || !cfg.paths.is_empty()
-        || !cfg.faults.is_empty()
-        || cfg.user_data != built.user_data
-        || cfg.intercept != built.intercept
-        || cfg.iam.source != built.iam.source
+    if cfg.server() != built.server()
+        || cfg.log() != built.log()
+        || cfg.control() != built.control()
+        || !cfg.paths().is_empty()
+        || !cfg.faults().is_empty()
+        || cfg.user_data() != built.user_data()
+        || cfg.intercept() != built.intercept()
+        || cfg.iam().source != built.iam().source
     {
         return Err("a section the renderer never writes differs from the defaults".into());
     }

@@ -379,7 +379,7 @@ mod tests {
         let text = render(&c, &header());
         let cfg =
             Config::from_toml(&text, Path::new("s.toml")).unwrap_or_else(|e| panic!("{e}\n{text}"));
-        let r = cfg.replay.as_ref().unwrap();
+        let r = cfg.replay().unwrap();
         for (p, v) in &c.leaves {
             assert_eq!(r.leaf(p), Some(v), "{p}");
         }
@@ -390,22 +390,25 @@ mod tests {
         assert_eq!(r.partial, None);
         // Values the parser refuses are comments, never a file that does not load.
         assert!(text.contains("# not kept ("), "{text}");
-        assert_eq!(cfg.instance.account_id.as_str(), "123456789012");
-        assert_eq!(cfg.instance.availability_zone.as_str(), "us-west-2b");
-        assert_eq!(cfg.instance.mac(), "06:17:04:d7:26:09");
-        assert_eq!(cfg.iam.role.as_ref().unwrap().to_string(), "web-role");
+        assert_eq!(cfg.instance().account_id().as_str(), "123456789012");
+        assert_eq!(cfg.instance().availability_zone().as_str(), "us-west-2b");
+        assert_eq!(cfg.instance().mac(), "06:17:04:d7:26:09");
+        assert_eq!(cfg.iam().role.as_ref().unwrap().to_string(), "web-role");
         assert_eq!(
-            cfg.iam.instance_profile_id.as_str(),
+            cfg.iam().instance_profile_id.as_str(),
             "AIPAVMQT32F2Q43IXV2TC"
         );
         assert_eq!(
-            cfg.iam.instance_profile_arn.as_ref().unwrap().as_str(),
+            cfg.iam().instance_profile_arn.as_ref().unwrap().as_str(),
             "arn:aws:iam::123456789012:instance-profile/ops/web-profile"
         );
-        assert!(cfg.imds.instance_metadata_tags.is_enabled());
-        assert_eq!(cfg.tags.len(), 1);
-        assert_eq!(cfg.imds.http_tokens, crate::config::HttpTokens::Required);
-        assert!(!cfg.instance.from_host);
+        assert!(cfg.imds().instance_metadata_tags().is_enabled());
+        assert_eq!(cfg.tags().len(), 1);
+        assert_eq!(
+            cfg.imds().http_tokens(),
+            crate::config::HttpTokens::Required
+        );
+        assert!(!cfg.instance().from_host());
     }
 
     /// The ARN is checked against the account the file gives `[instance]`: the document's, or
@@ -417,7 +420,7 @@ mod tests {
         c.iam_info = Some(format!("{{\"InstanceProfileArn\" : \"{other}\"}}"));
         let text = render(&c, &header());
         let cfg = Config::from_toml(&text, Path::new("s.toml")).unwrap();
-        assert_eq!(cfg.iam.instance_profile_arn, None);
+        assert_eq!(cfg.iam().instance_profile_arn, None);
         assert!(
             text.contains(&format!("is in account 210987654321, but [instance] account-id is 123456789012: an instance's profile is in its own account): instance-profile-arn = \"{other}\"")),
             "{text}"
@@ -425,13 +428,19 @@ mod tests {
 
         c.leaves.remove("dynamic/instance-identity/document");
         let cfg = Config::from_toml(&render(&c, &header()), Path::new("s.toml")).unwrap();
-        assert_eq!(cfg.instance.account_id.as_str(), "210987654321");
-        assert_eq!(cfg.iam.instance_profile_arn.unwrap().as_str(), other);
+        assert_eq!(cfg.instance().account_id().as_str(), "210987654321");
+        assert_eq!(
+            cfg.iam().instance_profile_arn.as_ref().unwrap().as_str(),
+            other
+        );
 
         // No role listed: no profile, whatever iam/info said.
         c.listings.remove("meta-data/iam/security-credentials");
         let cfg = Config::from_toml(&render(&c, &header()), Path::new("s.toml")).unwrap();
-        assert_eq!((cfg.iam.role, cfg.iam.instance_profile_arn), (None, None));
+        assert_eq!(
+            (&cfg.iam().role, &cfg.iam().instance_profile_arn),
+            (&None, &None)
+        );
     }
 
     #[test]
@@ -449,9 +458,9 @@ mod tests {
         assert!(text.contains("# PARTIAL: the crawl did not finish; 1 problem(s):"));
         assert!(text.contains("#     meta-data/spot"));
         assert_eq!(
-            cfg.replay.unwrap().partial.as_deref(),
+            cfg.replay().unwrap().partial.as_deref(),
             Some("/latest/meta-data/ami-id: timed out after 5s")
         );
-        assert_eq!(cfg.iam.role, None);
+        assert_eq!(cfg.iam().role, None);
     }
 }

@@ -31,7 +31,7 @@ impl Running {
             .iter()
             .map(|l| l.local_addr())
             .collect::<Result<_, _>>()?;
-        let max_connections = config.server.max_connections.get();
+        let max_connections = config.server().max_connections().get();
         let inputs = Inputs::new(config, clock, Some(IdentityKey::ephemeral()?));
         let (tx, rx) = tokio::sync::oneshot::channel();
         let task = tokio::spawn(server::serve(

@@ -36,11 +36,11 @@ pub struct Source {
 
 impl Source {
     pub fn load(&self) -> Result<Config, ConfigError> {
-        let mut c = Config::load(self.path.as_deref(), &self.overrides)?;
-        if let Some(s) = &self.scenario {
-            c.scenario = s.clone();
-        }
-        Ok(c)
+        let c = Config::load(self.path.as_deref(), &self.overrides)?;
+        Ok(match &self.scenario {
+            Some(s) => c.with_scenario(s.clone()),
+            None => c,
+        })
     }
 }
 
@@ -80,37 +80,37 @@ pub fn run(source: Source) -> Result<(), DaemonError> {
         signal_hook_tokio::Signals::new([SIGHUP, SIGTERM, SIGINT]).map_err(DaemonError::Signals)?
     };
     let config = source.load()?;
-    let logfile = logging::init(&config.log.level, config.log.file.as_deref());
+    let logfile = logging::init(config.log().level(), config.log().file());
     let mut listeners = server::bind(&config)?;
     listeners.extend(container_listeners(&config)?);
-    let state_dir = config.server.state_directory();
+    let state_dir = config.server().state_directory();
     let user = service_user()?;
     // Bound before dropping root too: as root it may create /run/fake-metadata, which is
     // then given to the service user (as systemd's RuntimeDirectory= would be), so that the
     // socket can be removed at stop.
     let run_dirs: Vec<_> = config
-        .control
+        .control()
         .candidates()
-        .into_iter()
+        .iter()
         .filter_map(|p| p.parent().map(std::path::Path::to_path_buf))
         .filter(|d| !d.as_os_str().is_empty() && !d.exists())
         .collect();
-    let control = crate::control::bind(&config.control)?;
+    let control = crate::control::bind(config.control())?;
     if let (Some((_, ids)), Some(c)) = (&user, &control) {
         hand_over_runtime_dir(c.path(), &run_dirs, ids);
     }
     if let Some((name, ids)) = &user {
         prepare_state_dir(
-            &state_dir,
-            config.server.state_directory.is_none(),
+            state_dir,
+            config.server().state_directory_is_default(),
             name,
             ids,
         );
     }
     drop_root(user, logfile.as_deref())?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let identity = load_identity(&state_dir);
-    let max_connections = config.server.max_connections.get();
+    let identity = load_identity(state_dir);
+    let max_connections = config.server().max_connections().get();
     warn_if_partial(&config);
     let inputs = Inputs::new(config, clock, identity);
     runtime.block_on(async move {
@@ -206,25 +206,9 @@ pub fn reload(source: &Source, inputs: &Inputs) {
             return;
         }
     };
-    let old = inputs.config();
-    if new.server.listen_addrs() != old.server.listen_addrs() {
-        tracing::warn!(
-            "config reload: the listen addresses changed; restart the daemon to apply that"
-        );
-    }
-    if new.intercept != old.intercept {
-        tracing::warn!(
-            "config reload: [intercept] changed; run `fake-metadata install` and restart the \
-             daemon to apply that"
-        );
-    }
-    if new.server.max_connections != old.server.max_connections {
-        tracing::warn!(
-            "config reload: [server] max-connections changed; restart the daemon to apply that"
-        );
-    }
-    if new.log.file != old.log.file || new.log.level != old.log.level {
-        tracing::warn!("config reload: [log] file/level changed; restart the daemon to apply that");
+    // Each section says what of its change only a restart applies.
+    for line in inputs.config().needs_restart(&new) {
+        tracing::warn!("{line}");
     }
     warn_if_partial(&new);
     inputs.reload(new);
@@ -233,7 +217,7 @@ pub fn reload(source: &Source, inputs: &Inputs) {
 
 /// A `[replay]` whose crawl did not finish is served as it is, said once per load.
 fn warn_if_partial(config: &Config) {
-    if let Some(why) = config.replay.as_ref().and_then(|r| r.partial.as_deref()) {
+    if let Some(why) = config.replay().and_then(|r| r.partial.as_deref()) {
         tracing::warn!(
             "[replay] is partial (the crawl did not finish), serving what it has: {why}"
         );

@@ -195,7 +195,7 @@ fn timeline_applies_each_change_at_its_due_time() {
         include_str!("../../tests/fixtures/scenario/timeline.toml")
     );
     let cfg: Config = Config::from_toml(&toml, Path::new("s.toml")).unwrap();
-    let mut s = Scenario::new(&cfg.scenario, &cfg.faults, t0(), &mut ids());
+    let mut s = Scenario::new(cfg.scenario(), cfg.faults(), t0(), &mut ids());
     assert_eq!(s.next_due(), Some(t0()));
     assert!(s.apply_due(t0()));
     assert_eq!(
@@ -307,8 +307,8 @@ fn printed_config_keeps_the_timeline() {
     let text = "[[scenario.timeline]]\nat = \"+30s\"\nspot = \"stop\"\ntime = \"+5m\"\n\n[[scenario.timeline]]\nevent = \"instance-reboot\"\nnot-before = \"2026-02-01T00:00:00Z\"\n";
     let c = Config::from_toml(text, Path::new("c.toml")).unwrap();
     let again = Config::from_toml(&c.to_toml(), Path::new("printed.toml")).unwrap();
-    assert_eq!(again.scenario, c.scenario);
-    assert_eq!(c.scenario.timeline.len(), 2);
+    assert_eq!(again.scenario(), c.scenario());
+    assert_eq!(c.scenario().timeline.len(), 2);
 }
 
 #[test]
@@ -335,7 +335,7 @@ fn faults_start_and_end_on_the_timeline_and_config_faults_at_the_start() {
                 [[scenario.timeline]]\nat = \"+30s\"\nfault = { path = \"meta-data/iam/*\", status = 503, for = \"20s\" }\n\n\
                 [[scenario.timeline]]\nat = \"+2m\"\nclear-faults = true\n";
     let cfg: Config = Config::from_toml(toml, Path::new("s.toml")).unwrap();
-    let mut s = Scenario::new(&cfg.scenario, &cfg.faults, t0(), &mut ids());
+    let mut s = Scenario::new(cfg.scenario(), cfg.faults(), t0(), &mut ids());
     assert!(s.apply_due(t0()));
     let ids_of = |s: &Scenario| {
         s.faults()
@@ -370,7 +370,7 @@ fn faults_start_and_end_on_the_timeline_and_config_faults_at_the_start() {
         "clear-faults ended the config's fault too"
     );
     // A restarted scenario goes on numbering.
-    let mut again = Scenario::new(&cfg.scenario, &cfg.faults, t0(), &mut ids());
+    let mut again = Scenario::new(cfg.scenario(), cfg.faults(), t0(), &mut ids());
     again.follow(&s);
     again.apply_due(t0());
     assert_eq!(ids_of(&again), ["fault-3"]);

@@ -49,14 +49,12 @@ pub fn build(
 ) -> Snapshot {
     let tagged;
     let config = if scenario.changes_tags() {
-        let mut c = config.clone();
-        c.tags = scenario.tags(&config.tags);
-        tagged = c;
+        tagged = config.clone().with_tags(scenario.tags(config.tags()));
         &tagged
     } else {
         config
     };
-    let mut tree = match &config.replay {
+    let mut tree = match config.replay() {
         // `[replay]`: the crawled tree instead of the modelled one.
         Some(r) => replay::builder(config, r, signatures, scenario.changes_tags()),
         None => tree::builder(config, signatures),
@@ -64,14 +62,14 @@ pub fn build(
     for (path, body) in credentials {
         tree.text(&path, body);
     }
-    for (path, value) in &config.paths {
+    for (path, value) in config.paths() {
         tree.text(path.as_str(), value.clone());
     }
     scenario.extend(&mut tree);
     Snapshot {
         imds: imds::Service::new(config.imds_options(), &tree),
-        headers: Headers::new(now, config.server.keep_alive),
-        log_requests: config.log.requests,
+        headers: Headers::new(now, config.server().keep_alive()),
+        log_requests: config.log().requests(),
         faults: Faults::new(scenario.armed_faults()),
     }
 }

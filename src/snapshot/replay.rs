@@ -33,9 +33,9 @@ pub fn builder(
     // Time-bound state is never replayed: it starts as on a fresh instance.
     b.text("meta-data/events/maintenance/scheduled", "[]");
     b.text("meta-data/events/maintenance/history", "[]");
-    if tags_changed && config.imds.instance_metadata_tags.is_enabled() {
+    if tags_changed && config.imds().instance_metadata_tags().is_enabled() {
         b.remove("meta-data/tags/instance");
-        for (k, v) in &config.tags {
+        for (k, v) in config.tags() {
             b.text(&format!("meta-data/tags/instance/{k}"), v.clone());
         }
     }
@@ -55,7 +55,7 @@ pub const DOCUMENT: &str = "dynamic/instance-identity/document";
 /// The identity document the signatures cover: the replayed one, byte for byte, or the one
 /// `[instance]` makes; `None` when a replay has no document (nothing to sign).
 pub fn signed_document(config: &Config) -> Option<Bytes> {
-    match &config.replay {
+    match config.replay() {
         Some(r) => r.leaf(DOCUMENT).cloned(),
         None => Some(Bytes::from(super::identity_document(config))),
     }
@@ -111,7 +111,7 @@ mod tests {
             rsa2048: "R".into(),
         };
         let now = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000);
-        let mut scenario = Scenario::new(&cfg.scenario, &cfg.faults, now, &mut EventId::random);
+        let mut scenario = Scenario::new(cfg.scenario(), cfg.faults(), now, &mut EventId::random);
         let s = super::super::build(&cfg, Some(&sigs), Vec::new(), &scenario, now).imds;
         // The replay wins over [instance]; [paths] wins over the replay.
         assert_eq!(

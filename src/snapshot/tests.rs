@@ -25,11 +25,14 @@ fn golden(name: &str) -> Vec<u8> {
 fn served(toml: &str) -> imds::Service {
     let cfg = Config::from_toml(toml, Path::new("t.toml")).unwrap();
     let clock = Arc::new(ManualClock::fixed());
-    let mut credentials =
-        CredentialManager::new(&cfg.iam, cfg.instance.account_id.as_str(), clock.clone());
+    let mut credentials = CredentialManager::new(
+        cfg.iam(),
+        cfg.instance().account_id().as_str(),
+        clock.clone(),
+    );
     let _ = credentials.refresh();
     let now = clock.now();
-    let scenario = Scenario::new(&cfg.scenario, &cfg.faults, now, &mut EventId::random);
+    let scenario = Scenario::new(cfg.scenario(), cfg.faults(), now, &mut EventId::random);
     build(&cfg, None, credentials.leaves(), &scenario, now).imds
 }
 

@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use crate::config::{Config, Ipv6Cidr, Mac, NetworkInterface};
+use crate::config::{Config, NetworkInterface};
 use crate::identity::Signatures;
 #[cfg(test)]
 use crate::metadata::{Node, Tree};
@@ -15,7 +15,7 @@ use crate::metadata::{TreeBuilder, json};
 /// `signatures` when there are any; callers may add more (credentials, events) before
 /// [`TreeBuilder::build`].
 pub fn builder(cfg: &Config, signatures: Option<&Signatures>) -> TreeBuilder {
-    let i = &cfg.instance;
+    let i = cfg.instance();
     let region = i.region();
     let (partition, domain) = i.partition();
     let hostname = i.hostname();
@@ -24,25 +24,28 @@ pub fn builder(cfg: &Config, signatures: Option<&Signatures>) -> TreeBuilder {
     let md = |p: &str| format!("meta-data/{p}");
 
     for (k, v) in [
-        ("ami-id", i.ami_id.to_string()),
-        ("ami-launch-index", i.ami_launch_index.to_string()),
-        ("ami-manifest-path", i.ami_manifest_path.clone()),
-        ("hostname", hostname.clone()),
+        ("ami-id", i.ami_id().to_string()),
+        ("ami-launch-index", i.ami_launch_index().to_string()),
+        ("ami-manifest-path", i.ami_manifest_path().into()),
+        ("hostname", hostname.into()),
         ("instance-action", "none".into()),
         ("instance-id", i.instance_id().to_string()),
-        ("instance-life-cycle", i.instance_life_cycle.clone()),
+        ("instance-life-cycle", i.instance_life_cycle().into()),
         ("instance-type", i.instance_type().to_string()),
-        ("local-hostname", hostname.clone()),
+        ("local-hostname", hostname.into()),
         ("local-ipv4", i.local_ipv4().to_string()),
         ("mac", i.mac().to_string()),
-        ("reservation-id", i.reservation_id.clone()),
-        ("security-groups", i.security_groups.join("\n")),
+        ("reservation-id", i.reservation_id().into()),
+        ("security-groups", i.security_groups().join("\n")),
         (
             "placement/availability-zone",
-            i.availability_zone.to_string(),
+            i.availability_zone().to_string(),
         ),
-        ("placement/availability-zone-id", i.availability_zone_id()),
-        ("placement/region", region.clone()),
+        (
+            "placement/availability-zone-id",
+            i.availability_zone_id().into(),
+        ),
+        ("placement/region", region.into()),
         ("services/domain", domain.into()),
         ("services/partition", partition.into()),
         (
@@ -57,80 +60,61 @@ pub fn builder(cfg: &Config, signatures: Option<&Signatures>) -> TreeBuilder {
     // Placement beyond the zone, only where set (as on EC2: an instance outside a placement
     // group has no group-name).
     for (k, v) in [
-        ("placement/group-name", i.placement_group.clone()),
+        (
+            "placement/group-name",
+            i.placement_group().map(String::from),
+        ),
         (
             "placement/partition-number",
-            i.partition_number.map(|n| i64::from(n).to_string()),
+            i.partition_number().map(|n| i64::from(n).to_string()),
         ),
-        (
-            "placement/host-id",
-            i.host_id.as_ref().map(|h| h.to_string()),
-        ),
+        ("placement/host-id", i.host_id().map(ToString::to_string)),
     ] {
         if let Some(v) = v {
             b.text(&md(k), v);
         }
     }
-    let system = i
-        .system
-        .clone()
-        .unwrap_or_else(|| cfg.generation().as_str().to_string());
-    current_categories(&mut b, &i.profile, &system, i.hibernation);
-    for (name, device) in &i.block_device_mapping {
+    current_categories(&mut b, i.profile(), i.system(), i.hibernation());
+    for (name, device) in i.block_device_mapping() {
         b.text(&md(&format!("block-device-mapping/{name}")), device.clone());
     }
-    if let Some(ip) = i.public_ipv4 {
+    if let Some(ip) = i.public_ipv4() {
         b.text(&md("public-ipv4"), ip.to_string());
     }
-    if let Some(h) = &public_hostname {
-        b.text(&md("public-hostname"), h.clone());
+    if let Some(h) = public_hostname {
+        b.text(&md("public-hostname"), h);
     }
-    if let Some(ip) = i.ipv6 {
+    if let Some(ip) = i.ipv6() {
         b.text(&md("ipv6"), ip.to_string());
     }
-    if let Some(k) = &i.kernel_id {
-        b.text(&md("kernel-id"), k.clone());
+    if let Some(k) = i.kernel_id() {
+        b.text(&md("kernel-id"), k);
     }
-    if let Some(r) = &i.ramdisk_id {
-        b.text(&md("ramdisk-id"), r.clone());
+    if let Some(r) = i.ramdisk_id() {
+        b.text(&md("ramdisk-id"), r);
     }
-    if !i.product_codes.is_empty() {
-        b.text(&md("product-codes"), i.product_codes.join("\n"));
+    if !i.product_codes().is_empty() {
+        b.text(&md("product-codes"), i.product_codes().join("\n"));
     }
-    if let Some(key) = &i.public_key {
+    if let Some(key) = i.public_key() {
         b.text(&md("public-keys/0/openssh-key"), key.openssh_key.clone());
         b.listing(&md("public-keys"), format!("0={}", key.name));
     }
 
     // The primary network interface, keyed by its MAC, then the secondary ones.
-    let primary = NetworkInterface {
-        mac: Mac::try_from(i.mac().to_string()).expect("a resolved MAC is valid"),
-        device_number: 0,
-        network_card_index: 0,
-        interface_id: i.interface_id.clone(),
-        local_ipv4s: vec![i.local_ipv4()],
-        public_ipv4s: i.public_ipv4.into_iter().collect(),
-        ipv6s: i.ipv6.into_iter().collect(),
-        subnet_ipv6_cidr_blocks: i.subnet_ipv6_cidr_blocks.clone(),
-        vpc_ipv6_cidr_blocks: i.vpc_ipv6_cidr_blocks.clone(),
-        subnet_id: None,
-        subnet_ipv4_cidr_block: None,
-        security_group_ids: Vec::new(),
-        security_groups: Vec::new(),
-    };
     interface(
         &mut b,
         cfg,
-        &primary,
-        Some(&hostname),
-        public_hostname.as_deref(),
+        i.primary_interface(),
+        Some(hostname),
+        public_hostname,
     );
-    for nic in &i.network_interfaces {
+    for nic in i.network_interfaces() {
         interface(&mut b, cfg, nic, None, None);
     }
 
-    if cfg.imds.instance_metadata_tags.is_enabled() && !cfg.tags.is_empty() {
-        for (k, v) in &cfg.tags {
+    if cfg.imds().instance_metadata_tags().is_enabled() && !cfg.tags().is_empty() {
+        for (k, v) in cfg.tags() {
             b.text(&md(&format!("tags/instance/{k}")), v.clone());
         }
     }
@@ -143,7 +127,7 @@ pub fn builder(cfg: &Config, signatures: Option<&Signatures>) -> TreeBuilder {
     }
     b.text("dynamic/instance-identity/document", identity_document(cfg));
 
-    if let Some(data) = cfg.user_data() {
+    if let Some(data) = cfg.user_data().bytes() {
         b.binary("user-data", data.clone());
     }
     // `[paths]` is applied by [`super::build`], after the credentials, so
@@ -162,7 +146,7 @@ fn current_categories(b: &mut TreeBuilder, profile: &str, system: &str, hibernat
 }
 
 /// One interface's entries under `network/interfaces/macs/<mac>/`; what the interface does
-/// not set comes from the instance (subnet, VPC, security groups).
+/// not set came from the instance (subnet, VPC, security groups) when the config was checked.
 fn interface(
     b: &mut TreeBuilder,
     cfg: &Config,
@@ -170,11 +154,11 @@ fn interface(
     hostname: Option<&str>,
     public_hostname: Option<&str>,
 ) {
-    let i = &cfg.instance;
+    let i = cfg.instance();
     let region = i.region();
     let dns = |ip: &std::net::Ipv4Addr| {
         let dashed = ip.to_string().replace('.', "-");
-        match region.as_str() {
+        match region {
             "us-east-1" => format!("ip-{dashed}.ec2.internal"),
             r => format!("ip-{dashed}.{r}.compute.internal"),
         }
@@ -185,82 +169,56 @@ fn interface(
             .collect::<Vec<_>>()
             .join("\n")
     };
-    let or = |own: &[String], inherited: &[String]| {
-        if own.is_empty() {
-            inherited.join("\n")
-        } else {
-            own.join("\n")
-        }
-    };
-    let first = nic.local_ipv4s.first();
+    let first = nic.local_ipv4s().first();
     let mut entries = vec![
-        ("device-number", nic.device_number.to_string()),
-        ("interface-id", nic.interface_id.clone()),
-        ("local-ipv4s", lines(&nic.local_ipv4s)),
-        ("mac", nic.mac.to_string()),
-        ("network-card-index", nic.network_card_index.to_string()),
-        ("owner-id", i.account_id.to_string()),
-        (
-            "security-group-ids",
-            or(&nic.security_group_ids, &i.security_group_ids),
-        ),
-        (
-            "security-groups",
-            or(&nic.security_groups, &i.security_groups),
-        ),
-        (
-            "subnet-id",
-            nic.subnet_id.clone().unwrap_or_else(|| i.subnet_id.clone()),
-        ),
+        ("device-number", nic.device_number().to_string()),
+        ("interface-id", nic.interface_id().into()),
+        ("local-ipv4s", lines(nic.local_ipv4s())),
+        ("mac", nic.mac().to_string()),
+        ("network-card-index", nic.network_card_index().to_string()),
+        ("owner-id", i.account_id().to_string()),
+        ("security-group-ids", nic.security_group_ids().join("\n")),
+        ("security-groups", nic.security_groups().join("\n")),
+        ("subnet-id", nic.subnet_id().into()),
         (
             "subnet-ipv4-cidr-block",
-            nic.subnet_ipv4_cidr_block
-                .clone()
-                .unwrap_or_else(|| i.subnet_ipv4_cidr_block().into()),
+            nic.subnet_ipv4_cidr_block().into(),
         ),
-        ("vpc-id", i.vpc_id.clone()),
+        ("vpc-id", i.vpc_id().into()),
         ("vpc-ipv4-cidr-block", i.vpc_ipv4_cidr_block().into()),
         ("vpc-ipv4-cidr-blocks", i.vpc_ipv4_cidr_block().into()),
     ];
     if let Some(h) = hostname.map(str::to_string).or_else(|| first.map(dns)) {
         entries.push(("local-hostname", h));
     }
-    if !nic.public_ipv4s.is_empty() {
-        entries.push(("public-ipv4s", lines(&nic.public_ipv4s)));
+    if !nic.public_ipv4s().is_empty() {
+        entries.push(("public-ipv4s", lines(nic.public_ipv4s())));
     }
     if let Some(h) = public_hostname {
         entries.push(("public-hostname", h.to_string()));
     }
-    if !nic.ipv6s.is_empty() {
-        let v6: Vec<String> = nic.ipv6s.iter().map(ToString::to_string).collect();
+    if !nic.ipv6s().is_empty() {
+        let v6: Vec<String> = nic.ipv6s().iter().map(ToString::to_string).collect();
         entries.push(("ipv6s", v6.join("\n")));
     }
     // An interface in an IPv6 subnet lists its subnet's and VPC's blocks (every IPv6 capture:
     // cloud-init's 2016-09-02 and 2018-09-24 trees; fidelity audit row 1): as set, else the
     // /64 and the /56 of its addresses.
-    for (key, set, prefix) in [
-        ("subnet-ipv6-cidr-blocks", &nic.subnet_ipv6_cidr_blocks, 64),
-        ("vpc-ipv6-cidr-blocks", &nic.vpc_ipv6_cidr_blocks, 56),
+    for (key, blocks) in [
+        ("subnet-ipv6-cidr-blocks", nic.subnet_ipv6_cidr_blocks()),
+        ("vpc-ipv6-cidr-blocks", nic.vpc_ipv6_cidr_blocks()),
     ] {
-        let mut blocks: Vec<String> = set.iter().map(ToString::to_string).collect();
-        if blocks.is_empty() {
-            for ip in &nic.ipv6s {
-                let b = Ipv6Cidr::of(*ip, prefix).to_string();
-                if !blocks.contains(&b) {
-                    blocks.push(b);
-                }
-            }
-        }
         if !blocks.is_empty() {
+            let blocks: Vec<String> = blocks.iter().map(ToString::to_string).collect();
             entries.push((key, blocks.join("\n")));
         }
     }
-    let base = format!("meta-data/network/interfaces/macs/{}", nic.mac);
+    let base = format!("meta-data/network/interfaces/macs/{}", nic.mac());
     for (k, v) in entries {
         b.text(&format!("{base}/{k}"), v);
     }
     // The n-th public address is associated with the n-th private one.
-    for (public, private) in nic.public_ipv4s.iter().zip(&nic.local_ipv4s) {
+    for (public, private) in nic.public_ipv4s().iter().zip(nic.local_ipv4s()) {
         b.text(
             &format!("{base}/ipv4-associations/{public}"),
             private.to_string(),
@@ -270,7 +228,7 @@ fn interface(
 
 /// The identity document in EC2's field order and style.
 pub fn identity_document(cfg: &Config) -> String {
-    let i = &cfg.instance;
+    let i = cfg.instance();
     #[derive(Serialize)]
     #[serde(rename_all = "camelCase")]
     struct Document<'a> {
@@ -291,20 +249,20 @@ pub fn identity_document(cfg: &Config) -> String {
         version: &'a str,
     }
     json::to_ec2_string(&Document {
-        account_id: i.account_id.as_str(),
+        account_id: i.account_id().as_str(),
         architecture: i.architecture(),
-        availability_zone: i.availability_zone.as_str(),
+        availability_zone: i.availability_zone().as_str(),
         billing_products: None,
         devpay_product_codes: None,
-        marketplace_product_codes: (!i.product_codes.is_empty()).then_some(&i.product_codes[..]),
-        image_id: i.ami_id.as_str(),
+        marketplace_product_codes: (!i.product_codes().is_empty()).then_some(i.product_codes()),
+        image_id: i.ami_id().as_str(),
         instance_id: i.instance_id(),
         instance_type: i.instance_type(),
-        kernel_id: i.kernel_id.as_deref(),
-        pending_time: &i.pending_time,
+        kernel_id: i.kernel_id(),
+        pending_time: i.pending_time(),
         private_ip: i.local_ipv4().to_string(),
-        ramdisk_id: i.ramdisk_id.as_deref(),
-        region: i.region(),
+        ramdisk_id: i.ramdisk_id(),
+        region: i.region().into(),
         version: "2017-09-30",
     })
 }
@@ -514,7 +472,7 @@ mod tests {
         );
         assert_eq!(
             text(&t, &format!("{eni}/subnet-id")),
-            cfg.instance.subnet_id,
+            cfg.instance().subnet_id(),
             "inherited"
         );
         assert_eq!(
@@ -659,8 +617,8 @@ mod tests {
             &facts,
         )
         .unwrap();
-        assert_eq!(c.instance.instance_id(), "i-0fedcba9876543210");
-        assert_eq!(c.instance.local_ipv4().to_string(), "192.168.121.77");
+        assert_eq!(c.instance().instance_id(), "i-0fedcba9876543210");
+        assert_eq!(c.instance().local_ipv4().to_string(), "192.168.121.77");
         let c = Config::parse(
             "[instance]\nfrom-host = false\n",
             Path::new("t.toml"),
@@ -671,6 +629,6 @@ mod tests {
             c,
             Config::from_toml("[instance]\nfrom-host = false\n", Path::new("t.toml")).unwrap()
         );
-        assert_eq!(c.instance.instance_id(), "i-0123456789abcdef0");
+        assert_eq!(c.instance().instance_id(), "i-0123456789abcdef0");
     }
 }

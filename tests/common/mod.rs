@@ -36,9 +36,9 @@ pub fn patience(d: Duration) -> Duration {
 
 /// A config from TOML text, listening on a free loopback port.
 pub fn config(toml: &str) -> Config {
-    let mut c = Config::from_toml(toml, Path::new("test.toml")).expect("test config is valid");
-    c.server.listen = Some(vec!["127.0.0.1:0".parse().unwrap()]);
-    c
+    Config::from_toml(toml, Path::new("test.toml"))
+        .expect("test config is valid")
+        .with_listen(vec!["127.0.0.1:0".parse().unwrap()])
 }
 
 /// Starts a real server for `toml` on the current runtime.
