@@ -489,8 +489,8 @@ impl Connection {
         // RFC 9112 section 3.2: an HTTP/1.1 request without `Host`, or with more than one, is a
         // 400 (HTTP/1.0 had no `Host`).
         if hosts != 1 && (hosts > 1 || req.version() != http::Version::HTTP_10) {
-            let r = imds::Response::bad_request(snap.imds.options.generation);
-            return Answer::Now(snap.headers.response(r, shared.clock.now_millis()));
+            let r = imds::Response::bad_request(snap.imds.service.options.generation);
+            return Answer::Now(snap.imds.headers.response(r, shared.clock.now_millis()));
         }
         view.token = token.map(HeaderValue::as_bytes);
         view.ttl = ttl.map(HeaderValue::as_bytes);
@@ -506,8 +506,8 @@ impl Connection {
             Some(Hit {
                 effect: Effect::Status(code),
                 ..
-            }) => status_reply(code, snap.imds.options.generation),
-            _ => imds::respond(&snap.imds, &shared.tokens, now_ms, &view),
+            }) => status_reply(code, snap.imds.service.options.generation),
+            _ => imds::respond(&snap.imds.service, &shared.tokens, now_ms, &view),
         };
         if let Some(limit) = r.hop_limit {
             // A peer on this host gets every reply: no router lies between, so the TTL would
@@ -541,7 +541,7 @@ impl Connection {
                 "request"
             );
         }
-        let resp = snap.headers.response(r, now_ms);
+        let resp = snap.imds.headers.response(r, now_ms);
         match hit {
             None => Answer::Now(resp),
             Some(h) => self.act_out(h.effect, resp),
