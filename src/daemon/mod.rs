@@ -17,6 +17,7 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use crate::accounts::Ids;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigError, Overrides};
+use crate::endpoint::Endpoint;
 use crate::identity::IdentityKey;
 use crate::live::Inputs;
 use crate::server;
@@ -175,7 +176,7 @@ pub fn run(source: Source) -> Result<(), DaemonError> {
 /// `install` DNATs them to, `169.254.169.254:<port>`, but only when that address is on an
 /// interface here, i.e. `install` has run (at boot the interception unit runs first). A daemon
 /// on a machine without interception (`serve` by hand) so listens on loopback only.
-fn container_listener(config: &Config) -> Result<Option<std::net::TcpListener>, DaemonError> {
+fn container_listener(config: &Config) -> Result<Option<server::Listener>, DaemonError> {
     let Some(target) = config
         .intercept_plan()
         .ok()
@@ -183,7 +184,7 @@ fn container_listener(config: &Config) -> Result<Option<std::net::TcpListener>, 
     else {
         return Ok(None);
     };
-    let listener = server::bind_container(target)?;
+    let listener = server::bind_container(Endpoint::Imds, target)?;
     if listener.is_none() {
         tracing::debug!(
             "169.254.169.254 is not on lo: no listener for containers (run `fake-metadata \
