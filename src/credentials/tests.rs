@@ -311,6 +311,59 @@ fn rotate_now_replaces_the_set() {
     );
 }
 
+/// Every endpoint renders its documents from `current()`: IMDS's carry exactly the typed
+/// set's keys, times and failure, and the set's `Debug` shows no key.
+#[test]
+fn imds_documents_are_the_typed_set() {
+    let (mut m, clock) = manager("role = \"web\"\n");
+    let waiting = m.current();
+    let why = waiting.role.as_ref().unwrap().set.as_ref().unwrap_err();
+    assert!(waiting.identity.is_none());
+    let failed = doc(&m, "meta-data/iam/security-credentials/web");
+    assert_eq!(text(&failed, "Code"), why.code);
+    assert_eq!(text(&failed, "Message"), why.message);
+    assert_eq!(text(&failed, "LastUpdated"), ec2_time(why.since));
+
+    let _ = m.refresh();
+    advance_to(&clock, m.next_refresh());
+    assert_eq!(m.refresh(), Refresh::Changed);
+    let set = m.current();
+    assert_eq!(set.account_id, ACCOUNT);
+    let role = set.role.as_ref().unwrap();
+    assert_eq!(role.name.as_str(), "web");
+    for (path, issued) in [
+        (
+            "meta-data/iam/security-credentials/web",
+            role.set.as_ref().unwrap(),
+        ),
+        (
+            "meta-data/identity-credentials/ec2/security-credentials/ec2-instance",
+            set.identity.as_ref().unwrap(),
+        ),
+    ] {
+        let d = doc(&m, path);
+        let keys = &issued.keys;
+        assert_eq!(text(&d, "AccessKeyId"), keys.access_key_id.expose());
+        assert_eq!(text(&d, "SecretAccessKey"), keys.secret_access_key.expose());
+        assert_eq!(
+            text(&d, "Token"),
+            keys.session_token.as_ref().unwrap().expose()
+        );
+        assert_eq!(text(&d, "LastUpdated"), ec2_time(issued.issued));
+        assert_eq!(text(&d, "Expiration"), ec2_time(issued.expires));
+    }
+    let info = doc(&m, "meta-data/iam/info");
+    assert_eq!(text(&info, "InstanceProfileArn"), role.instance_profile_arn);
+    assert_hidden(
+        &format!("{set:?}"),
+        &[
+            role.set.as_ref().unwrap().keys.secret_access_key.expose(),
+            set.identity.as_ref().unwrap().keys.access_key_id.expose(),
+        ],
+    );
+    assert!(crate::snapshot::iam::leaves(&CredentialSet::default()).is_empty());
+}
+
 #[test]
 fn debug_and_display_hide_keys() {
     let (mut m, _) = manager(

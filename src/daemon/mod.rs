@@ -172,7 +172,7 @@ pub fn run(source: Source) -> Result<(), DaemonError> {
     })
 }
 
-/// The listener for containers (`[intercept] containers`, on by default): on the address
+/// The IMDS listener for containers (`[intercept] containers`, on by default): on the address
 /// `install` DNATs them to, `169.254.169.254:<port>`, but only when that address is on an
 /// interface here, i.e. `install` has run (at boot the interception unit runs first). A daemon
 /// on a machine without interception (`serve` by hand) so listens on loopback only.

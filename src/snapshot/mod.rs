@@ -33,7 +33,9 @@ pub use headers::{Body, Headers};
 pub use tree::identity_document;
 
 /// Everything a request needs, compiled once per change of the inputs: a part per endpoint,
-/// read by that endpoint's front, then what all endpoints share.
+/// read by that endpoint's front, then what all endpoints share. A new endpoint adds its
+/// part here, built in [`build`] from the same inputs (its credential documents from the same
+/// [`CredentialSet`]).
 #[derive(Debug)]
 pub struct Snapshot {
     /// What the IMDS front serves.
