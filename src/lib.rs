@@ -4,8 +4,8 @@
 //!
 //! The modules sit in layers, each depending only on those above it (ARCHITECTURE.md has the
 //! picture and where each concern lives):
-//! 1. vocabulary: [`clock`], [`ec2`] (naming rules), [`endpoint`] (the services we answer as), [`types`], [`metadata`] (the tree),
-//!    [`accounts`], [`machine`];
+//! 1. vocabulary: [`clock`], [`ec2`] (naming rules), [`endpoint`] (the services we answer as),
+//!    [`client`] (who asks), [`types`], [`metadata`] (the tree), [`accounts`], [`machine`];
 //! 2. pure domain: [`imds`] ([`imds::respond`]), [`fault`], [`scenario`], [`credentials`], [`identity`],
 //!    [`intercept`]'s plan;
 //! 3. [`config`]: the file, environment and flags, checked;
@@ -16,6 +16,7 @@
 pub mod accounts;
 pub mod aemm;
 pub mod cli;
+pub mod client;
 pub mod clock;
 pub mod config;
 pub mod control;

@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::credentials::{CredentialManager, Refresh, SourceKind};
+use crate::credentials::{CredentialManager, CredentialSet, Refresh, SourceKind};
 use crate::identity::{IdentityKey, Signatures};
 use crate::scenario::{Change, EventId, Moment, Refused, Scenario};
 use crate::snapshot::{self, Published, signed_document};
@@ -35,8 +35,8 @@ pub struct Inputs {
 struct Current {
     config: Config,
     signatures: Option<Signatures>,
-    /// The credential leaves as of the last refresh.
-    credentials: Vec<(String, String)>,
+    /// The credentials as of the last refresh.
+    credentials: CredentialSet,
     scenario: Scenario,
 }
 
@@ -97,7 +97,7 @@ impl Inputs {
         scenario.apply_due(start);
         let current = Current {
             signatures: sign(identity.as_ref(), &config, start),
-            credentials: credentials.leaves(),
+            credentials: credentials.current(),
             config,
             scenario,
         };
@@ -153,7 +153,7 @@ impl Inputs {
         }
         current.config = new;
         current.signatures = signatures;
-        current.credentials = credentials.leaves();
+        current.credentials = credentials.current();
         self.published.publish(current.build(now));
         drop(current);
         credentials.announce();
@@ -170,7 +170,7 @@ impl Inputs {
         let mut current = lock(&self.current);
         let happened = current.scenario.apply_due(now);
         if renewed || happened {
-            current.credentials = credentials.leaves();
+            current.credentials = credentials.current();
             self.published.publish(current.build(now));
         }
         drop(current);
@@ -183,7 +183,7 @@ impl Inputs {
         let _ = credentials.rotate_now();
         let now = self.now();
         let mut current = lock(&self.current);
-        current.credentials = credentials.leaves();
+        current.credentials = credentials.current();
         self.published.publish(current.build(now));
         drop(current);
         credentials.announce();
@@ -260,7 +260,7 @@ impl Current {
         snapshot::build(
             &self.config,
             self.signatures.as_ref(),
-            self.credentials.clone(),
+            &self.credentials,
             &self.scenario,
             now,
         )

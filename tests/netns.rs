@@ -17,6 +17,7 @@ use std::process::Command;
 use std::thread;
 use std::time::Duration;
 
+use fake_metadata::endpoint::Endpoint;
 use fake_metadata::intercept::{self as ic, Family, InterceptError, Plan, system::SystemHost};
 use nix::sched::{CloneFlags, unshare};
 
@@ -599,17 +600,18 @@ fn container_listener_follows_the_address() {
     }
     let target = SocketAddr::from((ic::IMDS_V4, 18082));
     assert!(
-        fake_metadata::server::bind_container(target)
+        fake_metadata::server::bind_container(Endpoint::Imds, target)
             .unwrap()
             .is_none()
     );
     sh("ip", &["addr", "add", "169.254.169.254/32", "dev", "lo"]);
-    let listener = fake_metadata::server::bind_container(target)
+    let listener = fake_metadata::server::bind_container(Endpoint::Imds, target)
         .unwrap()
         .expect("a listener once the address is on lo");
+    assert_eq!(listener.endpoint, Endpoint::Imds);
     sh("ip", &["addr", "del", "169.254.169.254/32", "dev", "lo"]);
     sh("ip", &["addr", "add", "169.254.169.254/32", "dev", "lo"]);
-    let server = serve(listener, 2, "i-readded");
+    let server = serve(listener.socket, 2, "i-readded");
     assert_eq!(
         ic::probe(target, ic::INSTANCE_ID_PATH, Duration::from_secs(2)).unwrap(),
         "i-readded"

@@ -116,7 +116,7 @@ fuzz_target!(|data: &[u8]| {
             token: Some(token.as_bytes()),
             ..Request::new(&Method::GET, &path)
         };
-        let r = imds::respond(&snap.imds, &shared.tokens, now, &req);
+        let r = imds::respond(&snap.imds.service, &shared.tokens, now, &req);
         if must_exist && endpoint_on {
             assert_eq!(r.status, StatusCode::OK, "{path}");
         }

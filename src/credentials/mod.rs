@@ -1,11 +1,13 @@
 //! IAM role credentials: where they come from (generated, static, an AWS credentials file, a
-//! `credential_process` command), when they rotate, and the EC2 documents that serve them.
-//! As on EC2, every instance has instance identity credentials (`identity-credentials/`,
-//! always generated), with or without a role; `iam/` only with one.
+//! `credential_process` command), when they rotate, and what is served: one typed
+//! [`CredentialSet`]. As on EC2, every instance has instance identity credentials (always
+//! generated), with or without a role. The documents are rendered from the set by each
+//! endpoint's part of the snapshot (IMDS's `iam/` and `identity-credentials/` in
+//! `crate::snapshot::iam`), so that every endpoint serves the same set at every rotation.
 //!
 //! [`CredentialManager`] owns the current set. The daemon calls [`CredentialManager::refresh`]
 //! (blocking, so from `spawn_blocking`) at [`CredentialManager::next_refresh`] and, when it
-//! reports [`Refresh::Changed`], puts [`CredentialManager::leaves`] into a new tree snapshot,
+//! reports [`Refresh::Changed`], builds a new snapshot from [`CredentialManager::current`],
 //! then calls [`CredentialManager::announce`] to log the change.
 //! Rotation follows EC2: each set lives `lifetime`, and a new one replaces it `refresh-before`
 //! ahead of its expiry, so a client never receives a set with less than `refresh-before` left.
@@ -22,12 +24,10 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use serde::Serialize;
 use time::OffsetDateTime;
 use time::macros::format_description;
 
 use crate::clock::Clock;
-use crate::metadata::json::to_ec2_string;
 
 pub use config::{
     DEFAULT_INSTANCE_PROFILE_ID, DEFAULT_ROLE, HumanDuration, IamConfig, InstanceProfileArn,
@@ -50,18 +50,52 @@ pub const PROCESS_RETRY: Duration = Duration::from_secs(60);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refresh {
     Unchanged,
-    /// The leaves differ: rebuild the tree snapshot.
+    /// The [`CredentialSet`] differs: rebuild the snapshot.
     Changed,
 }
 
-/// One handed-out set.
-#[derive(Clone, PartialEq)]
-struct Issued {
-    keys: Keys,
+/// What is served now, as one value: every endpoint renders its documents from it. A
+/// `Default` set (no role, no identity credentials yet) renders nothing.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CredentialSet {
+    /// The account the credentials belong to (`AccountId`).
+    pub account_id: String,
+    /// The instance profile's role, when there is one.
+    pub role: Option<RoleCredentials>,
+    /// The instance identity credentials, from their first issue until they expire.
+    pub identity: Option<Issued>,
+}
+
+/// The role's part of a [`CredentialSet`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoleCredentials {
+    pub name: RoleName,
+    /// The configured ARN, or one for a profile named as the role.
+    pub instance_profile_arn: String,
+    pub instance_profile_id: InstanceProfileId,
+    /// The valid set, or why there is none.
+    pub set: Result<Issued, Unavailable>,
+}
+
+/// One handed-out set. `Debug` shows no key (see [`Secret`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Issued {
+    pub keys: Keys,
     /// `LastUpdated`.
-    issued: SystemTime,
+    pub issued: SystemTime,
     /// `Expiration`.
-    expires: SystemTime,
+    pub expires: SystemTime,
+}
+
+/// Why no valid set is served: what EC2's failure document says.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unavailable {
+    /// `Code` ([`FAILURE_CODE`]).
+    pub code: &'static str,
+    /// `Message`.
+    pub message: String,
+    /// `LastUpdated`: since when.
+    pub since: SystemTime,
 }
 
 /// Why no set is served (or, while an older one still is, why no new one came).
@@ -71,8 +105,7 @@ struct Failure {
     message: String,
 }
 
-/// Owns the role's current credentials and the instance identity credentials, and renders
-/// their documents.
+/// Owns the role's current credentials and the instance identity credentials.
 pub struct CredentialManager {
     cfg: IamConfig,
     account_id: String,
@@ -87,8 +120,8 @@ pub struct CredentialManager {
     failure: Option<Failure>,
     /// The next time the `file` source looks at its file.
     next_poll: Option<SystemTime>,
-    /// The leaves as of the last refresh, to tell whether a refresh changed them.
-    served: Vec<(String, String)>,
+    /// The set as of the last refresh, to tell whether a refresh changed it.
+    served: CredentialSet,
     /// Whether the last refresh served a valid role set (to log the moment it stops).
     serving: bool,
     /// Changes to what is served, logged by [`announce`](CredentialManager::announce) once
@@ -127,14 +160,14 @@ impl CredentialManager {
             identity_next: now,
             failure: None,
             next_poll: None,
-            served: Vec::new(),
+            served: CredentialSet::default(),
             serving: false,
             news: Vec::new(),
         }
     }
 
     /// Logs what the last refreshes changed. Call it after the snapshot built from
-    /// [`leaves`](CredentialManager::leaves) is swapped in.
+    /// [`current`](CredentialManager::current) is swapped in.
     pub fn announce(&mut self) {
         for n in self.news.drain(..) {
             match n {
@@ -165,13 +198,13 @@ impl CredentialManager {
     /// and reports whether the served documents changed. Blocks while a `process` source runs
     /// (at most its `command-timeout`). Never panics on a failing source: the failure is
     /// logged and the last good set stays until it expires.
-    #[must_use = "rebuild the tree snapshot when the leaves changed"]
+    #[must_use = "rebuild the snapshot when the set changed"]
     pub fn refresh(&mut self) -> Refresh {
         self.refresh_inner(false)
     }
 
     /// Replaces both sets now, whatever their age (e.g. `ctl credentials rotate`).
-    #[must_use = "rebuild the tree snapshot when the leaves changed"]
+    #[must_use = "rebuild the snapshot when the set changed"]
     pub fn rotate_now(&mut self) -> Refresh {
         self.refresh_inner(true)
     }
@@ -198,70 +231,27 @@ impl CredentialManager {
             .unwrap_or(now)
     }
 
-    /// The tree leaves to serve now, as (path below the version root, body): the role's
-    /// documents under `meta-data/iam/` when there is a role, then the instance identity
-    /// credentials (always, once issued). The role's credentials stay under
-    /// `meta-data/iam/security-credentials/<role>` only, so any other role name is a 404.
-    pub fn leaves(&self) -> Vec<(String, String)> {
+    /// The set to serve now: the role's (when there is a role: its valid set, or why there
+    /// is none) and the instance identity credentials (once issued, until they expire).
+    pub fn current(&self) -> CredentialSet {
         let now = self.clock.now();
-        let mut leaves = Vec::new();
-        if let Some(role) = &self.cfg.role {
-            leaves.extend(self.role_leaves(role, now));
+        let valid = |s: &Option<Issued>| s.as_ref().filter(|s| s.expires > now).cloned();
+        CredentialSet {
+            account_id: self.account_id.clone(),
+            role: self.cfg.role.as_ref().map(|role| RoleCredentials {
+                name: role.clone(),
+                instance_profile_arn: self.cfg.instance_profile_arn.as_ref().map_or_else(
+                    || InstanceProfileArn::for_role(&self.account_id, role),
+                    InstanceProfileArn::to_string,
+                ),
+                instance_profile_id: self.cfg.instance_profile_id.clone(),
+                set: valid(&self.role).ok_or_else(|| self.unavailable(role, now)),
+            }),
+            identity: valid(&self.identity),
         }
-        if let Some(id) = self.identity.as_ref().filter(|s| s.expires > now) {
-            leaves.push((
-                "meta-data/identity-credentials/ec2/info".into(),
-                to_ec2_string(&IdentityInfoDoc {
-                    code: "Success",
-                    last_updated: ec2_time(id.issued),
-                    account_id: &self.account_id,
-                }),
-            ));
-            leaves.push((
-                "meta-data/identity-credentials/ec2/security-credentials/ec2-instance".into(),
-                credentials_doc(id),
-            ));
-        }
-        leaves
     }
 
-    /// `iam/info`, `iam/security-credentials/<role>` and its `-extended` twin.
-    fn role_leaves(&self, role: &RoleName, now: SystemTime) -> [(String, String); 3] {
-        let (info, creds) = match self.role.as_ref().filter(|s| s.expires > now) {
-            Some(set) => (
-                to_ec2_string(&InfoDoc {
-                    code: "Success",
-                    last_updated: ec2_time(set.issued),
-                    instance_profile_arn: &self.cfg.instance_profile_arn.as_ref().map_or_else(
-                        || InstanceProfileArn::for_role(&self.account_id, role),
-                        InstanceProfileArn::to_string,
-                    ),
-                    instance_profile_id: self.cfg.instance_profile_id.as_str(),
-                }),
-                credentials_doc(set),
-            ),
-            None => {
-                let doc = to_ec2_string(&self.failure_doc(role, now));
-                (doc.clone(), doc)
-            }
-        };
-        let extended = match self.role.as_ref().filter(|s| s.expires > now) {
-            Some(set) => extended_credentials_doc(set, &self.account_id),
-            None => creds.clone(),
-        };
-        [
-            ("meta-data/iam/info".to_string(), info),
-            (format!("meta-data/iam/security-credentials/{role}"), creds),
-            // What the newer SDKs ask first: the same set, from the same snapshot, plus the
-            // account; a failure reads the same on both paths.
-            (
-                format!("meta-data/iam/security-credentials-extended/{role}"),
-                extended,
-            ),
-        ]
-    }
-
-    fn failure_doc(&self, role: &RoleName, now: SystemTime) -> FailureDoc {
+    fn unavailable(&self, role: &RoleName, now: SystemTime) -> Unavailable {
         let (since, message) = match (&self.failure, &self.role) {
             (Some(f), _) => (
                 f.since,
@@ -279,10 +269,10 @@ impl CredentialManager {
                 format!("The credentials for role {role} have not been fetched yet."),
             ),
         };
-        FailureDoc {
+        Unavailable {
             code: FAILURE_CODE,
             message,
-            last_updated: ec2_time(since),
+            since,
         }
     }
 
@@ -306,11 +296,11 @@ impl CredentialManager {
             self.refresh_role(&role, now, force);
         }
 
-        let leaves = self.leaves();
-        if leaves == self.served {
+        let set = self.current();
+        if set == self.served {
             Refresh::Unchanged
         } else {
-            self.served = leaves;
+            self.served = set;
             Refresh::Changed
         }
     }
@@ -488,44 +478,6 @@ impl fmt::Display for CredentialManager {
     }
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "PascalCase")]
-struct InfoDoc<'a> {
-    code: &'a str,
-    last_updated: String,
-    instance_profile_arn: &'a str,
-    instance_profile_id: &'a str,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "PascalCase")]
-struct CredentialsDoc<'a> {
-    code: &'a str,
-    last_updated: String,
-    #[serde(rename = "Type")]
-    kind: &'a str,
-    access_key_id: &'a str,
-    secret_access_key: &'a str,
-    token: &'a str,
-    expiration: String,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "PascalCase")]
-struct FailureDoc {
-    code: &'static str,
-    message: String,
-    last_updated: String,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "PascalCase")]
-struct IdentityInfoDoc<'a> {
-    code: &'a str,
-    last_updated: String,
-    account_id: &'a str,
-}
-
 /// Refuses a set whose stated expiry has already passed.
 fn unexpired(f: Fetched, now: SystemTime) -> Result<Fetched, SourceError> {
     match f.expires {
@@ -537,44 +489,8 @@ fn unexpired(f: Fetched, now: SystemTime) -> Result<Fetched, SourceError> {
     }
 }
 
-fn credentials_doc(set: &Issued) -> String {
-    to_ec2_string(&CredentialsDoc {
-        code: "Success",
-        last_updated: ec2_time(set.issued),
-        kind: "AWS-HMAC",
-        access_key_id: set.keys.access_key_id.expose(),
-        secret_access_key: set.keys.secret_access_key.expose(),
-        token: set.keys.session_token.as_ref().map_or("", Secret::expose),
-        expiration: ec2_time(set.expires),
-    })
-}
-
-/// The `security-credentials-extended/<role>` document: the same fields, then `AccountId`
-/// (no capture of a real one was found; the SDKs read it by name).
-fn extended_credentials_doc(set: &Issued, account_id: &str) -> String {
-    #[derive(Serialize)]
-    #[serde(rename_all = "PascalCase")]
-    struct Extended<'a> {
-        #[serde(flatten)]
-        base: CredentialsDoc<'a>,
-        account_id: &'a str,
-    }
-    to_ec2_string(&Extended {
-        base: CredentialsDoc {
-            code: "Success",
-            last_updated: ec2_time(set.issued),
-            kind: "AWS-HMAC",
-            access_key_id: set.keys.access_key_id.expose(),
-            secret_access_key: set.keys.secret_access_key.expose(),
-            token: set.keys.session_token.as_ref().map_or("", Secret::expose),
-            expiration: ec2_time(set.expires),
-        },
-        account_id,
-    })
-}
-
 /// EC2's credential time format, `%Y-%m-%dT%H:%M:%SZ` in UTC (what SDKs parse).
-fn ec2_time(t: SystemTime) -> String {
+pub fn ec2_time(t: SystemTime) -> String {
     OffsetDateTime::from(t)
         .format(format_description!(
             "[year]-[month]-[day]T[hour]:[minute]:[second]Z"

@@ -24,8 +24,13 @@ fn manager(section: &str) -> (CredentialManager, Arc<ManualClock>) {
     (CredentialManager::new(&cfg, ACCOUNT, clock.clone()), clock)
 }
 
+/// The IMDS documents the manager's current set renders as.
+fn leaves(m: &CredentialManager) -> Vec<(String, String)> {
+    crate::snapshot::iam::leaves(&m.current())
+}
+
 fn leaf(m: &CredentialManager, path: &str) -> Option<String> {
-    m.leaves()
+    leaves(m)
         .into_iter()
         .find(|(p, _)| p == path)
         .map(|(_, body)| body)
@@ -165,7 +170,7 @@ fn documents_have_ec2s_shape_and_order() {
         "role = \"web\"\nsource = \"static\"\naccess-key-id = \"AKIAEXAMPLE\"\nsecret-access-key = \"wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\"\nsession-token = \"IQoJb3JpZ2luX2VjEXAMPLE==\"\n",
     );
     let _ = m.refresh();
-    let paths: Vec<String> = m.leaves().into_iter().map(|(p, _)| p).collect();
+    let paths: Vec<String> = leaves(&m).into_iter().map(|(p, _)| p).collect();
     assert_eq!(
         paths,
         [
@@ -224,7 +229,7 @@ fn no_role_serves_the_identity_credentials_only() {
     let (mut m, clock) = manager("role = \"\"\n");
     let (r, log) = logged(|| m.refresh());
     assert_eq!(r, Refresh::Changed);
-    let paths: Vec<String> = m.leaves().into_iter().map(|(p, _)| p).collect();
+    let paths: Vec<String> = leaves(&m).into_iter().map(|(p, _)| p).collect();
     assert_eq!(
         paths,
         [
@@ -254,7 +259,7 @@ fn no_role_serves_the_identity_credentials_only() {
     assert_eq!(m.refresh(), Refresh::Changed);
     let second = doc(&m, id_path);
     assert_ne!(text(&second, "AccessKeyId"), text(&first, "AccessKeyId"));
-    assert_eq!(m.leaves().len(), 2);
+    assert_eq!(leaves(&m).len(), 2);
     assert_eq!(m.rotate_now(), Refresh::Changed);
     assert_ne!(
         text(&doc(&m, id_path), "AccessKeyId"),
@@ -304,6 +309,59 @@ fn rotate_now_replaces_the_set() {
         text(&role_creds(&m), "AccessKeyId"),
         text(&before, "AccessKeyId")
     );
+}
+
+/// Every endpoint renders its documents from `current()`: IMDS's carry exactly the typed
+/// set's keys, times and failure, and the set's `Debug` shows no key.
+#[test]
+fn imds_documents_are_the_typed_set() {
+    let (mut m, clock) = manager("role = \"web\"\n");
+    let waiting = m.current();
+    let why = waiting.role.as_ref().unwrap().set.as_ref().unwrap_err();
+    assert!(waiting.identity.is_none());
+    let failed = doc(&m, "meta-data/iam/security-credentials/web");
+    assert_eq!(text(&failed, "Code"), why.code);
+    assert_eq!(text(&failed, "Message"), why.message);
+    assert_eq!(text(&failed, "LastUpdated"), ec2_time(why.since));
+
+    let _ = m.refresh();
+    advance_to(&clock, m.next_refresh());
+    assert_eq!(m.refresh(), Refresh::Changed);
+    let set = m.current();
+    assert_eq!(set.account_id, ACCOUNT);
+    let role = set.role.as_ref().unwrap();
+    assert_eq!(role.name.as_str(), "web");
+    for (path, issued) in [
+        (
+            "meta-data/iam/security-credentials/web",
+            role.set.as_ref().unwrap(),
+        ),
+        (
+            "meta-data/identity-credentials/ec2/security-credentials/ec2-instance",
+            set.identity.as_ref().unwrap(),
+        ),
+    ] {
+        let d = doc(&m, path);
+        let keys = &issued.keys;
+        assert_eq!(text(&d, "AccessKeyId"), keys.access_key_id.expose());
+        assert_eq!(text(&d, "SecretAccessKey"), keys.secret_access_key.expose());
+        assert_eq!(
+            text(&d, "Token"),
+            keys.session_token.as_ref().unwrap().expose()
+        );
+        assert_eq!(text(&d, "LastUpdated"), ec2_time(issued.issued));
+        assert_eq!(text(&d, "Expiration"), ec2_time(issued.expires));
+    }
+    let info = doc(&m, "meta-data/iam/info");
+    assert_eq!(text(&info, "InstanceProfileArn"), role.instance_profile_arn);
+    assert_hidden(
+        &format!("{set:?}"),
+        &[
+            role.set.as_ref().unwrap().keys.secret_access_key.expose(),
+            set.identity.as_ref().unwrap().keys.access_key_id.expose(),
+        ],
+    );
+    assert!(crate::snapshot::iam::leaves(&CredentialSet::default()).is_empty());
 }
 
 #[test]

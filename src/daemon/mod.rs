@@ -178,14 +178,14 @@ pub fn run(source: Source) -> Result<(), DaemonError> {
 /// that address is on an interface here, i.e. `install` has run (at boot the interception
 /// unit runs first). A daemon on a machine without interception (`serve` by hand) so listens
 /// on loopback only.
-fn container_listeners(config: &Config) -> Result<Vec<std::net::TcpListener>, DaemonError> {
+fn container_listeners(config: &Config) -> Result<Vec<server::Listener>, DaemonError> {
     let targets = config
         .intercept_plan()
         .map(|p| p.container_targets())
         .unwrap_or_default();
     let mut out = Vec::new();
     for (endpoint, target) in targets {
-        match server::bind_container(target)? {
+        match server::bind_container(endpoint, target)? {
             Some(l) => out.push(l),
             None => tracing::debug!(
                 "{} is not on lo: no {endpoint} listener for containers (run `fake-metadata \

@@ -1,12 +1,16 @@
-//! What is served now: a [`Snapshot`] is everything a request needs (the IMDS service with
-//! its tree, the header templates, the request-log switch), compiled once from the inputs by
-//! [`build`], a pure function. [`Published`] holds the snapshot being served, swapped whole
-//! on every change, with the token key and the clock every request uses.
+//! What is served now: a [`Snapshot`] is everything a request needs, compiled once from the
+//! inputs by [`build`], a pure function: each endpoint's part (what its front reads: for
+//! IMDS, [`ImdsPart`]) and what every endpoint shares (the faults in force, the request-log
+//! switch). [`Published`] holds the snapshot being served, swapped whole on every change,
+//! with the token key and the clock every request uses.
 //!
 //! No file is read, nothing is signed and no lock is held here: the user data comes with the
-//! checked [`Config`], the identity signatures are made before (see `crate::live`).
+//! checked [`Config`], the identity signatures are made before (see `crate::live`). The
+//! credentials come as one [`CredentialSet`], which each part renders in its own documents
+//! (IMDS's in [`iam`]), so that all endpoints agree at every rotation.
 
 mod headers;
+pub mod iam;
 pub mod tree;
 
 // `[replay]`: a crawled tree served in place of the modelled one.
@@ -20,6 +24,7 @@ use arc_swap::ArcSwap;
 
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::credentials::CredentialSet;
 use crate::fault::Faults;
 use crate::identity::Signatures;
 use crate::imds::{self, TokenAuthority};
@@ -27,26 +32,53 @@ use crate::scenario::Scenario;
 pub use headers::{Body, Headers};
 pub use tree::identity_document;
 
-/// Everything a request needs, compiled once per change of the inputs.
+/// Everything a request needs, compiled once per change of the inputs: a part per endpoint,
+/// read by that endpoint's front, then what all endpoints share. A new endpoint adds its
+/// part here, built in [`build`] from the same inputs (its credential documents from the same
+/// [`CredentialSet`]).
 #[derive(Debug)]
 pub struct Snapshot {
-    pub imds: imds::Service,
-    pub headers: Headers,
+    /// What the IMDS front serves.
+    pub imds: ImdsPart,
+    /// Whether each request is logged (the access log).
     pub log_requests: bool,
     /// The faults in force (usually none: then a request only tests that it is empty).
     pub faults: Faults,
 }
 
-/// Builds a snapshot: the configured tree with the identity `signatures`, the credential
-/// leaves, `[paths]` (which win over both), then the scenario (notices, events, ASG state)
-/// and the `ctl` overlay, which win over `[paths]`. `now` stamps `Last-Modified`.
+/// The IMDS part of a snapshot: the service `imds::respond` answers from (options and
+/// tree) and EC2's header templates.
+#[derive(Debug)]
+pub struct ImdsPart {
+    pub service: imds::Service,
+    pub headers: Headers,
+}
+
+/// Builds a snapshot from its inputs: each endpoint's part, then the shared ones.
 pub fn build(
     config: &Config,
     signatures: Option<&Signatures>,
-    credentials: Vec<(String, String)>,
+    credentials: &CredentialSet,
     scenario: &Scenario,
     now: SystemTime,
 ) -> Snapshot {
+    Snapshot {
+        imds: imds_part(config, signatures, credentials, scenario, now),
+        log_requests: config.log().requests(),
+        faults: Faults::new(scenario.armed_faults()),
+    }
+}
+
+/// IMDS's part: the configured tree with the identity `signatures`, the credential
+/// documents, `[paths]` (which win over both), then the scenario (notices, events, ASG
+/// state) and the `ctl` overlay, which win over `[paths]`. `now` stamps `Last-Modified`.
+fn imds_part(
+    config: &Config,
+    signatures: Option<&Signatures>,
+    credentials: &CredentialSet,
+    scenario: &Scenario,
+    now: SystemTime,
+) -> ImdsPart {
     let tagged;
     let config = if scenario.changes_tags() {
         tagged = config.clone().with_tags(scenario.tags(config.tags()));
@@ -59,18 +91,16 @@ pub fn build(
         Some(r) => replay::builder(config, r, signatures, scenario.changes_tags()),
         None => tree::builder(config, signatures),
     };
-    for (path, body) in credentials {
+    for (path, body) in iam::leaves(credentials) {
         tree.text(&path, body);
     }
     for (path, value) in config.paths() {
         tree.text(path.as_str(), value.clone());
     }
     scenario.extend(&mut tree);
-    Snapshot {
-        imds: imds::Service::new(config.imds_options(), &tree),
+    ImdsPart {
+        service: imds::Service::new(config.imds_options(), &tree),
         headers: Headers::new(now, config.server().keep_alive()),
-        log_requests: config.log().requests(),
-        faults: Faults::new(scenario.armed_faults()),
     }
 }
 

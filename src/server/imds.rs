@@ -1,0 +1,127 @@
+//! The IMDS front: turns a hyper request into an [`imds::Request`] view, lets the faults in
+//! force act, answers with [`imds::respond`] from the snapshot's IMDS part, applies the hop
+//! limit of a token reply, writes the access-log line and adds EC2's headers.
+
+use http::header::{self, HeaderName, HeaderValue};
+
+use super::conn::{Answer, Connection};
+use crate::client::Client;
+use crate::endpoint::Endpoint;
+use crate::fault::{Effect, Faults, Hit};
+use crate::imds;
+use crate::snapshot::Published;
+
+const TOKEN: HeaderName = HeaderName::from_static("x-aws-ec2-metadata-token");
+const TOKEN_TTL: HeaderName = HeaderName::from_static("x-aws-ec2-metadata-token-ttl-seconds");
+const FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+
+/// The answer to one request on `conn`: now, later, or none.
+pub(super) fn answer<B>(conn: &Connection, shared: &Published, req: &hyper::Request<B>) -> Answer {
+    let snap = shared.snapshot.load();
+    let part = &snap.imds;
+    let client = &conn.client;
+    let mut view = imds::Request::new(req.method(), req.uri().path());
+    // One pass over the few headers a client sends, instead of hashing five names to look
+    // each up; as `HeaderMap::get` does, the first value of a name counts.
+    let (mut token, mut ttl, mut expect, mut hosts) = (None, None, None, 0u32);
+    for (name, value) in req.headers() {
+        if *name == header::HOST {
+            hosts += 1;
+        } else if *name == TOKEN {
+            token = token.or(Some(value));
+        } else if *name == TOKEN_TTL {
+            ttl = ttl.or(Some(value));
+        } else if *name == FORWARDED_FOR {
+            view.forwarded = true;
+        } else if *name == header::EXPECT {
+            expect = expect.or(Some(value));
+        }
+    }
+    // RFC 9112 section 3.2: an HTTP/1.1 request without `Host`, or with more than one, is a
+    // 400 (HTTP/1.0 had no `Host`).
+    if hosts != 1 && (hosts > 1 || req.version() != http::Version::HTTP_10) {
+        let r = imds::Response::bad_request(part.service.options.generation);
+        return Answer::Now(part.headers.response(r, shared.clock.now_millis()));
+    }
+    view.token = token.map(HeaderValue::as_bytes);
+    view.ttl = ttl.map(HeaderValue::as_bytes);
+    view.expect_continue =
+        expect.is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let now_ms = shared.clock.now_millis();
+    let hit = if snap.faults.is_empty() {
+        None
+    } else {
+        check_faults(&snap.faults, client, req, now_ms)
+    };
+    let mut r = match hit {
+        Some(Hit {
+            effect: Effect::Status(code),
+            ..
+        }) => status_reply(code, part.service.options.generation),
+        _ => imds::respond(&part.service, &shared.tokens, now_ms, &view),
+    };
+    if let Some(limit) = r.hop_limit {
+        // A peer on this host gets every reply: no router lies between, so the TTL would
+        // change nothing and setting it costs system calls on the v2 hot path. A peer that
+        // is not this host (a container behind a bridge) is one hop away, as it is on EC2
+        // where IMDS lies beyond the instance; the kernel's TTL does the rest.
+        if conn.peer_is_local() {
+            r.hop_limit = None;
+        } else if limit == 1 {
+            tracing::debug!(peer = %client.peer, "token reply withheld: beyond the hop limit");
+            return Answer::Withhold;
+        } else {
+            r.hop_limit = Some(limit - 1);
+        }
+    }
+    conn.set_hop_limit(r.hop_limit);
+    if snap.log_requests {
+        tracing::info!(
+            target: "fake_metadata::access",
+            peer = %client.peer,
+            method = %req.method(),
+            path = req.uri().path(),
+            status = r.status.as_u16(),
+            v2 = view.token.is_some(),
+            // A fault that leaves no reply says so: the status above was never sent.
+            fault = hit.map(|h| tracing::field::display(match h.effect {
+                Effect::Withhold => format!("{} (no reply)", h.id),
+                Effect::Reset => format!("{} (reset)", h.id),
+                _ => h.id.to_string(),
+            })),
+            "request"
+        );
+    }
+    let resp = part.headers.response(r, now_ms);
+    match hit {
+        None => Answer::Now(resp),
+        Some(h) => conn.act_out(h.effect, resp),
+    }
+}
+
+/// Which fault, if any, acts on this request (only asked when there are faults).
+#[cold]
+#[inline(never)]
+fn check_faults<B>(
+    faults: &Faults,
+    client: &Client,
+    req: &hyper::Request<B>,
+    now_ms: u64,
+) -> Option<Hit> {
+    faults.check(
+        Endpoint::Imds,
+        req.method(),
+        req.uri().path(),
+        client.peer.ip().to_canonical(),
+        now_ms,
+        &mut fastrand::f64,
+    )
+}
+
+/// A `status` fault's reply.
+#[cold]
+fn status_reply(code: u16, generation: imds::Generation) -> imds::Response {
+    let status =
+        http::StatusCode::from_u16(code).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    imds::Response::for_status(status, generation)
+}
