@@ -10,6 +10,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::{Method, StatusCode};
 
+use crate::client::Client;
 use crate::metadata::{self, Node, Tree, TreeBuilder, VERSIONS};
 pub use token::TokenAuthority;
 
@@ -27,6 +28,9 @@ pub struct Request<'a> {
     pub forwarded: bool,
     /// Whether `Expect: 100-continue` is present.
     pub expect_continue: bool,
+    /// Who asks (`None` for a request made up by a test or a tool). Every client is served
+    /// the same today; per-client views will choose by it.
+    pub client: Option<&'a Client>,
 }
 
 impl<'a> Request<'a> {
@@ -39,6 +43,7 @@ impl<'a> Request<'a> {
             ttl: None,
             forwarded: false,
             expect_continue: false,
+            client: None,
         }
     }
 }

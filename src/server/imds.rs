@@ -21,6 +21,7 @@ pub(super) fn answer<B>(conn: &Connection, shared: &Published, req: &hyper::Requ
     let part = &snap.imds;
     let client = &conn.client;
     let mut view = imds::Request::new(req.method(), req.uri().path());
+    view.client = Some(client);
     // One pass over the few headers a client sends, instead of hashing five names to look
     // each up; as `HeaderMap::get` does, the first value of a name counts.
     let (mut token, mut ttl, mut expect, mut hosts) = (None, None, None, 0u32);
