@@ -19,6 +19,10 @@
 //! | no subcommand | all of the above |
 //! | `-x`, `-s` | accepted and ignored (every client sees every event) |
 //! | `-c`, `--config-file` (JSON) | refused: use `--config` with a fake-metadata TOML file |
+//!
+//! Without `--config`, the instance is AEMM's own default one ([`DEFAULTS`]: its ids,
+//! addresses, tags, role and user data), so that tests written against AEMM read the values
+//! they expect; with `--config`, the file's.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -27,13 +31,20 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 
-use crate::config::{HttpTokens, Overrides};
+use crate::config::{HttpTokens, Overrides, Preset};
 use crate::daemon::Source;
 use crate::scenario::{
     AsgState, Change, Entry, EventCode, EventSpec, EventState, Moment, ScenarioConfig, SpotAction,
 };
 
 const DAY: u64 = 86_400;
+
+/// AEMM's default values as a fake-metadata config (`src/aemm_defaults.toml`, which cites
+/// where each comes from), used when `--config` is not given.
+pub const DEFAULTS: Preset = Preset {
+    name: "(AEMM's defaults)",
+    text: include_str!("aemm_defaults.toml"),
+};
 
 /// amazon-ec2-metadata-mock's command line.
 #[derive(Debug, Clone, Args)]
@@ -80,7 +91,8 @@ pub struct AemmArgs {
     /// AEMM's JSON config is not read: use --config with a fake-metadata TOML file.
     #[arg(short = 'c', long, value_name = "FILE", global = true)]
     pub config_file: Option<PathBuf>,
-    /// A fake-metadata config file (TOML) for everything else (instance, tags, control).
+    /// A fake-metadata config file (TOML) for everything else (instance, tags, control), in
+    /// place of AEMM's default instance.
     #[arg(long, env = "FAKE_METADATA_CONFIG", value_name = "FILE", global = true)]
     pub config: Option<PathBuf>,
     #[command(subcommand)]
@@ -282,6 +294,7 @@ pub fn source(a: &AemmArgs) -> Result<Source, String> {
     }
     Ok(Source {
         path: a.config.clone(),
+        preset: Some(DEFAULTS),
         overrides: Overrides {
             listen: vec![SocketAddr::new(a.hostname, a.port)],
             http_tokens: a.imdsv2.then_some(HttpTokens::Required),

@@ -45,6 +45,7 @@ impl ConfigArgs {
     pub fn source(&self) -> daemon::Source {
         daemon::Source {
             path: self.config.clone(),
+            preset: None,
             overrides: Overrides {
                 listen: self.listen.clone(),
                 http_tokens: self.http_tokens,

@@ -263,3 +263,99 @@ fn aemm_json_config_is_refused_clearly() {
         "{err}"
     );
 }
+
+/// Without `--config`, the instance is AEMM's default one (its
+/// pkg/config/defaults/aemm-metadata-default-values.json), served in EC2's shapes: tests
+/// written against AEMM read the ids and values they expect.
+#[test]
+fn without_a_config_the_instance_is_aemms_default_one() {
+    let dir = tempfile::tempdir().unwrap();
+    // The daemon drops root to nobody: its state and socket go where nobody may write.
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let state = dir.path().join("state");
+    let mut b = Daemon::run(&["aemm", "-p", &port])
+        .env("STATE_DIRECTORY", state.to_str().unwrap())
+        .env("XDG_RUNTIME_DIR", dir.path().to_str().unwrap());
+    if nix::unistd::Uid::effective().is_root() {
+        // As root the control socket would be /run/fake-metadata's: run as nobody instead.
+        b = b.user(65534, 65534);
+    }
+    let m = b.in_dir(dir).start();
+    // From AEMM's values file, key by key.
+    for (path, want) in [
+        ("/latest/meta-data/instance-id", "i-1234567890abcdef0"),
+        ("/latest/meta-data/instance-type", "m4.xlarge"),
+        ("/latest/meta-data/ami-id", "ami-0a887e401f7654935"),
+        ("/latest/meta-data/local-ipv4", "172.16.34.43"),
+        (
+            "/latest/meta-data/local-hostname",
+            "ip-172-16-34-43.ec2.internal",
+        ),
+        ("/latest/meta-data/public-ipv4", "192.0.2.54"),
+        (
+            "/latest/meta-data/public-hostname",
+            "ec2-192-0-2-54.compute-1.amazonaws.com",
+        ),
+        ("/latest/meta-data/mac", "0e:49:61:0f:c3:11"),
+        (
+            "/latest/meta-data/placement/availability-zone",
+            "us-east-1a",
+        ),
+        (
+            "/latest/meta-data/placement/availability-zone-id",
+            "use1-az4",
+        ),
+        (
+            "/latest/meta-data/placement/group-name",
+            "a-placement-group",
+        ),
+        ("/latest/meta-data/placement/host-id", "h-0da999999f9999fb9"),
+        ("/latest/meta-data/kernel-id", "aki-5c21674b"),
+        ("/latest/meta-data/reservation-id", "r-046cb3eca3e201d2f"),
+        (
+            "/latest/meta-data/security-groups",
+            "ura-launch-wizard-harry-1",
+        ),
+        ("/latest/meta-data/block-device-mapping/swap", "sdcs"),
+        ("/latest/meta-data/tags/instance/Name", "test-instance"),
+        (
+            "/latest/meta-data/iam/security-credentials/",
+            "baskinc-role",
+        ),
+        (
+            "/latest/meta-data/network/interfaces/macs/0e:49:61:0f:c3:11/interface-id",
+            "eni-0f95d3625f5c521cc",
+        ),
+        (
+            "/latest/meta-data/network/interfaces/macs/0e:49:61:0f:c3:11/owner-id",
+            "515336597381",
+        ),
+    ] {
+        assert_eq!(body(&m, path), want, "{path}");
+    }
+    // User data is EC2's application/octet-stream, not text/plain.
+    let (status, _, data) = common::http(m.addr, "GET", "/latest/user-data", &[]);
+    assert_eq!((status, data.as_str()), (200, "1234,john,reboot,true\n"));
+    // EC2's shapes where AEMM's values disagree with each other: one account throughout.
+    let doc = body(&m, "/latest/dynamic/instance-identity/document");
+    assert!(doc.contains("\"accountId\" : \"515336597381\""), "{doc}");
+    assert!(
+        doc.contains("\"instanceId\" : \"i-1234567890abcdef0\""),
+        "{doc}"
+    );
+    let info = body(&m, "/latest/meta-data/iam/info");
+    assert!(
+        info.contains("arn:aws:iam::515336597381:instance-profile/baskinc-role"),
+        "{info}"
+    );
+}

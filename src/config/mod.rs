@@ -110,6 +110,14 @@ pub struct Config {
     intercept: Intercept,
 }
 
+/// A config file built into the binary, standing in for one the user gives.
+#[derive(Debug, Clone, Copy)]
+pub struct Preset {
+    /// How errors name it.
+    pub name: &'static str,
+    pub text: &'static str,
+}
+
 /// Why a configuration could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -219,17 +227,29 @@ impl Config {
     /// overrides.
     pub fn load(path: Option<&Path>, o: &Overrides) -> Result<Config, ConfigError> {
         let facts = MachineFacts::gather();
-        let mut c = match path {
+        let c = match path {
             Some(p) => Config::read(p, &facts)?,
             None => Config::builtin_with(&facts),
         };
+        Ok(c.overridden(o))
+    }
+
+    /// Loads `preset` in place of a file, then the overrides (`fake-metadata aemm` without
+    /// `--config`: AEMM's default values).
+    pub fn load_preset(preset: &Preset, o: &Overrides) -> Result<Config, ConfigError> {
+        let c = Config::parse(preset.text, Path::new(preset.name), &MachineFacts::gather())?;
+        Ok(c.overridden(o))
+    }
+
+    fn overridden(mut self, o: &Overrides) -> Config {
+        let c = &mut self;
         if !o.listen.is_empty() {
             c.server.set_listen(o.listen.clone());
         }
         if let Some(t) = o.http_tokens {
             c.imds.set_http_tokens(t);
         }
-        Ok(c)
+        self
     }
 
     /// This config listening on `addrs` instead, as `--listen` does.

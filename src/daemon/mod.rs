@@ -17,7 +17,7 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
 use crate::accounts::Ids;
 use crate::clock::{Clock, SystemClock};
-use crate::config::{Config, ConfigError, Overrides};
+use crate::config::{Config, ConfigError, Overrides, Preset};
 use crate::identity::IdentityKey;
 use crate::live::Inputs;
 use crate::server;
@@ -29,6 +29,8 @@ pub const SERVICE_USER: &str = "fake-metadata";
 #[derive(Debug, Clone)]
 pub struct Source {
     pub path: Option<PathBuf>,
+    /// Stands in for the file when there is none (`fake-metadata aemm`: AEMM's defaults).
+    pub preset: Option<Preset>,
     pub overrides: Overrides,
     /// Replaces the file's `[scenario]` (`fake-metadata aemm` builds one from its flags).
     pub scenario: Option<crate::scenario::ScenarioConfig>,
@@ -36,7 +38,10 @@ pub struct Source {
 
 impl Source {
     pub fn load(&self) -> Result<Config, ConfigError> {
-        let c = Config::load(self.path.as_deref(), &self.overrides)?;
+        let c = match (&self.path, &self.preset) {
+            (None, Some(preset)) => Config::load_preset(preset, &self.overrides)?,
+            (path, _) => Config::load(path.as_deref(), &self.overrides)?,
+        };
         Ok(match &self.scenario {
             Some(s) => c.with_scenario(s.clone()),
             None => c,
