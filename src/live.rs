@@ -61,6 +61,7 @@ fn credentials_for(config: &Config, clock: &Arc<dyn Clock>) -> CredentialManager
     let mut m = CredentialManager::new(
         config.iam(),
         config.instance().account_id().as_str(),
+        config.instance().partition().0,
         clock.clone(),
     );
     if config.iam().source.kind() != SourceKind::Process {
@@ -126,14 +127,15 @@ impl Inputs {
         self.published.clock.now()
     }
 
-    /// Swaps in a new configuration. Credentials are kept unless `[iam]` or the account
-    /// changed; the scenario (with its live changes) is kept unless `[scenario]` changed,
+    /// Swaps in a new configuration. Credentials are kept unless `[iam]`, the account or
+    /// the partition changed; the scenario (with its live changes) is kept unless `[scenario]` changed,
     /// which restarts it from the new timeline (counted from the daemon's start).
     pub fn reload(&self, new: Config) {
         let signatures = sign(self.identity.as_ref(), &new, self.now());
         let old = self.config();
         let fresh = (new.iam() != old.iam()
-            || new.instance().account_id() != old.instance().account_id())
+            || new.instance().account_id() != old.instance().account_id()
+            || new.instance().partition() != old.instance().partition())
         .then(|| credentials_for(&new, &self.published.clock));
         let mut credentials = lock(&self.credentials);
         if let Some(m) = fresh {

@@ -91,6 +91,18 @@ pub(super) fn check(c: &RawConfig, spans: &Spans<'_>) -> Result<(), ConfigError>
             ),
         );
     }
+    if let Some(arn) = &c.iam.instance_profile_arn {
+        let (partition, _) = crate::ec2::partition(c.instance.availability_zone.region());
+        if arn.partition() != partition {
+            blame(
+                &["iam", "instance-profile-arn"],
+                format!(
+                    "[iam] `instance-profile-arn` is in partition {}, but the instance's region is in {partition}: an instance's profile is in its own partition",
+                    arn.partition()
+                ),
+            );
+        }
+    }
     // `[replay]`: what [`Replay::refused`](super::Replay::refused) refuses, blamed on each leaf.
     if let Some(r) = &c.replay {
         for (p, why) in r.refused() {

@@ -472,6 +472,16 @@ mod tests {
             c.iam.instance_profile_arn.unwrap().as_str(),
             arn.trim_matches('"')
         );
+        // In the instance's partition too.
+        let e = parse(&format!(
+            "[instance]\naccount-id = \"210987654321\"\navailability-zone = \"cn-north-1a\"\n\
+             [iam]\ninstance-profile-arn = {arn}\n"
+        ))
+        .unwrap_err();
+        assert_eq!(
+            e,
+            "c.toml:5:1: [iam] `instance-profile-arn` is in partition aws, but the instance's region is in aws-cn: an instance's profile is in its own partition"
+        );
         // A malformed one is refused at its value.
         let e = parse("[iam]\ninstance-profile-arn = \"arn:aws:iam::210987654321:role/web\"\n")
             .unwrap_err();

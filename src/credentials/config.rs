@@ -50,7 +50,8 @@ pub struct IamConfig {
     pub refresh_before: Duration,
     pub instance_profile_id: InstanceProfileId,
     /// `iam/info`'s `InstanceProfileArn`; `None`: the profile is named as the role, in the
-    /// `aws` partition and `[instance] account-id` (checked against it in `crate::config`).
+    /// instance's partition and `[instance] account-id` (checked against both in
+    /// `crate::config`).
     pub instance_profile_arn: Option<InstanceProfileArn>,
 }
 
@@ -440,9 +441,15 @@ impl From<InstanceProfileId> for String {
 pub struct InstanceProfileArn(String);
 
 impl InstanceProfileArn {
-    /// The default ARN: a profile named as `role`, in the `aws` partition.
-    pub fn for_role(account_id: &str, role: &RoleName) -> String {
-        format!("arn:aws:iam::{account_id}:instance-profile/{role}")
+    /// The default ARN: a profile named as `role`, in the instance's partition (`aws`,
+    /// `aws-cn` in the China regions, `aws-us-gov`, …: an ARN's second field) and account.
+    pub fn for_role(partition: &str, account_id: &str, role: &RoleName) -> String {
+        format!("arn:{partition}:iam::{account_id}:instance-profile/{role}")
+    }
+
+    /// The partition the profile belongs to.
+    pub fn partition(&self) -> &str {
+        self.0.split(':').nth(1).unwrap_or_default()
     }
 
     pub fn as_str(&self) -> &str {

@@ -109,6 +109,8 @@ struct Failure {
 pub struct CredentialManager {
     cfg: IamConfig,
     account_id: String,
+    /// The instance's partition (`aws`, `aws-cn`, …), for the default profile ARN.
+    partition: &'static str,
     clock: Arc<dyn Clock>,
     created: SystemTime,
     role: Option<Issued>,
@@ -147,11 +149,17 @@ impl CredentialManager {
     /// Does no I/O.
     ///
     /// [`refresh`]: CredentialManager::refresh
-    pub fn new(cfg: &IamConfig, account_id: &str, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(
+        cfg: &IamConfig,
+        account_id: &str,
+        partition: &'static str,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         let now = clock.now();
         CredentialManager {
             cfg: cfg.clone(),
             account_id: account_id.to_string(),
+            partition,
             created: now,
             clock,
             role: None,
@@ -241,7 +249,7 @@ impl CredentialManager {
             role: self.cfg.role.as_ref().map(|role| RoleCredentials {
                 name: role.clone(),
                 instance_profile_arn: self.cfg.instance_profile_arn.as_ref().map_or_else(
-                    || InstanceProfileArn::for_role(&self.account_id, role),
+                    || InstanceProfileArn::for_role(self.partition, &self.account_id, role),
                     InstanceProfileArn::to_string,
                 ),
                 instance_profile_id: self.cfg.instance_profile_id.clone(),

@@ -21,7 +21,10 @@ fn manager(section: &str) -> (CredentialManager, Arc<ManualClock>) {
     init_logging();
     let cfg: IamConfig = toml::from_str(section).expect("test config parses");
     let clock = Arc::new(ManualClock::fixed());
-    (CredentialManager::new(&cfg, ACCOUNT, clock.clone()), clock)
+    (
+        CredentialManager::new(&cfg, ACCOUNT, "aws", clock.clone()),
+        clock,
+    )
 }
 
 /// The IMDS documents the manager's current set renders as.

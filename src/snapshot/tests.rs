@@ -28,6 +28,7 @@ fn served(toml: &str) -> imds::Service {
     let mut credentials = CredentialManager::new(
         cfg.iam(),
         cfg.instance().account_id().as_str(),
+        cfg.instance().partition().0,
         clock.clone(),
     );
     let _ = credentials.refresh();
@@ -263,5 +264,28 @@ fn extended_credentials_are_the_same_set_plus_the_account() {
         )
         .status,
         404
+    );
+}
+
+/// The default instance profile is in the instance's partition: an ARN's second field is
+/// `aws-cn` in the China regions (IAM's ARN format), as `services/partition` says.
+#[test]
+fn the_default_profile_arn_is_in_the_instances_partition() {
+    let arn = |toml: &str| {
+        let info: serde_json::Value =
+            serde_json::from_str(body(&get(&served(toml), "/latest/meta-data/iam/info"))).unwrap();
+        info["InstanceProfileArn"].as_str().unwrap().to_string()
+    };
+    assert_eq!(
+        arn("[instance]\navailability-zone = \"cn-north-1a\"\naccount-id = \"210987654321\"\n"),
+        "arn:aws-cn:iam::210987654321:instance-profile/fake-metadata-role"
+    );
+    assert_eq!(
+        arn("[instance]\navailability-zone = \"us-gov-west-1a\"\n"),
+        "arn:aws-us-gov:iam::123456789012:instance-profile/fake-metadata-role"
+    );
+    assert_eq!(
+        arn(""),
+        "arn:aws:iam::123456789012:instance-profile/fake-metadata-role"
     );
 }
