@@ -53,6 +53,11 @@ pub struct IamConfig {
     /// instance's partition and `[instance] account-id` (checked against both in
     /// `crate::config`).
     pub instance_profile_arn: Option<InstanceProfileArn>,
+    /// Whether `iam/security-credentials-extended/` (the same set plus `AccountId`) is
+    /// served. Off by default: as of June 2025 EC2 serves it only on allowlisted instances
+    /// and answers 404 elsewhere, after which the SDKs fall back to `security-credentials/`
+    /// (aws-sdk-java-v2 PR #6176, botocore PR #3498).
+    pub extended_credentials: bool,
 }
 
 /// Where credentials come from.
@@ -162,6 +167,8 @@ pub struct RawIam {
     instance_profile_id: Option<InstanceProfileId>,
     #[serde(skip_serializing_if = "Option::is_none")]
     instance_profile_arn: Option<InstanceProfileArn>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    extended_credentials: bool,
 }
 
 impl Default for RawIam {
@@ -181,6 +188,7 @@ impl Default for RawIam {
             command_timeout: None,
             instance_profile_id: None,
             instance_profile_arn: None,
+            extended_credentials: false,
         }
     }
 }
@@ -305,6 +313,7 @@ impl TryFrom<RawIam> for IamConfig {
                 .instance_profile_id
                 .unwrap_or_else(|| InstanceProfileId(DEFAULT_INSTANCE_PROFILE_ID.into())),
             instance_profile_arn: r.instance_profile_arn,
+            extended_credentials: r.extended_credentials,
         })
     }
 }
@@ -318,6 +327,7 @@ impl From<IamConfig> for RawIam {
             refresh_before: HumanDuration(c.refresh_before),
             instance_profile_id: Some(c.instance_profile_id),
             instance_profile_arn: c.instance_profile_arn,
+            extended_credentials: c.extended_credentials,
             ..RawIam::default()
         };
         match c.source {

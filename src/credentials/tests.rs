@@ -29,7 +29,7 @@ fn manager(section: &str) -> (CredentialManager, Arc<ManualClock>) {
 
 /// The IMDS documents the manager's current set renders as.
 fn leaves(m: &CredentialManager) -> Vec<(String, String)> {
-    crate::snapshot::iam::leaves(&m.current())
+    crate::snapshot::iam::leaves(&m.current(), true)
 }
 
 fn leaf(m: &CredentialManager, path: &str) -> Option<String> {
@@ -364,7 +364,7 @@ fn imds_documents_are_the_typed_set() {
             set.identity.as_ref().unwrap().keys.access_key_id.expose(),
         ],
     );
-    assert!(crate::snapshot::iam::leaves(&CredentialSet::default()).is_empty());
+    assert!(crate::snapshot::iam::leaves(&CredentialSet::default(), true).is_empty());
 }
 
 #[test]

@@ -9,13 +9,17 @@ use crate::credentials::{CredentialSet, Issued, RoleCredentials, Unavailable, ec
 use crate::metadata::json::to_ec2_string;
 
 /// The leaves to serve, as (path below the version root, body): the role's documents when
-/// there is a role, then the instance identity credentials once issued. The role's
-/// credentials are under `meta-data/iam/security-credentials/<role>` only, so any other role
-/// name is a 404.
-pub fn leaves(set: &CredentialSet) -> Vec<(String, String)> {
+/// there is a role (`-extended` too when `extended`, `[iam] extended-credentials`), then the
+/// instance identity credentials once issued. The role's credentials are under
+/// `meta-data/iam/security-credentials/<role>` only, so any other role name is a 404.
+pub fn leaves(set: &CredentialSet, extended: bool) -> Vec<(String, String)> {
     let mut leaves = Vec::new();
     if let Some(role) = &set.role {
-        leaves.extend(role_leaves(role, &set.account_id));
+        let [info, creds, ext] = role_leaves(role, &set.account_id);
+        leaves.extend([info, creds]);
+        if extended {
+            leaves.push(ext);
+        }
     }
     if let Some(id) = &set.identity {
         leaves.push((

@@ -91,7 +91,7 @@ fn imds_part(
         Some(r) => replay::builder(config, r, signatures, scenario.changes_tags()),
         None => tree::builder(config, signatures),
     };
-    for (path, body) in iam::leaves(credentials) {
+    for (path, body) in iam::leaves(credentials, config.iam().extended_credentials) {
         tree.text(&path, body);
     }
     for (path, value) in config.paths() {

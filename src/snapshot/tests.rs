@@ -226,7 +226,22 @@ fn the_generation_follows_the_instance_type_unless_set() {
 
 #[test]
 fn extended_credentials_are_the_same_set_plus_the_account() {
-    let s = served("[instance]\naccount-id = \"210987654321\"\n");
+    // Off by default: a 404, as on instances EC2 has not allowlisted (as of June 2025).
+    let plain = served("");
+    assert_eq!(
+        get(
+            &plain,
+            "/latest/meta-data/iam/security-credentials-extended/"
+        )
+        .status,
+        404
+    );
+    assert_eq!(
+        body(&get(&plain, "/latest/meta-data/iam/")),
+        "info\nsecurity-credentials/"
+    );
+    let s =
+        served("[instance]\naccount-id = \"210987654321\"\n[iam]\nextended-credentials = true\n");
     let role = body(&get(&s, "/latest/meta-data/iam/security-credentials/")).to_string();
     assert_eq!(
         body(&get(
@@ -259,7 +274,7 @@ fn extended_credentials_are_the_same_set_plus_the_account() {
     );
     assert_eq!(
         get(
-            &served("[iam]\nrole = \"\"\n"),
+            &served("[iam]\nrole = \"\"\nextended-credentials = true\n"),
             "/latest/meta-data/iam/security-credentials-extended/"
         )
         .status,
