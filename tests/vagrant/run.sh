@@ -206,7 +206,7 @@ vagrant_bg() {
 step "vagrant up (box1: boot, rsync, provisioner: apt-get install -y fake-metadata)"
 if vagrant_bg "$UP_LOG" up; then
     ok "vagrant up (box1)"
-    sed -n '/box1: Running provisioner: fake-metadata/,$p' "$UP_LOG" | grep -v -E 'Progress|^\s*$' | sed 's/^/      /' | grep -E 'Setting up fake-metadata|postinst|config:|serving|curl' || true
+    sed -n '/box1: Running provisioner: fake-metadata/,$p' "$UP_LOG" | grep -v -E 'Progress|^\s*$' | sed 's/^/      /' | grep -E 'Setting up fake-metadata|postinst|config:|firmware|serving|curl' || true
 else
     notok "vagrant up (box1)"
     echo "--- tail of $UP_LOG"; grep -v Progress "$UP_LOG" | tail -40
