@@ -4,7 +4,9 @@
 # literal `apt-get install -y fake-metadata` from target/debian/, then
 # tests/vagrant/containers.sh (Docker containers in the box reach IMDS) and
 # packaging/test-installed.sh inside the VM, a second box (box2: another instance id and
-# address), and `vagrant destroy -f`.
+# address) that then boots with cloud-init on (tests/vagrant/cloud-init-boot.sh: the firmware
+# says EC2, cloud-init's Ec2 datasource reads our metadata with IMDSv2 tokens from its first
+# request on; TWO_BOXES=0 skips it with box2), and `vagrant destroy -f`.
 #
 # Usage (as root):  tests/vagrant/run.sh [REPO_DIR]
 #   REPO_DIR   the .deb + apt repository written by packaging/build-deb; must be this tree's
@@ -12,7 +14,7 @@
 # Env:
 #   MIRROR, SECURITY_MIRROR  Debian mirrors (default: read from /etc/apt/sources.list*)
 #   CACHE_DIR                box cache (default /var/cache/fake-metadata-ci)
-#   TWO_BOXES=0              skip the box2 check
+#   TWO_BOXES=0              skip the box2 checks (and so the cloud-init boot)
 #   KEEP=1                   keep the work directory (logs) after the run
 #   HOLD=1                   before destroying, wait (prints how to `vagrant ssh` in)
 #   TEST_ARGS                arguments for test-installed.sh (e.g. --no-purge)
@@ -41,7 +43,7 @@ export DEBIAN_FRONTEND=noninteractive
 CACHE_DIR=${CACHE_DIR:-/var/cache/fake-metadata-ci}
 SUITE=bookworm
 
-pass=0 fail=0
+pass=0 fail=0 CB_PASS=0 CB_FAIL=0
 FAILED=()
 ok() { pass=$((pass + 1)); printf 'ok    %s\n' "$*"; }
 notok() { fail=$((fail + 1)); FAILED+=("$*"); printf 'FAIL  %s\n' "$*"; }
@@ -204,7 +206,7 @@ vagrant_bg() {
 step "vagrant up (box1: boot, rsync, provisioner: apt-get install -y fake-metadata)"
 if vagrant_bg "$UP_LOG" up; then
     ok "vagrant up (box1)"
-    sed -n '/box1: Running provisioner: fake-metadata/,$p' "$UP_LOG" | grep -v -E 'Progress|^\s*$' | sed 's/^/      /' | grep -E 'Setting up fake-metadata|postinst|config:|serving|curl' || true
+    sed -n '/box1: Running provisioner: fake-metadata/,$p' "$UP_LOG" | grep -v -E 'Progress|^\s*$' | sed 's/^/      /' | grep -E 'Setting up fake-metadata|postinst|config:|firmware|serving|curl' || true
 else
     notok "vagrant up (box1)"
     echo "--- tail of $UP_LOG"; grep -v Progress "$UP_LOG" | tail -40
@@ -256,6 +258,25 @@ if [ "${TWO_BOXES:-1}" != 0 ]; then
         fi
         # The boxes reach each other at the addresses they serve, as instances in one subnet.
         if V ssh box2 -c "timeout 5 bash -c '</dev/tcp/$ip1/22'" >/dev/null 2>&1; then ok "box2 reaches box1 (ssh port) at its local-ipv4 $ip1"; else notok "box2 reaches box1 (ssh port) at its local-ipv4 $ip1"; fi
+
+        # Issue 26: cloud-init sees EC2. The box carries cloud-init disabled (build-box.sh);
+        # box2 (its package installed, the Vagrantfile's DMI values in its firmware) turns it
+        # on and reboots: the boot of an EC2 instance as cloud-init sees it.
+        step "cloud-init at boot in box2: firmware says EC2, Ec2 datasource, IMDSv2 (tests/vagrant/cloud-init-boot.sh)"
+        CB_LOG=$WORK/cloud-init-boot.log
+        if V ssh box2 -c 'sudo rm -f /etc/cloud/cloud-init.disabled && sudo cloud-init clean --logs' >"$WORK/cloud-init-clean.log" 2>&1 &&
+            vagrant_bg "$WORK/vagrant-reload-box2.log" reload box2 --no-provision; then
+            ok "cloud-init enabled, cleaned, box2 rebooted (vagrant reload)"
+            rc=0
+            V ssh box2 -c "sudo bash /vagrant/tests/vagrant/cloud-init-boot.sh" >"$CB_LOG" 2>&1 || rc=$?
+            tr -d '\r' < "$CB_LOG" | sed 's/^/   /'
+            read -r CB_PASS CB_FAIL < <(tr -d '\r' < "$CB_LOG" | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' | tail -1) || true
+            CB_PASS=${CB_PASS:-0} CB_FAIL=${CB_FAIL:-0}
+            if [ "$rc" = 0 ] && [ "$CB_PASS" -gt 0 ]; then ok "cloud-init-boot.sh in box2 (rc=0)"; else notok "cloud-init-boot.sh in box2 (rc=$rc)"; fi
+        else
+            notok "cloud-init enabled, cleaned, box2 rebooted (vagrant reload)"
+            cat "$WORK/cloud-init-clean.log"; grep -v Progress "$WORK/vagrant-reload-box2.log" 2>/dev/null | tail -30
+        fi
     else
         notok "vagrant up box2"
         grep -v Progress "$WORK/vagrant-up-box2.log" | tail -30
@@ -279,7 +300,7 @@ echo
 echo "=== timings"
 print_times
 echo "=== checks"
-echo "tier checks: $pass passed, $fail failed; containers.sh in the VM: $CT_PASS passed, $CT_FAIL failed; test-installed.sh in the VM: $TI_PASS passed, $TI_FAIL failed"
+echo "tier checks: $pass passed, $fail failed; containers.sh in the VM: $CT_PASS passed, $CT_FAIL failed; test-installed.sh in the VM: $TI_PASS passed, $TI_FAIL failed; cloud-init-boot.sh in box2: $CB_PASS passed, $CB_FAIL failed"
 [ "$fail" -eq 0 ] || echo "failed: ${FAILED[*]}"
-echo "$((pass + CT_PASS + TI_PASS)) passed, $((fail + CT_FAIL + TI_FAIL)) failed"
-[ "$fail" -eq 0 ] && [ "$CT_FAIL" -eq 0 ] && [ "$TI_FAIL" -eq 0 ]
+echo "$((pass + CT_PASS + TI_PASS + CB_PASS)) passed, $((fail + CT_FAIL + TI_FAIL + CB_FAIL)) failed"
+[ "$fail" -eq 0 ] && [ "$CT_FAIL" -eq 0 ] && [ "$TI_FAIL" -eq 0 ] && [ "$CB_FAIL" -eq 0 ]
