@@ -1234,3 +1234,57 @@ fn containers_hop_limit_2_and_required() {
     assert_eq!(bx.v2_instance_id(IMDS), INSTANCE_ID, "box, containers off");
     drop((dr, d2));
 }
+
+/// The daemon starts before the network (cloud-init asks it first at boot), so `from-host`
+/// follows the box's address as it comes and changes: a default route appears after the
+/// start, then the address moves; `local-ipv4` follows each within a few seconds, without
+/// a reload.
+#[test]
+fn from_host_follows_the_address_that_comes_after_the_start() {
+    if !fresh_netns("from_host_follows_the_address_that_comes_after_the_start") {
+        return;
+    }
+    let daemon = serve_in(Ns::Here, &fixture("from-host.toml"));
+    let local_ipv4 = || {
+        let (status, _, body) =
+            common::http(daemon.addr, "GET", "/latest/meta-data/local-ipv4", &[]);
+        assert_eq!(status, 200, "{body}");
+        body
+    };
+    let wait_for = |want: &str| {
+        let until = Instant::now() + Duration::from_secs(20);
+        loop {
+            let got = local_ipv4();
+            if got == want {
+                return;
+            }
+            assert!(
+                Instant::now() < until,
+                "local-ipv4 is still {got}, not {want}:\n{}",
+                daemon.log()
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    };
+    // No route yet: the built-in address.
+    assert_eq!(local_ipv4(), "172.31.16.10");
+    // An uplink (a veth pair: the kernel here may have no `dummy`), its lease, its route.
+    Ns::Here.ok(
+        "ip",
+        &[
+            "link", "add", "fm-dhcp0", "type", "veth", "peer", "name", "fm-dhcp1",
+        ],
+    );
+    Ns::Here.ok("ip", &["addr", "add", "10.77.0.5/24", "dev", "fm-dhcp0"]);
+    Ns::Here.ok("ip", &["link", "set", "fm-dhcp1", "up"]);
+    Ns::Here.ok("ip", &["link", "set", "fm-dhcp0", "up"]);
+    Ns::Here.ok("ip", &["route", "add", "default", "via", "10.77.0.1"]);
+    wait_for("10.77.0.5");
+    // A new lease: another address, the same route.
+    Ns::Here.ok("ip", &["addr", "del", "10.77.0.5/24", "dev", "fm-dhcp0"]);
+    Ns::Here.ok("ip", &["addr", "add", "10.77.0.9/24", "dev", "fm-dhcp0"]);
+    Ns::Here.ok("ip", &["route", "add", "default", "via", "10.77.0.1"]);
+    wait_for("10.77.0.9");
+    let log = stop_cleanly(daemon);
+    assert!(log.contains("the box's address or name changed"), "{log}");
+}

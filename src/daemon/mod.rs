@@ -11,6 +11,7 @@ pub use embedded::Running;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::StreamExt;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
@@ -20,6 +21,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigError, Overrides, Preset};
 use crate::identity::IdentityKey;
 use crate::live::Inputs;
+use crate::machine::MachineFacts;
 use crate::server;
 
 /// The system user the package creates; `nobody` when it does not exist.
@@ -84,6 +86,8 @@ pub fn run(source: Source) -> Result<(), DaemonError> {
         let _rt = runtime.enter();
         signal_hook_tokio::Signals::new([SIGHUP, SIGTERM, SIGINT]).map_err(DaemonError::Signals)?
     };
+    // Before the config reads them: a change from here on is followed (see `follow_facts`).
+    let facts = MachineFacts::gather();
     let config = source.load()?;
     let logfile = logging::init(config.log().level(), config.log().file());
     let mut listeners = server::bind(&config)?;
@@ -135,6 +139,7 @@ pub fn run(source: Source) -> Result<(), DaemonError> {
             },
         ));
         let timers = tokio::spawn(crate::live::run_timers(inputs.clone()));
+        let follow = tokio::spawn(follow_facts(source.clone(), inputs.clone(), facts));
         let control = control.map(|l| tokio::spawn(crate::control::serve(l, inputs.clone())));
         tracing::info!(addresses = %addrs.join(" "), "listening");
         let _ = sd_notify::notify(&[
@@ -163,6 +168,7 @@ pub fn run(source: Source) -> Result<(), DaemonError> {
         }
         handle.close();
         timers.abort();
+        follow.abort();
         if let Some(c) = control {
             // Dropping the listener removes the socket file.
             c.abort();
@@ -218,6 +224,39 @@ pub fn reload(source: &Source, inputs: &Inputs) {
     warn_if_partial(&new);
     inputs.reload(new);
     tracing::info!("config reloaded");
+}
+
+/// How often the box's own facts (its default route's address and MAC, its name) are read
+/// again while `[instance] from-host` takes values from them.
+const FACTS_EVERY: Duration = Duration::from_secs(5);
+
+/// Follows the box's facts: when they change, the config is loaded again as on SIGHUP, so
+/// `from-host` serves the box as it is now. The daemon starts before the network (cloud-init
+/// asks it first at boot, as on EC2), so the address DHCP gives comes after it; so does a
+/// new lease, a new name. `seen`: the facts gathered just before the first load.
+async fn follow_facts(source: Source, inputs: Arc<Inputs>, mut seen: MachineFacts) {
+    let mut tick = tokio::time::interval(FACTS_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if !inputs.config().instance().from_host() {
+            continue;
+        }
+        let Ok(now) = tokio::task::spawn_blocking(MachineFacts::gather).await else {
+            continue;
+        };
+        if now == seen {
+            continue;
+        }
+        tracing::info!(
+            address = ?now.primary.as_ref().map(|p| p.ipv4),
+            hostname = now.hostname.as_deref(),
+            "the box's address or name changed: loading the config again"
+        );
+        seen = now;
+        let (s, i) = (source.clone(), inputs.clone());
+        let _ = tokio::task::spawn_blocking(move || reload(&s, &i)).await;
+    }
 }
 
 /// A `[replay]` whose crawl did not finish is served as it is, said once per load.
