@@ -43,7 +43,7 @@ export DEBIAN_FRONTEND=noninteractive
 CACHE_DIR=${CACHE_DIR:-/var/cache/fake-metadata-ci}
 SUITE=bookworm
 
-pass=0 fail=0 CB_PASS=0 CB_FAIL=0
+pass=0 fail=0 CT_PASS=0 CT_FAIL=0 TI_PASS=0 TI_FAIL=0 CB_PASS=0 CB_FAIL=0
 FAILED=()
 ok() { pass=$((pass + 1)); printf 'ok    %s\n' "$*"; }
 notok() { fail=$((fail + 1)); FAILED+=("$*"); printf 'FAIL  %s\n' "$*"; }
@@ -105,6 +105,19 @@ ns_pids() { # every process in our network namespace
 }
 NS() { nsenter -t "$HOLDER" --net --mount -- "$@"; }
 V() { NS env -C "$PROJECT" vagrant "$@"; }
+
+# script_in_vm BOX NAME COMMAND PREFIX: runs COMMAND (a script in /vagrant, with its
+# arguments) as root in BOX, shows its output (kept in $WORK/NAME.log), sets PREFIX_PASS and
+# PREFIX_FAIL from its last "N passed, M failed" line, and counts one tier check for it.
+script_in_vm() {
+    local box=$1 name=$2 command=$3 prefix=$4 log=$WORK/${2%.sh}.log rc=0 p='' f=''
+    V ssh "$box" -c "sudo bash $command" >"$log" 2>&1 || rc=$?
+    tr -d '\r' < "$log" | sed 's/^/   /'
+    read -r p f < <(tr -d '\r' < "$log" | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' | tail -1) || true
+    printf -v "${prefix}_PASS" '%s' "${p:-0}"
+    printf -v "${prefix}_FAIL" '%s' "${f:-0}"
+    if [ "$rc" = 0 ] && [ "${p:-0}" -gt 0 ]; then ok "$name in $box (rc=0)"; else notok "$name in $box (rc=$rc)"; fi
+}
 teardown() {
     local rc=$?
     set +e
@@ -225,22 +238,10 @@ pr -to 6 <<<"$ID1"
 
 # Before test-installed.sh, which ends by purging the package.
 step "tests/vagrant/containers.sh in box1: Docker containers reach IMDS (hop limit 1, 2, required)"
-CT_LOG=$WORK/containers.log
-rc=0
-V ssh box1 -c "sudo bash /vagrant/tests/vagrant/containers.sh" >"$CT_LOG" 2>&1 || rc=$?
-tr -d '\r' < "$CT_LOG" | sed 's/^/   /'
-read -r CT_PASS CT_FAIL < <(tr -d '\r' < "$CT_LOG" | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' | tail -1) || true
-CT_PASS=${CT_PASS:-0} CT_FAIL=${CT_FAIL:-0}
-if [ "$rc" = 0 ] && [ "$CT_PASS" -gt 0 ]; then ok "containers.sh in box1 (rc=0)"; else notok "containers.sh in box1 (rc=$rc)"; fi
+script_in_vm box1 containers.sh "/vagrant/tests/vagrant/containers.sh" CT
 
 step "packaging/test-installed.sh in box1 (vagrant ssh -c)"
-TI_LOG=$WORK/test-installed.log
-rc=0
-V ssh box1 -c "sudo bash /vagrant/packaging/test-installed.sh ${TEST_ARGS:-}" >"$TI_LOG" 2>&1 || rc=$?
-tr -d '\r' < "$TI_LOG" | sed 's/^/   /'
-read -r TI_PASS TI_FAIL < <(tr -d '\r' < "$TI_LOG" | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' | tail -1) || true
-TI_PASS=${TI_PASS:-0} TI_FAIL=${TI_FAIL:-0}
-if [ "$rc" = 0 ] && [ "$TI_PASS" -gt 0 ]; then ok "test-installed.sh in box1 (rc=0)"; else notok "test-installed.sh in box1 (rc=$rc)"; fi
+script_in_vm box1 test-installed.sh "/vagrant/packaging/test-installed.sh ${TEST_ARGS:-}" TI
 
 if [ "${TWO_BOXES:-1}" != 0 ]; then
     step "vagrant up box2 (second instance)"
@@ -263,7 +264,6 @@ if [ "${TWO_BOXES:-1}" != 0 ]; then
         # box2 (its package installed, the Vagrantfile's DMI values in its firmware) turns it
         # on and reboots: the boot of an EC2 instance as cloud-init sees it.
         step "cloud-init at boot in box2: firmware says EC2, Ec2 datasource, IMDSv2 (tests/vagrant/cloud-init-boot.sh)"
-        CB_LOG=$WORK/cloud-init-boot.log
         # Only the stages that read the metadata (init-local, init) are checked: this
         # test-only drop-in leaves the config and final stages' modules out, which under TCG
         # take over two minutes (and the box's `locale` module fails on its own).
@@ -271,12 +271,7 @@ if [ "${TWO_BOXES:-1}" != 0 ]; then
         if V ssh box2 -c "printf '$early' | sudo tee /etc/cloud/cloud.cfg.d/99-ci-early-stages-only.cfg >/dev/null && sudo rm -f /etc/cloud/cloud-init.disabled && sudo cloud-init clean --logs" >"$WORK/cloud-init-clean.log" 2>&1 &&
             vagrant_bg "$WORK/vagrant-reload-box2.log" reload box2 --no-provision; then
             ok "cloud-init enabled, cleaned, box2 rebooted (vagrant reload)"
-            rc=0
-            V ssh box2 -c "sudo bash /vagrant/tests/vagrant/cloud-init-boot.sh" >"$CB_LOG" 2>&1 || rc=$?
-            tr -d '\r' < "$CB_LOG" | sed 's/^/   /'
-            read -r CB_PASS CB_FAIL < <(tr -d '\r' < "$CB_LOG" | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' | tail -1) || true
-            CB_PASS=${CB_PASS:-0} CB_FAIL=${CB_FAIL:-0}
-            if [ "$rc" = 0 ] && [ "$CB_PASS" -gt 0 ]; then ok "cloud-init-boot.sh in box2 (rc=0)"; else notok "cloud-init-boot.sh in box2 (rc=$rc)"; fi
+            script_in_vm box2 cloud-init-boot.sh "/vagrant/tests/vagrant/cloud-init-boot.sh" CB
         else
             notok "cloud-init enabled, cleaned, box2 rebooted (vagrant reload)"
             cat "$WORK/cloud-init-clean.log"; grep -v Progress "$WORK/vagrant-reload-box2.log" 2>/dev/null | tail -30
