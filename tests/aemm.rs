@@ -27,16 +27,17 @@ fn aemm(args: &[&str]) -> Daemon {
         ),
     )
     .unwrap();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-        .to_string();
+    let port = free_port();
     let mut all = vec!["aemm"];
     all.extend_from_slice(args);
     all.extend_from_slice(&["-p", &port, "--config", cfg.to_str().unwrap()]);
     Daemon::run(&all).in_dir(dir).start()
+}
+
+/// A port free on loopback now, for `-p`.
+fn free_port() -> String {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port().to_string()
 }
 
 /// `(status, body)` of a GET; a 200 is `text/plain` from `EC2ws`, as EC2's.
@@ -276,12 +277,7 @@ fn without_a_config_the_instance_is_aemms_default_one() {
         std::os::unix::fs::PermissionsExt::from_mode(0o777),
     )
     .unwrap();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-        .to_string();
+    let port = free_port();
     let state = dir.path().join("state");
     let mut b = Daemon::run(&["aemm", "-p", &port])
         .env("STATE_DIRECTORY", state.to_str().unwrap())

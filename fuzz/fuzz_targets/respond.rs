@@ -213,6 +213,8 @@ fuzz_target!(|data: &[u8]| {
         ttl,
         forwarded: flags & 2 != 0,
         expect_continue: flags & 4 != 0,
+        // Every client is served the same today.
+        client: None,
     };
     let resp = imds::respond(state, tokens, now, &req);
     check(&resp, &req, tokens, now);
