@@ -31,6 +31,7 @@ pub struct Instance {
     ami_id: Ec2Id<'a'>,
     ami_launch_index: u32,
     ami_manifest_path: String,
+    ancestor_ami_ids: Vec<Ec2Id<'a'>>,
     account_id: AccountId,
     region: Region,
     availability_zone: Zone,
@@ -166,6 +167,7 @@ impl Instance {
             ami_id: r.ami_id,
             ami_launch_index: r.ami_launch_index,
             ami_manifest_path: r.ami_manifest_path,
+            ancestor_ami_ids: r.ancestor_ami_ids,
             account_id: r.account_id,
             region,
             availability_zone: r.availability_zone,
@@ -214,6 +216,7 @@ impl Instance {
             ami_id: self.ami_id.clone(),
             ami_launch_index: self.ami_launch_index,
             ami_manifest_path: self.ami_manifest_path.clone(),
+            ancestor_ami_ids: self.ancestor_ami_ids.clone(),
             account_id: self.account_id.clone(),
             region: Some(self.region.clone()),
             availability_zone: self.availability_zone.clone(),
@@ -271,6 +274,11 @@ impl Instance {
 
     pub fn ami_id(&self) -> &Ec2Id<'a'> {
         &self.ami_id
+    }
+
+    /// `ancestor-ami-ids`: served only when set.
+    pub fn ancestor_ami_ids(&self) -> &[Ec2Id<'a'>] {
+        &self.ancestor_ami_ids
     }
 
     pub fn ami_launch_index(&self) -> u32 {

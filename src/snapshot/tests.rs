@@ -304,3 +304,42 @@ fn the_default_profile_arn_is_in_the_instances_partition() {
         "arn:aws:iam::123456789012:instance-profile/fake-metadata-role"
     );
 }
+
+/// `ancestor-ami-ids` (in the guide's table since 2007-10-10): the AMIs this one was
+/// rebundled from, one per line; not served when none are set, as for an AMI never rebundled.
+#[test]
+fn ancestor_ami_ids_are_served_only_when_set() {
+    let s =
+        served("[instance]\nancestor-ami-ids = [\"ami-0123456789abcdef0\", \"ami-5fb8c835\"]\n");
+    assert_eq!(
+        body(&get(&s, "/latest/meta-data/ancestor-ami-ids")),
+        "ami-0123456789abcdef0\nami-5fb8c835"
+    );
+    let listing = body(&get(&s, "/latest/meta-data/")).to_string();
+    assert!(
+        listing.lines().any(|l| l == "ancestor-ami-ids"),
+        "{listing}"
+    );
+    assert_eq!(
+        get(&s, "/2007-10-10/meta-data/ancestor-ami-ids").status,
+        200
+    );
+    assert_eq!(
+        get(&s, "/2007-08-29/meta-data/ancestor-ami-ids").status,
+        404
+    );
+    let plain = served("");
+    assert_eq!(
+        get(&plain, "/latest/meta-data/ancestor-ami-ids").status,
+        404
+    );
+    // Each one is an AMI id, refused at its value otherwise.
+    let e = Config::from_toml(
+        "[instance]\nancestor-ami-ids = [\"ami-0123456789abcdef0\", \"i-0123456789abcdef0\"]\n",
+        Path::new("t.toml"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.starts_with("t.toml:2:"), "{e}");
+    assert!(e.contains("i-0123456789abcdef0"), "{e}");
+}

@@ -96,6 +96,10 @@ pub fn builder(cfg: &Config, signatures: Option<&Signatures>) -> TreeBuilder {
     if !i.product_codes().is_empty() {
         b.text(&md("product-codes"), i.product_codes().join("\n"));
     }
+    if !i.ancestor_ami_ids().is_empty() {
+        let ids: Vec<&str> = i.ancestor_ami_ids().iter().map(|id| id.as_str()).collect();
+        b.text(&md("ancestor-ami-ids"), ids.join("\n"));
+    }
     if let Some(key) = i.public_key() {
         b.text(&md("public-keys/0/openssh-key"), key.openssh_key.clone());
         b.listing(&md("public-keys"), format!("0={}", key.name));

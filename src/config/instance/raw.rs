@@ -30,6 +30,10 @@ pub(in crate::config) struct RawInstance {
     pub(in crate::config) ami_id: Ec2Id<'a'>,
     pub(in crate::config) ami_launch_index: u32,
     pub(in crate::config) ami_manifest_path: String,
+    /// The AMIs this one was rebundled from, oldest last (`ancestor-ami-ids`); unset: none,
+    /// and the key is not served, as on EC2 for an AMI that was never rebundled.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(in crate::config) ancestor_ami_ids: Vec<Ec2Id<'a'>>,
     pub(in crate::config) account_id: AccountId,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(in crate::config) region: Option<Region>,
@@ -145,6 +149,7 @@ impl Default for RawInstance {
             ami_id: valid("ami-0abcdef1234567890"),
             ami_launch_index: 0,
             ami_manifest_path: "(unknown)".into(),
+            ancestor_ami_ids: Vec::new(),
             account_id: valid("123456789012"),
             region: None,
             availability_zone: valid("us-east-1a"),
