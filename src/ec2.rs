@@ -1,6 +1,9 @@
 //! EC2's naming rules, for the values EC2 derives from others: a zone's region and id (Local
 //! Zones and Wavelength Zones included), a region's short code, an instance type's
-//! architecture. Pure and table-free; nothing here depends on another module of the crate.
+//! architecture, an address's DNS names. Pure and table-free; nothing here depends on another
+//! module of the crate.
+
+use std::net::Ipv4Addr;
 
 /// A zone name taken apart: its parent region and what follows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -178,6 +181,28 @@ pub fn architecture_of(instance_type: &str) -> &'static str {
     let after = rest.trim_start_matches(|c: char| c.is_ascii_digit());
     let graviton = family == "a1" || (after.len() < rest.len() && after.starts_with('g'));
     if graviton { "arm64" } else { "x86_64" }
+}
+
+/// EC2's private DNS name for an address in `region` (`ip-10-0-0-5.ec2.internal` in
+/// us-east-1, `ip-10-0-0-5.eu-west-1.compute.internal` elsewhere).
+pub fn private_dns_name(ip: Ipv4Addr, region: &str) -> String {
+    let ip = ip.to_string().replace('.', "-");
+    match region {
+        "us-east-1" => format!("ip-{ip}.ec2.internal"),
+        r => format!("ip-{ip}.{r}.compute.internal"),
+    }
+}
+
+/// EC2's public DNS name for a public address in `region` (`ec2-54-210-10-20.compute-1.
+/// amazonaws.com` in us-east-1; elsewhere under the region and its partition's domain, so
+/// China's end in `.amazonaws.com.cn`).
+pub fn public_dns_name(ip: Ipv4Addr, region: &str) -> String {
+    let ip = ip.to_string().replace('.', "-");
+    let (_, domain) = partition(region);
+    match region {
+        "us-east-1" => format!("ec2-{ip}.compute-1.amazonaws.com"),
+        r => format!("ec2-{ip}.{r}.compute.{domain}"),
+    }
 }
 
 #[cfg(test)]

@@ -124,16 +124,10 @@ impl Instance {
         let hostname = r
             .hostname
             .or_else(|| facts.hostname.clone())
-            .unwrap_or_else(|| private_dns(local_ipv4, region.as_str()));
-        let public_hostname = r.public_hostname.or_else(|| {
-            let ip = r.public_ipv4?.to_string().replace('.', "-");
-            let (_, domain) = crate::ec2::partition(region.as_str());
-            Some(match region.as_str() {
-                "us-east-1" => format!("ec2-{ip}.compute-1.amazonaws.com"),
-                // China's names end in its partition's suffix: ec2-…cn-north-1.compute.amazonaws.com.cn
-                r => format!("ec2-{ip}.{r}.compute.{domain}"),
-            })
-        });
+            .unwrap_or_else(|| crate::ec2::private_dns_name(local_ipv4, region.as_str()));
+        let public_hostname = r
+            .public_hostname
+            .or_else(|| Some(crate::ec2::public_dns_name(r.public_ipv4?, region.as_str())));
         let subnet_ipv4_cidr_block = subnet_cidr.unwrap_or_else(|| raw::DEFAULT_SUBNET.into());
         let vpc_ipv4_cidr_block = vpc_cidr.unwrap_or_else(|| raw::DEFAULT_VPC.into());
         let generation = generation.unwrap_or_else(|| Generation::of_instance_type(&instance_type));
@@ -452,12 +446,3 @@ impl Default for Instance {
 }
 
 super::restart::applied_on_reload!(Instance);
-
-/// EC2's private DNS name for an address in `region`.
-fn private_dns(ip: Ipv4Addr, region: &str) -> String {
-    let ip = ip.to_string().replace('.', "-");
-    match region {
-        "us-east-1" => format!("ip-{ip}.ec2.internal"),
-        r => format!("ip-{ip}.{r}.compute.internal"),
-    }
-}

@@ -160,13 +160,6 @@ fn interface(
 ) {
     let i = cfg.instance();
     let region = i.region();
-    let dns = |ip: &std::net::Ipv4Addr| {
-        let dashed = ip.to_string().replace('.', "-");
-        match region {
-            "us-east-1" => format!("ip-{dashed}.ec2.internal"),
-            r => format!("ip-{dashed}.{r}.compute.internal"),
-        }
-    };
     let lines = |v: &[std::net::Ipv4Addr]| {
         v.iter()
             .map(ToString::to_string)
@@ -192,14 +185,22 @@ fn interface(
         ("vpc-ipv4-cidr-block", i.vpc_ipv4_cidr_block().into()),
         ("vpc-ipv4-cidr-blocks", i.vpc_ipv4_cidr_block().into()),
     ];
-    if let Some(h) = hostname.map(str::to_string).or_else(|| first.map(dns)) {
+    let private_dns = |ip: &std::net::Ipv4Addr| crate::ec2::private_dns_name(*ip, region);
+    if let Some(h) = hostname
+        .map(str::to_string)
+        .or_else(|| first.map(private_dns))
+    {
         entries.push(("local-hostname", h));
     }
     if !nic.public_ipv4s().is_empty() {
         entries.push(("public-ipv4s", lines(nic.public_ipv4s())));
     }
-    if let Some(h) = public_hostname {
-        entries.push(("public-hostname", h.to_string()));
+    // A secondary interface with a public address has its own public name (cloud-init's
+    // recorded trees: only a NIC without a public IP lacks `public-hostname`).
+    let public_dns = |ip: &std::net::Ipv4Addr| crate::ec2::public_dns_name(*ip, region);
+    let own_public = nic.public_ipv4s().first().map(public_dns);
+    if let Some(h) = public_hostname.map(str::to_string).or(own_public) {
+        entries.push(("public-hostname", h));
     }
     if !nic.ipv6s().is_empty() {
         let v6: Vec<String> = nic.ipv6s().iter().map(ToString::to_string).collect();
@@ -388,6 +389,46 @@ mod tests {
                 .to_string();
             assert!(e.contains(expect), "{toml:?}: {e}");
         }
+    }
+
+    /// A secondary interface with a public address has its own `public-hostname`, in the
+    /// region's and partition's form; one without has none (cloud-init's recorded trees,
+    /// 2016-09-02 and 2018-09-24: "a second NIC without public IP has NO ... public-hostname").
+    #[test]
+    fn a_secondary_interface_with_a_public_address_has_its_public_name() {
+        let cfg = |zone: &str| {
+            Config::from_toml(
+                &format!(
+                    "[instance]\navailability-zone = \"{zone}\"\nmac = \"0e:00:00:00:00:01\"\n\
+                     [[instance.network-interfaces]]\nmac = \"0e:00:00:00:00:02\"\ndevice-number = 1\n\
+                     interface-id = \"eni-0222\"\nlocal-ipv4s = [\"172.31.20.5\"]\n\
+                     public-ipv4s = [\"3.120.1.2\"]\n\
+                     [[instance.network-interfaces]]\nmac = \"0e:00:00:00:00:03\"\ndevice-number = 2\n\
+                     interface-id = \"eni-0333\"\nlocal-ipv4s = [\"172.31.21.5\"]\n"
+                ),
+                Path::new("t.toml"),
+            )
+            .unwrap()
+        };
+        let key = |m: &str, k: &str| format!("meta-data/network/interfaces/macs/{m}/{k}");
+        let t = builder(&cfg("us-east-1b"), None).build();
+        assert_eq!(
+            text(&t, &key("0e:00:00:00:00:02", "public-hostname")),
+            "ec2-3-120-1-2.compute-1.amazonaws.com"
+        );
+        assert_eq!(
+            text(&t, &key("0e:00:00:00:00:02", "local-hostname")),
+            "ip-172-31-20-5.ec2.internal"
+        );
+        assert!(
+            t.get(&key("0e:00:00:00:00:03", "public-hostname"))
+                .is_none()
+        );
+        let cn = builder(&cfg("cn-north-1a"), None).build();
+        assert_eq!(
+            text(&cn, &key("0e:00:00:00:00:02", "public-hostname")),
+            "ec2-3-120-1-2.cn-north-1.compute.amazonaws.com.cn"
+        );
     }
 
     #[test]
