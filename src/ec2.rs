@@ -193,6 +193,15 @@ pub fn private_dns_name(ip: Ipv4Addr, region: &str) -> String {
     }
 }
 
+/// EC2's resource-based private DNS name of an instance (`i-0123456789abcdef0.ec2.internal`,
+/// `….eu-west-1.compute.internal`), when its hostname type is `resource-name`.
+pub fn resource_dns_name(instance_id: &str, region: &str) -> String {
+    match region {
+        "us-east-1" => format!("{instance_id}.ec2.internal"),
+        r => format!("{instance_id}.{r}.compute.internal"),
+    }
+}
+
 /// EC2's public DNS name for a public address in `region` (`ec2-54-210-10-20.compute-1.
 /// amazonaws.com` in us-east-1; elsewhere under the region and its partition's domain, so
 /// China's end in `.amazonaws.com.cn`).

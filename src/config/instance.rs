@@ -13,7 +13,7 @@ pub(super) use raw::RawInstance;
 use raw::valid;
 pub use raw::{
     DEFAULT_INSTANCE_ID, DEFAULT_INSTANCE_TYPE, DEFAULT_INSTANCE_TYPE_ARM64, DEFAULT_LOCAL_IPV4,
-    DEFAULT_MAC, DEFAULT_SUBNET, DEFAULT_VPC, PartitionNumber, PublicKey,
+    DEFAULT_MAC, DEFAULT_SUBNET, DEFAULT_VPC, HostnameType, PartitionNumber, PublicKey,
 };
 
 use super::network_interface::{Inherited, NetworkInterface};
@@ -47,6 +47,7 @@ pub struct Instance {
     public_ipv4: Option<Ipv4Addr>,
     ipv6: Option<Ipv6Addr>,
     hostname: String,
+    hostname_type: Option<HostnameType>,
     public_hostname: Option<String>,
     subnet_id: String,
     subnet_ipv4_cidr_block: String,
@@ -121,9 +122,18 @@ impl Instance {
         let region = r
             .region
             .unwrap_or_else(|| valid(r.availability_zone.region()));
+        // With `from-host`, the box's own name: software in the box (cloud-init setting the
+        // host name from `local-hostname`) then leaves it as it is. EC2's forms on request.
         let hostname = r
             .hostname
-            .or_else(|| facts.hostname.clone())
+            .or_else(|| match r.hostname_type {
+                Some(HostnameType::ResourceName) => Some(crate::ec2::resource_dns_name(
+                    instance_id.as_str(),
+                    region.as_str(),
+                )),
+                Some(HostnameType::IpName) => None,
+                None => facts.hostname.clone(),
+            })
             .unwrap_or_else(|| crate::ec2::private_dns_name(local_ipv4, region.as_str()));
         let public_hostname = r
             .public_hostname
@@ -176,6 +186,7 @@ impl Instance {
             public_ipv4: r.public_ipv4,
             ipv6: r.ipv6,
             hostname,
+            hostname_type: r.hostname_type,
             public_hostname,
             subnet_id: r.subnet_id,
             subnet_ipv4_cidr_block,
@@ -229,6 +240,7 @@ impl Instance {
             vpc_ipv6_cidr_blocks,
             mac: Some(primary.mac().clone()),
             hostname: Some(self.hostname.clone()),
+            hostname_type: self.hostname_type,
             public_hostname: self.public_hostname.clone(),
             interface_id: primary.interface_id().into(),
             subnet_id: self.subnet_id.clone(),

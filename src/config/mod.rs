@@ -503,6 +503,46 @@ mod tests {
         );
     }
 
+    /// `local-hostname`: the box's own name with `from-host`, unless EC2's form is asked for
+    /// (`hostname-type`, EC2's `PrivateDnsNameOptions`); `hostname` wins over both.
+    #[test]
+    fn the_host_name_is_the_boxs_unless_ec2s_form_is_asked_for() {
+        let facts = MachineFacts {
+            hostname: Some("devbox".into()),
+            ..MachineFacts::none()
+        };
+        let name = |toml: &str| {
+            let c = Config::parse(toml, Path::new("c.toml"), &facts).unwrap();
+            c.instance.hostname().to_string()
+        };
+        let id = "instance-id = \"i-0abc1234def567890\"\nlocal-ipv4 = \"10.0.0.5\"\n";
+        assert_eq!(name(&format!("[instance]\n{id}")), "devbox");
+        assert_eq!(
+            name(&format!("[instance]\n{id}hostname-type = \"ip-name\"\n")),
+            "ip-10-0-0-5.ec2.internal"
+        );
+        assert_eq!(
+            name(&format!(
+                "[instance]\n{id}hostname-type = \"resource-name\"\n"
+            )),
+            "i-0abc1234def567890.ec2.internal"
+        );
+        assert_eq!(
+            name(&format!(
+                "[instance]\n{id}availability-zone = \"eu-west-1b\"\nhostname-type = \"resource-name\"\n"
+            )),
+            "i-0abc1234def567890.eu-west-1.compute.internal"
+        );
+        assert_eq!(
+            name(&format!(
+                "[instance]\n{id}hostname = \"web-1\"\nhostname-type = \"resource-name\"\n"
+            )),
+            "web-1"
+        );
+        let e = parse("[instance]\nhostname-type = \"dns-name\"\n").unwrap_err();
+        assert!(e.starts_with("c.toml:2:17:"), "{e}");
+    }
+
     #[test]
     fn printed_config_parses_back_to_itself() {
         let c = parse("[tags]\nName = \"web\"\n[paths]\n\"meta-data/custom/x\" = \"1\"\n").unwrap();

@@ -70,6 +70,10 @@ pub(in crate::config) struct RawInstance {
     pub(in crate::config) mac: Option<Mac>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(in crate::config) hostname: Option<String>,
+    /// EC2's form of the name when `hostname` is not set; unset: the box's own name with
+    /// `from-host`, else `ip-name`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(in crate::config) hostname_type: Option<HostnameType>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(in crate::config) public_hostname: Option<String>,
     pub(in crate::config) interface_id: String,
@@ -168,6 +172,7 @@ impl Default for RawInstance {
             vpc_ipv6_cidr_blocks: Vec::new(),
             mac: None,
             hostname: None,
+            hostname_type: None,
             public_hostname: None,
             interface_id: "eni-0f1e2d3c4b5a69788".into(),
             subnet_id: "subnet-0a1b2c3d4e5f67890".into(),
@@ -198,4 +203,14 @@ impl Default for RawInstance {
 pub struct PublicKey {
     pub name: String,
     pub openssh_key: String,
+}
+
+/// An instance's private DNS name form, as EC2's `PrivateDnsNameOptions.HostnameType`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HostnameType {
+    /// `ip-10-0-0-5.ec2.internal`: from the private address.
+    IpName,
+    /// `i-0123456789abcdef0.ec2.internal`: from the instance id.
+    ResourceName,
 }
