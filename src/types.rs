@@ -163,6 +163,27 @@ checked_string!(
     "an IPv6 CIDR block such as `2600:1f16:aeb:b20b::/64`"
 );
 
+checked_string!(
+    /// An IPv4 prefix delegated to an interface: EC2 delegates /28s, e.g. `172.31.16.48/28`
+    /// (the EC2 user guide, "Assign prefixes to Amazon EC2 network interfaces").
+    Ipv4Prefix,
+    |s| s.split_once('/').is_some_and(|(a, n)| {
+        n == "28" && a.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| u32::from(ip) & 0xf == 0)
+    }),
+    "an IPv4 prefix as EC2 delegates them: a /28 network such as `172.31.16.48/28`"
+);
+checked_string!(
+    /// An IPv6 prefix delegated to an interface: EC2 delegates /80s, e.g.
+    /// `2600:1f16:aeb:b20b:1::/80`.
+    Ipv6Prefix,
+    |s| s.split_once('/').is_some_and(|(a, n)| {
+        n == "80"
+            && a.parse::<std::net::Ipv6Addr>()
+                .is_ok_and(|ip| u128::from(ip) & ((1u128 << 48) - 1) == 0)
+    }),
+    "an IPv6 prefix as EC2 delegates them: a /80 network such as `2600:1f16:aeb:b20b:1::/80`"
+);
+
 impl Ipv6Cidr {
     /// The network of `ip` with `prefix` bits, as EC2 writes it (compressed):
     /// `2600:1f16:aeb:b20b::/64`.

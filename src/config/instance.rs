@@ -16,7 +16,7 @@ pub use raw::{
     DEFAULT_MAC, DEFAULT_SUBNET, DEFAULT_VPC, HostnameType, PartitionNumber, PublicKey,
 };
 
-use super::network_interface::{Inherited, NetworkInterface};
+use super::network_interface::{Inherited, NetworkInterface, Prefixes, PrimaryAddresses};
 use super::ruled::Ruled;
 use crate::imds::Generation;
 use crate::machine::MachineFacts;
@@ -150,10 +150,16 @@ impl Instance {
         let primary = NetworkInterface::primary(
             mac,
             r.interface_id,
-            local_ipv4,
-            r.public_ipv4,
-            r.ipv6,
+            PrimaryAddresses {
+                local_ipv4,
+                public_ipv4: r.public_ipv4,
+                ipv6: r.ipv6,
+            },
             (r.subnet_ipv6_cidr_blocks, r.vpc_ipv6_cidr_blocks),
+            Prefixes {
+                ipv4: r.ipv4_prefixes,
+                ipv6: r.ipv6_prefixes,
+            },
             &inherited,
         );
         let network_interfaces = r
@@ -238,6 +244,8 @@ impl Instance {
             ipv6: self.ipv6,
             subnet_ipv6_cidr_blocks,
             vpc_ipv6_cidr_blocks,
+            ipv4_prefixes: primary.prefixes().ipv4.clone(),
+            ipv6_prefixes: primary.prefixes().ipv6.clone(),
             mac: Some(primary.mac().clone()),
             hostname: Some(self.hostname.clone()),
             hostname_type: self.hostname_type,

@@ -6,7 +6,15 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use serde::{Deserialize, Serialize};
 
 use super::ruled::Ruled;
-use crate::types::{Ipv6Cidr, Mac};
+use crate::types::{Ipv4Prefix, Ipv6Cidr, Ipv6Prefix, Mac};
+
+/// The prefixes delegated to an interface (IPv4 /28s, IPv6 /80s), as `ipv4-prefix` and
+/// `ipv6-prefix` list them (read by the Amazon VPC CNI in prefix mode).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Prefixes {
+    pub ipv4: Vec<Ipv4Prefix>,
+    pub ipv6: Vec<Ipv6Prefix>,
+}
 
 /// `[[instance.network-interfaces]]`: a secondary interface, as EC2 lists it under
 /// `network/interfaces/macs/<mac>/`.
@@ -32,6 +40,12 @@ pub(super) struct RawNetworkInterface {
     /// Unset: the /56 of each address in `ipv6s`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     vpc_ipv6_cidr_blocks: Vec<Ipv6Cidr>,
+    /// Delegated IPv4 prefixes (/28); unset: none, and `ipv4-prefix` is not served.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    ipv4_prefixes: Vec<Ipv4Prefix>,
+    /// Delegated IPv6 prefixes (/80); unset: none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    ipv6_prefixes: Vec<Ipv6Prefix>,
     #[serde(skip_serializing_if = "Option::is_none")]
     subnet_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -40,6 +54,13 @@ pub(super) struct RawNetworkInterface {
     security_group_ids: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     security_groups: Vec<String>,
+}
+
+/// The primary interface's addresses, from `[instance]`.
+pub(super) struct PrimaryAddresses {
+    pub(super) local_ipv4: Ipv4Addr,
+    pub(super) public_ipv4: Option<Ipv4Addr>,
+    pub(super) ipv6: Option<Ipv6Addr>,
 }
 
 /// What a secondary interface takes from the instance when it does not say.
@@ -63,6 +84,7 @@ pub struct NetworkInterface {
     ipv6s: Vec<Ipv6Addr>,
     subnet_ipv6_cidr_blocks: Ruled<Vec<Ipv6Cidr>>,
     vpc_ipv6_cidr_blocks: Ruled<Vec<Ipv6Cidr>>,
+    prefixes: Prefixes,
     subnet_id: Ruled<String>,
     subnet_ipv4_cidr_block: Ruled<String>,
     security_group_ids: Ruled<Vec<String>>,
@@ -75,6 +97,10 @@ impl NetworkInterface {
         NetworkInterface {
             subnet_ipv6_cidr_blocks: Ruled::list(raw.subnet_ipv6_cidr_blocks, || blocks(ipv6s, 64)),
             vpc_ipv6_cidr_blocks: Ruled::list(raw.vpc_ipv6_cidr_blocks, || blocks(ipv6s, 56)),
+            prefixes: Prefixes {
+                ipv4: raw.ipv4_prefixes,
+                ipv6: raw.ipv6_prefixes,
+            },
             subnet_id: Ruled::new(raw.subnet_id, || from.subnet_id.into()),
             subnet_ipv4_cidr_block: Ruled::new(raw.subnet_ipv4_cidr_block, || {
                 from.subnet_ipv4_cidr_block.into()
@@ -97,10 +123,9 @@ impl NetworkInterface {
     pub(super) fn primary(
         mac: Mac,
         interface_id: String,
-        local_ipv4: Ipv4Addr,
-        public_ipv4: Option<Ipv4Addr>,
-        ipv6: Option<Ipv6Addr>,
+        addresses: PrimaryAddresses,
         ipv6_blocks: (Vec<Ipv6Cidr>, Vec<Ipv6Cidr>),
+        prefixes: Prefixes,
         from: &Inherited<'_>,
     ) -> NetworkInterface {
         NetworkInterface::resolve(
@@ -109,11 +134,13 @@ impl NetworkInterface {
                 device_number: 0,
                 network_card_index: 0,
                 interface_id,
-                local_ipv4s: vec![local_ipv4],
-                public_ipv4s: public_ipv4.into_iter().collect(),
-                ipv6s: ipv6.into_iter().collect(),
+                local_ipv4s: vec![addresses.local_ipv4],
+                public_ipv4s: addresses.public_ipv4.into_iter().collect(),
+                ipv6s: addresses.ipv6.into_iter().collect(),
                 subnet_ipv6_cidr_blocks: ipv6_blocks.0,
                 vpc_ipv6_cidr_blocks: ipv6_blocks.1,
+                ipv4_prefixes: prefixes.ipv4,
+                ipv6_prefixes: prefixes.ipv6,
                 subnet_id: None,
                 subnet_ipv4_cidr_block: None,
                 security_group_ids: Vec::new(),
@@ -135,6 +162,8 @@ impl NetworkInterface {
             ipv6s: self.ipv6s.clone(),
             subnet_ipv6_cidr_blocks: self.subnet_ipv6_cidr_blocks.written_list(),
             vpc_ipv6_cidr_blocks: self.vpc_ipv6_cidr_blocks.written_list(),
+            ipv4_prefixes: self.prefixes.ipv4.clone(),
+            ipv6_prefixes: self.prefixes.ipv6.clone(),
             subnet_id: self.subnet_id.written(),
             subnet_ipv4_cidr_block: self.subnet_ipv4_cidr_block.written(),
             security_group_ids: self.security_group_ids.written_list(),
@@ -152,6 +181,11 @@ impl NetworkInterface {
 
     pub fn mac(&self) -> &Mac {
         &self.mac
+    }
+
+    /// The prefixes delegated to it.
+    pub fn prefixes(&self) -> &Prefixes {
+        &self.prefixes
     }
 
     pub fn device_number(&self) -> u32 {

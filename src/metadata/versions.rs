@@ -48,6 +48,16 @@ pub const RELEASED: &[(&str, &str)] = &[
     ("meta-data/mac", "2011-01-01"),
     ("meta-data/metrics/vhostmd", "2011-05-01"),
     ("meta-data/network/interfaces/macs", "2011-01-01"),
+    // Inferred: in no revision of the guide's table (fidelity audit), served by EC2 for
+    // prefix delegation, which launched in July 2021; the first version after is 2021-07-15.
+    (
+        "meta-data/network/interfaces/macs/*/ipv4-prefix",
+        "2021-07-15",
+    ),
+    (
+        "meta-data/network/interfaces/macs/*/ipv6-prefix",
+        "2021-07-15",
+    ),
     ("meta-data/network/interfaces/macs/*/ipv6s", "2016-06-30"),
     (
         "meta-data/network/interfaces/macs/*/network-card-index",

@@ -206,6 +206,16 @@ fn interface(
         let v6: Vec<String> = nic.ipv6s().iter().map(ToString::to_string).collect();
         entries.push(("ipv6s", v6.join("\n")));
     }
+    // Delegated prefixes, where there are any (the VPC CNI's prefix mode reads them).
+    let p = nic.prefixes();
+    if !p.ipv4.is_empty() {
+        let v: Vec<&str> = p.ipv4.iter().map(|c| c.as_str()).collect();
+        entries.push(("ipv4-prefix", v.join("\n")));
+    }
+    if !p.ipv6.is_empty() {
+        let v: Vec<&str> = p.ipv6.iter().map(|c| c.as_str()).collect();
+        entries.push(("ipv6-prefix", v.join("\n")));
+    }
     // An interface in an IPv6 subnet lists its subnet's and VPC's blocks (every IPv6 capture:
     // cloud-init's 2016-09-02 and 2018-09-24 trees; fidelity audit row 1): as set, else the
     // /64 and the /56 of its addresses.
@@ -388,6 +398,72 @@ mod tests {
                 .unwrap_err()
                 .to_string();
             assert!(e.contains(expect), "{toml:?}: {e}");
+        }
+    }
+
+    /// Delegated prefixes are listed per interface as `ipv4-prefix` and `ipv6-prefix` (IPv4
+    /// /28s, IPv6 /80s: EC2's prefix delegation; the VPC CNI reads both), only where set.
+    #[test]
+    fn delegated_prefixes_are_listed_where_set() {
+        let cfg = Config::from_toml(
+            "[instance]\nmac = \"0e:00:00:00:00:01\"\n\
+             ipv4-prefixes = [\"172.31.16.48/28\", \"172.31.16.64/28\"]\n\
+             [[instance.network-interfaces]]\nmac = \"0e:00:00:00:00:02\"\ndevice-number = 1\n\
+             interface-id = \"eni-0222\"\nlocal-ipv4s = [\"172.31.20.5\"]\n\
+             ipv6s = [\"2600:1f16:aeb:b20c::5\"]\nipv6-prefixes = [\"2600:1f16:aeb:b20c:1::/80\"]\n",
+            Path::new("t.toml"),
+        )
+        .unwrap();
+        let t = builder(&cfg, None).build();
+        let key = |m: &str, k: &str| format!("meta-data/network/interfaces/macs/{m}/{k}");
+        assert_eq!(
+            text(&t, &key("0e:00:00:00:00:01", "ipv4-prefix")),
+            "172.31.16.48/28\n172.31.16.64/28"
+        );
+        assert!(t.get(&key("0e:00:00:00:00:01", "ipv6-prefix")).is_none());
+        assert_eq!(
+            text(&t, &key("0e:00:00:00:00:02", "ipv6-prefix")),
+            "2600:1f16:aeb:b20c:1::/80"
+        );
+        assert!(t.get(&key("0e:00:00:00:00:02", "ipv4-prefix")).is_none());
+        // An interface in an IPv6 subnet without an IPv6 address of its own still lists the
+        // blocks it is given (the 2025 c6g crawl, fidelity audit row 1).
+        let no_address = Config::from_toml(
+            "[instance]\nsubnet-ipv6-cidr-blocks = [\"2600:1f16:aeb:b20b::/64\"]\n\
+             vpc-ipv6-cidr-blocks = [\"2600:1f16:aeb:b200::/56\"]\n",
+            Path::new("t.toml"),
+        )
+        .unwrap();
+        let t = builder(&no_address, None).build();
+        let mac = no_address.instance().primary_interface().mac().to_string();
+        assert_eq!(
+            text(&t, &key(&mac, "subnet-ipv6-cidr-blocks")),
+            "2600:1f16:aeb:b20b::/64"
+        );
+        assert_eq!(
+            text(&t, &key(&mac, "vpc-ipv6-cidr-blocks")),
+            "2600:1f16:aeb:b200::/56"
+        );
+        assert!(t.get(&key(&mac, "ipv6s")).is_none());
+        // EC2 delegates /28s and /80s only, on their boundary; a bad one is refused at its value.
+        for (toml, bad) in [
+            (
+                "[instance]\nipv4-prefixes = [\"172.31.16.48/27\"]\n",
+                "172.31.16.48/27",
+            ),
+            (
+                "[instance]\nipv4-prefixes = [\"172.31.16.49/28\"]\n",
+                "172.31.16.49/28",
+            ),
+            (
+                "[instance]\nipv6-prefixes = [\"2600:1f16::/64\"]\n",
+                "2600:1f16::/64",
+            ),
+        ] {
+            let e = Config::from_toml(toml, Path::new("t.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.starts_with("t.toml:2:") && e.contains(bad), "{e}");
         }
     }
 

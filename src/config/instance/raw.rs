@@ -6,7 +6,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use serde::{Deserialize, Serialize};
 
 use super::super::network_interface::RawNetworkInterface;
-use crate::types::{AccountId, Ec2Id, Ipv6Cidr, Mac, Region, Zone};
+use crate::types::{AccountId, Ec2Id, Ipv4Prefix, Ipv6Cidr, Ipv6Prefix, Mac, Region, Zone};
 
 /// A built-in or derived value of a checked type; these are valid by construction.
 pub(in crate::config) fn valid<T: TryFrom<String, Error = String>>(s: &str) -> T {
@@ -66,6 +66,12 @@ pub(in crate::config) struct RawInstance {
     /// The VPC's IPv6 blocks; unset: the /56 of `ipv6`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub(in crate::config) vpc_ipv6_cidr_blocks: Vec<Ipv6Cidr>,
+    /// The primary interface's delegated IPv4 prefixes (/28); unset: none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(in crate::config) ipv4_prefixes: Vec<Ipv4Prefix>,
+    /// The primary interface's delegated IPv6 prefixes (/80); unset: none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(in crate::config) ipv6_prefixes: Vec<Ipv6Prefix>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(in crate::config) mac: Option<Mac>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -170,6 +176,8 @@ impl Default for RawInstance {
             ipv6: None,
             subnet_ipv6_cidr_blocks: Vec::new(),
             vpc_ipv6_cidr_blocks: Vec::new(),
+            ipv4_prefixes: Vec::new(),
+            ipv6_prefixes: Vec::new(),
             mac: None,
             hostname: None,
             hostname_type: None,
