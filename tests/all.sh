@@ -209,7 +209,7 @@ tier lint any "" "cargo fmt --check, clippy -D warnings, shellcheck over every s
 tier deny any "" "cargo-deny: licences, duplicate crates, sources (advisories if a database is on disk)" deny_check
 tier cargo any "" "cargo test: unit tests, the real server with real peers (aws-config, botocore, curl, cloud-init), the real binary; netns tests as root" cargo_tests
 tier arm64 root "" "the arm64 build under qemu-user 11: ${ARM64_TESTS[*]}" arm64_tests
-tier fuzz any "" "libFuzzer on every target, 25 s each (fuzz/run.sh)" fuzz/run.sh 25
+tier fuzz any "" "libFuzzer on every target, 15 s each (fuzz/run.sh)" fuzz/run.sh 15
 tier package any "" "the amd64 and arm64 .debs (packaging/build-deb), lintian, one local apt repository" package
 tier static root package "the static musl binaries for x86_64 and aarch64 (packaging/build-release): --version and a snapshot from an empty chroot, aarch64 under qemu-user" static_tests
 tier bench any "" "benchmark + soak, quick: ratios to a bare hyper server (reported, not enforced)" bench/run --quick
