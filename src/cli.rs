@@ -278,21 +278,16 @@ fn identity_cert(args: &ConfigArgs) -> Result<ExitCode, Error> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Whether the daemon answers where containers are DNATed to (from the box itself, which the
-/// drop rules let through).
-fn container_probe(endpoint: Endpoint, target: SocketAddr) -> bool {
+/// Asks `endpoint` at `target` and says what came back, `where_` naming the place asked
+/// (`through http://169.254.169.254/`) and `hint` what to do when nothing answers there.
+fn say_answer(endpoint: Endpoint, target: SocketAddr, where_: &str, hint: &str) -> bool {
     match intercept::ask(endpoint, target, PROBE_TIMEOUT) {
         Ok(answer) => {
-            println!("daemon answers containers at http://{target}/: {answer}");
+            println!("daemon answers {where_}: {answer}");
             true
         }
         Err(e) => {
-            println!(
-                "daemon does not answer containers at http://{target}/: {e}; the daemon listens \
-                 there only if {} was on lo when it started: restart it after \
-                 `fake-metadata install`",
-                target.ip()
-            );
+            println!("daemon does not answer {where_}: {e}{hint}");
             false
         }
     }
@@ -346,26 +341,23 @@ fn intercept_cmd(args: &ConfigArgs, action: Action) -> Result<ExitCode, Error> {
             let mut answers = true;
             for route in &plan.routes {
                 let target = SocketAddr::from((route.endpoint.ipv4(), route.endpoint.port()));
-                match intercept::ask(route.endpoint, target, PROBE_TIMEOUT) {
-                    Ok(answer) => {
-                        println!("daemon answers through http://{}/: {answer}", target.ip())
-                    }
-                    Err(e) => {
-                        println!(
-                            "daemon does not answer through http://{}/: {e}",
-                            target.ip()
-                        );
-                        answers = false;
-                    }
-                }
+                let where_ = format!("through http://{}/", target.ip());
+                answers &= say_answer(route.endpoint, target, &where_, "");
             }
             let targets = plan.container_targets();
             if targets.is_empty() {
                 println!("containers: not routed ([intercept] containers = false)");
             }
+            // Asked from the box itself, which the drop rules let through.
             let mut containers = true;
             for (endpoint, target) in targets {
-                containers &= container_probe(endpoint, target);
+                let hint = format!(
+                    "; the daemon listens there only if {} was on lo when it started: restart it \
+                     after `fake-metadata install`",
+                    target.ip()
+                );
+                let where_ = format!("containers at http://{target}/");
+                containers &= say_answer(endpoint, target, &where_, &hint);
             }
             status.in_place() && answers && containers
         }
