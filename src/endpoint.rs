@@ -12,21 +12,34 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 pub enum Endpoint {
     /// The instance metadata service (IMDS).
     Imds,
+    /// The ECS agent's endpoints for tasks: credentials (`/v2/credentials/<id>`) and task
+    /// metadata (`/v3/<id>`, `/v4/<id>`).
+    Ecs,
+    /// EKS Pod Identity's agent: `/v1/credentials` with the pod's token.
+    PodIdentity,
 }
 
 /// The IMDS address programs connect to.
 pub const IMDS_V4: Ipv4Addr = Ipv4Addr::new(169, 254, 169, 254);
 /// The IMDS IPv6 address (Nitro instances).
 pub const IMDS_V6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254);
+/// The ECS agent's address for task credentials and metadata.
+pub const ECS_V4: Ipv4Addr = Ipv4Addr::new(169, 254, 170, 2);
+/// The EKS Pod Identity agent's address.
+pub const POD_IDENTITY_V4: Ipv4Addr = Ipv4Addr::new(169, 254, 170, 23);
+/// The EKS Pod Identity agent's IPv6 address.
+pub const POD_IDENTITY_V6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x23);
 
 impl Endpoint {
     /// Every endpoint, in the order `status` and the interception plan list them.
-    pub const ALL: [Endpoint; 1] = [Endpoint::Imds];
+    pub const ALL: [Endpoint; 3] = [Endpoint::Imds, Endpoint::Ecs, Endpoint::PodIdentity];
 
     /// The name used in the config file, `ctl` flags and logs.
     pub fn name(self) -> &'static str {
         match self {
             Endpoint::Imds => "imds",
+            Endpoint::Ecs => "ecs",
+            Endpoint::PodIdentity => "pod-identity",
         }
     }
 
@@ -34,6 +47,8 @@ impl Endpoint {
     pub fn ipv4(self) -> Ipv4Addr {
         match self {
             Endpoint::Imds => IMDS_V4,
+            Endpoint::Ecs => ECS_V4,
+            Endpoint::PodIdentity => POD_IDENTITY_V4,
         }
     }
 
@@ -41,13 +56,17 @@ impl Endpoint {
     pub fn ipv6(self) -> Option<Ipv6Addr> {
         match self {
             Endpoint::Imds => Some(IMDS_V6),
+            // The ECS agent listens on IPv4 only (tasks in `awsvpc` IPv6-only mode reach it
+            // through the same IPv4 link-local route).
+            Endpoint::Ecs => None,
+            Endpoint::PodIdentity => Some(POD_IDENTITY_V6),
         }
     }
 
     /// The port clients connect to.
     pub fn port(self) -> u16 {
         match self {
-            Endpoint::Imds => 80,
+            Endpoint::Imds | Endpoint::Ecs | Endpoint::PodIdentity => 80,
         }
     }
 }
@@ -99,7 +118,7 @@ mod tests {
         let err = "ecs-agent".parse::<Endpoint>().unwrap_err();
         assert_eq!(
             err.to_string(),
-            "unknown endpoint `ecs-agent` (known: imds)"
+            "unknown endpoint `ecs-agent` (known: imds, ecs, pod-identity)"
         );
     }
 }

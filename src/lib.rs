@@ -15,6 +15,7 @@
 
 pub mod accounts;
 pub mod aemm;
+pub mod capability;
 pub mod cli;
 pub mod client;
 pub mod clock;

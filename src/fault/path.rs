@@ -89,6 +89,8 @@ impl<'de> Deserialize<'de> for PathGlob {
 pub fn glob_path(endpoint: Endpoint, path: &str) -> &str {
     match endpoint {
         Endpoint::Imds => below_version(path),
+        // Their paths carry no version prefix: `v2/credentials/…`, `v4/…`, `v1/credentials`.
+        Endpoint::Ecs | Endpoint::PodIdentity => path.trim_start_matches('/'),
     }
 }
 

@@ -34,6 +34,12 @@ pub fn ask(
         Endpoint::Imds => {
             probe(target, INSTANCE_ID_PATH, timeout).map(|id| format!("instance id {id}"))
         }
+        // Their fronts land with their responders (issue 23).
+        Endpoint::Ecs | Endpoint::PodIdentity => Err(InterceptError::Probe {
+            target: target.to_string(),
+            path: "/".into(),
+            message: "not served yet".into(),
+        }),
     }
 }
 

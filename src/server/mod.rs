@@ -191,6 +191,8 @@ pub async fn serve(
 fn answer<B>(conn: &Connection, shared: &Published, req: &hyper::Request<B>) -> Answer {
     match conn.endpoint {
         Endpoint::Imds => imds::answer(conn, shared, req),
+        // No listener serves them until their fronts land (issue 23).
+        Endpoint::Ecs | Endpoint::PodIdentity => Answer::Reset,
     }
 }
 
