@@ -251,14 +251,26 @@ fn a_fault_is_scoped_to_an_endpoint_imds_by_default() {
     let s = spec("status = 503").unwrap();
     assert_eq!(s.endpoint, Endpoint::Imds);
     assert_eq!(spec("endpoint = \"imds\"\nstatus = 503").unwrap(), s);
-    let e = spec("endpoint = \"ecs\"\nstatus = 503").unwrap_err();
-    assert!(e.contains("unknown endpoint `ecs` (known: imds)"), "{e}");
+    let e = spec("endpoint = \"ecs-agent\"\nstatus = 503").unwrap_err();
+    assert!(
+        e.contains("unknown endpoint `ecs-agent` (known: imds, ecs, pod-identity)"),
+        "{e}"
+    );
+    assert_eq!(
+        spec("endpoint = \"ecs\"\nstatus = 503").unwrap().endpoint,
+        Endpoint::Ecs
+    );
     // The default endpoint is left out when written back.
     assert_eq!(serde_json::to_string(&s).unwrap(), r#"{"status":503}"#);
     // IMDS's globs see the path below the version.
     assert_eq!(
         glob_path(Endpoint::Imds, "/2021-07-15/meta-data/iam/x"),
         "meta-data/iam/x"
+    );
+    // The ECS agent's paths have no version prefix: the glob sees them whole.
+    assert_eq!(
+        glob_path(Endpoint::Ecs, "/v2/credentials/x"),
+        "v2/credentials/x"
     );
 }
 
@@ -324,7 +336,10 @@ fn flags_and_config_keys_give_the_same_fault() {
             "`many` is not a number of requests",
         ),
         (&["--for", "0"][..], "would end as it starts"),
-        (&["--endpoint", "ecs"][..], "unknown endpoint `ecs`"),
+        (
+            &["--endpoint", "ecs-agent"][..],
+            "unknown endpoint `ecs-agent`",
+        ),
         (&["--path", "/x"][..], "starts with `/`"),
     ] {
         let e = flags(args).unwrap_err();

@@ -363,7 +363,10 @@ fn uninstall_removes_all_of_ours_and_only_ours() {
          IPv4 filter INPUT rules tagged fake-metadata: not present, nothing to remove\n\
          IPv6 nat OUTPUT rules tagged fake-metadata: not present, nothing to remove\n\
          address 169.254.169.254/32 on lo: not present, nothing to remove\n\
-         address fd00:ec2::254/128 on lo: not present, nothing to remove"
+         address 169.254.170.2/32 on lo: not present, nothing to remove\n\
+         address 169.254.170.23/32 on lo: not present, nothing to remove\n\
+         address fd00:ec2::254/128 on lo: not present, nothing to remove\n\
+         address fd00:ec2::23/128 on lo: not present, nothing to remove"
     );
 }
 
