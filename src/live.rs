@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::credentials::{CredentialManager, CredentialSet, Refresh, SourceKind};
+use crate::credentials::{CredentialManager, CredentialSet, Keyring, Refresh, SourceKind};
 use crate::identity::{IdentityKey, Signatures};
 use crate::scenario::{Change, EventId, Moment, Refused, Scenario};
 use crate::snapshot::{self, Published, signed_document};
@@ -23,8 +23,9 @@ use crate::snapshot::{self, Published, signed_document};
 pub struct Inputs {
     published: Arc<Published>,
     identity: Option<IdentityKey>,
-    /// The credentials (locked before `current` when both are needed, never after).
-    credentials: Mutex<CredentialManager>,
+    /// The credentials of the instance and of each workload (locked before `current` when
+    /// both are needed, never after).
+    credentials: Mutex<Keyring>,
     /// What the served snapshot was built from: the writer lock.
     current: Mutex<Current>,
     /// Wakes [`run_timers`] when what is due next may have changed.
@@ -55,19 +56,17 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// A credential manager for `config`, with a first set when it comes quickly (generated,
-/// static, file); a `process` source is first run by the timers, in the background.
-fn credentials_for(config: &Config, clock: &Arc<dyn Clock>) -> CredentialManager {
-    let mut m = CredentialManager::new(
-        config.iam(),
-        config.instance().account_id().as_str(),
-        config.instance().partition().0,
-        clock.clone(),
-    );
+/// The credentials for `config`: the instance's, with a first set when it comes quickly
+/// (generated, static, file; a `process` source is first run by the timers, in the
+/// background), and no workload yet.
+fn credentials_for(config: &Config, clock: &Arc<dyn Clock>) -> Keyring {
+    let account = config.instance().account_id().as_str();
+    let partition = config.instance().partition().0;
+    let mut m = CredentialManager::new(config.iam(), account, partition, clock.clone());
     if config.iam().source.kind() != SourceKind::Process {
         let _ = m.refresh();
     }
-    m
+    Keyring::new(m, config.iam(), account, partition, clock.clone())
 }
 
 /// The identity document's signatures (from the key's cache when the document is unchanged):

@@ -368,12 +368,16 @@ impl Config {
     pub fn intercept_plan(
         &self,
     ) -> Result<crate::intercept::Plan, crate::intercept::InterceptError> {
-        let imds = crate::intercept::Route {
-            endpoint: crate::endpoint::Endpoint::Imds,
-            port: self.server.redirect_port(),
-        };
+        let routes: Vec<_> = crate::endpoint::Endpoint::ALL
+            .into_iter()
+            .filter(|&e| self.intercept.routes(e))
+            .filter_map(|endpoint| {
+                let port = self.server.redirect_port(endpoint)?;
+                Some(crate::intercept::Route { endpoint, port })
+            })
+            .collect();
         let plan =
-            crate::intercept::Plan::new(&[imds], self.imds.http_protocol_ipv6().is_enabled())?;
+            crate::intercept::Plan::new(&routes, self.imds.http_protocol_ipv6().is_enabled())?;
         Ok(if self.intercept.containers() {
             plan.with_containers(self.intercept.admitted(), self.intercept.lan_interfaces())
         } else {

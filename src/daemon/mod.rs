@@ -19,6 +19,7 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use crate::accounts::Ids;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigError, Overrides, Preset};
+use crate::endpoint::Endpoint;
 use crate::identity::IdentityKey;
 use crate::live::Inputs;
 use crate::machine::MachineFacts;
@@ -124,11 +125,21 @@ pub fn run(source: Source) -> Result<(), DaemonError> {
     let inputs = Inputs::new(config, clock, identity);
     runtime.block_on(async move {
         let handle = signals.handle();
-        let addrs: Vec<String> = listeners
-            .iter()
-            .filter_map(|l| l.local_addr().ok())
-            .map(|a| a.to_string())
-            .collect();
+        // Each endpoint's addresses, IMDS's first (tests read the first one).
+        let addrs = |e: Endpoint| -> String {
+            let a: Vec<String> = listeners
+                .iter()
+                .filter(|l| l.endpoint == e)
+                .filter_map(|l| l.local_addr().ok())
+                .map(|a| a.to_string())
+                .collect();
+            a.join(" ")
+        };
+        let (imds, ecs, pod) = (
+            addrs(Endpoint::Imds),
+            addrs(Endpoint::Ecs),
+            addrs(Endpoint::PodIdentity),
+        );
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let serving = tokio::spawn(server::serve(
             listeners,
@@ -141,10 +152,12 @@ pub fn run(source: Source) -> Result<(), DaemonError> {
         let timers = tokio::spawn(crate::live::run_timers(inputs.clone()));
         let follow = tokio::spawn(follow_facts(source.clone(), inputs.clone(), facts));
         let control = control.map(|l| tokio::spawn(crate::control::serve(l, inputs.clone())));
-        tracing::info!(addresses = %addrs.join(" "), "listening");
+        tracing::info!(addresses = %imds, ecs = %ecs, pod_identity = %pod, "listening");
         let _ = sd_notify::notify(&[
             sd_notify::NotifyState::Ready,
-            sd_notify::NotifyState::Status(&format!("serving on {}", addrs.join(" "))),
+            sd_notify::NotifyState::Status(&format!(
+                "serving IMDS on {imds}; ECS on {ecs}; Pod Identity on {pod}"
+            )),
         ]);
         memory::release_startup_code();
         while let Some(sig) = signals.next().await {

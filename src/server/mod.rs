@@ -86,30 +86,35 @@ impl Listener {
     }
 }
 
-/// Binds every configured address, each serving IMDS. With the built-in defaults, a host
-/// without IPv6 only loses the `[::1]` listener; an address the user configured must bind.
+/// Binds every configured address of every endpoint. With the built-in defaults, a host
+/// without IPv6 only loses the `[::1]` listeners; an address the user configured must bind.
 pub fn bind(cfg: &Config) -> Result<Vec<Listener>, ServerError> {
     let mut out = Vec::new();
-    for &addr in cfg.server().listen_addrs() {
-        match StdListener::bind(addr) {
-            Ok(socket) => out.push(Listener {
-                endpoint: Endpoint::Imds,
-                socket,
-            }),
-            Err(e) if addr.is_ipv6() && cfg.server().listen_is_default() => {
-                tracing::info!(%addr, error = %e, "no IPv6 loopback here; serving IPv4 only");
-            }
-            Err(source) => {
-                let hint = match source.kind() {
-                    std::io::ErrorKind::AddrInUse => {
-                        " (another program uses that port: stop it, or set [server] listen / --listen)"
-                    }
-                    std::io::ErrorKind::PermissionDenied => {
-                        " (ports below 1024 need root: keep the default 1338, interception maps port 80 to it)"
-                    }
-                    _ => "",
-                };
-                return Err(ServerError::Bind { addr, source, hint });
+    for endpoint in Endpoint::ALL {
+        for addr in cfg.server().listen(endpoint) {
+            match StdListener::bind(addr) {
+                Ok(socket) => out.push(Listener { endpoint, socket }),
+                Err(e) if addr.is_ipv6() && cfg.server().is_default_listen(endpoint) => {
+                    tracing::info!(%addr, %endpoint, error = %e, "no IPv6 loopback here; serving IPv4 only");
+                }
+                Err(source) => {
+                    let hint = match (source.kind(), endpoint) {
+                        (std::io::ErrorKind::AddrInUse, Endpoint::Imds) => {
+                            " (another program uses that port: stop it, or set [server] listen / --listen)"
+                        }
+                        (std::io::ErrorKind::AddrInUse, Endpoint::Ecs) => {
+                            " (another program uses that port: stop it, or set [server] ecs-listen, [] to serve no ECS endpoints)"
+                        }
+                        (std::io::ErrorKind::AddrInUse, Endpoint::PodIdentity) => {
+                            " (another program uses that port: stop it, or set [server] pod-identity-listen, [] to serve no Pod Identity)"
+                        }
+                        (std::io::ErrorKind::PermissionDenied, _) => {
+                            " (ports below 1024 need root: keep the defaults (1338 and up), interception maps port 80 to them)"
+                        }
+                        _ => "",
+                    };
+                    return Err(ServerError::Bind { addr, source, hint });
+                }
             }
         }
     }
