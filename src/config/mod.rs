@@ -562,7 +562,21 @@ mod tests {
         let plan = c.intercept_plan().unwrap();
         assert_eq!(
             plan.container_targets(),
-            [(Endpoint::Imds, "169.254.169.254:1338".parse().unwrap())]
+            [
+                (Endpoint::Imds, "169.254.169.254:1338".parse().unwrap()),
+                (Endpoint::Ecs, "169.254.170.2:1339".parse().unwrap()),
+                (
+                    Endpoint::PodIdentity,
+                    "169.254.170.23:1340".parse().unwrap()
+                ),
+            ]
+        );
+        // A switch per endpoint: off leaves it out of the plan; `[]` serves it nowhere.
+        let some =
+            parse("[server]\npod-identity-listen = []\n[intercept]\nimds = false\n").unwrap();
+        assert_eq!(
+            some.intercept_plan().unwrap().container_targets(),
+            [(Endpoint::Ecs, "169.254.170.2:1339".parse().unwrap())]
         );
         let off = parse("[intercept]\ncontainers = false\n").unwrap();
         assert_eq!(off.intercept_plan().unwrap().container_targets(), []);
@@ -576,7 +590,11 @@ mod tests {
         let plan = custom.intercept_plan().unwrap();
         assert_eq!(
             plan.container_targets(),
-            [(Endpoint::Imds, "169.254.169.254:9".parse().unwrap())]
+            [
+                (Endpoint::Imds, "169.254.169.254:9".parse().unwrap()),
+                (Endpoint::Ecs, "169.254.170.2:10".parse().unwrap()),
+                (Endpoint::PodIdentity, "169.254.170.23:11".parse().unwrap()),
+            ]
         );
         assert_eq!(
             plan.admitted(),

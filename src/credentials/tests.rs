@@ -712,7 +712,7 @@ fn the_keyring_gives_each_workload_its_own_role_rotated_with_the_instance() {
     ring.set_workloads(&[web.clone(), cart.clone()]);
     assert_eq!(ring.current(), first);
     let other = workload(Workload::Task, "web", "other-role");
-    ring.set_workloads(&[other.clone()]);
+    ring.set_workloads(std::slice::from_ref(&other));
     let second = ring.current();
     assert_eq!(second.workloads.len(), 1);
     assert_eq!(
