@@ -14,6 +14,7 @@
 //! `[iam]` and `[scenario]` are defined by their own modules, which take them as they are.
 
 mod check;
+mod container;
 mod control;
 mod imds;
 mod instance;
@@ -25,6 +26,7 @@ mod replay;
 mod restart;
 mod ruled;
 mod server;
+mod task;
 mod user_data;
 
 use std::collections::BTreeMap;
@@ -37,6 +39,7 @@ use crate::credentials::IamConfig;
 use crate::machine::MachineFacts;
 use crate::scenario::ScenarioConfig;
 pub use crate::types::{AccountId, Ec2Id, Ipv6Cidr, Mac, MetaPath, Region, TagKey, Zone};
+pub use container::{ContainerSpec, DockerInspectError, NetworkSpec, from_docker_inspect};
 pub use control::{ControlConfig, DEFAULT_GROUP, DEFAULT_SOCKET};
 pub use imds::{HopLimit, HttpTokens, Imds, Toggle};
 pub use instance::{
@@ -51,6 +54,7 @@ pub use network_interface::NetworkInterface;
 pub use replay::{Replay, ReplayPath, ReplayValue};
 pub use restart::Reload;
 pub use server::{DEFAULT_PORT, MaxConnections, Server};
+pub use task::{DEFAULT_CLUSTER, DEFAULT_IMAGE, DEFAULT_REVISION, Task, TaskError, TaskSpec};
 pub use user_data::UserData;
 
 /// EC2 caps raw user data at 16 KiB.
@@ -85,6 +89,9 @@ struct RawConfig {
     /// `[[fault]]`: faults in force from the start (see [`crate::fault`]).
     #[serde(rename = "fault", skip_serializing_if = "Vec::is_empty")]
     faults: Vec<crate::fault::Spec>,
+    /// `[[task]]`: ECS tasks served by the ECS agent's endpoint.
+    #[serde(rename = "task", skip_serializing_if = "Vec::is_empty")]
+    tasks: Vec<TaskSpec>,
     /// A tree crawled from a real instance, served in place of the one `[instance]` makes.
     #[serde(skip_serializing_if = "Option::is_none")]
     replay: Option<Replay>,
@@ -106,6 +113,7 @@ pub struct Config {
     scenario: ScenarioConfig,
     control: ControlConfig,
     faults: Vec<crate::fault::Spec>,
+    tasks: Vec<Task>,
     replay: Option<Replay>,
     intercept: Intercept,
 }
@@ -156,12 +164,18 @@ impl Config {
         })?;
         let spans = Spans::new(text, file);
         check::check(&raw, &spans)?;
+        let tasks = task::check_all(&raw.tasks, &spans)?;
         let user_data = UserData::load(raw.user_data.clone(), &spans)?;
-        Ok(Config::resolve(raw, user_data, facts))
+        Ok(Config::resolve(raw, user_data, tasks, facts))
     }
 
     /// The checked sections of a file that passed [`check::check`].
-    fn resolve(raw: RawConfig, user_data: UserData, facts: &MachineFacts) -> Config {
+    fn resolve(
+        raw: RawConfig,
+        user_data: UserData,
+        tasks: Vec<Task>,
+        facts: &MachineFacts,
+    ) -> Config {
         let instance = Instance::resolve(raw.instance, facts, raw.imds.generation);
         Config {
             imds: imds::Imds::resolve(raw.imds, instance.instance_type()),
@@ -175,6 +189,7 @@ impl Config {
             scenario: raw.scenario,
             control: ControlConfig::resolve(raw.control),
             faults: raw.faults,
+            tasks,
             replay: raw.replay,
             intercept: Intercept::resolve(raw.intercept),
         }
@@ -219,7 +234,7 @@ impl Config {
     }
 
     fn builtin_with(facts: &MachineFacts) -> Config {
-        Config::resolve(RawConfig::default(), UserData::default(), facts)
+        Config::resolve(RawConfig::default(), UserData::default(), Vec::new(), facts)
     }
 
     /// Loads the effective configuration as the daemon uses it: built-in defaults, facts
@@ -272,7 +287,7 @@ impl Config {
 
     /// What of the change from `self` to `new` only a restart applies, as the lines the
     /// daemon logs at a reload. `[imds]`, `[instance]`, `[user-data]`, `[tags]`, `[paths]`,
-    /// `[iam]`, `[scenario]`, `[[fault]]` and `[replay]` go into the next snapshot.
+    /// `[iam]`, `[scenario]`, `[[fault]]`, `[[task]]` and `[replay]` go into the next snapshot.
     pub fn needs_restart(&self, new: &Config) -> Vec<&'static str> {
         let mut out = self.server.needs_restart(&new.server);
         out.extend(self.intercept.needs_restart(&new.intercept));
@@ -342,6 +357,17 @@ impl Config {
         &self.faults
     }
 
+    /// `[[task]]`: the ECS tasks, each checked by [`Task::check`].
+    pub fn tasks(&self) -> &[Task] {
+        &self.tasks
+    }
+
+    /// This config with `tasks` in place of its `[[task]]` (those `ctl task` changed).
+    pub fn with_tasks(mut self, tasks: Vec<Task>) -> Config {
+        self.tasks = tasks;
+        self
+    }
+
     /// `[replay]`: a crawled tree served in place of the one `[instance]` makes.
     pub fn replay(&self) -> Option<&Replay> {
         self.replay.as_ref()
@@ -399,6 +425,7 @@ impl Config {
             scenario: self.scenario.clone(),
             control: self.control.to_raw(),
             faults: self.faults.clone(),
+            tasks: self.tasks.iter().map(Task::to_spec).collect(),
             replay: self.replay.clone(),
             intercept: self.intercept.to_raw(),
         };

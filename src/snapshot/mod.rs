@@ -9,6 +9,7 @@
 //! credentials come as one [`CredentialSet`], which each part renders in its own documents
 //! (IMDS's in [`iam`]), so that all endpoints agree at every rotation.
 
+pub mod ecs;
 mod headers;
 pub mod iam;
 pub mod tree;
