@@ -22,6 +22,7 @@ mod intercept;
 mod locate;
 mod log;
 mod network_interface;
+mod pod;
 mod replay;
 mod restart;
 mod ruled;
@@ -51,10 +52,11 @@ pub use locate::Located;
 use locate::Spans;
 pub use log::Log;
 pub use network_interface::NetworkInterface;
+pub use pod::{Pod, PodError, PodSpec, ServiceAccount};
 pub use replay::{Replay, ReplayPath, ReplayValue};
 pub use restart::Reload;
 pub use server::{DEFAULT_PORT, MaxConnections, Server};
-pub use task::{DEFAULT_CLUSTER, DEFAULT_IMAGE, DEFAULT_REVISION, Task, TaskError, TaskSpec};
+pub use task::{DEFAULT_IMAGE, DEFAULT_REVISION, Task, TaskError, TaskSpec};
 pub use user_data::UserData;
 
 /// EC2 caps raw user data at 16 KiB.
@@ -97,6 +99,9 @@ struct RawConfig {
     replay: Option<Replay>,
     /// What `install` routes to the daemon: containers too, and which interfaces never.
     intercept: intercept::RawIntercept,
+    /// `[[pod]]`: service accounts that get a role through EKS Pod Identity.
+    #[serde(rename = "pod", skip_serializing_if = "Vec::is_empty")]
+    pods: Vec<PodSpec>,
 }
 
 /// The whole configuration, checked and resolved.
@@ -116,6 +121,7 @@ pub struct Config {
     tasks: Vec<Task>,
     replay: Option<Replay>,
     intercept: Intercept,
+    pods: Vec<Pod>,
 }
 
 /// A config file built into the binary, standing in for one the user gives.
@@ -163,10 +169,10 @@ impl Config {
             )])
         })?;
         let spans = Spans::new(text, file);
-        check::check(&raw, &spans)?;
+        let pods = check::check(&raw, &spans)?;
         let tasks = task::check_all(&raw.tasks, &spans)?;
         let user_data = UserData::load(raw.user_data.clone(), &spans)?;
-        Ok(Config::resolve(raw, user_data, tasks, facts))
+        Ok(Config::resolve(raw, user_data, tasks, facts).with_pods(pods))
     }
 
     /// The checked sections of a file that passed [`check::check`].
@@ -192,6 +198,8 @@ impl Config {
             tasks,
             replay: raw.replay,
             intercept: Intercept::resolve(raw.intercept),
+            // Checked by `check::check`; set by `parse` (the built-in config has none).
+            pods: Vec::new(),
         }
     }
 
@@ -270,6 +278,12 @@ impl Config {
     /// This config listening on `addrs` instead, as `--listen` does.
     pub fn with_listen(mut self, addrs: Vec<SocketAddr>) -> Config {
         self.server.set_listen(addrs);
+        self
+    }
+
+    /// This config with `pods` in place of its `[[pod]]`s (those `ctl pod add|remove` changed).
+    pub fn with_pods(mut self, pods: Vec<Pod>) -> Config {
+        self.pods = pods;
         self
     }
 
@@ -378,6 +392,12 @@ impl Config {
         &self.intercept
     }
 
+    /// `[[pod]]`: the service accounts that get a role through EKS Pod Identity, in the
+    /// file's order, each once.
+    pub fn pods(&self) -> &[Pod] {
+        &self.pods
+    }
+
     /// EC2's metadata options as the IMDS applies them.
     pub fn imds_options(&self) -> crate::imds::Options {
         crate::imds::Options {
@@ -428,6 +448,7 @@ impl Config {
             tasks: self.tasks.iter().map(Task::to_spec).collect(),
             replay: self.replay.clone(),
             intercept: self.intercept.to_raw(),
+            pods: self.pods.iter().map(Pod::to_spec).collect(),
         };
         toml::to_string(&shown).expect("a Config always serializes")
     }
