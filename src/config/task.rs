@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::locate::{Located, Spans};
 use super::{ConfigError, ContainerSpec};
-use crate::credentials::{RawSource, RoleName, SourceConfig};
+use crate::credentials::{IamConfig, RawSource, RoleName, SourceConfig};
 
 /// The cluster a task runs in when `cluster` is not given (the agent's `ECS_CLUSTER` default).
 pub const DEFAULT_CLUSTER: &str = "default";
@@ -179,6 +179,19 @@ impl Task {
         &self.source
     }
 
+    /// The task's credential settings in the form a `CredentialManager` takes: its role and
+    /// source, with `[iam]`'s lifetime and refresh-before (and no instance profile: a task
+    /// role has none).
+    pub fn iam_config(&self, iam: &IamConfig) -> IamConfig {
+        IamConfig {
+            role: Some(self.role.clone()),
+            source: self.source.clone(),
+            instance_profile_arn: None,
+            extended_credentials: false,
+            ..iam.clone()
+        }
+    }
+
     /// The entry as written back (`print-config`, `ctl task list`): keys and tokens show as
     /// `<redacted>` when serialized. The default container is written out.
     pub fn to_spec(&self) -> TaskSpec {
@@ -298,6 +311,12 @@ mod tests {
         };
         assert_eq!(k.secret_access_key.expose(), "TASKSECRET");
         assert_eq!(batch.credentials_source().kind(), SourceKind::Process);
+        // What a credential manager for the task takes: its role and source, [iam]'s timing.
+        let iam = batch.iam_config(c.iam());
+        assert_eq!(iam.role.as_ref().unwrap().as_str(), "batch");
+        assert_eq!(&iam.source, batch.credentials_source());
+        assert_eq!(iam.lifetime, c.iam().lifetime);
+        assert_eq!(iam.instance_profile_arn, None);
     }
 
     #[test]
@@ -363,6 +382,22 @@ mod tests {
             plain.to_string(),
             "web (role web-role, cluster default, revision 1, 1 container)"
         );
+    }
+
+    /// The packaged config's example, uncommented, is a valid task.
+    #[test]
+    fn the_packaged_example_parses() {
+        let packaged = include_str!("../../packaging/config.toml");
+        let start = packaged.find("# [[task]]").unwrap();
+        let example: String = packaged[start..]
+            .lines()
+            .take_while(|l| !l.is_empty())
+            .map(|l| format!("{}\n", l.strip_prefix("# ").unwrap()))
+            .collect();
+        let c = parse(&example).unwrap_or_else(|e| panic!("{e}\n{example}"));
+        let [t] = c.tasks() else { panic!() };
+        assert_eq!(t.containers()[0].docker_name.as_deref(), Some("web-1"));
+        assert_eq!(t.credentials_source().kind(), SourceKind::Process);
     }
 
     #[test]

@@ -29,6 +29,7 @@ pub mod stats;
 mod tests;
 
 use std::collections::{BTreeMap, HashMap};
+use std::fmt;
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -137,21 +138,19 @@ impl Response {
 }
 
 /// A rendered reply.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 struct Reply {
     status: StatusCode,
     body: Bytes,
 }
 
 /// A task's credentials replies, one per API version (their error prefixes differ).
-#[derive(Debug)]
 struct CredentialReplies {
     v1: Reply,
     v2: Reply,
 }
 
 /// Every reply of one container's endpoint id.
-#[derive(Debug)]
 struct ContainerReplies {
     v3: Bytes,
     v3_task: Bytes,
@@ -164,7 +163,8 @@ struct ContainerReplies {
 }
 
 /// The ECS endpoint's part of a snapshot: every reply of every task, rendered once.
-#[derive(Debug, Default)]
+/// `Debug` shows how many, never an id or a body (they hold the keys).
+#[derive(Default)]
 pub struct Part {
     credentials: HashMap<String, CredentialReplies>,
     containers: HashMap<String, ContainerReplies>,
@@ -172,6 +172,15 @@ pub struct Part {
     no_id: [Bytes; 2],
     invalid_id: [Bytes; 2],
     not_found: Bytes,
+}
+
+impl fmt::Debug for Part {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Part")
+            .field("credentials", &self.credentials.len())
+            .field("containers", &self.containers.len())
+            .finish_non_exhaustive()
+    }
 }
 
 /// `arn:PARTITION:ecs:REGION:ACCOUNT:task/CLUSTER/TASK-ID`.
@@ -410,7 +419,8 @@ fn container_doc<'a>(
 }
 
 /// Answers a request for `path` (and its `query`, for `/v1/credentials?id=`): every method
-/// alike, as the agent's routes name none.
+/// alike, as the agent's routes name none. `/v{3,4}/<id>/taskWithTags` is the task: the
+/// agent adds the tags ECS's `ListTagsForResource` gives, and a fake task has none.
 pub fn respond(part: &Part, path: &str, query: Option<&str>) -> Response {
     let ok = |b: &Bytes| Response::json(StatusCode::OK, b.clone());
     if path == "/v1/credentials" {

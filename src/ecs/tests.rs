@@ -426,4 +426,7 @@ fn replies_share_the_rendered_bytes() {
     let c = respond(&p, &format!("/v2/credentials/{CREDS_ID}"), None);
     let d = respond(&p, &format!("/v2/credentials/{CREDS_ID}"), None);
     assert_eq!(c.body.as_ptr(), d.body.as_ptr());
+    // `Debug` (a snapshot's, in a log line) shows no id and no key.
+    let shown = format!("{p:?}");
+    assert_eq!(shown, "Part { credentials: 2, containers: 3, .. }");
 }
