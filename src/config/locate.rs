@@ -79,30 +79,47 @@ impl<'t> Spans<'t> {
         table.get_key_value(*last).map(|(k, _)| k.span())
     }
 
-    /// A problem blamed on the key at `path` (the file's start if it is not written there).
-    pub fn blame(&self, path: &[&str], message: String) -> Located {
-        let offset = self.key(path).map_or(0, |s| s.start);
+    /// Where the `index`th table of the array of tables `array` (`[[pod]]`) writes `key`
+    /// (the message left empty); `None` if it does not.
+    pub fn in_array(&self, array: &str, index: usize, key: &str) -> Option<Located> {
+        let (table, _) = self.array_table(array, index)?;
+        let (k, _) = table.get_key_value(key)?;
+        Some(Located::at(
+            self.file,
+            self.text,
+            k.span().start,
+            String::new(),
+        ))
+    }
+
+    /// A problem blamed on `key` in the `index`th table of `array`, or on that table when it
+    /// does not write the key (the file's start if there is no such table).
+    pub fn blame_in_array(&self, array: &str, index: usize, key: &str, message: String) -> Located {
+        let offset = self.array_table(array, index).map_or(0, |(table, span)| {
+            table
+                .get_key_value(key)
+                .map_or(span.start, |(k, _)| k.span().start)
+        });
         Located::at(self.file, self.text, offset, message)
     }
 
-    /// The span of `key` in the `index`th table of the array of tables `array` (`[[task]]`),
-    /// else of that table's first key, if the file writes it.
-    pub fn key_nth(&self, array: &str, index: usize, key: &str) -> Option<Range<usize>> {
+    fn array_table(&self, array: &str, index: usize) -> Option<(&DeTable<'t>, Range<usize>)> {
         let root = self.root.as_ref()?.get_ref();
-        let DeValue::Array(a) = root.get(array)?.get_ref() else {
-            return None;
-        };
-        let DeValue::Table(t) = a.get(index)?.get_ref() else {
-            return None;
-        };
-        t.get_key_value(key)
-            .or_else(|| t.iter().min_by_key(|(k, _)| k.span().start))
-            .map(|(k, _)| k.span())
+        match root.get(array)?.get_ref() {
+            DeValue::Array(a) => {
+                let v = a.get(index)?;
+                match v.get_ref() {
+                    DeValue::Table(t) => Some((t, v.span())),
+                    _ => None,
+                }
+            }
+            _ => None,
+        }
     }
 
-    /// A problem blamed on `key` of the `index`th `[[array]]` table.
-    pub fn blame_nth(&self, array: &str, index: usize, key: &str, message: String) -> Located {
-        let offset = self.key_nth(array, index, key).map_or(0, |s| s.start);
+    /// A problem blamed on the key at `path` (the file's start if it is not written there).
+    pub fn blame(&self, path: &[&str], message: String) -> Located {
+        let offset = self.key(path).map_or(0, |s| s.start);
         Located::at(self.file, self.text, offset, message)
     }
 }

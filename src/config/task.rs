@@ -6,7 +6,7 @@
 //! control socket (JSON, the same kebab-case keys). [`Task::check`] is the one check both go
 //! through, so a task added at run time obeys the same rules as one in the file. Where the
 //! credentials come from is `[iam]`'s source, parsed and checked by the same code
-//! ([`RawSource`]) in a `credentials` table; their lifetime and rotation are `[iam]`'s.
+//! ([`SourceKeys`]) in a `credentials` table; their lifetime and rotation are `[iam]`'s.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::locate::{Located, Spans};
 use super::{ConfigError, ContainerSpec};
-use crate::credentials::{IamConfig, RawSource, RoleName, SourceConfig};
+use crate::credentials::{IamConfig, RoleName, SourceConfig, SourceKeys};
 
 /// The cluster a task runs in when `cluster` is not given (the agent's `ECS_CLUSTER` default).
 pub const DEFAULT_CLUSTER: &str = "default";
@@ -41,11 +41,11 @@ pub struct TaskSpec {
     pub containers: Vec<ContainerSpec>,
     /// Where the role's credentials come from, with `[iam]`'s keys (`source`, …).
     #[serde(default, skip_serializing_if = "is_generated")]
-    pub credentials: RawSource,
+    pub credentials: SourceKeys,
 }
 
-fn is_generated(s: &RawSource) -> bool {
-    *s == RawSource::default()
+fn is_generated(s: &SourceKeys) -> bool {
+    *s == SourceKeys::default()
 }
 
 /// A checked task. `Debug` shows no secret (its source's keys are [`crate::credentials::Secret`]s).
@@ -201,7 +201,7 @@ impl Task {
             revision: Some(self.revision),
             cluster: Some(self.cluster.clone()),
             containers: self.containers.clone(),
-            credentials: RawSource::from(self.source.clone()),
+            credentials: SourceKeys::from(self.source.clone()),
         }
     }
 }
@@ -231,14 +231,14 @@ pub(super) fn check_all(specs: &[TaskSpec], spans: &Spans<'_>) -> Result<Vec<Tas
     let mut first: BTreeMap<&str, usize> = BTreeMap::new();
     for (i, spec) in specs.iter().enumerate() {
         if let Some(&j) = first.get(spec.name.as_str()) {
-            let at = spans.blame_nth("task", j, "name", String::new());
-            problems.push(spans.blame_nth(
+            let line = spans.in_array("task", j, "name").map_or(0, |at| at.line);
+            problems.push(spans.blame_in_array(
                 "task",
                 i,
                 "name",
                 format!(
-                    "task `{}` is defined twice (first at line {}): each [[task]] needs its own name",
-                    spec.name, at.line
+                    "task `{}` is defined twice (first at line {line}): each [[task]] needs its own name",
+                    spec.name
                 ),
             ));
             continue;
@@ -246,7 +246,7 @@ pub(super) fn check_all(specs: &[TaskSpec], spans: &Spans<'_>) -> Result<Vec<Tas
         first.insert(&spec.name, i);
         match Task::check(spec.clone()) {
             Ok(t) => tasks.push(t),
-            Err(e) => problems.push(spans.blame_nth("task", i, e.key(), e.to_string())),
+            Err(e) => problems.push(spans.blame_in_array("task", i, e.key(), e.to_string())),
         }
     }
     if problems.is_empty() {

@@ -226,7 +226,7 @@ impl TryFrom<RawIam> for IamConfig {
             ));
         }
 
-        let source = RawSource {
+        let source = SourceKeys {
             source: r.source,
             access_key_id: r.access_key_id,
             secret_access_key: r.secret_access_key,
@@ -254,56 +254,56 @@ impl TryFrom<RawIam> for IamConfig {
 
 impl From<IamConfig> for RawIam {
     fn from(c: IamConfig) -> RawIam {
-        let mut r = RawIam {
+        let k = SourceKeys::from(c.source);
+        RawIam {
             role: RoleField(c.role),
-            source: c.source.kind(),
+            source: k.source,
             lifetime: HumanDuration(c.lifetime),
             refresh_before: HumanDuration(c.refresh_before),
+            access_key_id: k.access_key_id,
+            secret_access_key: k.secret_access_key,
+            session_token: k.session_token,
+            credentials_file: k.credentials_file,
+            file: k.file,
+            profile: k.profile,
+            command: k.command,
+            command_timeout: k.command_timeout,
             instance_profile_id: Some(c.instance_profile_id),
             instance_profile_arn: c.instance_profile_arn,
             extended_credentials: c.extended_credentials,
-            ..RawIam::default()
-        };
-        let src = RawSource::from(c.source);
-        r.access_key_id = src.access_key_id;
-        r.secret_access_key = src.secret_access_key;
-        r.session_token = src.session_token;
-        r.credentials_file = src.credentials_file;
-        r.file = src.file;
-        r.profile = src.profile;
-        r.command = src.command;
-        r.command_timeout = src.command_timeout;
-        r
+        }
     }
 }
 
-/// The keys that say where credentials come from, as `[iam]` spells them (flat, beside its
-/// other keys) and as a `[[task]]`'s `credentials` table does: one parse and one check for
-/// every workload's source.
+/// The keys that say where a role's credentials come from, as `[iam]` spells them; a section
+/// that names a role of its own (`[[pod]]`, `[[task]]`) spells them the same way and checks
+/// them with [`SourceKeys::check`], so every source is read by one rule. `Serialize` shows
+/// every key or token as `<redacted>` (see [`Secret`]).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
-pub struct RawSource {
-    source: SourceKind,
+pub struct SourceKeys {
+    pub source: SourceKind,
     #[serde(skip_serializing_if = "Option::is_none")]
-    access_key_id: Option<Secret>,
+    pub access_key_id: Option<Secret>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    secret_access_key: Option<Secret>,
+    pub secret_access_key: Option<Secret>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    session_token: Option<Secret>,
+    pub session_token: Option<Secret>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    credentials_file: Option<PathBuf>,
+    pub credentials_file: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    file: Option<PathBuf>,
+    pub file: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    profile: Option<String>,
+    pub profile: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    command: Option<String>,
+    pub command: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    command_timeout: Option<HumanDuration>,
+    pub command_timeout: Option<HumanDuration>,
 }
 
-impl RawSource {
-    /// The checked source; `section` opens each message (`[iam]`, `[[task]] web: credentials`).
+impl SourceKeys {
+    /// The source these keys describe, or what is wrong with them, in one line that starts
+    /// with `section` (`[iam]`, `[[pod]] default/web`) and names the keys.
     pub fn check(self, section: &str) -> Result<SourceConfig, String> {
         let kind = self.source;
         // Keys that only one source reads are refused elsewhere, so a typo'd source is noticed.
@@ -345,72 +345,86 @@ impl RawSource {
             SourceKind::Process,
         )?;
 
-        let source = match kind {
+        Ok(match kind {
             SourceKind::Generated => SourceConfig::Generated,
-            SourceKind::Static => {
-                SourceConfig::Static(match (self.access_key_id, self.secret_access_key, self.credentials_file) {
+            SourceKind::Static => SourceConfig::Static(
+                match (self.access_key_id, self.secret_access_key, self.credentials_file) {
                     (Some(id), Some(secret), None) => StaticKeys::Inline(Keys {
                         access_key_id: id,
                         secret_access_key: secret,
                         session_token: self.session_token,
                     }),
-                    (None, None, Some(path)) if self.session_token.is_none() => StaticKeys::File(path),
+                    (None, None, Some(path)) if self.session_token.is_none() => {
+                        StaticKeys::File(path)
+                    }
                     (_, _, Some(_)) => {
-                        return Err(format!("{section} set either `credentials-file` or the keys (`access-key-id`, `secret-access-key`, `session-token`), not both"))
+                        return Err(format!(
+                            "{section} set either `credentials-file` or the keys (`access-key-id`, `secret-access-key`, `session-token`), not both"
+                        ));
                     }
                     _ => {
-                        return Err(format!("{section} `source = \"static\"` needs `access-key-id` and `secret-access-key` (and optionally `session-token`), or a `credentials-file` holding them"))
+                        return Err(format!(
+                            "{section} `source = \"static\"` needs `access-key-id` and `secret-access-key` (and optionally `session-token`), or a `credentials-file` holding them"
+                        ));
                     }
-                })
-            }
+                },
+            ),
             SourceKind::File => SourceConfig::File {
-                path: self.file.ok_or_else(|| format!(
-                    "{section} `source = \"file\"` needs `file`: the path of an AWS shared credentials file"
-                ))?,
+                path: self.file.ok_or_else(|| {
+                    format!(
+                        "{section} `source = \"file\"` needs `file`: the path of an AWS shared credentials file"
+                    )
+                })?,
                 profile: self.profile.unwrap_or_else(|| "default".into()),
             },
             SourceKind::Process => {
-                let command = self.command.ok_or_else(|| format!(
-                    "{section} `source = \"process\"` needs `command`: a shell command printing credential_process JSON"
-                ))?;
+                let command = self.command.ok_or_else(|| {
+                    format!(
+                        "{section} `source = \"process\"` needs `command`: a shell command printing credential_process JSON"
+                    )
+                })?;
                 if command.trim().is_empty() {
                     return Err(format!("{section} `command` is empty"));
                 }
-                let timeout = self.command_timeout.map_or(DEFAULT_COMMAND_TIMEOUT, |t| t.0);
+                let timeout = self
+                    .command_timeout
+                    .map_or(DEFAULT_COMMAND_TIMEOUT, |t| t.0);
                 if timeout.is_zero() || timeout > Duration::from_secs(600) {
-                    return Err(format!("{section} `command-timeout` must be between 1s and 10m"));
+                    return Err(format!(
+                        "{section} `command-timeout` must be between 1s and 10m"
+                    ));
                 }
                 SourceConfig::Process { command, timeout }
             }
-        };
-        Ok(source)
+        })
     }
 }
 
-impl From<SourceConfig> for RawSource {
-    fn from(c: SourceConfig) -> RawSource {
-        let mut r = RawSource {
+/// The keys that write `source` back (`print-config`).
+impl From<SourceConfig> for SourceKeys {
+    fn from(c: SourceConfig) -> SourceKeys {
+        let mut k = SourceKeys {
             source: c.kind(),
-            ..RawSource::default()
+            ..SourceKeys::default()
         };
         match c {
             SourceConfig::Generated => {}
-            SourceConfig::Static(StaticKeys::Inline(k)) => {
-                r.access_key_id = Some(k.access_key_id);
-                r.secret_access_key = Some(k.secret_access_key);
-                r.session_token = k.session_token;
+            SourceConfig::Static(StaticKeys::Inline(keys)) => {
+                k.access_key_id = Some(keys.access_key_id);
+                k.secret_access_key = Some(keys.secret_access_key);
+                k.session_token = keys.session_token;
             }
-            SourceConfig::Static(StaticKeys::File(p)) => r.credentials_file = Some(p),
+            SourceConfig::Static(StaticKeys::File(p)) => k.credentials_file = Some(p),
             SourceConfig::File { path, profile } => {
-                r.file = Some(path);
-                r.profile = Some(profile);
+                k.file = Some(path);
+                k.profile = Some(profile);
             }
             SourceConfig::Process { command, timeout } => {
-                r.command = Some(command);
-                r.command_timeout = Some(HumanDuration(timeout));
+                k.command = Some(command);
+                k.command_timeout = Some(HumanDuration(timeout));
             }
         }
-        r
+        k
     }
 }
 

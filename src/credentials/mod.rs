@@ -31,7 +31,7 @@ use crate::clock::Clock;
 
 pub use config::{
     DEFAULT_INSTANCE_PROFILE_ID, DEFAULT_ROLE, HumanDuration, IamConfig, InstanceProfileArn,
-    InstanceProfileId, Keys, RawSource, RoleName, SourceConfig, SourceKind, StaticKeys,
+    InstanceProfileId, Keys, RoleName, SourceConfig, SourceKeys, SourceKind, StaticKeys,
 };
 pub use secret::Secret;
 pub use sources::SourceError;
