@@ -54,7 +54,10 @@ pub use network_interface::NetworkInterface;
 pub use replay::{Replay, ReplayPath, ReplayValue};
 pub use restart::Reload;
 pub use server::{DEFAULT_PORT, MaxConnections, Server};
-pub use task::{DEFAULT_CLUSTER, DEFAULT_IMAGE, DEFAULT_REVISION, Task, TaskError, TaskSpec};
+pub use task::{
+    DEFAULT_CLUSTER, DEFAULT_IMAGE, DEFAULT_REVISION, Task, TaskError, TaskSpec, add_task,
+    remove_task,
+};
 pub use user_data::UserData;
 
 /// EC2 caps raw user data at 16 KiB.
