@@ -122,27 +122,6 @@ impl<'t> Spans<'t> {
         let offset = self.key(path).map_or(0, |s| s.start);
         Located::at(self.file, self.text, offset, message)
     }
-
-    /// The span of `key` in the `index`th table of the array of tables `array` (`[[task]]`),
-    /// else of that table's first key, if the file writes it.
-    pub fn key_nth(&self, array: &str, index: usize, key: &str) -> Option<Range<usize>> {
-        let root = self.root.as_ref()?.get_ref();
-        let DeValue::Array(a) = root.get(array)?.get_ref() else {
-            return None;
-        };
-        let DeValue::Table(t) = a.get(index)?.get_ref() else {
-            return None;
-        };
-        t.get_key_value(key)
-            .or_else(|| t.iter().min_by_key(|(k, _)| k.span().start))
-            .map(|(k, _)| k.span())
-    }
-
-    /// A problem blamed on `key` of the `index`th `[[array]]` table.
-    pub fn blame_nth(&self, array: &str, index: usize, key: &str, message: String) -> Located {
-        let offset = self.key_nth(array, index, key).map_or(0, |s| s.start);
-        Located::at(self.file, self.text, offset, message)
-    }
 }
 
 /// 1-based line and column (in characters) of a byte offset.

@@ -56,7 +56,7 @@ pub use pod::{Pod, PodError, PodSpec, ServiceAccount};
 pub use replay::{Replay, ReplayPath, ReplayValue};
 pub use restart::Reload;
 pub use server::{DEFAULT_PORT, MaxConnections, Server};
-pub use task::{DEFAULT_IMAGE, DEFAULT_REVISION, Task, TaskError, TaskSpec};
+pub use task::{DEFAULT_IMAGE, DEFAULT_REVISION, Task, TaskError, TaskSpec, add_task, remove_task};
 pub use user_data::UserData;
 
 /// EC2 caps raw user data at 16 KiB.

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::locate::{Located, Spans};
 use super::{ConfigError, ContainerSpec};
-use crate::credentials::{SourceKeys, RoleName, SourceConfig};
+use crate::credentials::{IamConfig, RoleName, SourceConfig, SourceKeys};
 
 /// The cluster a task runs in when `cluster` is not given (the agent's `ECS_CLUSTER` default).
 pub const DEFAULT_CLUSTER: &str = "default";
@@ -78,13 +78,17 @@ pub enum TaskError {
     Container { task: String, why: String },
     #[error("{0}")]
     Credentials(String),
+    #[error("task `{0}` already exists: remove it first (`fake-metadata ctl task remove {0}`)")]
+    Exists(String),
+    #[error("no task `{0}` (`fake-metadata ctl task list` shows them)")]
+    Unknown(String),
 }
 
 impl TaskError {
     /// The key of the entry this error blames, to locate it in a file.
     pub fn key(&self) -> &'static str {
         match self {
-            TaskError::Name(_) => "name",
+            TaskError::Name(_) | TaskError::Exists(_) | TaskError::Unknown(_) => "name",
             TaskError::Role { .. } => "role",
             TaskError::Revision(_) => "revision",
             TaskError::Cluster { .. } => "cluster",
@@ -179,6 +183,19 @@ impl Task {
         &self.source
     }
 
+    /// The task's credential settings in the form a `CredentialManager` takes: its role and
+    /// source, with `[iam]`'s lifetime and refresh-before (and no instance profile: a task
+    /// role has none).
+    pub fn iam_config(&self, iam: &IamConfig) -> IamConfig {
+        IamConfig {
+            role: Some(self.role.clone()),
+            source: self.source.clone(),
+            instance_profile_arn: None,
+            extended_credentials: false,
+            ..iam.clone()
+        }
+    }
+
     /// The entry as written back (`print-config`, `ctl task list`): keys and tokens show as
     /// `<redacted>` when serialized. The default container is written out.
     pub fn to_spec(&self) -> TaskSpec {
@@ -210,6 +227,26 @@ impl fmt::Display for Task {
     }
 }
 
+/// `tasks` with the task `spec` describes added (`ctl task add`): checked as a file's, and
+/// refused if its family is taken. `tasks` is left as it was on an error.
+pub fn add_task(tasks: &[Task], spec: TaskSpec) -> Result<Vec<Task>, TaskError> {
+    let task = Task::check(spec)?;
+    if tasks.iter().any(|t| t.family == task.family) {
+        return Err(TaskError::Exists(task.family));
+    }
+    let mut out = tasks.to_vec();
+    out.push(task);
+    Ok(out)
+}
+
+/// `tasks` without the task `name` (`ctl task remove`).
+pub fn remove_task(tasks: &[Task], name: &str) -> Result<Vec<Task>, TaskError> {
+    if !tasks.iter().any(|t| t.family == name) {
+        return Err(TaskError::Unknown(name.to_string()));
+    }
+    Ok(tasks.iter().filter(|t| t.family != name).cloned().collect())
+}
+
 /// Checks every `[[task]]` of a file: each with [`Task::check`], blamed on the key at fault
 /// in its own entry, and no family twice (blamed on the second's `name`).
 pub(super) fn check_all(specs: &[TaskSpec], spans: &Spans<'_>) -> Result<Vec<Task>, ConfigError> {
@@ -218,14 +255,14 @@ pub(super) fn check_all(specs: &[TaskSpec], spans: &Spans<'_>) -> Result<Vec<Tas
     let mut first: BTreeMap<&str, usize> = BTreeMap::new();
     for (i, spec) in specs.iter().enumerate() {
         if let Some(&j) = first.get(spec.name.as_str()) {
-            let at = spans.blame_nth("task", j, "name", String::new());
-            problems.push(spans.blame_nth(
+            let line = spans.in_array("task", j, "name").map_or(0, |at| at.line);
+            problems.push(spans.blame_in_array(
                 "task",
                 i,
                 "name",
                 format!(
-                    "task `{}` is defined twice (first at line {}): each [[task]] needs its own name",
-                    spec.name, at.line
+                    "task `{}` is defined twice (first at line {line}): each [[task]] needs its own name",
+                    spec.name
                 ),
             ));
             continue;
@@ -233,7 +270,7 @@ pub(super) fn check_all(specs: &[TaskSpec], spans: &Spans<'_>) -> Result<Vec<Tas
         first.insert(&spec.name, i);
         match Task::check(spec.clone()) {
             Ok(t) => tasks.push(t),
-            Err(e) => problems.push(spans.blame_nth("task", i, e.key(), e.to_string())),
+            Err(e) => problems.push(spans.blame_in_array("task", i, e.key(), e.to_string())),
         }
     }
     if problems.is_empty() {
@@ -298,6 +335,12 @@ mod tests {
         };
         assert_eq!(k.secret_access_key.expose(), "TASKSECRET");
         assert_eq!(batch.credentials_source().kind(), SourceKind::Process);
+        // What a credential manager for the task takes: its role and source, [iam]'s timing.
+        let iam = batch.iam_config(c.iam());
+        assert_eq!(iam.role.as_ref().unwrap().as_str(), "batch");
+        assert_eq!(&iam.source, batch.credentials_source());
+        assert_eq!(iam.lifetime, c.iam().lifetime);
+        assert_eq!(iam.instance_profile_arn, None);
     }
 
     #[test]
@@ -362,6 +405,50 @@ mod tests {
         assert_eq!(
             plain.to_string(),
             "web (role web-role, cluster default, revision 1, 1 container)"
+        );
+    }
+
+    /// The packaged config's example, uncommented, is a valid task.
+    #[test]
+    fn the_packaged_example_parses() {
+        let packaged = include_str!("../../packaging/config.toml");
+        let start = packaged.find("# [[task]]").unwrap();
+        let example: String = packaged[start..]
+            .lines()
+            .take_while(|l| !l.is_empty())
+            .map(|l| format!("{}\n", l.strip_prefix("# ").unwrap()))
+            .collect();
+        let c = parse(&example).unwrap_or_else(|e| panic!("{e}\n{example}"));
+        let [t] = c.tasks() else { panic!() };
+        assert_eq!(t.containers()[0].docker_name.as_deref(), Some("web-1"));
+        assert_eq!(t.credentials_source().kind(), SourceKind::Process);
+    }
+
+    #[test]
+    fn ctl_adds_and_removes_by_the_same_rules() {
+        let c = parse("[[task]]\nname = \"web\"\nrole = \"r\"\n").unwrap();
+        let s = |json: &str| serde_json::from_str::<TaskSpec>(json).unwrap();
+        let more = add_task(c.tasks(), s(r#"{"name":"api","role":"api-role"}"#)).unwrap();
+        let names: Vec<_> = more.iter().map(Task::name).collect();
+        assert_eq!(names, ["web", "api"]);
+        assert_eq!(
+            add_task(&more, s(r#"{"name":"web","role":"r"}"#))
+                .unwrap_err()
+                .to_string(),
+            "task `web` already exists: remove it first (`fake-metadata ctl task remove web`)"
+        );
+        assert_eq!(
+            add_task(&more, s(r#"{"name":"x","role":"not a role"}"#))
+                .unwrap_err()
+                .to_string(),
+            "task `x`: `not a role` is not an IAM role name: 1 to 64 of `A-Z a-z 0-9 + = , . @ _ -`"
+        );
+        let fewer = remove_task(&more, "web").unwrap();
+        assert_eq!(fewer.len(), 1);
+        assert_eq!(fewer[0].name(), "api");
+        assert_eq!(
+            remove_task(&fewer, "web").unwrap_err().to_string(),
+            "no task `web` (`fake-metadata ctl task list` shows them)"
         );
     }
 

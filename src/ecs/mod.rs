@@ -28,7 +28,9 @@ pub mod stats;
 #[cfg(test)]
 mod tests;
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
+use std::fmt;
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -137,21 +139,19 @@ impl Response {
 }
 
 /// A rendered reply.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 struct Reply {
     status: StatusCode,
     body: Bytes,
 }
 
 /// A task's credentials replies, one per API version (their error prefixes differ).
-#[derive(Debug)]
 struct CredentialReplies {
     v1: Reply,
     v2: Reply,
 }
 
 /// Every reply of one container's endpoint id.
-#[derive(Debug)]
 struct ContainerReplies {
     v3: Bytes,
     v3_task: Bytes,
@@ -164,7 +164,8 @@ struct ContainerReplies {
 }
 
 /// The ECS endpoint's part of a snapshot: every reply of every task, rendered once.
-#[derive(Debug, Default)]
+/// `Debug` shows how many, never an id or a body (they hold the keys).
+#[derive(Default)]
 pub struct Part {
     credentials: HashMap<String, CredentialReplies>,
     containers: HashMap<String, ContainerReplies>,
@@ -172,6 +173,15 @@ pub struct Part {
     no_id: [Bytes; 2],
     invalid_id: [Bytes; 2],
     not_found: Bytes,
+}
+
+impl fmt::Debug for Part {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Part")
+            .field("credentials", &self.credentials.len())
+            .field("containers", &self.containers.len())
+            .finish_non_exhaustive()
+    }
 }
 
 /// `arn:PARTITION:ecs:REGION:ACCOUNT:task/CLUSTER/TASK-ID`.
@@ -410,11 +420,64 @@ fn container_doc<'a>(
 }
 
 /// Answers a request for `path` (and its `query`, for `/v1/credentials?id=`): every method
-/// alike, as the agent's routes name none.
+/// alike, as the agent's routes name none. `/v{3,4}/<id>/taskWithTags` is the task: the
+/// agent adds the tags ECS's `ListTagsForResource` gives, and a fake task has none.
+///
+/// Routes match the decoded path, as gorilla/mux matches Go's `URL.Path`; a path with an
+/// invalid `%` escape is refused as Go's server refuses it (`400 Bad Request`, and Go closes
+/// the connection). Only a path or query with escapes is decoded into a new string.
 pub fn respond(part: &Part, path: &str, query: Option<&str>) -> Response {
+    if !path.contains('%') {
+        return route(part, path, query);
+    }
+    match unescape(path, false) {
+        Some(decoded) => route(part, &decoded, query),
+        None => Response {
+            status: StatusCode::BAD_REQUEST,
+            content_type: TEXT,
+            nosniff: false,
+            body: Bytes::from_static(b"400 Bad Request"),
+        },
+    }
+}
+
+/// `%XX` decoded (and `+` as a space in a query, `url.QueryUnescape`); `None` for an invalid
+/// escape. Borrowed when there is nothing to decode.
+fn unescape(s: &str, query: bool) -> Option<Cow<'_, str>> {
+    let escaped = s.contains('%') || (query && s.contains('+'));
+    if !escaped {
+        return Some(Cow::Borrowed(s));
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' => {
+                let hex = b.get(i + 1..i + 3)?;
+                let hex = std::str::from_utf8(hex).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b'+' if query => {
+                out.push(b' ');
+                i += 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    // Go keeps invalid UTF-8 in a path; no known id has any, so it matches none either way.
+    Some(Cow::Owned(String::from_utf8_lossy(&out).into_owned()))
+}
+
+fn route(part: &Part, path: &str, query: Option<&str>) -> Response {
     let ok = |b: &Bytes| Response::json(StatusCode::OK, b.clone());
     if path == "/v1/credentials" {
-        return credentials(part, 1, query.and_then(query_id));
+        let id = query.and_then(query_id);
+        return credentials(part, 1, id.as_deref());
     }
     if let Some(id) = path.strip_prefix("/v2/credentials/") {
         // `{credentialsIDMuxName:.*}`: anything, slashes too; empty is "no id".
@@ -466,13 +529,17 @@ enum Route {
     TaskStats,
 }
 
-/// The `id` parameter of a query string (`url.Values.Get("id")`: the first one), undecoded:
-/// a credentials id is a UUID, which has nothing to decode.
-fn query_id(query: &str) -> Option<&str> {
-    query.split('&').find_map(|kv| match kv.split_once('=') {
-        Some(("id", v)) => Some(v),
-        None if kv == "id" => Some(""),
-        _ => None,
+/// The `id` parameter of a query string, as `url.Values.Get("id")` finds it after
+/// `url.ParseQuery`: the first one, keys and values unescaped, a pair with `;` or an invalid
+/// escape skipped.
+fn query_id(query: &str) -> Option<Cow<'_, str>> {
+    query.split('&').find_map(|kv| {
+        if kv.contains(';') {
+            return None;
+        }
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        let (k, v) = (unescape(k, true)?, unescape(v, true)?);
+        (k == "id").then_some(v)
     })
 }
 

@@ -343,6 +343,45 @@ fn an_unknown_endpoint_id_gets_the_agents_refusal() {
 }
 
 #[test]
+fn escapes_are_decoded_as_go_decodes_them() {
+    let creds = issued();
+    let p = part_with(&creds);
+    let plain = respond(&p, &format!("/v2/credentials/{CREDS_ID}"), None);
+    assert_eq!(plain.status, StatusCode::OK);
+    let escaped = CREDS_ID.replacen('8', "%38", 1).replacen('-', "%2D", 1);
+    assert_eq!(
+        respond(&p, &format!("/v2/credentials/{escaped}"), None),
+        plain
+    );
+    assert_eq!(
+        respond(&p, &format!("/v4/{}", CURL.replacen('a', "%61", 1)), None).status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        respond(&p, "/v1/credentials", Some(&format!("%69d={escaped}"))),
+        plain
+    );
+    // A pair Go's ParseQuery drops, then the id.
+    assert_eq!(
+        respond(
+            &p,
+            "/v1/credentials",
+            Some(&format!("id=%zz&id={CREDS_ID}"))
+        ),
+        plain
+    );
+    assert_eq!(
+        respond(&p, "/v1/credentials", Some(&format!("a=1;id={CREDS_ID}"))).status,
+        StatusCode::BAD_REQUEST
+    );
+    let bad = respond(&p, "/v2/credentials/%zz", None);
+    assert_eq!(
+        (bad.status, bad.content_type, &bad.body[..]),
+        (StatusCode::BAD_REQUEST, TEXT, &b"400 Bad Request"[..])
+    );
+}
+
+#[test]
 fn other_paths_get_go_s_404() {
     let creds = issued();
     let p = part_with(&creds);
@@ -426,4 +465,7 @@ fn replies_share_the_rendered_bytes() {
     let c = respond(&p, &format!("/v2/credentials/{CREDS_ID}"), None);
     let d = respond(&p, &format!("/v2/credentials/{CREDS_ID}"), None);
     assert_eq!(c.body.as_ptr(), d.body.as_ptr());
+    // `Debug` (a snapshot's, in a log line) shows no id and no key.
+    let shown = format!("{p:?}");
+    assert_eq!(shown, "Part { credentials: 2, containers: 3, .. }");
 }
