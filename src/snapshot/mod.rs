@@ -11,6 +11,7 @@
 
 mod headers;
 pub mod iam;
+pub mod pod_identity;
 pub mod tree;
 
 // `[replay]`: a crawled tree served in place of the modelled one.
