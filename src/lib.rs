@@ -35,6 +35,7 @@ pub mod intercept;
 pub mod live;
 pub mod machine;
 pub mod metadata;
+pub mod pod_identity;
 pub mod scenario;
 pub mod server;
 pub mod snapshot;

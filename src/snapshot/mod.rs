@@ -12,6 +12,7 @@
 pub mod ecs;
 mod headers;
 pub mod iam;
+pub mod pod_identity;
 pub mod tree;
 
 // `[replay]`: a crawled tree served in place of the modelled one.
