@@ -38,6 +38,7 @@ fn start() -> Daemon {
         .in_dir(dir)
         .start();
     assert!(d.socket().exists(), "no control socket:\n{}", d.log());
+    hosts(&d);
     d
 }
 
@@ -126,43 +127,93 @@ fn botocore(vars: &[(String, String)]) -> Option<(String, String)> {
     Some((method.to_string(), key.to_string()))
 }
 
-/// The Rust SDK's default credential chain with exactly `vars` as its environment: the
-/// access key id it resolves.
+/// The Rust SDK's default credential chain (`aws-config`, unmodified) in a process of its
+/// own with exactly `vars` as its environment (as a container has): the access key id it
+/// resolves. The process is this test binary running [`aws_config_peer`].
 async fn aws_config(vars: &[(String, String)]) -> String {
-    use aws_config::provider_config::ProviderConfig;
-    use aws_credential_types::provider::ProvideCredentials;
-    let mut all: Vec<(&str, &str)> = vec![
-        ("AWS_CONFIG_FILE", common::aws_env::CONFIG_FILE),
-        (
-            "AWS_SHARED_CREDENTIALS_FILE",
-            common::aws_env::CREDENTIALS_FILE,
-        ),
-        ("AWS_EC2_METADATA_DISABLED", "true"),
-        ("HOME", common::aws_env::HOME),
-    ];
-    all.extend(vars.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    let conf = ProviderConfig::default()
-        .with_env(aws_types::os_shim_internal::Env::from_slice(&all))
-        .with_fs(aws_types::os_shim_internal::Fs::real());
-    let chain = aws_config::default_provider::credentials::DefaultCredentialsChain::builder()
-        .configure(conf)
-        .build()
-        .await;
-    let creds = chain.provide_credentials().await.expect("credentials");
-    creds.access_key_id().to_string()
+    let mut env = common::aws_env(None).set("AWS_EC2_METADATA_DISABLED", "true");
+    for (k, v) in vars {
+        env = env.set(k, v);
+    }
+    let mut cmd = env.command(std::env::current_exe().unwrap().to_str().unwrap());
+    cmd.args([
+        "--ignored",
+        "--exact",
+        "aws_config_peer",
+        "--nocapture",
+        "--test-threads=1",
+    ]);
+    let out = tokio::task::spawn_blocking(move || cmd.output().expect("the peer runs"))
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    stdout
+        .lines()
+        .find_map(|l| l.split("PEER-KEY ").nth(1))
+        .unwrap_or_else(|| {
+            panic!(
+                "aws-config found no credentials:\n{stdout}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+        .to_string()
 }
 
-/// GET `path` at `addr` with optional headers; `(status, content type, body)`.
+/// The peer process of [`aws_config`]: the default chain with the process's environment.
+#[test]
+#[ignore = "the Rust SDK peer, run in a process of its own by the tests here"]
+fn aws_config_peer() {
+    use aws_credential_types::provider::ProvideCredentials;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let chain = aws_config::default_provider::credentials::DefaultCredentialsChain::builder()
+            .region(aws_config::Region::new("us-east-1"))
+            .build()
+            .await;
+        let creds = chain.provide_credentials().await.expect("credentials");
+        println!("PEER-KEY {}", creds.access_key_id());
+    });
+}
+
+/// GET `path` at `addr` with `headers`, with the `Host` a client reaching the agent through
+/// its address sends (`169.254.170.2` or `169.254.170.23`, told by the port);
+/// `(status, content type, body)`.
 fn get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> (u16, String, String) {
-    let mut h = headers.to_vec();
-    h.push(("Connection", "close"));
-    let (status, head, body) = common::http(addr, "GET", path, &h);
-    let ctype = head
-        .split("\r\n")
-        .find_map(|l| l.strip_prefix("Content-Type: "))
-        .unwrap_or_default()
-        .to_string();
-    (status, ctype, body)
+    let host = HOSTS
+        .with(|h| h.borrow().get(&addr.port()).copied())
+        .unwrap_or("169.254.170.2");
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    let r = common::http::exchange(addr, req.as_bytes(), std::time::Duration::from_secs(5))
+        .expect("an HTTP response");
+    let ctype = r
+        .headers()
+        .into_iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+        .map(|(_, v)| v)
+        .unwrap_or_default();
+    (r.status, ctype, r.body)
+}
+
+std::thread_local! {
+    /// The `Host` each port stands for (its endpoint's address).
+    static HOSTS: std::cell::RefCell<BTreeMap<u16, &'static str>> = Default::default();
+}
+
+/// Records which port is which endpoint's, for [`get`]'s `Host`.
+fn hosts(d: &Daemon) {
+    let (ecs, pod) = (d.endpoint_addr("ecs"), d.endpoint_addr("pod_identity"));
+    HOSTS.with(|h| {
+        let mut h = h.borrow_mut();
+        h.insert(ecs.port(), "169.254.170.2");
+        h.insert(pod.port(), "169.254.170.23");
+    });
 }
 
 fn json(body: &str) -> serde_json::Value {
@@ -192,7 +243,11 @@ async fn a_task_and_a_pod_get_their_roles_through_unmodified_clients_and_again_a
     assert!(env["ECS_CONTAINER_METADATA_URI_V4"].starts_with("http://169.254.170.2/v4/"));
     let relative = env["AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"].clone();
     let (status, ctype, body) = get(ecs, &relative, &[]);
-    assert_eq!((status, ctype.as_str()), (200, "application/json"), "{body}");
+    assert_eq!(
+        (status, ctype.as_str()),
+        (200, "application/json"),
+        "{body}"
+    );
     let doc = json(&body);
     assert!(
         doc["RoleArn"]
@@ -241,11 +296,17 @@ async fn a_task_and_a_pod_get_their_roles_through_unmodified_clients_and_again_a
         .await
         .unwrap()
     {
-        assert_eq!((method.as_str(), key.as_str()), ("container-role", task_key.as_str()));
+        assert_eq!(
+            (method.as_str(), key.as_str()),
+            ("container-role", task_key.as_str())
+        );
         let (method, key) = tokio::task::spawn_blocking(move || botocore(&pv).unwrap())
             .await
             .unwrap();
-        assert_eq!((method.as_str(), key.as_str()), ("container-role", pod_key.as_str()));
+        assert_eq!(
+            (method.as_str(), key.as_str()),
+            ("container-role", pod_key.as_str())
+        );
     }
 
     // A rotation gives both new keys, with the same ids and token.
@@ -277,14 +338,21 @@ fn wrong_ids_and_tokens_get_the_agents_refusals_and_nothing_else() {
     let (env, _) = task_env(&d, "web");
     let right = env["AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"].clone();
     let id = right.rsplit('/').next().unwrap().to_string();
-    let (status, _, body) = get(ecs, "/v2/credentials/00000000-0000-4000-8000-000000000000", &[]);
+    let (status, _, body) = get(
+        ecs,
+        "/v2/credentials/00000000-0000-4000-8000-000000000000",
+        &[],
+    );
     assert!((400..500).contains(&status), "{status} {body}");
-    assert!(!body.contains(&id) && !body.contains("AccessKeyId"), "{body}");
+    assert!(
+        !body.contains(&id) && !body.contains("AccessKeyId"),
+        "{body}"
+    );
     let (status, _, body) = get(ecs, "/v4/00000000-0000-4000-8000-000000000000/task", &[]);
     assert!((400..500).contains(&status), "{status} {body}");
     assert!(!body.contains("web"), "{body}");
 
-    let token = d.ctl_ok(&[
+    d.ctl_ok(&[
         "pod",
         "env",
         "shop/cart",
@@ -293,11 +361,18 @@ fn wrong_ids_and_tokens_get_the_agents_refusals_and_nothing_else() {
     ]);
     let token = std::fs::read_to_string(d.dir().join("t")).unwrap();
     let (missing, _, b1) = get(pod, "/v1/credentials", &[]);
-    let (wrong, _, b2) = get(pod, "/v1/credentials", &[("Authorization", "not-the-token")]);
+    let (wrong, _, b2) = get(
+        pod,
+        "/v1/credentials",
+        &[("Authorization", "not-the-token")],
+    );
     assert!((400..500).contains(&missing), "{missing} {b1}");
     assert!((400..500).contains(&wrong), "{wrong} {b2}");
     for b in [&b1, &b2] {
-        assert!(!b.contains(token.trim()) && !b.contains("AccessKeyId"), "{b}");
+        assert!(
+            !b.contains(token.trim()) && !b.contains("AccessKeyId"),
+            "{b}"
+        );
     }
     let log = d.log();
     assert!(!log.contains(&id) && !log.contains(token.trim()), "{log}");
@@ -306,7 +381,15 @@ fn wrong_ids_and_tokens_get_the_agents_refusals_and_nothing_else() {
 #[test]
 fn ctl_adds_lists_and_removes_tasks_and_pods_and_refuses_bad_input_with_one_line() {
     let d = start();
-    let out = d.ctl_ok(&["task", "add", "api", "--role", "api-role", "--container", "app=nginx:1"]);
+    let out = d.ctl_ok(&[
+        "task",
+        "add",
+        "api",
+        "--role",
+        "api-role",
+        "--container",
+        "app=nginx:1",
+    ]);
     assert!(out.contains("api"), "{out}");
     let list = d.ctl_ok(&["task", "list"]);
     assert!(list.contains("web") && list.contains("api"), "{list}");
@@ -322,18 +405,39 @@ fn ctl_adds_lists_and_removes_tasks_and_pods_and_refuses_bad_input_with_one_line
 
     d.ctl_ok(&["pod", "add", "shop/checkout", "--role", "checkout-role"]);
     let pods = d.ctl_ok(&["pod", "list"]);
-    assert!(pods.contains("shop/cart") && pods.contains("shop/checkout"), "{pods}");
+    assert!(
+        pods.contains("shop/cart") && pods.contains("shop/checkout"),
+        "{pods}"
+    );
 
     // Bad input: one line, exit 1, nothing changed.
-    fails_with(&d.ctl(&["task", "add", "api", "--role", "x"]), "already exists");
-    fails_with(&d.ctl(&["task", "add", "bad name", "--role", "x"]), "bad name");
-    fails_with(&d.ctl(&["task", "add", "ok", "--role", "not a role"]), "role");
+    fails_with(
+        &d.ctl(&["task", "add", "api", "--role", "x"]),
+        "already exists",
+    );
+    fails_with(
+        &d.ctl(&["task", "add", "bad name", "--role", "x"]),
+        "bad name",
+    );
+    fails_with(
+        &d.ctl(&["task", "add", "ok", "--role", "not a role"]),
+        "role",
+    );
     fails_with(&d.ctl(&["task", "remove", "nope"]), "no task `nope`");
     fails_with(&d.ctl(&["task", "remove", "web"]), "config file");
     fails_with(&d.ctl(&["task", "env", "nope"]), "no task `nope`");
-    fails_with(&d.ctl(&["pod", "add", "no-slash", "--role", "x"]), "NAMESPACE/NAME");
-    fails_with(&d.ctl(&["pod", "add", "shop/cart", "--role", "x"]), "already exists");
-    fails_with(&d.ctl(&["pod", "remove", "shop/none"]), "no pod `shop/none`");
+    fails_with(
+        &d.ctl(&["pod", "add", "no-slash", "--role", "x"]),
+        "NAMESPACE/NAME",
+    );
+    fails_with(
+        &d.ctl(&["pod", "add", "shop/cart", "--role", "x"]),
+        "already exists",
+    );
+    fails_with(
+        &d.ctl(&["pod", "remove", "shop/none"]),
+        "no pod `shop/none`",
+    );
     assert_eq!(d.ctl_ok(&["task", "list"]), list);
     assert_eq!(d.ctl_ok(&["pod", "list"]), pods);
 

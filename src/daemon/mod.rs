@@ -17,6 +17,7 @@ use futures::StreamExt;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
 use crate::accounts::Ids;
+use crate::capability::{BoxSecret, SecretError};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigError, Overrides, Preset};
 use crate::endpoint::Endpoint;
@@ -71,6 +72,8 @@ pub enum DaemonError {
     Signals(#[source] std::io::Error),
     #[error("the server failed")]
     Serve(#[source] std::io::Error),
+    #[error(transparent)]
+    Secret(SecretError),
 }
 
 /// Runs the daemon until SIGTERM/SIGINT. Errors before serving are returned; after that,
@@ -120,9 +123,10 @@ pub fn run(source: Source) -> Result<(), DaemonError> {
     drop_root(user, logfile.as_deref())?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let identity = load_identity(state_dir);
+    let secret = load_secret(state_dir)?;
     let max_connections = config.server().max_connections().get();
     warn_if_partial(&config);
-    let inputs = Inputs::new(config, clock, identity);
+    let inputs = Inputs::new(config, clock, identity, secret);
     runtime.block_on(async move {
         let handle = signals.handle();
         // Each endpoint's addresses, IMDS's first (tests read the first one).
@@ -298,6 +302,23 @@ fn load_identity(dir: &Path) -> Option<IdentityKey> {
                     )
                 })
                 .ok()
+        }
+    }
+}
+
+/// The secret the tasks' and pods' ids and tokens are derived from, kept in the state
+/// directory so that the environment `ctl task env` printed stays good across restarts; a
+/// secret for this run only when the directory cannot keep one (the ids then change at the
+/// next start). A secret file others may read is refused: whoever reads it has every role.
+fn load_secret(dir: &Path) -> Result<BoxSecret, DaemonError> {
+    match BoxSecret::load_or_create(dir) {
+        Ok(s) => Ok(s),
+        Err(e @ SecretError::Exposed { .. }) => Err(DaemonError::Secret(e)),
+        Err(e) => {
+            tracing::warn!(
+                "{e}; task and pod ids last until the daemon stops (run `ctl task env` again after a restart)"
+            );
+            BoxSecret::ephemeral().map_err(DaemonError::Secret)
         }
     }
 }

@@ -6,7 +6,7 @@ use super::conn::{Answer, Connection};
 use crate::ecs;
 use crate::endpoint::Endpoint;
 use crate::fault::{Effect, Hit};
-use crate::snapshot::{Published, go_response};
+use crate::snapshot::{GoReply, Published, go_response};
 
 /// The answer to one request on `conn`.
 pub(super) fn answer<B>(conn: &Connection, shared: &Published, req: &hyper::Request<B>) -> Answer {
@@ -14,17 +14,26 @@ pub(super) fn answer<B>(conn: &Connection, shared: &Published, req: &hyper::Requ
     let now_ms = shared.clock.now_millis();
     let path = req.uri().path();
     let hit = super::check_faults(&snap.faults, Endpoint::Ecs, conn, req, now_ms);
-    let r = match hit {
+    let reply = match hit {
         Some(Hit {
             effect: Effect::Status(code),
             ..
-        }) => ecs::Response::for_status(code),
-        _ => ecs::respond(&snap.ecs, path, req.uri().query()),
+        }) => super::go_error(code),
+        _ => {
+            let r = ecs::respond(&snap.ecs, path, req.uri().query());
+            GoReply {
+                status: r.status,
+                content_type: Some(r.content_type),
+                location: None,
+                nosniff: r.nosniff,
+                body: r.body,
+            }
+        }
     };
     if snap.log_requests {
-        super::log_request(conn, req, &redacted(path), r.status.as_u16(), hit);
+        super::log_request(conn, req, &redacted(path), reply.status.as_u16(), hit);
     }
-    let resp = go_response(r.status, r.content_type, r.nosniff, r.body, now_ms);
+    let resp = go_response(reply, now_ms);
     match hit {
         None => Answer::Now(resp),
         Some(h) => conn.act_out(h.effect, resp),

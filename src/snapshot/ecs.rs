@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 
 use crate::capability::BoxSecret;
 use crate::config::{Config, ContainerSpec, DEFAULT_IMAGE, Task};
-use crate::credentials::RoleCredentials;
+use crate::credentials::{CredentialSet, RoleCredentials, Workload};
 use crate::ecs;
 
 /// Docker's default bridge, where containers without given addresses are put.
@@ -38,7 +38,7 @@ pub fn host(config: &Config) -> ecs::Host {
 /// times from `since` and stats as of `now`.
 pub fn part(
     tasks: &[Task],
-    creds: &BTreeMap<String, RoleCredentials>,
+    creds: &CredentialSet,
     secret: &BoxSecret,
     config: &Config,
     since: SystemTime,
@@ -48,7 +48,16 @@ pub fn part(
     let mut address = 2u8;
     let inputs: Vec<ecs::TaskInput<'_>> = tasks
         .iter()
-        .map(|t| task_input(t, creds.get(t.name()), secret, &host, since, &mut address))
+        .map(|t| {
+            task_input(
+                t,
+                creds.workloads.get(&Workload::Task(t.name().to_string())),
+                secret,
+                &host,
+                since,
+                &mut address,
+            )
+        })
         .collect();
     ecs::Part::build(&inputs, &host, now)
 }
@@ -263,10 +272,13 @@ mod tests {
     fn config_tasks_are_served_under_their_capability_ids() {
         let config = config();
         let secret = BoxSecret::from_bytes([7; 32]);
-        let all = BTreeMap::from([
-            ("web".to_string(), creds("web-role")),
-            ("api".to_string(), creds("api-role")),
-        ]);
+        let all = CredentialSet {
+            workloads: BTreeMap::from([
+                (Workload::Task("web".into()), creds("web-role")),
+                (Workload::Task("api".into()), creds("api-role")),
+            ]),
+            ..CredentialSet::default()
+        };
         let since = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         let now = since + Duration::from_secs(600);
         let part = part(config.tasks(), &all, &secret, &config, since, now);
@@ -365,7 +377,7 @@ mod tests {
         // A task whose credentials are not there yet: the agent's 503.
         let none = super::part(
             config.tasks(),
-            &BTreeMap::new(),
+            &CredentialSet::default(),
             &secret,
             &config,
             since,

@@ -2,14 +2,13 @@
 //! credentials (see `crate::pod_identity`), under the token the box's secret gives its
 //! service account.
 
-use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest, Sha256};
 
 use crate::capability::BoxSecret;
 use crate::config::{Config, Pod};
-use crate::credentials::RoleCredentials;
+use crate::credentials::{CredentialSet, Workload};
 use crate::pod_identity::{self, Options, PodInput};
 
 /// The part for `pods`, each with its role's credentials from `creds` (keyed by the service
@@ -19,7 +18,7 @@ use crate::pod_identity::{self, Options, PodInput};
 /// real client only ever reaches it through `169.254.170.23`, so what it sees is unchanged.
 pub fn part(
     pods: &[Pod],
-    creds: &BTreeMap<String, RoleCredentials>,
+    creds: &CredentialSet,
     secret: &BoxSecret,
     config: &Config,
     now: SystemTime,
@@ -30,7 +29,7 @@ pub fn part(
             let sa = p.service_account().to_string();
             PodInput {
                 token: secret.pod_token(&sa),
-                credentials: creds.get(&sa),
+                credentials: creds.workloads.get(&Workload::Pod(sa.clone())),
                 service_account: sa,
             }
         })
@@ -74,7 +73,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::credentials::{InstanceProfileId, Issued, Keys, RoleName, Secret};
+    use crate::credentials::{InstanceProfileId, Issued, Keys, RoleCredentials, RoleName, Secret};
     use crate::pod_identity::{Outcome, Request, respond};
 
     fn creds(id: &str) -> RoleCredentials {
@@ -107,10 +106,13 @@ mod tests {
         )
         .unwrap();
         let secret = BoxSecret::from_bytes([7; 32]);
-        let creds = BTreeMap::from([
-            ("a/web".to_string(), creds("ASIAWEB")),
-            ("b/batch".to_string(), creds("ASIABATCH")),
-        ]);
+        let creds = CredentialSet {
+            workloads: std::collections::BTreeMap::from([
+                (Workload::Pod("a/web".into()), creds("ASIAWEB")),
+                (Workload::Pod("b/batch".into()), creds("ASIABATCH")),
+            ]),
+            ..CredentialSet::default()
+        };
         let now = UNIX_EPOCH + Duration::from_secs(1000);
         let part = part(config.pods(), &creds, &secret, &config, now);
         let ask = |token: &str| {
