@@ -166,7 +166,12 @@ pub async fn serve(
         .title_case_headers(true)
         .keep_alive(true);
     let graceful = Arc::new(GracefulShutdown::new());
-    let slots = Arc::new(Slots::new(max_connections));
+    // Each accept loop holds the slot of its next connection while it waits for it: one more
+    // per listener beyond the first, so that idle listeners (another endpoint's, IPv6's) take
+    // none of the connections' `max_connections` slots from a busy one.
+    let slots = Arc::new(Slots::new(
+        max_connections + listeners.len().saturating_sub(1),
+    ));
     let mut tasks = tokio::task::JoinSet::new();
     for Listener { endpoint, socket } in listeners {
         socket.set_nonblocking(true)?;
