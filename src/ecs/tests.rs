@@ -382,6 +382,39 @@ fn escapes_are_decoded_as_go_decodes_them() {
 }
 
 #[test]
+fn a_path_that_is_not_clean_is_redirected_as_gorilla_mux_does() {
+    let creds = issued();
+    let p = part_with(&creds);
+    let r = |path: &str, q: Option<&str>| {
+        let r = respond(&p, path, q);
+        (r.status, r.location, r.body.len(), r.content_type)
+    };
+    let moved = |to: &str| (StatusCode::MOVED_PERMANENTLY, Some(to.to_string()), 0, "");
+    assert_eq!(
+        r(&format!("/v4/{CURL}//task"), None),
+        moved(&format!("/v4/{CURL}/task"))
+    );
+    assert_eq!(
+        r(&format!("//v3/./{CURL}/x/../task/stats"), None),
+        moved(&format!("/v3/{CURL}/task/stats"))
+    );
+    assert_eq!(r("/v4/../..", None), moved("/"));
+    assert_eq!(
+        r("/v1//credentials", Some("id=x")),
+        moved("/v1/credentials?id=x")
+    );
+    // The trailing slash is kept (and `/v4/ID/` is then no route).
+    assert_eq!(
+        r(&format!("/v4//{CURL}/"), None),
+        moved(&format!("/v4/{CURL}/"))
+    );
+    assert_eq!(
+        respond(&p, &format!("/v4/{CURL}/"), None).status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[test]
 fn other_paths_get_go_s_404() {
     let creds = issued();
     let p = part_with(&creds);
