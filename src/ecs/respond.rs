@@ -4,6 +4,7 @@
 //! no task has.
 
 use std::borrow::Cow;
+use std::net::IpAddr;
 
 use bytes::Bytes;
 use http::StatusCode;
@@ -11,14 +12,15 @@ use http::StatusCode;
 use super::json::to_go_vec;
 use super::{Part, Response, TEXT};
 
-/// Answers a request for `path` (and its `query`, for `/v1/credentials?id=`): every method
-/// alike, as the agent's routes name none. `/v{3,4}/<id>/taskWithTags` is the task: the
+/// Answers a request for `path` (and its `query`, for `/v1/credentials?id=`) from `client`
+/// (the peer address as the agent sees it: v2's metadata names it): every method alike, as
+/// the agent's routes name none. `/v{3,4}/<id>/taskWithTags` is the task: the
 /// agent adds the tags ECS's `ListTagsForResource` gives, and a fake task has none.
 ///
 /// Routes match the decoded path, as gorilla/mux matches Go's `URL.Path`; a path with an
 /// invalid `%` escape is refused as Go's server refuses it (`400 Bad Request`, and Go closes
 /// the connection). Only a path or query with escapes is decoded into a new string.
-pub fn respond(part: &Part, path: &str, query: Option<&str>) -> Response {
+pub fn respond(part: &Part, path: &str, query: Option<&str>, client: IpAddr) -> Response {
     let decoded = if path.contains('%') {
         match unescape(path, false) {
             Some(d) => d,
@@ -50,7 +52,7 @@ pub fn respond(part: &Part, path: &str, query: Option<&str>) -> Response {
             body: Bytes::new(),
         };
     }
-    route(part, &decoded, query)
+    route(part, &decoded, query, client)
 }
 
 /// gorilla/mux's `cleanPath`, when it differs from `path`: Go's `path.Clean` (one slash
@@ -112,11 +114,14 @@ fn unescape(s: &str, query: bool) -> Option<Cow<'_, str>> {
     Some(Cow::Owned(String::from_utf8_lossy(&out).into_owned()))
 }
 
-fn route(part: &Part, path: &str, query: Option<&str>) -> Response {
+fn route(part: &Part, path: &str, query: Option<&str>, client: IpAddr) -> Response {
     let ok = |b: &Bytes| Response::json(StatusCode::OK, b.clone());
     if path == "/v1/credentials" {
         let id = query.and_then(query_id);
         return credentials(part, 1, id.as_deref());
+    }
+    if is_v2_metadata(path) {
+        return v2_metadata(client);
     }
     if let Some(id) = path.strip_prefix("/v2/credentials/") {
         // `{credentialsIDMuxName:.*}`: anything, slashes too; empty is "no id".
@@ -159,6 +164,31 @@ fn route(part: &Part, path: &str, query: Option<&str>) -> Response {
         location: None,
         body: part.not_found.clone(),
     }
+}
+
+/// v2's task metadata and stats routes (`agent/handlers/v2/task_container_metadata_handler.go`,
+/// `task_container_stats_handler.go`): `/v2/metadata` and `/v2/stats`, each also with `/`
+/// and `/ANYTHING`; `/v2/metadataWithTags` also with `/`.
+fn is_v2_metadata(path: &str) -> bool {
+    let any_tail = |route: &str| {
+        path.strip_prefix(route)
+            .is_some_and(|tail| tail.is_empty() || tail.starts_with('/'))
+    };
+    any_tail("/v2/metadata")
+        || any_tail("/v2/stats")
+        || path == "/v2/metadataWithTags"
+        || path == "/v2/metadataWithTags/"
+}
+
+/// v2 finds a task by the client's address, which only an `awsvpc` task's is; every task
+/// here is on a bridge, so v2 answers as the agent does then (400, naming the address).
+fn v2_metadata(client: IpAddr) -> Response {
+    Response::json(
+        StatusCode::BAD_REQUEST,
+        Bytes::from(to_go_vec(&format!(
+            "Unable to get task arn from request: unable to associate '{client}' with task"
+        ))),
+    )
 }
 
 #[derive(Clone, Copy)]
