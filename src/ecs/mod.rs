@@ -40,7 +40,7 @@ use http::StatusCode;
 use crate::credentials::{RoleCredentials, ec2_time};
 pub use env::env;
 use json::to_go;
-pub use respond::respond;
+pub use respond::{loggable, respond};
 
 /// The agent's address in the URIs it gives containers (`MetadataURIFormat`, …).
 pub const AGENT_HOST: &str = "169.254.170.2";

@@ -261,3 +261,19 @@ fn unknown_endpoint(version: u8, route: Route, id: &str) -> Response {
         Bytes::from(to_go_vec(&format!("{handler}: {why}{id}"))),
     )
 }
+
+/// `path` as a log line may show it: the id (a credentials id, a container's endpoint id:
+/// the only key to a task's credentials) replaced by `<id>`, whether or not it is known.
+/// A query (`/v1/credentials?id=`) is not part of `path` and must not be logged either.
+pub fn loggable(path: &str) -> Cow<'_, str> {
+    if path.starts_with("/v2/credentials/") {
+        return Cow::Borrowed("/v2/credentials/<id>");
+    }
+    for prefix in ["/v3/", "/v4/", "/api/"] {
+        if let Some(rest) = path.strip_prefix(prefix) {
+            let tail = rest.find('/').map_or("", |i| &rest[i..]);
+            return Cow::Owned(format!("{prefix}<id>{tail}"));
+        }
+    }
+    Cow::Borrowed(path)
+}

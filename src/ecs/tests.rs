@@ -436,6 +436,27 @@ fn a_path_that_is_not_clean_is_redirected_as_gorilla_mux_does() {
     );
 }
 
+#[test]
+fn a_loggable_path_names_no_id() {
+    for (path, shown) in [
+        (
+            format!("/v2/credentials/{CREDS_ID}"),
+            "/v2/credentials/<id>",
+        ),
+        ("/v2/credentials/a/b".into(), "/v2/credentials/<id>"),
+        (format!("/v4/{CURL}/task/stats"), "/v4/<id>/task/stats"),
+        (format!("/v3/{CURL}"), "/v3/<id>"),
+        (
+            format!("/api/{CURL}/task-protection/v1/state"),
+            "/api/<id>/task-protection/v1/state",
+        ),
+        ("/v1/credentials".into(), "/v1/credentials"),
+        ("/v2/metadata".into(), "/v2/metadata"),
+    ] {
+        assert_eq!(loggable(&path), shown);
+    }
+}
+
 /// v2's metadata finds a task by the client's address, which only an awsvpc task's is.
 #[test]
 fn v2_metadata_refuses_a_bridge_task_as_the_agent_does() {
