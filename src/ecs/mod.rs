@@ -14,18 +14,18 @@
 //! - v3: `agent/handlers/v3/{container_metadata,task_metadata,container_stats,task_stats}_handler.go`;
 //! - v4: `ecs-agent/tmds/handlers/v4/handlers.go`, `agent/handlers/v4/tmdsstate.go` (the
 //!   lookup failures' texts), `agent/handlers/v4/response.go`;
-//! - the documents' fields and order: see [`docs`].
+//! - the documents' fields and order: `docs.rs`.
 //!
 //! A credentials id or a container's endpoint id is the only key: an unknown one gets the
 //! agent's refusal, which says nothing of the known ones (v3 and v4 repeat the id asked, as
 //! the agent does). Ids are looked up by `&str` in maps built once, and every known reply is
 //! a `Bytes` clone; only a refusal that repeats the asked id is formatted per request.
 
-pub mod docs;
+mod docs;
 mod env;
 mod json;
 mod respond;
-pub mod stats;
+mod stats;
 
 #[cfg(test)]
 mod tests;
