@@ -1,7 +1,7 @@
 //! The ECS agent's task endpoint (169.254.170.2), pure: a task's IAM credentials
 //! (`/v2/credentials/<id>`, `/v1/credentials?id=<id>`) and its task metadata (v3 and v4:
 //! container, task, stats), answered from a [`Part`] rendered once per snapshot, and the
-//! environment the agent gives a task's containers ([`env`]).
+//! environment the agent gives a task's containers ([`env()`]).
 //!
 //! Everything here follows aws/amazon-ecs-agent at 8dfceca6cf380a83c3007349317566f2862f0673:
 //! - routes: `agent/handlers/task_server_setup.go` (gorilla/mux; no route names a method,
