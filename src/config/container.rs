@@ -319,7 +319,14 @@ pub fn from_docker_inspect(
         image: config.image,
         docker_id: Some(id),
         docker_name: Some(docker_name),
-        image_id: c.image,
+        // Podman's `inspect` gives the bare hex id.
+        image_id: c.image.map(|i| {
+            if is_hex(&i, 64) {
+                format!("sha256:{i}")
+            } else {
+                i
+            }
+        }),
         networks,
         created_at: c.created,
         started_at: c
@@ -399,6 +406,21 @@ mod tests {
         assert_eq!(
             c.networks[0].ipv6_addresses,
             ["fd00:dead::3".parse::<Ipv6Addr>().unwrap()]
+        );
+    }
+
+    /// `podman inspect` has the same shape where it matters, but a bare image id and a name
+    /// without Docker's `/`.
+    #[test]
+    fn podman_inspect_output_reads_too() {
+        let podman = INSPECT
+            .replace("\"Image\": \"sha256:", "\"Image\": \"")
+            .replace("\"/web-1\"", "\"web-1\"");
+        let c = from_docker_inspect(&podman, None).unwrap();
+        assert_eq!(c.docker_name.as_deref(), Some("web-1"));
+        assert_eq!(
+            c.image_id.as_deref(),
+            Some("sha256:a8758716bb6aa4d90071160d27028fe4eaee7ce8166221a97d30440c8eac2be6")
         );
     }
 

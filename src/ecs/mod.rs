@@ -1,7 +1,7 @@
 //! The ECS agent's task endpoint (169.254.170.2), pure: a task's IAM credentials
 //! (`/v2/credentials/<id>`, `/v1/credentials?id=<id>`) and its task metadata (v3 and v4:
 //! container, task, stats), answered from a [`Part`] rendered once per snapshot, and the
-//! environment the agent gives a task's containers ([`env`]).
+//! environment the agent gives a task's containers ([`env()`]).
 //!
 //! Everything here follows aws/amazon-ecs-agent at 8dfceca6cf380a83c3007349317566f2862f0673:
 //! - routes: `agent/handlers/task_server_setup.go` (gorilla/mux; no route names a method,
@@ -14,21 +14,22 @@
 //! - v3: `agent/handlers/v3/{container_metadata,task_metadata,container_stats,task_stats}_handler.go`;
 //! - v4: `ecs-agent/tmds/handlers/v4/handlers.go`, `agent/handlers/v4/tmdsstate.go` (the
 //!   lookup failures' texts), `agent/handlers/v4/response.go`;
-//! - the documents' fields and order: see [`docs`].
+//! - the documents' fields and order: `docs.rs`.
 //!
 //! A credentials id or a container's endpoint id is the only key: an unknown one gets the
 //! agent's refusal, which says nothing of the known ones (v3 and v4 repeat the id asked, as
 //! the agent does). Ids are looked up by `&str` in maps built once, and every known reply is
 //! a `Bytes` clone; only a refusal that repeats the asked id is formatted per request.
 
-pub mod docs;
+mod docs;
+mod env;
 mod json;
-pub mod stats;
+mod respond;
+mod stats;
 
 #[cfg(test)]
 mod tests;
 
-use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::time::SystemTime;
@@ -37,8 +38,9 @@ use bytes::Bytes;
 use http::StatusCode;
 
 use crate::credentials::{RoleCredentials, ec2_time};
-pub use json::go_time;
-use json::{to_go, to_go_vec};
+pub use env::env;
+use json::to_go;
+pub use respond::{loggable, respond};
 
 /// The agent's address in the URIs it gives containers (`MetadataURIFormat`, …).
 pub const AGENT_HOST: &str = "169.254.170.2";
@@ -116,14 +118,16 @@ pub struct NetworkInput {
     pub ipv6: Vec<String>,
 }
 
-/// A reply: status, `Content-Type` and body. `nosniff`: also send
-/// `X-Content-Type-Options: nosniff` (Go's `http.Error` does). Go's server adds `Date` and
+/// A reply: status, `Content-Type` (none when empty) and body. `nosniff`: also send
+/// `X-Content-Type-Options: nosniff` (Go's `http.Error` does). `location`: a redirect's
+/// `Location` (only for a path that is not clean). Go's server adds `Date` and
 /// `Content-Length`; for `HEAD` it sends the headers of the same reply without the body.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Response {
     pub status: StatusCode,
     pub content_type: &'static str,
     pub nosniff: bool,
+    pub location: Option<String>,
     pub body: Bytes,
 }
 
@@ -133,6 +137,7 @@ impl Response {
             status,
             content_type: JSON,
             nosniff: false,
+            location: None,
             body,
         }
     }
@@ -417,211 +422,4 @@ fn container_doc<'a>(
         },
         networks_v4: if v4 { networks } else { None },
     }
-}
-
-/// Answers a request for `path` (and its `query`, for `/v1/credentials?id=`): every method
-/// alike, as the agent's routes name none. `/v{3,4}/<id>/taskWithTags` is the task: the
-/// agent adds the tags ECS's `ListTagsForResource` gives, and a fake task has none.
-///
-/// Routes match the decoded path, as gorilla/mux matches Go's `URL.Path`; a path with an
-/// invalid `%` escape is refused as Go's server refuses it (`400 Bad Request`, and Go closes
-/// the connection). Only a path or query with escapes is decoded into a new string.
-pub fn respond(part: &Part, path: &str, query: Option<&str>) -> Response {
-    if !path.contains('%') {
-        return route(part, path, query);
-    }
-    match unescape(path, false) {
-        Some(decoded) => route(part, &decoded, query),
-        None => Response {
-            status: StatusCode::BAD_REQUEST,
-            content_type: TEXT,
-            nosniff: false,
-            body: Bytes::from_static(b"400 Bad Request"),
-        },
-    }
-}
-
-/// `%XX` decoded (and `+` as a space in a query, `url.QueryUnescape`); `None` for an invalid
-/// escape. Borrowed when there is nothing to decode.
-fn unescape(s: &str, query: bool) -> Option<Cow<'_, str>> {
-    let escaped = s.contains('%') || (query && s.contains('+'));
-    if !escaped {
-        return Some(Cow::Borrowed(s));
-    }
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' => {
-                let hex = b.get(i + 1..i + 3)?;
-                let hex = std::str::from_utf8(hex).ok()?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 3;
-            }
-            b'+' if query => {
-                out.push(b' ');
-                i += 1;
-            }
-            c => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    // Go keeps invalid UTF-8 in a path; no known id has any, so it matches none either way.
-    Some(Cow::Owned(String::from_utf8_lossy(&out).into_owned()))
-}
-
-fn route(part: &Part, path: &str, query: Option<&str>) -> Response {
-    let ok = |b: &Bytes| Response::json(StatusCode::OK, b.clone());
-    if path == "/v1/credentials" {
-        let id = query.and_then(query_id);
-        return credentials(part, 1, id.as_deref());
-    }
-    if let Some(id) = path.strip_prefix("/v2/credentials/") {
-        // `{credentialsIDMuxName:.*}`: anything, slashes too; empty is "no id".
-        return credentials(part, 2, Some(id));
-    }
-    for (version, rest) in [
-        (3u8, path.strip_prefix("/v3/")),
-        (4, path.strip_prefix("/v4/")),
-    ] {
-        let Some(rest) = rest else { continue };
-        // `{id:[^/]*}` then one of the suffixes.
-        let (id, route) = match rest.split_once('/') {
-            None => (rest, Route::Container),
-            Some((id, "task")) => (id, Route::Task),
-            Some((id, "taskWithTags")) => (id, Route::Task),
-            Some((id, "stats")) => (id, Route::ContainerStats),
-            Some((id, "task/stats")) => (id, Route::TaskStats),
-            Some(_) => break,
-        };
-        return match (part.containers.get(id), version) {
-            (Some(r), 3) => ok(match route {
-                Route::Container => &r.v3,
-                Route::Task => &r.v3_task,
-                Route::ContainerStats => &r.v3_stats,
-                Route::TaskStats => &r.v3_task_stats,
-            }),
-            (Some(r), _) => ok(match route {
-                Route::Container => &r.v4,
-                Route::Task => &r.v4_task,
-                Route::ContainerStats => &r.v4_stats,
-                Route::TaskStats => &r.v4_task_stats,
-            }),
-            (None, _) => unknown_endpoint(version, route, id),
-        };
-    }
-    Response {
-        status: StatusCode::NOT_FOUND,
-        content_type: TEXT,
-        nosniff: true,
-        body: part.not_found.clone(),
-    }
-}
-
-#[derive(Clone, Copy)]
-enum Route {
-    Container,
-    Task,
-    ContainerStats,
-    TaskStats,
-}
-
-/// The `id` parameter of a query string, as `url.Values.Get("id")` finds it after
-/// `url.ParseQuery`: the first one, keys and values unescaped, a pair with `;` or an invalid
-/// escape skipped.
-fn query_id(query: &str) -> Option<Cow<'_, str>> {
-    query.split('&').find_map(|kv| {
-        if kv.contains(';') {
-            return None;
-        }
-        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-        let (k, v) = (unescape(k, true)?, unescape(v, true)?);
-        (k == "id").then_some(v)
-    })
-}
-
-fn credentials(part: &Part, version: u8, id: Option<&str>) -> Response {
-    let i = usize::from(version - 1);
-    match id.filter(|id| !id.is_empty()) {
-        None => Response::json(StatusCode::BAD_REQUEST, part.no_id[i].clone()),
-        Some(id) => match part.credentials.get(id) {
-            Some(r) => {
-                let r = if version == 1 { &r.v1 } else { &r.v2 };
-                Response::json(r.status, r.body.clone())
-            }
-            None => Response::json(StatusCode::BAD_REQUEST, part.invalid_id[i].clone()),
-        },
-    }
-}
-
-/// The agent's refusal of an endpoint id it does not know: a JSON string that repeats the id
-/// asked. v3: 500 for metadata, 400 for stats; v4: 404.
-fn unknown_endpoint(version: u8, route: Route, id: &str) -> Response {
-    const TASK: &str =
-        "unable to get task arn from request: unable to get task Arn from v3 endpoint ID: ";
-    const DOCKER: &str =
-        "unable to get container ID from request: unable to get docker ID from v3 endpoint ID: ";
-    let (status, handler, why) = match (version, route) {
-        (3, Route::Container) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "V3 container metadata handler",
-            DOCKER,
-        ),
-        (3, Route::Task) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "V3 task metadata handler",
-            TASK,
-        ),
-        (3, Route::ContainerStats) => (StatusCode::BAD_REQUEST, "V3 container stats handler", TASK),
-        (3, Route::TaskStats) => (StatusCode::BAD_REQUEST, "V3 task stats handler", TASK),
-        (_, Route::Container) => (
-            StatusCode::NOT_FOUND,
-            "V4 container metadata handler",
-            DOCKER,
-        ),
-        (_, Route::Task) => (StatusCode::NOT_FOUND, "V4 task metadata handler", TASK),
-        (_, Route::ContainerStats) => (StatusCode::NOT_FOUND, "V4 container stats handler", TASK),
-        (_, Route::TaskStats) => (StatusCode::NOT_FOUND, "V4 task stats handler", TASK),
-    };
-    Response::json(
-        status,
-        Bytes::from(to_go_vec(&format!("{handler}: {why}{id}"))),
-    )
-}
-
-/// The environment the agent gives a container: its credentials URI when the task has a
-/// role (`agent/api/task/task.go`, `initializeCredentialsEndpoint`), its v3 and v4 metadata
-/// URIs and the agent API's (`agent/api/container/container.go`, `MetadataURIFormat`,
-/// `MetadataURIFormatV4`, `AgentURIFormat`), the region (`ApplyRegionToContainer`), and
-/// `AWS_EXECUTION_ENV=AWS_ECS_EC2`, which ECS itself puts in an EC2 task's environment (the
-/// agent's state fixtures carry it, `agent/statemanager/testdata/…`). Sorted by name.
-pub fn env(credentials_id: Option<&str>, endpoint_id: &str, region: &str) -> Vec<(String, String)> {
-    let mut out = Vec::with_capacity(7);
-    if let Some(id) = credentials_id {
-        out.push((
-            "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI".into(),
-            format!("/v2/credentials/{id}"),
-        ));
-    }
-    out.extend([
-        ("AWS_DEFAULT_REGION".to_string(), region.to_string()),
-        ("AWS_EXECUTION_ENV".into(), "AWS_ECS_EC2".into()),
-        ("AWS_REGION".into(), region.into()),
-        (
-            "ECS_AGENT_URI".into(),
-            format!("http://{AGENT_HOST}/api/{endpoint_id}"),
-        ),
-        (
-            "ECS_CONTAINER_METADATA_URI".into(),
-            format!("http://{AGENT_HOST}/v3/{endpoint_id}"),
-        ),
-        (
-            "ECS_CONTAINER_METADATA_URI_V4".into(),
-            format!("http://{AGENT_HOST}/v4/{endpoint_id}"),
-        ),
-    ]);
-    out
 }

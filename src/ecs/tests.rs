@@ -6,6 +6,7 @@
 //! ecs::tests`, then `cd tests/fixtures/ecs/gen && go run . ..`.
 
 use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -19,6 +20,8 @@ const OTHER_CREDS_ID: &str = "0f6e2c1a-7b8d-4e3f-a5c9-2d4b6a8c0e13";
 const CURL: &str = "a1f6c9d2-3e4b-4c5d-8e7f-9a0b1c2d3e4f";
 const SIDECAR: &str = "b2e7d0c3-4f5a-4d6e-9f80-0b1c2d3e4f5a";
 const PENDING: &str = "c3f8e1d4-5a6b-4e7f-8091-1c2d3e4f5a6b";
+/// Who asks: a container on Docker's bridge.
+const CLIENT: IpAddr = IpAddr::V4(Ipv4Addr::new(172, 17, 0, 2));
 
 fn at(secs: u64, nanos: u32) -> SystemTime {
     UNIX_EPOCH + Duration::new(secs, nanos)
@@ -186,13 +189,14 @@ fn golden(name: &str, got: &Response, status: StatusCode) {
 fn credentials_are_the_agents_json_for_v2_and_v1() {
     let creds = issued();
     let p = part_with(&creds);
-    let got = respond(&p, &format!("/v2/credentials/{CREDS_ID}"), None);
+    let got = respond(&p, &format!("/v2/credentials/{CREDS_ID}"), None, CLIENT);
     golden("credentials.json", &got, StatusCode::OK);
     // The same set at `/v1/credentials?id=`, whatever else the query holds.
     let v1 = respond(
         &p,
         "/v1/credentials",
         Some(&format!("x=1&id={CREDS_ID}&id=z")),
+        CLIENT,
     );
     assert_eq!(v1, got);
 }
@@ -201,7 +205,7 @@ fn credentials_are_the_agents_json_for_v2_and_v1() {
 fn credentials_refusals_are_the_agents() {
     let creds = issued();
     let p = part_with(&creds);
-    let r = |path: &str, q: Option<&str>| respond(&p, path, q);
+    let r = |path: &str, q: Option<&str>| respond(&p, path, q, CLIENT);
     let bad = StatusCode::BAD_REQUEST;
     golden(
         "credentials-v2-no-id.json",
@@ -267,7 +271,7 @@ fn credentials_refusals_are_the_agents() {
     let p = part_with(&failed);
     golden(
         "credentials-v2-uninitialized.json",
-        &respond(&p, &format!("/v2/credentials/{CREDS_ID}"), None),
+        &respond(&p, &format!("/v2/credentials/{CREDS_ID}"), None, CLIENT),
         unavailable,
     );
 }
@@ -278,14 +282,14 @@ fn task_metadata_v3_and_v4_are_the_agents_documents() {
     let p = part_with(&creds);
     let ok = StatusCode::OK;
     for v in ["v3", "v4"] {
-        let r = |suffix: &str| respond(&p, &format!("/{v}/{CURL}{suffix}"), None);
+        let r = |suffix: &str| respond(&p, &format!("/{v}/{CURL}{suffix}"), None, CLIENT);
         golden(&format!("{v}-container.json"), &r(""), ok);
         golden(&format!("{v}-task.json"), &r("/task"), ok);
         golden(&format!("{v}-task.json"), &r("/taskWithTags"), ok);
         golden(&format!("{v}-stats.json"), &r("/stats"), ok);
         golden(&format!("{v}-task-stats.json"), &r("/task/stats"), ok);
         // The other container of the task: its own document, the same task.
-        let other = |suffix: &str| respond(&p, &format!("/{v}/{SIDECAR}{suffix}"), None);
+        let other = |suffix: &str| respond(&p, &format!("/{v}/{SIDECAR}{suffix}"), None, CLIENT);
         golden(&format!("{v}-container-sidecar.json"), &other(""), ok);
         assert_eq!(other("/task"), r("/task"));
         assert_eq!(other("/task/stats"), r("/task/stats"));
@@ -305,7 +309,7 @@ fn an_unknown_endpoint_id_gets_the_agents_refusal() {
         ),
         ("v4", StatusCode::NOT_FOUND, StatusCode::NOT_FOUND),
     ] {
-        let r = |suffix: &str| respond(&p, &format!("/{v}/{wrong}{suffix}"), None);
+        let r = |suffix: &str| respond(&p, &format!("/{v}/{wrong}{suffix}"), None, CLIENT);
         golden(&format!("{v}-unknown-container.json"), &r(""), status);
         golden(&format!("{v}-unknown-task.json"), &r("/task"), status);
         golden(
@@ -330,12 +334,12 @@ fn an_unknown_endpoint_id_gets_the_agents_refusal() {
             assert!(!body.contains(known), "{body}");
         }
         // An empty id (`{id:[^/]*}` matches it) is an unknown one.
-        let empty = respond(&p, &format!("/{v}/"), None);
+        let empty = respond(&p, &format!("/{v}/"), None, CLIENT);
         assert_eq!(empty.status, status);
         assert!(empty.body.ends_with(b"v3 endpoint ID: \""), "{empty:?}");
     }
     // The asked id is repeated as a JSON string, escaped as Go escapes it.
-    let odd = respond(&p, "/v4/<a&b>", None);
+    let odd = respond(&p, "/v4/<a&b>", None, CLIENT);
     assert!(
         odd.body.ends_with(b"ID: \\u003ca\\u0026b\\u003e\""),
         "{odd:?}"
@@ -346,19 +350,30 @@ fn an_unknown_endpoint_id_gets_the_agents_refusal() {
 fn escapes_are_decoded_as_go_decodes_them() {
     let creds = issued();
     let p = part_with(&creds);
-    let plain = respond(&p, &format!("/v2/credentials/{CREDS_ID}"), None);
+    let plain = respond(&p, &format!("/v2/credentials/{CREDS_ID}"), None, CLIENT);
     assert_eq!(plain.status, StatusCode::OK);
     let escaped = CREDS_ID.replacen('8', "%38", 1).replacen('-', "%2D", 1);
     assert_eq!(
-        respond(&p, &format!("/v2/credentials/{escaped}"), None),
+        respond(&p, &format!("/v2/credentials/{escaped}"), None, CLIENT),
         plain
     );
     assert_eq!(
-        respond(&p, &format!("/v4/{}", CURL.replacen('a', "%61", 1)), None).status,
+        respond(
+            &p,
+            &format!("/v4/{}", CURL.replacen('a', "%61", 1)),
+            None,
+            CLIENT
+        )
+        .status,
         StatusCode::OK
     );
     assert_eq!(
-        respond(&p, "/v1/credentials", Some(&format!("%69d={escaped}"))),
+        respond(
+            &p,
+            "/v1/credentials",
+            Some(&format!("%69d={escaped}")),
+            CLIENT
+        ),
         plain
     );
     // A pair Go's ParseQuery drops, then the id.
@@ -366,19 +381,116 @@ fn escapes_are_decoded_as_go_decodes_them() {
         respond(
             &p,
             "/v1/credentials",
-            Some(&format!("id=%zz&id={CREDS_ID}"))
+            Some(&format!("id=%zz&id={CREDS_ID}")),
+            CLIENT
         ),
         plain
     );
     assert_eq!(
-        respond(&p, "/v1/credentials", Some(&format!("a=1;id={CREDS_ID}"))).status,
+        respond(
+            &p,
+            "/v1/credentials",
+            Some(&format!("a=1;id={CREDS_ID}")),
+            CLIENT
+        )
+        .status,
         StatusCode::BAD_REQUEST
     );
-    let bad = respond(&p, "/v2/credentials/%zz", None);
+    let bad = respond(&p, "/v2/credentials/%zz", None, CLIENT);
     assert_eq!(
         (bad.status, bad.content_type, &bad.body[..]),
         (StatusCode::BAD_REQUEST, TEXT, &b"400 Bad Request"[..])
     );
+}
+
+#[test]
+fn a_path_that_is_not_clean_is_redirected_as_gorilla_mux_does() {
+    let creds = issued();
+    let p = part_with(&creds);
+    let r = |path: &str, q: Option<&str>| {
+        let r = respond(&p, path, q, CLIENT);
+        (r.status, r.location, r.body.len(), r.content_type)
+    };
+    let moved = |to: &str| (StatusCode::MOVED_PERMANENTLY, Some(to.to_string()), 0, "");
+    assert_eq!(
+        r(&format!("/v4/{CURL}//task"), None),
+        moved(&format!("/v4/{CURL}/task"))
+    );
+    assert_eq!(
+        r(&format!("//v3/./{CURL}/x/../task/stats"), None),
+        moved(&format!("/v3/{CURL}/task/stats"))
+    );
+    assert_eq!(r("/v4/../..", None), moved("/"));
+    assert_eq!(
+        r("/v1//credentials", Some("id=x")),
+        moved("/v1/credentials?id=x")
+    );
+    // The trailing slash is kept (and `/v4/ID/` is then no route).
+    assert_eq!(
+        r(&format!("/v4//{CURL}/"), None),
+        moved(&format!("/v4/{CURL}/"))
+    );
+    assert_eq!(
+        respond(&p, &format!("/v4/{CURL}/"), None, CLIENT).status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[test]
+fn a_loggable_path_names_no_id() {
+    for (path, shown) in [
+        (
+            format!("/v2/credentials/{CREDS_ID}"),
+            "/v2/credentials/<id>",
+        ),
+        ("/v2/credentials/a/b".into(), "/v2/credentials/<id>"),
+        (format!("/v4/{CURL}/task/stats"), "/v4/<id>/task/stats"),
+        (format!("/v3/{CURL}"), "/v3/<id>"),
+        (
+            format!("/api/{CURL}/task-protection/v1/state"),
+            "/api/<id>/task-protection/v1/state",
+        ),
+        ("/v1/credentials".into(), "/v1/credentials"),
+        ("/v2/metadata".into(), "/v2/metadata"),
+    ] {
+        assert_eq!(loggable(&path), shown);
+    }
+}
+
+/// v2's metadata finds a task by the client's address, which only an awsvpc task's is.
+#[test]
+fn v2_metadata_refuses_a_bridge_task_as_the_agent_does() {
+    let creds = issued();
+    let p = part_with(&creds);
+    for path in [
+        "/v2/metadata",
+        "/v2/metadata/",
+        "/v2/metadata/abc/def",
+        "/v2/metadataWithTags",
+        "/v2/metadataWithTags/",
+        "/v2/stats",
+        "/v2/stats/x",
+    ] {
+        let r = respond(&p, path, None, CLIENT);
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{path}");
+        assert_eq!(
+            &r.body[..],
+            br#""Unable to get task arn from request: unable to associate '172.17.0.2' with task""#,
+            "{path}"
+        );
+    }
+    let v6 = respond(&p, "/v2/metadata", None, "fd00::5".parse().unwrap());
+    assert!(
+        v6.body.ends_with(b"associate 'fd00::5' with task\""),
+        "{v6:?}"
+    );
+    for path in ["/v2/metadataWithTags/x", "/v2/metadatax", "/v2/statsx"] {
+        assert_eq!(
+            respond(&p, path, None, CLIENT).status,
+            StatusCode::NOT_FOUND,
+            "{path}"
+        );
+    }
 }
 
 #[test]
@@ -388,7 +500,6 @@ fn other_paths_get_go_s_404() {
     for path in [
         "/",
         "/v2/credentials",
-        "/v2/metadata",
         "/v4/x/tasks",
         &format!("/v4/{CURL}/"),
         &format!("/v4/{CURL}/task/"),
@@ -396,7 +507,7 @@ fn other_paths_get_go_s_404() {
         "/v5/x",
         "/latest/meta-data/",
     ] {
-        let r = respond(&p, path, None);
+        let r = respond(&p, path, None, CLIENT);
         assert_eq!(
             (r.status, r.content_type, r.nosniff, &r.body[..]),
             (
@@ -444,10 +555,14 @@ fn the_environment_is_what_the_agent_sets() {
             if path.starts_with("/api/") {
                 continue;
             }
-            assert_eq!(respond(&p, path, None).status, StatusCode::OK, "{path}");
+            assert_eq!(
+                respond(&p, path, None, CLIENT).status,
+                StatusCode::OK,
+                "{path}"
+            );
         }
     }
-    assert_eq!(respond(&p, got[0].1, None).status, StatusCode::OK);
+    assert_eq!(respond(&p, got[0].1, None, CLIENT).status, StatusCode::OK);
 }
 
 fn env_without_role() -> Vec<(String, String)> {
@@ -459,11 +574,11 @@ fn env_without_role() -> Vec<(String, String)> {
 fn replies_share_the_rendered_bytes() {
     let creds = issued();
     let p = part_with(&creds);
-    let a = respond(&p, &format!("/v4/{CURL}/task"), None);
-    let b = respond(&p, &format!("/v4/{SIDECAR}/task"), None);
+    let a = respond(&p, &format!("/v4/{CURL}/task"), None, CLIENT);
+    let b = respond(&p, &format!("/v4/{SIDECAR}/task"), None, CLIENT);
     assert_eq!(a.body.as_ptr(), b.body.as_ptr());
-    let c = respond(&p, &format!("/v2/credentials/{CREDS_ID}"), None);
-    let d = respond(&p, &format!("/v2/credentials/{CREDS_ID}"), None);
+    let c = respond(&p, &format!("/v2/credentials/{CREDS_ID}"), None, CLIENT);
+    let d = respond(&p, &format!("/v2/credentials/{CREDS_ID}"), None, CLIENT);
     assert_eq!(c.body.as_ptr(), d.body.as_ptr());
     // `Debug` (a snapshot's, in a log line) shows no id and no key.
     let shown = format!("{p:?}");

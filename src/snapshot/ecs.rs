@@ -264,6 +264,9 @@ mod tests {
         }
     }
 
+    /// A container on Docker's bridge.
+    const CLIENT: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::new(172, 17, 0, 2));
+
     fn json(r: &ecs::Response) -> serde_json::Value {
         serde_json::from_slice(&r.body).unwrap()
     }
@@ -289,7 +292,7 @@ mod tests {
             let env = env(t, None, &secret, &config).unwrap();
             let uri = &env[0].1;
             assert_eq!(env[0].0, "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
-            let r = ecs::respond(&part, uri, None);
+            let r = ecs::respond(&part, uri, None, CLIENT);
             assert_eq!(r.status, StatusCode::OK);
             let doc = json(&r);
             assert_eq!(doc["AccessKeyId"], key);
@@ -308,7 +311,7 @@ mod tests {
             .unwrap()
             .1;
         let path = v4.strip_prefix("http://169.254.170.2").unwrap();
-        let c = json(&ecs::respond(&part, path, None));
+        let c = json(&ecs::respond(&part, path, None, CLIENT));
         assert_eq!(c["Name"], "web");
         assert_eq!(c["Image"], DEFAULT_IMAGE);
         assert_eq!(c["Networks"][0]["IPv4Addresses"][0], "172.17.0.2");
@@ -320,7 +323,7 @@ mod tests {
                 .starts_with("ecs-web-1-web-"),
             "{c}"
         );
-        let task = json(&ecs::respond(&part, &format!("{path}/task"), None));
+        let task = json(&ecs::respond(&part, &format!("{path}/task"), None, CLIENT));
         assert_eq!(task["Family"], "web");
         assert_eq!(task["Cluster"], "default");
         assert_eq!(task["AvailabilityZone"], "eu-west-1b");
@@ -337,7 +340,7 @@ mod tests {
 
         // The second task's real facts, its second container's made-up ones.
         let app = env_of(api, "app", &secret, &config);
-        let c = json(&ecs::respond(&part, &app, None));
+        let c = json(&ecs::respond(&part, &app, None, CLIENT));
         assert_eq!(
             c["DockerId"],
             "4c4d4e0b2e8f6b0f5d1a9c3e7b2a6d8f0e1c3b5a7d9f1e3c5b7a9d1f3e5c7b9a"
@@ -348,7 +351,7 @@ mod tests {
         assert_eq!(c["Labels"]["tier"], "front");
         assert_eq!(c["Labels"]["com.amazonaws.ecs.cluster"], "prod");
         let router = env_of(api, "log_router", &secret, &config);
-        let r = json(&ecs::respond(&part, &router, None));
+        let r = json(&ecs::respond(&part, &router, None, CLIENT));
         assert_eq!(r["Networks"][0]["IPv4Addresses"][0], "172.17.0.3");
         assert!(
             r["DockerName"]
@@ -357,7 +360,7 @@ mod tests {
                 .starts_with("ecs-api-4-logrouter-"),
             "{r}"
         );
-        let task = json(&ecs::respond(&part, &format!("{app}/task"), None));
+        let task = json(&ecs::respond(&part, &format!("{app}/task"), None, CLIENT));
         assert_eq!(task["Revision"], "4");
         assert_eq!(task["PullStartedAt"], "2023-11-14T22:13:17.65Z");
         assert!(super::env(api, Some("nope"), &secret, &config).is_none());
@@ -365,12 +368,12 @@ mod tests {
         // Stable: the same inputs give the same part; another box's secret other ids.
         let again = super::part(config.tasks(), &all, &secret, &config, since, now);
         assert_eq!(
-            ecs::respond(&again, &app, None),
-            ecs::respond(&part, &app, None)
+            ecs::respond(&again, &app, None, CLIENT),
+            ecs::respond(&part, &app, None, CLIENT)
         );
         let other = BoxSecret::from_bytes([8; 32]);
         assert_eq!(
-            ecs::respond(&part, &env_of(api, "app", &other, &config), None).status,
+            ecs::respond(&part, &env_of(api, "app", &other, &config), None, CLIENT).status,
             StatusCode::NOT_FOUND
         );
 
@@ -385,7 +388,7 @@ mod tests {
         );
         let uri = format!("/v2/credentials/{cred_id}");
         assert_eq!(
-            ecs::respond(&none, &uri, None).status,
+            ecs::respond(&none, &uri, None, CLIENT).status,
             StatusCode::SERVICE_UNAVAILABLE
         );
     }
