@@ -49,7 +49,7 @@ pub use locate::Located;
 use locate::Spans;
 pub use log::Log;
 pub use network_interface::NetworkInterface;
-pub use pod::{DEFAULT_CLUSTER, Pod, PodError, PodSpec, ServiceAccount};
+pub use pod::{DEFAULT_EKS_CLUSTER, Pod, PodError, PodSpec, ServiceAccount, add_pod, remove_pod};
 pub use replay::{Replay, ReplayPath, ReplayValue};
 pub use restart::Reload;
 pub use server::{DEFAULT_PORT, MaxConnections, Server};
