@@ -22,8 +22,8 @@
 //!   (400 `Service account token cannot be parsed: …`, golang-jwt v5's messages).
 //! - `pkg/errors/errors.go`: EKS Auth's refusal of a token (`[REQUEST-ID]: (CODE): MESSAGE,
 //!   fault: client`, EKS Auth's status); any other failure 500 with the error chain.
-//! - `pkg/credentials/model.go`: the JSON keys, in order, each omitted when empty
-//!   (`omitempty`), `Expiration` as `time.RFC3339Nano`.
+//! - `pkg/credentials/model.go`: the JSON keys, in order, `Expiration` as `time.RFC3339Nano`
+//!   (see `credentials_json` for the one empty value, a long-term key's `Token`).
 //! - `cmd/server.go`, `configuration/config.go`: the agent listens on `169.254.170.23:80` and
 //!   `[fd00:ec2::23]:80` ([`PORT`]), its probes (`/healthz`, `/readyz`) on `localhost:2703`
 //!   ([`PROBE_PORT`]), metrics on `0.0.0.0:2705` ([`METRICS_PORT`]).
@@ -415,9 +415,12 @@ fn is_loopback(host: &str) -> bool {
 }
 
 /// The agent's JSON for one set: `AccessKeyId`, `SecretAccessKey`, `Token`, `AccountId`,
-/// `Expiration`, each string omitted when empty (a set of long-term keys has no `Token`).
-/// `Expiration` is the set's, in whole seconds like the other endpoints' documents (EKS Auth
-/// returns epoch seconds).
+/// `Expiration`, in that order. The agent's struct omits an empty string (`omitempty`), but
+/// EKS Auth always returns all of them, so every real reply has all five; a set of
+/// long-term keys (`static` without a session token) keeps `"Token":""` as IMDS's document
+/// does, since the SDKs require the key (aws-config's `json_credentials`: "Expected field
+/// `Token`"). `Expiration` is the set's, in whole seconds like the other endpoints' documents
+/// (EKS Auth returns epoch seconds).
 fn credentials_json(set: &Issued, account_id: &str) -> String {
     let mut s = String::with_capacity(1024);
     s.push('{');
@@ -428,12 +431,10 @@ fn credentials_json(set: &Issued, account_id: &str) -> String {
         ("Token", token),
         ("AccountId", account_id),
     ] {
-        if !value.is_empty() {
-            go::json_string(&mut s, key);
-            s.push(':');
-            go::json_string(&mut s, value);
-            s.push(',');
-        }
+        go::json_string(&mut s, key);
+        s.push(':');
+        go::json_string(&mut s, value);
+        s.push(',');
     }
     s.push_str("\"Expiration\":");
     go::json_string(&mut s, &go::rfc3339_nano(whole_seconds(set.expires)));
