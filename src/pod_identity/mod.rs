@@ -380,9 +380,9 @@ fn error(status: StatusCode, body: Bytes, outcome: Outcome<'_>) -> Response<'_> 
     reply(status, Some(TEXT), true, body, outcome)
 }
 
-/// `http.Redirect` with 307 (Go 1.26's `ServeMux` redirects to the clean path with 307, not
-/// 301 as before: Go CL 720820): a `Location`; for GET and HEAD an HTML `Content-Type`; for
-/// GET a one-link page.
+/// `http.Redirect` with 307 (since Go 1.26 `ServeMux` redirects with 307, not 301: Go CL
+/// 720820, golang/go#77741): a `Location`; for GET and HEAD an HTML `Content-Type`; for GET
+/// a one-link page.
 fn redirect<'p>(method: &Method, clean: &str, query: Option<&str>) -> Response<'p> {
     let url = match query {
         Some(q) => format!("{clean}?{q}"),
