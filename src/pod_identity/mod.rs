@@ -266,6 +266,8 @@ pub enum Outcome<'p> {
     Redirect,
     /// `OPTIONS *`, which Go's server answers itself (200).
     Options,
+    /// A status a fault imposed ([`Response::for_status`]).
+    Fault,
 }
 
 impl fmt::Display for Outcome<'_> {
@@ -280,7 +282,23 @@ impl fmt::Display for Outcome<'_> {
             Outcome::NotFound => f.write_str("not found"),
             Outcome::Redirect => f.write_str("redirect to the clean path"),
             Outcome::Options => f.write_str("OPTIONS *"),
+            Outcome::Fault => f.write_str("fault"),
         }
+    }
+}
+
+impl Response<'static> {
+    /// What the agent sends with `status` when a fault imposes it: `http.Error` with Go's
+    /// status text, as its rate limiter answers 429 (`Too Many Requests\n`,
+    /// `internal/middleware/rate_limiter/rate_limiter.go`); 404 is `ServeMux`'s page.
+    pub fn for_status(status: u16) -> Response<'static> {
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = if status == StatusCode::NOT_FOUND {
+            Bytes::from_static(b"404 page not found\n")
+        } else {
+            format!("{}\n", status.canonical_reason().unwrap_or_default()).into()
+        };
+        error(status, body, Outcome::Fault)
     }
 }
 

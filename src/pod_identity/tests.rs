@@ -486,3 +486,14 @@ fn env_is_what_eks_injects() {
     );
     assert_eq!(FULL_URI_IPV6, "http://[fd00:ec2::23]/v1/credentials");
 }
+
+/// A status a fault imposes reads as the agent's `http.Error` for it: 429 is exactly what its
+/// rate limiter sends.
+#[test]
+fn imposed_statuses_read_as_the_agents_errors() {
+    assert_error(&Response::for_status(429), 429, "Too Many Requests\n");
+    assert_error(&Response::for_status(503), 503, "Service Unavailable\n");
+    assert_error(&Response::for_status(500), 500, "Internal Server Error\n");
+    assert_error(&Response::for_status(404), 404, "404 page not found\n");
+    assert_eq!(Response::for_status(503).outcome, Outcome::Fault);
+}
