@@ -447,3 +447,50 @@ fn ctl_adds_lists_and_removes_tasks_and_pods_and_refuses_bad_input_with_one_line
     assert!((400..500).contains(&status), "removed: {status}");
     assert!(!d.ctl_ok(&["task", "list"]).contains("api"));
 }
+
+/// The header names of a reply, in order.
+fn header_names(addr: SocketAddr, host: &str, path: &str, close: bool) -> Vec<String> {
+    let conn = if close { "Connection: close\r\n" } else { "" };
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n{conn}\r\n");
+    let r = common::http::exchange(addr, req.as_bytes(), std::time::Duration::from_secs(2))
+        .expect("a reply");
+    r.headers().into_iter().map(|(k, _)| k).collect()
+}
+
+/// Both agents are Go servers: the handler's headers sorted, then `Date` and
+/// `Content-Length`, and `Connection: close` only when the client asked for it. (As Go 1.19's
+/// `net/http` sent them for a JSON reply, an `http.Error` and an `http.Redirect`.)
+#[test]
+fn replies_carry_gos_headers_in_gos_order() {
+    let d = start();
+    let (ecs, pod) = (d.endpoint_addr("ecs"), d.endpoint_addr("pod_identity"));
+    let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        header_names(ecs, "169.254.170.2", "/v2/credentials/x", false),
+        names(&["Content-Type", "Date", "Content-Length"])
+    );
+    assert_eq!(
+        header_names(ecs, "169.254.170.2", "/v2/credentials/x", true),
+        names(&["Content-Type", "Date", "Content-Length", "Connection"])
+    );
+    assert_eq!(
+        header_names(pod, "169.254.170.23", "/v1/credentials", true),
+        names(&[
+            "Content-Type",
+            "X-Content-Type-Options",
+            "Date",
+            "Content-Length",
+            "Connection"
+        ])
+    );
+    assert_eq!(
+        header_names(pod, "169.254.170.23", "/v1/credentials/../x", true),
+        names(&[
+            "Content-Type",
+            "Location",
+            "Date",
+            "Content-Length",
+            "Connection"
+        ])
+    );
+}

@@ -52,11 +52,11 @@ pub use locate::Located;
 use locate::Spans;
 pub use log::Log;
 pub use network_interface::NetworkInterface;
-pub use pod::{Pod, PodError, PodSpec, ServiceAccount};
+pub use pod::{DEFAULT_EKS_CLUSTER, Pod, PodError, PodSpec, ServiceAccount};
 pub use replay::{Replay, ReplayPath, ReplayValue};
 pub use restart::Reload;
 pub use server::{DEFAULT_PORT, MaxConnections, Server};
-pub use task::{DEFAULT_IMAGE, DEFAULT_REVISION, Task, TaskError, TaskSpec, add_task, remove_task};
+pub use task::{DEFAULT_IMAGE, DEFAULT_REVISION, Task, TaskError, TaskSpec};
 pub use user_data::UserData;
 
 /// EC2 caps raw user data at 16 KiB.

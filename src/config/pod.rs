@@ -4,27 +4,27 @@
 //!
 //! [`PodSpec`] is the entry as written: in the file, and as `ctl pod add` sends it over the
 //! control socket (JSON). [`Pod::check`] is the one check both go through, so the file and the
-//! socket refuse the same things with the same line. The credential source has `[iam]`'s keys
-//! and is read by the same rule ([`SourceKeys::check`]); how long each set lives and when it
-//! is replaced are `[iam]`'s `lifetime` and `refresh-before`.
+//! socket refuse the same things with the same line. Where the credentials come from is
+//! `[iam]`'s source, in a `credentials` table (as `[[task]]`'s), parsed and checked by the same
+//! code ([`SourceKeys`]); how long each set lives and when it is replaced are `[iam]`'s
+//! `lifetime` and `refresh-before`.
 
 use std::fmt;
-use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
 use super::locate::{Located, Spans};
-use crate::credentials::{HumanDuration, RoleName, Secret, SourceConfig, SourceKeys, SourceKind};
+use crate::credentials::{RoleName, SourceConfig, SourceKeys};
 
 /// The cluster a pod's requests name when `cluster` is not set. It appears nowhere in the
 /// agent's replies (the agent passes it to EKS Auth only); it names the pod's cluster in
 /// listings and logs.
-pub const DEFAULT_CLUSTER: &str = "default";
+pub const DEFAULT_EKS_CLUSTER: &str = "default";
 
 /// One `[[pod]]` as written (kebab-case keys, unknown keys refused). Values are checked by
 /// [`Pod::check`], not here, so the file and `ctl pod add` share its messages. `Serialize`
-/// shows inline keys as `<redacted>` (see [`Secret`]): `ctl pod add` can send a
-/// `credentials-file`, `file` or `command`, not the keys themselves.
+/// shows inline keys as `<redacted>` (see [`crate::credentials::Secret`]): `ctl pod add` can
+/// send a `credentials-file`, `file` or `command`, not the keys themselves.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct PodSpec {
@@ -32,30 +32,13 @@ pub struct PodSpec {
     pub service_account: String,
     /// The IAM role the pod's service account is associated with.
     pub role: String,
-    /// The EKS cluster's name ([`DEFAULT_CLUSTER`] when unset).
+    /// The EKS cluster's name ([`DEFAULT_EKS_CLUSTER`] when unset).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<String>,
-    // Where the role's credentials come from: `[iam]`'s keys, read by `SourceKeys::check`.
-    // Written out here (not flattened) so that unknown keys are refused and a bad value is
-    // located at its span.
-    #[serde(default)]
-    pub source: SourceKind,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub access_key_id: Option<Secret>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub secret_access_key: Option<Secret>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub session_token: Option<Secret>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub credentials_file: Option<PathBuf>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub file: Option<PathBuf>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub profile: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub command: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub command_timeout: Option<HumanDuration>,
+    /// Where the role's credentials come from, with `[iam]`'s keys (`source`, …); unset:
+    /// generated.
+    #[serde(default, skip_serializing_if = "is_generated")]
+    pub credentials: SourceKeys,
 }
 
 impl PodSpec {
@@ -67,20 +50,10 @@ impl PodSpec {
             ..PodSpec::default()
         }
     }
+}
 
-    fn source_keys(self) -> SourceKeys {
-        SourceKeys {
-            source: self.source,
-            access_key_id: self.access_key_id,
-            secret_access_key: self.secret_access_key,
-            session_token: self.session_token,
-            credentials_file: self.credentials_file,
-            file: self.file,
-            profile: self.profile,
-            command: self.command,
-            command_timeout: self.command_timeout,
-        }
-    }
+fn is_generated(k: &SourceKeys) -> bool {
+    *k == SourceKeys::default()
 }
 
 /// A checked `[[pod]]`.
@@ -111,9 +84,9 @@ pub enum PodError {
         service_account: String,
         value: String,
     },
-    /// The source keys, as [`SourceKeys::check`] words it (`[[pod]] NAMESPACE/NAME` first).
+    /// The `credentials` table, as [`SourceKeys::check`] words it.
     #[error("{0}")]
-    Source(String),
+    Credentials(String),
 }
 
 impl PodError {
@@ -123,7 +96,7 @@ impl PodError {
             PodError::ServiceAccount { .. } => "service-account",
             PodError::Role { .. } => "role",
             PodError::Cluster { .. } => "cluster",
-            PodError::Source(_) => "source",
+            PodError::Credentials(_) => "credentials",
         }
     }
 }
@@ -138,16 +111,16 @@ impl Pod {
             value: spec.role.clone(),
         })?;
         let cluster = match &spec.cluster {
-            None => ClusterName(DEFAULT_CLUSTER.into()),
+            None => ClusterName(DEFAULT_EKS_CLUSTER.into()),
             Some(c) => ClusterName::parse(c).ok_or_else(|| PodError::Cluster {
                 service_account: named.clone(),
                 value: c.clone(),
             })?,
         };
         let source = spec
-            .source_keys()
-            .check(&format!("[[pod]] {named}:"))
-            .map_err(PodError::Source)?;
+            .credentials
+            .check(&format!("pod {named} credentials:"))
+            .map_err(PodError::Credentials)?;
         Ok(Pod {
             service_account,
             role,
@@ -177,20 +150,11 @@ impl Pod {
 
     /// The entry as written back (`print-config`; inline keys redacted when serialized).
     pub fn to_spec(&self) -> PodSpec {
-        let k = SourceKeys::from(self.source.clone());
         PodSpec {
             service_account: self.service_account.to_string(),
             role: self.role.to_string(),
-            cluster: (self.cluster.0 != DEFAULT_CLUSTER).then(|| self.cluster.0.clone()),
-            source: k.source,
-            access_key_id: k.access_key_id,
-            secret_access_key: k.secret_access_key,
-            session_token: k.session_token,
-            credentials_file: k.credentials_file,
-            file: k.file,
-            profile: k.profile,
-            command: k.command,
-            command_timeout: k.command_timeout,
+            cluster: (self.cluster.0 != DEFAULT_EKS_CLUSTER).then(|| self.cluster.0.clone()),
+            credentials: SourceKeys::from(self.source.clone()),
         }
     }
 }
@@ -349,6 +313,7 @@ pub(super) fn check_all(specs: &[PodSpec], spans: &Spans<'_>) -> Result<Vec<Pod>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::credentials::SourceKind;
 
     fn check(toml_body: &str) -> Result<Pod, String> {
         let spec: PodSpec = toml::from_str(toml_body).map_err(|e| e.message().to_string())?;
@@ -364,12 +329,12 @@ mod tests {
         );
         assert_eq!(p.service_account().to_string(), "team-a/web");
         assert_eq!(p.role().as_str(), "web-role");
-        assert_eq!(p.cluster(), DEFAULT_CLUSTER);
+        assert_eq!(p.cluster(), DEFAULT_EKS_CLUSTER);
         assert_eq!(p.credentials_source(), &SourceConfig::Generated);
 
         let p = check(
             "service-account = \"ops/s3.reader\"\nrole = \"r\"\ncluster = \"dev_1\"\n\
-             source = \"file\"\nfile = \"/etc/creds\"\nprofile = \"dev\"\n",
+             [credentials]\nsource = \"file\"\nfile = \"/etc/creds\"\nprofile = \"dev\"\n",
         )
         .unwrap();
         assert_eq!(p.cluster(), "dev_1");
@@ -381,7 +346,8 @@ mod tests {
             }
         );
         let p = check(
-            "service-account = \"a/b\"\nrole = \"r\"\nsource = \"process\"\ncommand = \"get\"\ncommand-timeout = \"5s\"\n",
+            "service-account = \"a/b\"\nrole = \"r\"\n\
+             credentials = { source = \"process\", command = \"get\", command-timeout = \"5s\" }\n",
         )
         .unwrap();
         assert_eq!(
@@ -461,14 +427,14 @@ mod tests {
                 "pod a/b: `-x` is not an EKS cluster name",
             ),
             (
-                "service-account = \"a/b\"\nrole = \"r\"\ncommand = \"x\"",
-                "source",
-                "[[pod]] a/b: `command` is only read with `source = \"process\"` (source is \"generated\")",
+                "service-account = \"a/b\"\nrole = \"r\"\ncredentials = { command = \"x\" }",
+                "credentials",
+                "pod a/b credentials: `command` is only read with `source = \"process\"` (source is \"generated\")",
             ),
             (
-                "service-account = \"a/b\"\nrole = \"r\"\nsource = \"static\"",
-                "source",
-                "[[pod]] a/b: `source = \"static\"` needs `access-key-id` and `secret-access-key`",
+                "service-account = \"a/b\"\nrole = \"r\"\ncredentials = { source = \"static\" }",
+                "credentials",
+                "pod a/b credentials: `source = \"static\"` needs `access-key-id` and `secret-access-key`",
             ),
         ];
         for (body, key, want) in cases {
@@ -488,6 +454,11 @@ mod tests {
                 .starts_with("unknown field `rol`")
         );
         assert!(
+            check("service-account = \"a/b\"\nrole = \"r\"\nsource = \"file\"")
+                .unwrap_err()
+                .starts_with("unknown field `source`")
+        );
+        assert!(
             check("role = \"r\"")
                 .unwrap_err()
                 .contains("missing field `service-account`")
@@ -499,14 +470,17 @@ mod tests {
     fn the_entry_goes_over_the_socket_as_json() {
         let spec = PodSpec {
             cluster: Some("dev".into()),
-            source: SourceKind::Static,
-            credentials_file: Some("/etc/k.toml".into()),
+            credentials: SourceKeys {
+                source: SourceKind::Static,
+                credentials_file: Some("/etc/k.toml".into()),
+                ..SourceKeys::default()
+            },
             ..PodSpec::new("team-a/web", "web-role")
         };
         let json = serde_json::to_string(&spec).unwrap();
         assert_eq!(
             json,
-            r#"{"service-account":"team-a/web","role":"web-role","cluster":"dev","source":"static","credentials-file":"/etc/k.toml"}"#
+            r#"{"service-account":"team-a/web","role":"web-role","cluster":"dev","credentials":{"source":"static","credentials-file":"/etc/k.toml"}}"#
         );
         let back: PodSpec = serde_json::from_str(&json).unwrap();
         assert_eq!(back, spec);
@@ -515,12 +489,16 @@ mod tests {
         // The minimal form: just the two keys.
         let min: PodSpec = serde_json::from_str(r#"{"service-account":"a/b","role":"r"}"#).unwrap();
         assert_eq!(Pod::check(min).unwrap().to_spec(), PodSpec::new("a/b", "r"));
+        assert_eq!(
+            serde_json::to_string(&PodSpec::new("a/b", "r")).unwrap(),
+            r#"{"service-account":"a/b","role":"r"}"#
+        );
     }
 
     #[test]
     fn written_back_it_hides_inline_keys() {
         let p = check(
-            "service-account = \"a/b\"\nrole = \"r\"\nsource = \"static\"\n\
+            "service-account = \"a/b\"\nrole = \"r\"\n[credentials]\nsource = \"static\"\n\
              access-key-id = \"AKIAKEYID\"\nsecret-access-key = \"SECRETVALUE\"\nsession-token = \"TOKENVALUE\"\n",
         )
         .unwrap();
@@ -549,7 +527,8 @@ mod tests {
     fn the_file_lists_pods_in_order() {
         let c = load(
             "[[pod]]\nservice-account = \"team-a/web\"\nrole = \"web-role\"\n\n\
-             [[pod]]\nservice-account = \"team-b/batch\"\nrole = \"batch\"\nsource = \"file\"\nfile = \"/c\"\n",
+             [[pod]]\nservice-account = \"team-b/batch\"\nrole = \"batch\"\n\
+             [pod.credentials]\nsource = \"file\"\nfile = \"/c\"\n",
         )
         .unwrap();
         let names: Vec<String> = c
@@ -558,6 +537,11 @@ mod tests {
             .map(|p| p.service_account().to_string())
             .collect();
         assert_eq!(names, ["team-a/web", "team-b/batch"]);
+        assert_eq!(c.pods()[0].credentials_source(), &SourceConfig::Generated);
+        assert!(matches!(
+            c.pods()[1].credentials_source(),
+            SourceConfig::File { .. }
+        ));
         assert!(load("").unwrap().pods().is_empty());
     }
 
@@ -567,7 +551,7 @@ mod tests {
         let text = "[[pod]]\nservice-account = \"a/web\"\nrole = \"r\"\n\n\
                     [[pod]]\nservice-account = \"a/batch\"\n  role = \"bad role\"\n\n\
                     [[pod]]\n  service-account = \"a/web\"\nrole = \"r2\"\n\n\
-                    [[pod]]\nservice-account = \"a/x\"\nrole = \"r\"\nsource = \"process\"\n";
+                    [[pod]]\nservice-account = \"a/x\"\nrole = \"r\"\ncredentials = { source = \"process\" }\n";
         let e = load(text).unwrap_err();
         let lines: Vec<&str> = e.lines().collect();
         assert_eq!(
@@ -575,40 +559,64 @@ mod tests {
             [
                 "c.toml:7:3: pod a/batch: `bad role` is not an IAM role name: 1 to 64 of `A-Z a-z 0-9 + = , . @ _ -`",
                 "c.toml:10:3: service account `a/web` already has a [[pod]] (line 2): give each one entry",
-                "c.toml:16:1: [[pod]] a/x: `source = \"process\"` needs `command`: a shell command printing credential_process JSON",
+                "c.toml:16:1: pod a/x credentials: `source = \"process\"` needs `command`: a shell command printing credential_process JSON",
             ]
         );
         // A value the parser refuses is located at the value.
-        let e = load("[[pod]]\nservice-account = \"a/b\"\nrole = \"r\"\nsource = \"vault\"\n")
-            .unwrap_err();
-        assert!(e.starts_with("c.toml:4:10: unknown variant `vault`"), "{e}");
-        // A source problem with no `source` key is blamed on the entry.
-        let e = load("[[pod]]\nservice-account = \"a/b\"\nrole = \"r\"\n\n[[pod]]\nservice-account = \"a/c\"\nrole = \"r\"\nfile = \"/x\"\n")
-            .unwrap_err();
+        let e = load(
+            "[[pod]]\nservice-account = \"a/b\"\nrole = \"r\"\n[pod.credentials]\nsource = \"vault\"\n",
+        )
+        .unwrap_err();
+        assert!(e.starts_with("c.toml:5:10: unknown variant `vault`"), "{e}");
+        // A `[pod.credentials]` table is blamed at its header.
+        let e = load(
+            "[[pod]]\nservice-account = \"a/b\"\nrole = \"r\"\n\n[[pod]]\nservice-account = \"a/c\"\nrole = \"r\"\n[pod.credentials]\nfile = \"/x\"\n",
+        )
+        .unwrap_err();
         assert!(
-            e.starts_with("c.toml:5:") || e.starts_with("c.toml:6:"),
+            e.starts_with("c.toml:8:") && e.contains("pod a/c credentials: `file` is only read"),
             "{e}"
         );
-        assert!(e.contains("[[pod]] a/c: `file` is only read"), "{e}");
+    }
+
+    /// The packaged config's example, uncommented, is a valid pod.
+    #[test]
+    fn the_packaged_example_parses() {
+        let packaged = include_str!("../../packaging/config.toml");
+        let start = packaged.find("# [[pod]]").unwrap();
+        let example: String = packaged[start..]
+            .lines()
+            .take_while(|l| !l.is_empty())
+            .map(|l| format!("{}\n", l.strip_prefix("# ").unwrap()))
+            .collect();
+        let c = load(&example).unwrap_or_else(|e| panic!("{e}\n{example}"));
+        let [p] = c.pods() else { panic!("{example}") };
+        assert_eq!(p.service_account().to_string(), "default/web");
+        assert_eq!(
+            p.credentials_source().kind(),
+            crate::credentials::SourceKind::File
+        );
     }
 
     #[test]
     fn print_config_shows_pods_and_reads_back() {
         let c = load(
             "[[pod]]\nservice-account = \"team-a/web\"\nrole = \"web-role\"\ncluster = \"dev\"\n\
-             [[pod]]\nservice-account = \"b/c\"\nrole = \"r\"\nsource = \"process\"\ncommand = \"x\"\n",
+             [[pod]]\nservice-account = \"b/c\"\nrole = \"r\"\ncredentials = { source = \"process\", command = \"x\" }\n",
         )
         .unwrap();
         let shown = c.to_toml();
         assert!(
-            shown.contains("[[pod]]\nservice-account = \"team-a/web\"\nrole = \"web-role\"\ncluster = \"dev\"\nsource = \"generated\"\n"),
+            shown.contains(
+                "[[pod]]\nservice-account = \"team-a/web\"\nrole = \"web-role\"\ncluster = \"dev\"\n\n[[pod]]\nservice-account = \"b/c\"\n"
+            ),
             "{shown}"
         );
         let again = load(&shown).unwrap();
         assert_eq!(again.pods(), c.pods());
         // Inline keys are shown redacted, and the placeholder is refused when read back.
         let c = load(
-            "[[pod]]\nservice-account = \"a/b\"\nrole = \"r\"\nsource = \"static\"\n\
+            "[[pod]]\nservice-account = \"a/b\"\nrole = \"r\"\n[pod.credentials]\nsource = \"static\"\n\
              access-key-id = \"AKIAKEYID\"\nsecret-access-key = \"SECRETVALUE\"\n",
         )
         .unwrap();

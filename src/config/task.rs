@@ -78,17 +78,13 @@ pub enum TaskError {
     Container { task: String, why: String },
     #[error("{0}")]
     Credentials(String),
-    #[error("task `{0}` already exists: remove it first (`fake-metadata ctl task remove {0}`)")]
-    Exists(String),
-    #[error("no task `{0}` (`fake-metadata ctl task list` shows them)")]
-    Unknown(String),
 }
 
 impl TaskError {
     /// The key of the entry this error blames, to locate it in a file.
     pub fn key(&self) -> &'static str {
         match self {
-            TaskError::Name(_) | TaskError::Exists(_) | TaskError::Unknown(_) => "name",
+            TaskError::Name(_) => "name",
             TaskError::Role { .. } => "role",
             TaskError::Revision(_) => "revision",
             TaskError::Cluster { .. } => "cluster",
@@ -225,26 +221,6 @@ impl fmt::Display for Task {
             if self.containers.len() == 1 { "" } else { "s" }
         )
     }
-}
-
-/// `tasks` with the task `spec` describes added (`ctl task add`): checked as a file's, and
-/// refused if its family is taken. `tasks` is left as it was on an error.
-pub fn add_task(tasks: &[Task], spec: TaskSpec) -> Result<Vec<Task>, TaskError> {
-    let task = Task::check(spec)?;
-    if tasks.iter().any(|t| t.family == task.family) {
-        return Err(TaskError::Exists(task.family));
-    }
-    let mut out = tasks.to_vec();
-    out.push(task);
-    Ok(out)
-}
-
-/// `tasks` without the task `name` (`ctl task remove`).
-pub fn remove_task(tasks: &[Task], name: &str) -> Result<Vec<Task>, TaskError> {
-    if !tasks.iter().any(|t| t.family == name) {
-        return Err(TaskError::Unknown(name.to_string()));
-    }
-    Ok(tasks.iter().filter(|t| t.family != name).cloned().collect())
 }
 
 /// Checks every `[[task]]` of a file: each with [`Task::check`], blamed on the key at fault
@@ -422,34 +398,6 @@ mod tests {
         let [t] = c.tasks() else { panic!() };
         assert_eq!(t.containers()[0].docker_name.as_deref(), Some("web-1"));
         assert_eq!(t.credentials_source().kind(), SourceKind::Process);
-    }
-
-    #[test]
-    fn ctl_adds_and_removes_by_the_same_rules() {
-        let c = parse("[[task]]\nname = \"web\"\nrole = \"r\"\n").unwrap();
-        let s = |json: &str| serde_json::from_str::<TaskSpec>(json).unwrap();
-        let more = add_task(c.tasks(), s(r#"{"name":"api","role":"api-role"}"#)).unwrap();
-        let names: Vec<_> = more.iter().map(Task::name).collect();
-        assert_eq!(names, ["web", "api"]);
-        assert_eq!(
-            add_task(&more, s(r#"{"name":"web","role":"r"}"#))
-                .unwrap_err()
-                .to_string(),
-            "task `web` already exists: remove it first (`fake-metadata ctl task remove web`)"
-        );
-        assert_eq!(
-            add_task(&more, s(r#"{"name":"x","role":"not a role"}"#))
-                .unwrap_err()
-                .to_string(),
-            "task `x`: `not a role` is not an IAM role name: 1 to 64 of `A-Z a-z 0-9 + = , . @ _ -`"
-        );
-        let fewer = remove_task(&more, "web").unwrap();
-        assert_eq!(fewer.len(), 1);
-        assert_eq!(fewer[0].name(), "api");
-        assert_eq!(
-            remove_task(&fewer, "web").unwrap_err().to_string(),
-            "no task `web` (`fake-metadata ctl task list` shows them)"
-        );
     }
 
     #[test]

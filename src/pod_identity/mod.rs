@@ -22,8 +22,8 @@
 //!   (400 `Service account token cannot be parsed: …`, golang-jwt v5's messages).
 //! - `pkg/errors/errors.go`: EKS Auth's refusal of a token (`[REQUEST-ID]: (CODE): MESSAGE,
 //!   fault: client`, EKS Auth's status); any other failure 500 with the error chain.
-//! - `pkg/credentials/model.go`: the JSON keys, in order, each omitted when empty
-//!   (`omitempty`), `Expiration` as `time.RFC3339Nano`.
+//! - `pkg/credentials/model.go`: the JSON keys, in order, `Expiration` as `time.RFC3339Nano`
+//!   (see `credentials_json` for the one empty value, a long-term key's `Token`).
 //! - `cmd/server.go`, `configuration/config.go`: the agent listens on `169.254.170.23:80` and
 //!   `[fd00:ec2::23]:80` ([`PORT`]), its probes (`/healthz`, `/readyz`) on `localhost:2703`
 //!   ([`PROBE_PORT`]), metrics on `0.0.0.0:2705` ([`METRICS_PORT`]).
@@ -266,6 +266,8 @@ pub enum Outcome<'p> {
     Redirect,
     /// `OPTIONS *`, which Go's server answers itself (200).
     Options,
+    /// A status a fault imposed ([`Response::for_status`]).
+    Fault,
 }
 
 impl fmt::Display for Outcome<'_> {
@@ -280,7 +282,23 @@ impl fmt::Display for Outcome<'_> {
             Outcome::NotFound => f.write_str("not found"),
             Outcome::Redirect => f.write_str("redirect to the clean path"),
             Outcome::Options => f.write_str("OPTIONS *"),
+            Outcome::Fault => f.write_str("fault"),
         }
+    }
+}
+
+impl Response<'static> {
+    /// What the agent sends with `status` when a fault imposes it: `http.Error` with Go's
+    /// status text, as its rate limiter answers 429 (`Too Many Requests\n`,
+    /// `internal/middleware/rate_limiter/rate_limiter.go`); 404 is `ServeMux`'s page.
+    pub fn for_status(status: u16) -> Response<'static> {
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = if status == StatusCode::NOT_FOUND {
+            Bytes::from_static(b"404 page not found\n")
+        } else {
+            format!("{}\n", status.canonical_reason().unwrap_or_default()).into()
+        };
+        error(status, body, Outcome::Fault)
     }
 }
 
@@ -380,9 +398,9 @@ fn error(status: StatusCode, body: Bytes, outcome: Outcome<'_>) -> Response<'_> 
     reply(status, Some(TEXT), true, body, outcome)
 }
 
-/// `http.Redirect` with 307 (Go 1.26's `ServeMux` redirects to the clean path with 307, not
-/// 301 as before: Go CL 720820): a `Location`; for GET and HEAD an HTML `Content-Type`; for
-/// GET a one-link page.
+/// `http.Redirect` with 307 (since Go 1.26 `ServeMux` redirects with 307, not 301: Go CL
+/// 720820, golang/go#77741): a `Location`; for GET and HEAD an HTML `Content-Type`; for GET
+/// a one-link page.
 fn redirect<'p>(method: &Method, clean: &str, query: Option<&str>) -> Response<'p> {
     let url = match query {
         Some(q) => format!("{clean}?{q}"),
@@ -415,9 +433,12 @@ fn is_loopback(host: &str) -> bool {
 }
 
 /// The agent's JSON for one set: `AccessKeyId`, `SecretAccessKey`, `Token`, `AccountId`,
-/// `Expiration`, each string omitted when empty (a set of long-term keys has no `Token`).
-/// `Expiration` is the set's, in whole seconds like the other endpoints' documents (EKS Auth
-/// returns epoch seconds).
+/// `Expiration`, in that order. The agent's struct omits an empty string (`omitempty`), but
+/// EKS Auth always returns all of them, so every real reply has all five; a set of
+/// long-term keys (`static` without a session token) keeps `"Token":""` as IMDS's document
+/// does, since the SDKs require the key (aws-config's `json_credentials`: "Expected field
+/// `Token`"). `Expiration` is the set's, in whole seconds like the other endpoints' documents
+/// (EKS Auth returns epoch seconds).
 fn credentials_json(set: &Issued, account_id: &str) -> String {
     let mut s = String::with_capacity(1024);
     s.push('{');
@@ -428,12 +449,10 @@ fn credentials_json(set: &Issued, account_id: &str) -> String {
         ("Token", token),
         ("AccountId", account_id),
     ] {
-        if !value.is_empty() {
-            go::json_string(&mut s, key);
-            s.push(':');
-            go::json_string(&mut s, value);
-            s.push(',');
-        }
+        go::json_string(&mut s, key);
+        s.push(':');
+        go::json_string(&mut s, value);
+        s.push(',');
     }
     s.push_str("\"Expiration\":");
     go::json_string(&mut s, &go::rfc3339_nano(whole_seconds(set.expires)));

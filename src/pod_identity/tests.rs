@@ -158,16 +158,17 @@ fn credentials_are_the_agents_json() {
     assert_eq!(v["Expiration"], "1996-03-27T07:45:23Z");
 }
 
-/// `omitempty`: long-term keys carry no `Token`; strings are escaped as `encoding/json` does.
+/// Long-term keys keep `"Token":""` (the SDKs need the key); strings are escaped as
+/// `encoding/json` does.
 #[test]
-fn empty_fields_are_omitted_and_strings_escaped_as_go_does() {
+fn long_term_keys_keep_an_empty_token_and_strings_are_escaped_as_go_does() {
     let f = Fixture::new();
     let part = f.part(&options());
     let r = get(&part, "169.254.170.23", Some(BATCH_TOKEN));
     assert_eq!(
         body(&r),
         "{\"AccessKeyId\":\"AKIAEXAMPLE\",\"SecretAccessKey\":\"s\\u003c\\u0026\\u003e\\\"e\\\\c\",\
-         \"AccountId\":\"123456789012\",\"Expiration\":\"1996-03-27T07:45:23Z\"}"
+         \"Token\":\"\",\"AccountId\":\"123456789012\",\"Expiration\":\"1996-03-27T07:45:23Z\"}"
     );
     let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(v["SecretAccessKey"], "s<&>\"e\\c");
@@ -484,4 +485,15 @@ fn env_is_what_eks_injects() {
         ]
     );
     assert_eq!(FULL_URI_IPV6, "http://[fd00:ec2::23]/v1/credentials");
+}
+
+/// A status a fault imposes reads as the agent's `http.Error` for it: 429 is exactly what its
+/// rate limiter sends.
+#[test]
+fn imposed_statuses_read_as_the_agents_errors() {
+    assert_error(&Response::for_status(429), 429, "Too Many Requests\n");
+    assert_error(&Response::for_status(503), 503, "Service Unavailable\n");
+    assert_error(&Response::for_status(500), 500, "Internal Server Error\n");
+    assert_error(&Response::for_status(404), 404, "404 page not found\n");
+    assert_eq!(Response::for_status(503).outcome, Outcome::Fault);
 }

@@ -254,7 +254,7 @@ fn log_request<B>(
 /// A `status` fault's reply on the ECS agent's and Pod Identity's endpoints: what Go's
 /// `http.Error` sends for that status.
 #[cold]
-fn go_error(code: u16) -> crate::snapshot::GoReply<'static> {
+fn go_error(code: u16) -> crate::snapshot::GoReply {
     let status =
         http::StatusCode::from_u16(code).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
     crate::snapshot::GoReply {

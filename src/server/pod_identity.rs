@@ -56,7 +56,7 @@ pub(super) fn answer<B>(conn: &Connection, shared: &Published, req: &hyper::Requ
                 GoReply {
                     status: r.status,
                     content_type: r.content_type,
-                    location: r.location.as_deref(),
+                    location: r.location,
                     nosniff: r.nosniff,
                     body: r.body,
                 },

@@ -230,21 +230,21 @@ thread_local! {
 /// redirect, `X-Content-Type-Options` where `http.Error` sets it), then the server's own,
 /// `Date` and `Content-Length` (`net/http/server.go`: `cw.header.WriteSubset`, then
 /// `extraHeader.Write`).
-pub struct GoReply<'a> {
+pub struct GoReply {
     pub status: http::StatusCode,
     pub content_type: Option<&'static str>,
-    pub location: Option<&'a str>,
+    pub location: Option<String>,
     pub nosniff: bool,
     pub body: Bytes,
 }
 
 /// `r` with its headers, `Date` for `now_ms`.
-pub fn go_response(r: GoReply<'_>, now_ms: u64) -> http::Response<Body> {
+pub fn go_response(r: GoReply, now_ms: u64) -> http::Response<Body> {
     let mut h = HeaderMap::with_capacity(5);
     if let Some(t) = r.content_type {
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static(t));
     }
-    if let Some(l) = r.location.and_then(|l| HeaderValue::from_str(l).ok()) {
+    if let Some(l) = r.location.and_then(|l| HeaderValue::from_str(&l).ok()) {
         h.insert(header::LOCATION, l);
     }
     if r.nosniff {
