@@ -230,22 +230,51 @@ def service_user():
     return None
 
 
-def product_config(tmp, name, port, keep_alive, state_dir):
+def product_config(tmp, name, port, keep_alive, state_dir, task=None):
+    """The product's config: IMDS on `port`, the ECS agent's and Pod Identity's endpoints on
+    free ports of their own (not the default `port`+1 and +2, which may be taken). With
+    `task`, a `[[task]]` of that name and a control socket (`ctl task env` gives its
+    credentials path)."""
     path = os.path.join(tmp, f"{name}.toml")
+    control = (f'socket = "{os.path.join(tmp, name + ".sock")}"' if task
+               else "enabled = false")
+    extra = f'\n[[task]]\nname = "{task}"\nrole = "{task}-role"\n' if task else ""
     with open(path, "w") as f:
         f.write(f"""# bench/run: {name}
 [server]
 listen = ["127.0.0.1:{port}"]
+ecs-listen = ["127.0.0.1:{free_port()}"]
+pod-identity-listen = ["127.0.0.1:{free_port()}"]
 keep-alive = {str(keep_alive).lower()}
 state-directory = "{state_dir}"
 
 [control]
-enabled = false
+{control}
 
 [log]
 level = "warn"
-""")
+{extra}""")
     return path
+
+
+def ecs_port(cfg):
+    """The ECS agent's port in a config `product_config` wrote."""
+    with open(cfg) as f:
+        for line in f:
+            if line.startswith("ecs-listen"):
+                return int(line.rsplit(":", 1)[1].split('"')[0])
+    raise BenchBroken(f"no ecs-listen in {cfg}")
+
+
+def task_credentials_path(tmp, name, task):
+    """`AWS_CONTAINER_CREDENTIALS_RELATIVE_URI` of `task`, from `ctl task env`."""
+    sock = os.path.join(tmp, name + ".sock")
+    r = subprocess.run([PRODUCT, "ctl", "--socket", sock, "task", "env", task],
+                       capture_output=True, text=True, timeout=10)
+    for line in r.stdout.splitlines():
+        if line.startswith("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI="):
+            return line.split("=", 1)[1]
+    raise BenchBroken(f"ctl task env {task}: {r.stdout}{r.stderr}")
 
 
 def make_state_dir(tmp):
@@ -272,13 +301,15 @@ def make_state_dir(tmp):
     return d
 
 
-def start_product(tmp, name, keep_alive, state_dir, core):
+def start_product(tmp, name, keep_alive, state_dir, core, task=None):
     """The product as its service user (as root: `fake-metadata`, else `nobody`), as the
     systemd unit runs it, so its figures do not include dropping root."""
     port = free_port()
-    cfg = product_config(tmp, name, port, keep_alive, state_dir)
+    cfg = product_config(tmp, name, port, keep_alive, state_dir, task)
     user = service_user() if is_root() else None
-    return Server(name, [PRODUCT, "serve", "--config", cfg], port, tmp, core, user=user)
+    s = Server(name, [PRODUCT, "serve", "--config", cfg], port, tmp, core, user=user)
+    s.ecs_port = ecs_port(cfg)
+    return s
 
 
 def start_ceiling(tmp, core):

@@ -1,6 +1,7 @@
 //! fake-metadata makes a Linux VM look like an EC2 instance to the software inside it: it
-//! serves EC2's instance metadata API exactly as EC2 does, and (as root) routes
-//! `169.254.169.254` to itself.
+//! serves EC2's instance metadata API exactly as EC2 does, and the ECS agent's and EKS Pod
+//! Identity's endpoints for the tasks and pods in its containers, and (as root) routes
+//! `169.254.169.254`, `169.254.170.2` and `169.254.170.23` to itself.
 //!
 //! The modules sit in layers, each depending only on those above it (ARCHITECTURE.md has the
 //! picture and where each concern lives):

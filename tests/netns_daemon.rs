@@ -416,13 +416,18 @@ fn unmodified_clients_v4() {
         return;
     }
     let config = fixture("v4.toml");
-    // The address, the box's REDIRECT and the container path (4 DNATs, one drop).
-    install_twice(&config, 7);
-    assert!(
-        lo_addresses(Ns::Here).contains("169.254.169.254/32"),
-        "install did not put the address on lo"
-    );
-    assert_eq!(tagged_rules(Ns::Here, "iptables").len(), 1);
+    // For each of IMDS, the ECS agent and Pod Identity: the address, the box's REDIRECT and
+    // the container path (4 DNATs, one drop).
+    install_twice(&config, 21);
+    let lo = lo_addresses(Ns::Here);
+    for a in [
+        "169.254.169.254/32",
+        "169.254.170.2/32",
+        "169.254.170.23/32",
+    ] {
+        assert!(lo.contains(a), "install did not put {a} on lo: {lo}");
+    }
+    assert_eq!(tagged_rules(Ns::Here, "iptables").len(), 3);
     assert!(
         tagged_rules(Ns::Here, "ip6tables").is_empty(),
         "IPv6 interception without http-protocol-ipv6"
@@ -459,9 +464,83 @@ fn unmodified_clients_v4() {
     let (status, text) = Ns::Here.fake_metadata("status", &config);
     assert!(status.success(), "status with all in place failed:\n{text}");
     assert!(text.contains(INSTANCE_ID), "{text}");
+    assert!(
+        text.contains("the ECS agent's refusal") && text.contains("Pod Identity's refusal"),
+        "{text}"
+    );
+
+    // A task and a pod through 169.254.170.2 and 169.254.170.23, with only what `ctl`
+    // prints: botocore's container provider.
+    if botocore_available("unmodified_clients_v4") {
+        let ctl = |args: &[&str]| {
+            Ns::Here.ok(BIN, &[&["ctl", "--config", config.as_str()], args].concat())
+        };
+        let task_env = ctl(&["task", "env", "web"]);
+        let (method, key) = botocore_credentials(&task_env);
+        assert_eq!(method, "container-role");
+        let relative = env_value(&task_env, "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
+        let served = Ns::Here.curl_ok("ecs", &[&format!("http://169.254.170.2{relative}")]);
+        assert!(
+            served.contains(&key) && served.contains("role/web-task-role"),
+            "{served}"
+        );
+        let token_file = format!("/tmp/fm-netns-v4-{}.token", std::process::id());
+        let pod_env = ctl(&["pod", "env", "shop/cart", "--token-file", &token_file]);
+        let (method, pod_key) = botocore_credentials(&pod_env);
+        std::fs::remove_file(&token_file).unwrap();
+        assert_eq!(method, "container-role");
+        assert_ne!(pod_key, key);
+        let log = daemon.log();
+        assert!(
+            log.contains("endpoint=ecs") && log.contains("endpoint=pod-identity"),
+            "{log}"
+        );
+        assert!(!log.contains(relative.rsplit('/').next().unwrap()), "{log}");
+    }
 
     uninstall_leaves_nothing(&config);
     stop_cleanly(daemon);
+}
+
+/// The value of `key` in `KEY=VALUE` lines.
+fn env_value(lines: &str, key: &str) -> String {
+    lines
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}=")))
+        .unwrap_or_else(|| panic!("no {key} in {lines}"))
+        .to_string()
+}
+
+/// botocore's credential chain with the `KEY=VALUE` lines as its only settings: its
+/// provider (`method`) and the access key id.
+fn botocore_credentials(env_lines: &str) -> (String, String) {
+    let mut cmd = Ns::Here.command(&python3());
+    let mut env = aws_env(None)
+        .set("PATH", PATH)
+        .set("AWS_EC2_METADATA_DISABLED", "true");
+    for l in env_lines.lines() {
+        if let Some((k, v)) = l.split_once('=') {
+            env = env.set(k, v);
+        }
+    }
+    env.apply(&mut cmd);
+    let out = cmd
+        .args([
+            "-c",
+            "import botocore.session\n\
+             c = botocore.session.get_session().get_credentials()\n\
+             print(c.method, c.get_frozen_credentials().access_key)",
+        ])
+        .output()
+        .expect("run python3");
+    assert!(
+        out.status.success(),
+        "botocore: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let (m, k) = text.trim().split_once(' ').expect("method and key");
+    (m.to_string(), k.to_string())
 }
 
 /// IPv6 interception enabled: curl to `[fd00:ec2::254]` (v1 and v2, so the IPv6 hop-limit
@@ -473,15 +552,16 @@ fn unmodified_clients_v6() {
         return;
     }
     let config = fixture("v6.toml");
-    // Both addresses and REDIRECTs, and the (IPv4) container path (4 DNATs, one drop).
-    install_twice(&config, 9);
+    // IMDS and Pod Identity: both addresses and REDIRECTs, and the (IPv4) container path
+    // (4 DNATs, one drop); the ECS agent: IPv4 only (7).
+    install_twice(&config, 25);
     let lo = lo_addresses(Ns::Here);
     assert!(
         lo.contains("169.254.169.254/32") && lo.contains("fd00:ec2::254/128"),
         "{lo}"
     );
-    assert_eq!(tagged_rules(Ns::Here, "iptables").len(), 1);
-    assert_eq!(tagged_rules(Ns::Here, "ip6tables").len(), 1);
+    assert_eq!(tagged_rules(Ns::Here, "iptables").len(), 3);
+    assert_eq!(tagged_rules(Ns::Here, "ip6tables").len(), 2);
 
     let daemon = start_unprivileged(&config);
     assert!(

@@ -494,3 +494,48 @@ fn replies_carry_gos_headers_in_gos_order() {
         ])
     );
 }
+
+/// A reload follows the config's tasks and pods and keeps the ids: a task added to the file
+/// is served, one taken out is not, one kept keeps its id and keys; a task `ctl` added stays;
+/// a bad reload changes nothing.
+#[test]
+fn a_reload_follows_the_configs_tasks_and_keeps_the_ids() {
+    let mut d = start();
+    d.ctl_ok(&["task", "add", "live", "--role", "live-role"]);
+    let ecs = d.endpoint_addr("ecs");
+    let web = env_map(&d.ctl_ok(&["task", "env", "web"]))["AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"]
+        .clone();
+    let (_, _, before) = get(ecs, &web, &[]);
+    let cfg = d.dir().join("config.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let text = text.replace(
+        "[[pod]]",
+        "[[task]]\nname = \"api\"\nrole = \"api-role\"\n[[pod]]",
+    );
+    common::daemon::write_config(&cfg, &text);
+    d.signal(nix::sys::signal::Signal::SIGHUP);
+    d.wait_for_log("config reloaded");
+    let list = d.ctl_ok(&["task", "list"]);
+    assert!(
+        list.contains("web") && list.contains("api") && list.contains("live"),
+        "{list}"
+    );
+    let (_, _, after) = get(ecs, &web, &[]);
+    assert_eq!(after, before, "an unchanged task keeps its keys");
+    let api = env_map(&d.ctl_ok(&["task", "env", "api"]))["AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"]
+        .clone();
+    let (status, _, body) = get(ecs, &api, &[]);
+    assert_eq!(status, 200, "{body}");
+
+    common::daemon::write_config(&cfg, &text.replace("name = \"api\"", "name = \"api2\""));
+    d.signal(nix::sys::signal::Signal::SIGHUP);
+    d.wait_log("config reloaded", 2, std::time::Duration::from_secs(10));
+    let (status, _, _) = get(ecs, &api, &[]);
+    assert!((400..500).contains(&status), "api is gone: {status}");
+
+    // A bad reload keeps everything.
+    common::daemon::write_config(&cfg, &text.replace("role = \"api-role\"", "role = \"a b\""));
+    d.signal(nix::sys::signal::Signal::SIGHUP);
+    d.wait_for_log("config reload failed");
+    assert!(d.ctl_ok(&["task", "list"]).contains("api2"));
+}
