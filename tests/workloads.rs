@@ -500,7 +500,7 @@ fn replies_carry_gos_headers_in_gos_order() {
 /// a bad reload changes nothing.
 #[test]
 fn a_reload_follows_the_configs_tasks_and_keeps_the_ids() {
-    let mut d = start();
+    let d = start();
     d.ctl_ok(&["task", "add", "live", "--role", "live-role"]);
     let ecs = d.endpoint_addr("ecs");
     let web = env_map(&d.ctl_ok(&["task", "env", "web"]))["AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"]
