@@ -236,7 +236,8 @@ def product_config(tmp, name, port, keep_alive, state_dir, task=None):
     `task`, a `[[task]]` of that name and a control socket (`ctl task env` gives its
     credentials path)."""
     path = os.path.join(tmp, f"{name}.toml")
-    control = (f'socket = "{os.path.join(tmp, name + ".sock")}"' if task
+    # In the state directory: the product runs as the service user from the start.
+    control = (f'socket = "{os.path.join(state_dir, name + ".sock")}"' if task
                else "enabled = false")
     extra = f'\n[[task]]\nname = "{task}"\nrole = "{task}-role"\n' if task else ""
     with open(path, "w") as f:
@@ -266,9 +267,9 @@ def ecs_port(cfg):
     raise BenchBroken(f"no ecs-listen in {cfg}")
 
 
-def task_credentials_path(tmp, name, task):
+def task_credentials_path(state_dir, name, task):
     """`AWS_CONTAINER_CREDENTIALS_RELATIVE_URI` of `task`, from `ctl task env`."""
-    sock = os.path.join(tmp, name + ".sock")
+    sock = os.path.join(state_dir, name + ".sock")
     r = subprocess.run([PRODUCT, "ctl", "--socket", sock, "task", "env", task],
                        capture_output=True, text=True, timeout=10)
     for line in r.stdout.splitlines():

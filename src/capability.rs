@@ -144,8 +144,8 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-/// A version-4-shaped UUID from the first 16 bytes.
-fn uuid(d: [u8; 32]) -> String {
+/// A version-4-shaped UUID from the first 16 bytes of `d`.
+pub fn uuid(d: [u8; 32]) -> String {
     let mut b = [0u8; 16];
     b.copy_from_slice(&d[..16]);
     b[6] = (b[6] & 0x0f) | 0x40;

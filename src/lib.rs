@@ -5,7 +5,7 @@
 //!
 //! The modules sit in layers, each depending only on those above it (ARCHITECTURE.md has the
 //! picture and where each concern lives):
-//! 1. vocabulary: [`clock`], [`ec2`] (naming rules), [`endpoint`] (the services we answer as),
+//! 1. vocabulary: [`clock`], [`ec2`] (naming rules), [`go`] (how Go programs write bytes), [`endpoint`] (the services we answer as),
 //!    [`client`] (who asks), [`types`], [`metadata`] (the tree), [`accounts`], [`machine`];
 //! 2. pure domain: [`imds`] ([`imds::respond`]), [`ecs`] ([`ecs::respond`]), [`fault`], [`scenario`], [`credentials`], [`identity`],
 //!    [`intercept`]'s plan;
@@ -30,6 +30,7 @@ pub mod ec2;
 pub mod ecs;
 pub mod endpoint;
 pub mod fault;
+pub mod go;
 pub mod identity;
 pub mod imds;
 pub mod intercept;

@@ -9,7 +9,6 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 use serde::{Serialize, Serializer};
-use time::OffsetDateTime;
 
 /// serde_json's compact formatter plus Go's HTML-safe escapes.
 struct GoFormatter;
@@ -73,24 +72,7 @@ pub fn go_float_opt<S: Serializer>(v: &Option<f64>, s: S) -> Result<S::Ok, S::Er
 /// A Go `time.Time` as its `MarshalJSON` writes it (`time.RFC3339Nano`, in UTC as the agent
 /// converts every time it serves).
 pub fn go_time(t: SystemTime) -> String {
-    let t = OffsetDateTime::from(t);
-    let mut s = format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    );
-    let nanos = t.nanosecond();
-    if nanos != 0 {
-        let frac = format!("{nanos:09}");
-        s.push('.');
-        s.push_str(frac.trim_end_matches('0'));
-    }
-    s.push('Z');
-    s
+    crate::go::rfc3339_nano(t)
 }
 
 /// A `time.Time` field.

@@ -33,7 +33,7 @@
 //! daemon accepts. A wrong token that is not JWT-shaped gets the agent's own parse refusal;
 //! a JWT-shaped one gets EKS Auth's `InvalidTokenException` as the agent relays it.
 
-mod go;
+use crate::go;
 pub mod token_file;
 
 #[cfg(test)]

@@ -32,7 +32,14 @@ pub(super) fn answer<B>(conn: &Connection, shared: &Published, req: &hyper::Requ
         }
     };
     if snap.log_requests {
-        super::log_request(conn, req, &ecs::loggable(path), reply.status.as_u16(), hit);
+        super::log_request(
+            conn,
+            req,
+            &ecs::loggable(path),
+            reply.status.as_u16(),
+            None,
+            hit,
+        );
     }
     let resp = go_response(reply, now_ms);
     match hit {

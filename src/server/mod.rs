@@ -231,12 +231,14 @@ fn check_faults<B>(
 }
 
 /// The access-log line of a request to the ECS agent's or Pod Identity's endpoint; `path`
-/// as it may be logged (without a secret).
+/// as it may be logged (without a secret), and what the request got when the front says
+/// (never a token).
 fn log_request<B>(
     conn: &Connection,
     req: &hyper::Request<B>,
     path: &str,
     status: u16,
+    outcome: Option<&dyn std::fmt::Display>,
     hit: Option<Hit>,
 ) {
     tracing::info!(
@@ -246,6 +248,7 @@ fn log_request<B>(
         method = %req.method(),
         path,
         status,
+        outcome = outcome.map(tracing::field::display),
         fault = hit.map(|h| tracing::field::display(fault_shown(&h))),
         "request"
     );

@@ -23,7 +23,7 @@ pub(super) fn answer<B>(conn: &Connection, shared: &Published, req: &hyper::Requ
             ..
         }) => {
             if snap.log_requests {
-                super::log_request(conn, req, path, code, hit);
+                super::log_request(conn, req, path, code, None, hit);
             }
             go_response(super::go_error(code), now_ms)
         }
@@ -40,17 +40,8 @@ pub(super) fn answer<B>(conn: &Connection, shared: &Published, req: &hyper::Requ
             };
             let r = pod_identity::respond(&snap.pod_identity, &view);
             if snap.log_requests {
-                tracing::info!(
-                    target: "fake_metadata::access",
-                    endpoint = %conn.endpoint,
-                    peer = %conn.client.peer,
-                    method = %req.method(),
-                    path,
-                    status = r.status.as_u16(),
-                    outcome = %r.outcome,
-                    fault = hit.map(|h| tracing::field::display(super::fault_shown(&h))),
-                    "request"
-                );
+                let status = r.status.as_u16();
+                super::log_request(conn, req, path, status, Some(&r.outcome), hit);
             }
             go_response(
                 GoReply {

@@ -1,7 +1,8 @@
-//! What the agent's bytes look like because it is written in Go: `encoding/json`'s string
-//! escaping, `time.RFC3339Nano`, `net/http`'s `ServeMux` path cleaning and redirect page, and
-//! how `internal/validation/request.go` reads the `Host`. Each function says which Go code it
-//! follows (Go 1.26, the agent's `.go-version` at d4dc0f3).
+//! What the agents' bytes look like because they are written in Go (the ECS agent and the EKS
+//! Pod Identity agent): `encoding/json`'s string escaping, `time.RFC3339Nano`, `net/http`'s
+//! `ServeMux` path cleaning and redirect page, and how the Pod Identity agent's
+//! `internal/validation/request.go` reads the `Host`. Each function says which Go code it
+//! follows (Go 1.26, the Pod Identity agent's `.go-version` at d4dc0f3).
 
 use std::borrow::Cow;
 use std::time::SystemTime;
