@@ -539,3 +539,35 @@ fn a_reload_follows_the_configs_tasks_and_keeps_the_ids() {
     d.wait_for_log("config reload failed");
     assert!(d.ctl_ok(&["task", "list"]).contains("api2"));
 }
+
+/// A fault scoped to one endpoint acts on it alone: a 500 on the ECS agent's credentials
+/// (Go's `http.Error` text) while IMDS and Pod Identity answer as before.
+#[test]
+fn faults_are_scoped_to_their_endpoint() {
+    let d = start();
+    let ecs = d.endpoint_addr("ecs");
+    let pod = d.endpoint_addr("pod_identity");
+    let relative =
+        env_map(&d.ctl_ok(&["task", "env", "web"]))["AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"]
+            .clone();
+    let id = d.ctl_ok(&[
+        "fault",
+        "add",
+        "--endpoint",
+        "ecs",
+        "--path",
+        "v2/credentials/*",
+        "--status",
+        "500",
+    ]);
+    let (status, ctype, body) = get(ecs, &relative, &[]);
+    assert_eq!(
+        (status, ctype.as_str(), body.as_str()),
+        (500, "text/plain; charset=utf-8", "Internal Server Error\n")
+    );
+    assert_eq!(d.get("/latest/meta-data/instance-id").0, 200);
+    let (status, _, _) = get(pod, "/v1/credentials", &[]);
+    assert_eq!(status, 400, "Pod Identity's own refusal, not the fault");
+    d.ctl_ok(&["fault", "clear", id.trim()]);
+    assert_eq!(get(ecs, &relative, &[]).0, 200);
+}
