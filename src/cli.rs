@@ -328,8 +328,13 @@ fn intercept_cmd(args: &ConfigArgs, action: Action) -> Result<ExitCode, Error> {
             if plan.containers() {
                 println!(
                     "containers admitted from: {} (anything else from outside the box to \
-                     169.254.169.254 is dropped)",
-                    plan.admitted().join(", ")
+                     {} is dropped)",
+                    plan.admitted().join(", "),
+                    plan.routes
+                        .iter()
+                        .map(|r| r.endpoint.ipv4().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 );
                 let refused = plan.refused();
                 if !refused.is_empty() {

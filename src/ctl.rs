@@ -11,7 +11,10 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{Config, ConfigError, ControlConfig};
+use crate::config::{
+    Config, ConfigError, ContainerSpec, ControlConfig, Pod, PodSpec, ServiceAccount, Task,
+    TaskSpec, from_docker_inspect,
+};
 use crate::control::{self, Command};
 use crate::fault::{self, FaultId};
 use crate::scenario::{
@@ -116,6 +119,79 @@ pub enum CtlCommand {
     Status,
     /// Back to the configured state: live changes dropped, the config's timeline replayed.
     Reset,
+    /// ECS tasks: their role's credentials and task metadata at 169.254.170.2.
+    Task {
+        #[command(subcommand)]
+        command: TaskCommand,
+    },
+    /// EKS Pod Identity: a service account's role at 169.254.170.23.
+    Pod {
+        #[command(subcommand)]
+        command: PodCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TaskCommand {
+    /// Serve a task (until the daemon stops; `[[task]]` in the config keeps it).
+    Add {
+        /// The task definition's family.
+        name: String,
+        /// The task role's name.
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        revision: Option<u32>,
+        #[arg(long)]
+        cluster: Option<String>,
+        /// A container of the task: NAME or NAME=IMAGE (repeatable). Default: one named as
+        /// the task.
+        #[arg(long = "container", value_name = "NAME[=IMAGE]")]
+        containers: Vec<String>,
+        /// A running Docker container whose real facts (id, name, image, addresses, times,
+        /// labels) the task shows, read here with `docker inspect` (repeatable). The
+        /// daemon never talks to Docker.
+        #[arg(long, value_name = "CONTAINER")]
+        from_docker: Vec<String>,
+    },
+    /// Stop serving a task `task add` added.
+    Remove { name: String },
+    /// The tasks served.
+    List,
+    /// The environment a container of the task needs, KEY=VALUE a line (for `docker run
+    /// --env-file`): its credentials and metadata URIs, as the ECS agent sets them.
+    Env {
+        name: String,
+        /// Which container (default: the task's first).
+        #[arg(long)]
+        container: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PodCommand {
+    /// Serve a pod's service account (until the daemon stops; `[[pod]]` in the config keeps
+    /// it).
+    Add {
+        /// NAMESPACE/NAME.
+        service_account: String,
+        /// The IAM role's name.
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        cluster: Option<String>,
+    },
+    /// Stop serving a pod `pod add` added.
+    Remove { service_account: String },
+    /// The pods served.
+    List,
+    /// Writes the pod's token to PATH (0600) and prints the environment a container of it
+    /// needs, KEY=VALUE a line; mount PATH into the container at the path printed.
+    Env {
+        service_account: String,
+        #[arg(long, value_name = "PATH")]
+        token_file: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -246,6 +322,8 @@ fn command(c: CtlCommand) -> Result<(Command, Option<String>), String> {
         } => (Command::RotateCredentials, None),
         CtlCommand::Status => (Command::Status, None),
         CtlCommand::Reset => (Command::Reset, None),
+        CtlCommand::Task { command } => (task_command(command)?, None),
+        CtlCommand::Pod { command } => (pod_command(command)?, None),
         CtlCommand::Event { command } => match command {
             EventCommand::Add {
                 code,
@@ -275,6 +353,90 @@ fn command(c: CtlCommand) -> Result<(Command, Option<String>), String> {
             EventCommand::Cancel { id, when } => (change(Change::EventCancel { id }, when), None),
             EventCommand::Clear => (change(Change::EventClear, When::now()), None),
         },
+    })
+}
+
+/// `ctl task …` as a request; `add` is checked here by the same rule as `[[task]]`.
+fn task_command(c: TaskCommand) -> Result<Command, String> {
+    Ok(match c {
+        TaskCommand::Add {
+            name,
+            role,
+            revision,
+            cluster,
+            containers,
+            from_docker,
+        } => {
+            let mut specs = Vec::new();
+            for c in &containers {
+                let (name, image) = match c.split_once('=') {
+                    Some((n, i)) => (n, Some(i.to_string())),
+                    None => (c.as_str(), None),
+                };
+                let mut spec = ContainerSpec::named(name);
+                if image.is_some() {
+                    spec.image = image;
+                }
+                specs.push(spec);
+            }
+            for d in &from_docker {
+                specs.push(docker_inspect(d)?);
+            }
+            let spec = TaskSpec {
+                name,
+                role,
+                revision,
+                cluster,
+                containers: specs,
+                credentials: Default::default(),
+            };
+            // The daemon checks again; this gives the same line without a round trip.
+            Task::check(spec.clone()).map_err(|e| e.to_string())?;
+            Command::TaskAdd { task: spec }
+        }
+        TaskCommand::Remove { name } => Command::TaskRemove { name },
+        TaskCommand::List => Command::TaskList,
+        TaskCommand::Env { name, container } => Command::TaskEnv { name, container },
+    })
+}
+
+/// A running container's facts, from `docker inspect` run by whoever runs `ctl`.
+fn docker_inspect(container: &str) -> Result<ContainerSpec, String> {
+    let out = std::process::Command::new("docker")
+        .args(["inspect", "--type", "container", "--", container])
+        .output()
+        .map_err(|e| format!("--from-docker {container}: cannot run `docker inspect`: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "--from-docker {container}: `docker inspect` failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    from_docker_inspect(&String::from_utf8_lossy(&out.stdout), None)
+        .map_err(|e| format!("--from-docker {container}: {e}"))
+}
+
+/// `ctl pod …` as a request (`env` asks for the token; [`run`] writes it and prints).
+fn pod_command(c: PodCommand) -> Result<Command, String> {
+    Ok(match c {
+        PodCommand::Add {
+            service_account,
+            role,
+            cluster,
+        } => {
+            let mut spec = PodSpec::new(service_account, role);
+            spec.cluster = cluster;
+            Pod::check(spec.clone()).map_err(|e| e.to_string())?;
+            Command::PodAdd { pod: spec }
+        }
+        PodCommand::Remove { service_account } => Command::PodRemove { service_account },
+        PodCommand::List => Command::PodList,
+        PodCommand::Env {
+            service_account, ..
+        } => {
+            ServiceAccount::parse(&service_account).map_err(|e| e.to_string())?;
+            Command::PodToken { service_account }
+        }
     })
 }
 
@@ -336,8 +498,27 @@ pub fn run(args: Vec<OsString>) -> Result<ExitCode, CtlError> {
             .clone()
     };
     let socket = control::client_socket(parsed.socket.as_deref(), &control_cfg)?;
+    let token_file = match &parsed.command {
+        CtlCommand::Pod {
+            command: PodCommand::Env { token_file, .. },
+        } => Some(token_file.clone()),
+        _ => None,
+    };
     let (cmd, print) = command(parsed.command).map_err(CtlError::Invalid)?;
     let message = control::request(&socket, cmd)?;
+    if let Some(path) = token_file {
+        // The reply is the token: into the file, never on the terminal. The file is named
+        // by its absolute path, which a container mounts it at (`-v PATH:PATH:ro`).
+        let bad =
+            |e: std::io::Error| CtlError::Invalid(format!("--token-file {}: {e}", path.display()));
+        let path = std::path::absolute(&path).map_err(bad)?;
+        crate::pod_identity::token_file::write_token_file(&path, &message).map_err(bad)?;
+        let file = path.display().to_string();
+        for (k, v) in crate::pod_identity::env(crate::pod_identity::FULL_URI, &file) {
+            println!("{k}={v}");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     match print {
         Some(p) => {
             println!("{p}");

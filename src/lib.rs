@@ -6,7 +6,7 @@
 //! picture and where each concern lives):
 //! 1. vocabulary: [`clock`], [`ec2`] (naming rules), [`endpoint`] (the services we answer as),
 //!    [`client`] (who asks), [`types`], [`metadata`] (the tree), [`accounts`], [`machine`];
-//! 2. pure domain: [`imds`] ([`imds::respond`]), [`fault`], [`scenario`], [`credentials`], [`identity`],
+//! 2. pure domain: [`imds`] ([`imds::respond`]), [`ecs`] ([`ecs::respond`]), [`fault`], [`scenario`], [`credentials`], [`identity`],
 //!    [`intercept`]'s plan;
 //! 3. [`config`]: the file, environment and flags, checked;
 //! 4. [`snapshot`]: what is served, built by a pure function;
@@ -26,6 +26,7 @@ pub mod credentials;
 pub mod ctl;
 pub mod daemon;
 pub mod ec2;
+pub mod ecs;
 pub mod endpoint;
 pub mod fault;
 pub mod identity;
@@ -34,6 +35,7 @@ pub mod intercept;
 pub mod live;
 pub mod machine;
 pub mod metadata;
+pub mod pod_identity;
 pub mod scenario;
 pub mod server;
 pub mod snapshot;

@@ -12,9 +12,13 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
+use crate::capability::BoxSecret;
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::credentials::{CredentialManager, CredentialSet, Refresh, SourceKind};
+use crate::config::{Pod, Task};
+use crate::credentials::{
+    CredentialManager, CredentialSet, Keyring, Refresh, SourceKind, Workload, WorkloadRole,
+};
 use crate::identity::{IdentityKey, Signatures};
 use crate::scenario::{Change, EventId, Moment, Refused, Scenario};
 use crate::snapshot::{self, Published, signed_document};
@@ -23,8 +27,11 @@ use crate::snapshot::{self, Published, signed_document};
 pub struct Inputs {
     published: Arc<Published>,
     identity: Option<IdentityKey>,
-    /// The credentials (locked before `current` when both are needed, never after).
-    credentials: Mutex<CredentialManager>,
+    /// What the tasks' and pods' ids and tokens are derived from.
+    secret: BoxSecret,
+    /// The credentials of the instance and of each workload (locked before `current` when
+    /// both are needed, never after).
+    credentials: Mutex<Keyring>,
     /// What the served snapshot was built from: the writer lock.
     current: Mutex<Current>,
     /// Wakes [`run_timers`] when what is due next may have changed.
@@ -38,6 +45,37 @@ struct Current {
     /// The credentials as of the last refresh.
     credentials: CredentialSet,
     scenario: Scenario,
+    /// The tasks and pods served: the config's, then those `ctl` added (kept across a
+    /// reload, lost at a restart).
+    tasks: Vec<Task>,
+    pods: Vec<Pod>,
+    added_tasks: Vec<Task>,
+    added_pods: Vec<Pod>,
+    /// Since when the daemon serves (the tasks' start times).
+    since: SystemTime,
+}
+
+/// Why a `ctl task` or `ctl pod` command was refused; nothing changed.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkloadError {
+    #[error("task `{0}` already exists: remove it first, or give this one another name")]
+    TaskExists(String),
+    #[error("no task `{0}` (`ctl task list` shows them)")]
+    NoTask(String),
+    #[error("task `{0}` comes from the config file: remove it there and reload")]
+    TaskInConfig(String),
+    #[error("task `{task}` has no container `{container}` (it has: {known})")]
+    NoContainer {
+        task: String,
+        container: String,
+        known: String,
+    },
+    #[error("pod `{0}` already exists: remove it first")]
+    PodExists(String),
+    #[error("no pod `{0}` (`ctl pod list` shows them)")]
+    NoPod(String),
+    #[error("pod `{0}` comes from the config file: remove it there and reload")]
+    PodInConfig(String),
 }
 
 /// Why a `ctl` change was refused; nothing changed.
@@ -55,19 +93,17 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// A credential manager for `config`, with a first set when it comes quickly (generated,
-/// static, file); a `process` source is first run by the timers, in the background.
-fn credentials_for(config: &Config, clock: &Arc<dyn Clock>) -> CredentialManager {
-    let mut m = CredentialManager::new(
-        config.iam(),
-        config.instance().account_id().as_str(),
-        config.instance().partition().0,
-        clock.clone(),
-    );
+/// The credentials for `config`: the instance's, with a first set when it comes quickly
+/// (generated, static, file; a `process` source is first run by the timers, in the
+/// background), and no workload yet.
+fn credentials_for(config: &Config, clock: &Arc<dyn Clock>) -> Keyring {
+    let account = config.instance().account_id().as_str();
+    let partition = config.instance().partition().0;
+    let mut m = CredentialManager::new(config.iam(), account, partition, clock.clone());
     if config.iam().source.kind() != SourceKind::Process {
         let _ = m.refresh();
     }
-    m
+    Keyring::new(m, config.iam(), account, partition, clock.clone())
 }
 
 /// The identity document's signatures (from the key's cache when the document is unchanged):
@@ -86,6 +122,7 @@ impl Inputs {
         config: Config,
         clock: Arc<dyn Clock>,
         identity: Option<IdentityKey>,
+        secret: BoxSecret,
     ) -> Arc<Inputs> {
         let mut credentials = credentials_for(&config, &clock);
         let start = clock.now();
@@ -96,17 +133,24 @@ impl Inputs {
             &mut EventId::random,
         );
         scenario.apply_due(start);
-        let current = Current {
+        let mut current = Current {
             signatures: sign(identity.as_ref(), &config, start),
-            credentials: credentials.current(),
+            credentials: CredentialSet::default(),
+            tasks: Vec::new(),
+            pods: Vec::new(),
+            added_tasks: Vec::new(),
+            added_pods: Vec::new(),
+            since: start,
             config,
             scenario,
         };
-        let published = Published::new(current.build(start), clock);
+        current.settle_workloads(&mut credentials);
+        let published = Published::new(current.build(&secret, start), clock);
         credentials.announce();
         Arc::new(Inputs {
             published,
             identity,
+            secret,
             credentials: Mutex::new(credentials),
             current: Mutex::new(current),
             changed: tokio::sync::Notify::new(),
@@ -155,8 +199,8 @@ impl Inputs {
         }
         current.config = new;
         current.signatures = signatures;
-        current.credentials = credentials.current();
-        self.published.publish(current.build(now));
+        current.settle_workloads(&mut credentials);
+        self.published.publish(current.build(&self.secret, now));
         drop(current);
         credentials.announce();
         drop(credentials);
@@ -173,7 +217,7 @@ impl Inputs {
         let happened = current.scenario.apply_due(now);
         if renewed || happened {
             current.credentials = credentials.current();
-            self.published.publish(current.build(now));
+            self.published.publish(current.build(&self.secret, now));
         }
         drop(current);
         credentials.announce();
@@ -186,7 +230,7 @@ impl Inputs {
         let now = self.now();
         let mut current = lock(&self.current);
         current.credentials = credentials.current();
-        self.published.publish(current.build(now));
+        self.published.publish(current.build(&self.secret, now));
         drop(current);
         credentials.announce();
         drop(credentials);
@@ -226,7 +270,7 @@ impl Inputs {
         next.follow(&current.scenario);
         next.apply_due(now);
         current.scenario = next;
-        self.published.publish(current.build(now));
+        self.published.publish(current.build(&self.secret, now));
         drop(current);
         self.changed.notify_one();
     }
@@ -250,22 +294,251 @@ impl Inputs {
             tracing::info!("fault {} started: {}", f.id, f.spec);
         }
         current.scenario = next;
-        self.published.publish(current.build(now));
+        self.published.publish(current.build(&self.secret, now));
         drop(current);
         self.changed.notify_one();
         Ok(message)
     }
+
+    /// Applies a change to the `ctl`-added tasks and pods: `f` edits them (or refuses, and
+    /// nothing changes); the credentials follow and one snapshot is published.
+    fn change_workloads(
+        &self,
+        f: impl FnOnce(&mut Current) -> Result<String, WorkloadError>,
+    ) -> Result<String, WorkloadError> {
+        let mut credentials = lock(&self.credentials);
+        let now = self.now();
+        let mut current = lock(&self.current);
+        let message = f(&mut current)?;
+        current.settle_workloads(&mut credentials);
+        self.published.publish(current.build(&self.secret, now));
+        drop(current);
+        credentials.announce();
+        drop(credentials);
+        self.changed.notify_one();
+        Ok(message)
+    }
+
+    /// Serves `task` too (`ctl task add`).
+    pub fn add_task(&self, task: Task) -> Result<String, WorkloadError> {
+        self.change_workloads(|c| {
+            if c.tasks.iter().any(|t| t.name() == task.name()) {
+                return Err(WorkloadError::TaskExists(task.name().into()));
+            }
+            let message = format!("task {task} added");
+            c.added_tasks.push(task);
+            Ok(message)
+        })
+    }
+
+    /// Stops serving the task `name` that `ctl task add` added.
+    pub fn remove_task(&self, name: &str) -> Result<String, WorkloadError> {
+        self.change_workloads(
+            |c| match c.added_tasks.iter().position(|t| t.name() == name) {
+                Some(i) => {
+                    c.added_tasks.remove(i);
+                    Ok(format!("task {name} removed"))
+                }
+                None if c.config.tasks().iter().any(|t| t.name() == name) => {
+                    Err(WorkloadError::TaskInConfig(name.into()))
+                }
+                None => Err(WorkloadError::NoTask(name.into())),
+            },
+        )
+    }
+
+    /// The tasks served, one a line (`ctl task list`); never an id.
+    pub fn task_list(&self) -> String {
+        let c = lock(&self.current);
+        list(c.tasks.iter().map(|t| {
+            let from = if c.added_tasks.iter().any(|a| a.name() == t.name()) {
+                "ctl"
+            } else {
+                "config"
+            };
+            format!("{t} [{from}]")
+        }))
+    }
+
+    /// The environment of a container of task `name` (its first unless `container`), as
+    /// `KEY=VALUE` lines: what the ECS agent gives it (`ctl task env`).
+    pub fn task_env(&self, name: &str, container: Option<&str>) -> Result<String, WorkloadError> {
+        let c = lock(&self.current);
+        let task = c
+            .tasks
+            .iter()
+            .find(|t| t.name() == name)
+            .ok_or_else(|| WorkloadError::NoTask(name.into()))?;
+        let env =
+            snapshot::ecs::env(task, container, &self.secret, &c.config).ok_or_else(|| {
+                WorkloadError::NoContainer {
+                    task: name.into(),
+                    container: container.unwrap_or_default().into(),
+                    known: task
+                        .containers()
+                        .iter()
+                        .map(|c| c.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                }
+            })?;
+        Ok(env_lines(&env))
+    }
+
+    /// Serves `pod` too (`ctl pod add`).
+    pub fn add_pod(&self, pod: Pod) -> Result<String, WorkloadError> {
+        self.change_workloads(|c| {
+            if c.pods
+                .iter()
+                .any(|p| p.service_account() == pod.service_account())
+            {
+                return Err(WorkloadError::PodExists(pod.service_account().to_string()));
+            }
+            let message = format!("pod {} added (role {})", pod.service_account(), pod.role());
+            c.added_pods.push(pod);
+            Ok(message)
+        })
+    }
+
+    /// Stops serving the pod that `ctl pod add` added for `service_account`.
+    pub fn remove_pod(&self, service_account: &str) -> Result<String, WorkloadError> {
+        self.change_workloads(|c| {
+            let is = |p: &Pod| p.service_account().to_string() == service_account;
+            match c.added_pods.iter().position(is) {
+                Some(i) => {
+                    c.added_pods.remove(i);
+                    Ok(format!("pod {service_account} removed"))
+                }
+                None if c.config.pods().iter().any(is) => {
+                    Err(WorkloadError::PodInConfig(service_account.into()))
+                }
+                None => Err(WorkloadError::NoPod(service_account.into())),
+            }
+        })
+    }
+
+    /// The pods served, one a line (`ctl pod list`); never a token.
+    pub fn pod_list(&self) -> String {
+        let c = lock(&self.current);
+        list(c.pods.iter().map(|p| {
+            let from = if c
+                .added_pods
+                .iter()
+                .any(|a| a.service_account() == p.service_account())
+            {
+                "ctl"
+            } else {
+                "config"
+            };
+            format!(
+                "{} (role {}, cluster {}) [{from}]",
+                p.service_account(),
+                p.role(),
+                p.cluster()
+            )
+        }))
+    }
+
+    /// The token a pod of `service_account` presents (`ctl pod env` writes it to a file).
+    pub fn pod_token(&self, service_account: &str) -> Result<String, WorkloadError> {
+        let c = lock(&self.current);
+        c.pods
+            .iter()
+            .find(|p| p.service_account().to_string() == service_account)
+            .map(|p| self.secret.pod_token(&p.service_account().to_string()))
+            .ok_or_else(|| WorkloadError::NoPod(service_account.into()))
+    }
+}
+
+/// Lines, or `(none)`.
+fn list(lines: impl Iterator<Item = String>) -> String {
+    let out: Vec<String> = lines.collect();
+    if out.is_empty() {
+        "(none)".into()
+    } else {
+        out.join("\n")
+    }
+}
+
+/// `KEY=VALUE` lines, as `docker run --env-file` reads them.
+fn env_lines(env: &[(String, String)]) -> String {
+    env.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 impl Current {
-    fn build(&self, now: SystemTime) -> snapshot::Snapshot {
+    fn build(&self, secret: &BoxSecret, now: SystemTime) -> snapshot::Snapshot {
+        let workloads = snapshot::Workloads {
+            tasks: &self.tasks,
+            pods: &self.pods,
+            secret,
+            since: self.since,
+        };
         snapshot::build(
             &self.config,
             self.signatures.as_ref(),
             &self.credentials,
             &self.scenario,
+            &workloads,
             now,
         )
+    }
+
+    /// The tasks and pods served from the config and the `ctl` additions (an addition whose
+    /// name the config now has gives way to it), and the keyring made to hold their roles.
+    fn settle_workloads(&mut self, keyring: &mut Keyring) {
+        let (config_tasks, config_pods) = (self.config.tasks(), self.config.pods());
+        self.added_tasks.retain(|a| {
+            let clash = config_tasks.iter().any(|t| t.name() == a.name());
+            if clash {
+                tracing::warn!(
+                    task = a.name(),
+                    "the config now has task {}: the one `ctl task add` added gives way",
+                    a.name()
+                );
+            }
+            !clash
+        });
+        self.added_pods.retain(|a| {
+            let clash = config_pods
+                .iter()
+                .any(|p| p.service_account() == a.service_account());
+            if clash {
+                tracing::warn!(
+                    "the config now has pod {}: the one `ctl pod add` added gives way",
+                    a.service_account()
+                );
+            }
+            !clash
+        });
+        self.tasks = config_tasks
+            .iter()
+            .chain(&self.added_tasks)
+            .cloned()
+            .collect();
+        self.pods = config_pods
+            .iter()
+            .chain(&self.added_pods)
+            .cloned()
+            .collect();
+        let wanted: Vec<WorkloadRole> = self
+            .tasks
+            .iter()
+            .map(|t| WorkloadRole {
+                workload: Workload::Task(t.name().into()),
+                role: t.role().clone(),
+                source: t.credentials_source().clone(),
+            })
+            .chain(self.pods.iter().map(|p| WorkloadRole {
+                workload: Workload::Pod(p.service_account().to_string()),
+                role: p.role().clone(),
+                source: p.credentials_source().clone(),
+            }))
+            .collect();
+        keyring.set_workloads(&wanted);
+        self.credentials = keyring.current();
     }
 }
 

@@ -363,6 +363,104 @@ fn install_twice_legacy() {
     }
 }
 
+/// The plan `install` makes for every endpoint (IMDS, the ECS agent, Pod Identity), with the
+/// container path: three IPv4 and two IPv6 addresses on `lo`, a REDIRECT each, a DNAT per
+/// endpoint and container network. Installed twice it is there once; uninstalled twice,
+/// nothing of it is left and the foreign rules are kept.
+fn three_endpoints_twice(backend: Backend) {
+    backend.add_foreign_rules();
+    let foreign_v4 = backend.rules(Family::V4);
+    let routes = [
+        ic::Route {
+            endpoint: Endpoint::Imds,
+            port: 1338,
+        },
+        ic::Route {
+            endpoint: Endpoint::Ecs,
+            port: 1339,
+        },
+        ic::Route {
+            endpoint: Endpoint::PodIdentity,
+            port: 1340,
+        },
+    ];
+    let plan = Plan::new(&routes, true)
+        .unwrap()
+        .with_containers(&ic::InterfacePattern::container_defaults(), &[]);
+    let mut host = backend.host();
+    for round in 0..2 {
+        let report = ic::install(&plan, &mut host).unwrap();
+        assert_eq!(report.changed(), round == 0, "round {round}: {report}");
+        let lo = lo_addresses();
+        for a in [
+            "169.254.169.254/32",
+            "169.254.170.2/32",
+            "169.254.170.23/32",
+            "fd00:ec2::254/128",
+            "fd00:ec2::23/128",
+        ] {
+            assert_eq!(count(&lo, a), 1, "round {round}, {a}: {lo}");
+        }
+        let v4 = backend.tagged(Family::V4);
+        for (addr, port) in [
+            ("169.254.169.254", 1338),
+            ("169.254.170.2", 1339),
+            ("169.254.170.23", 1340),
+        ] {
+            let redirect = format!(
+                "-A OUTPUT -d {addr}/32 -p tcp -m tcp --dport 80 -m comment --comment \
+                 fake-metadata -j REDIRECT --to-ports {port}"
+            );
+            assert_eq!(v4.iter().filter(|r| **r == redirect).count(), 1, "{v4:#?}");
+        }
+        let v6 = backend.tagged(Family::V6);
+        assert_eq!(v6.len(), 2, "IMDS's and Pod Identity's: {v6:#?}");
+        let nat = sh(backend.v4, &["-w", "-t", "nat", "-S", "PREROUTING"]);
+        for (addr, port) in [
+            ("169.254.169.254", 1338),
+            ("169.254.170.2", 1339),
+            ("169.254.170.23", 1340),
+        ] {
+            let dnat = format!("--to-destination {addr}:{port}");
+            assert_eq!(
+                count(&nat, &dnat),
+                ic::InterfacePattern::container_defaults().len(),
+                "{nat}"
+            );
+        }
+        assert!(ic::status(&plan, &mut host).unwrap().in_place());
+    }
+    for round in 0..2 {
+        let report = ic::uninstall(&mut host, true);
+        assert_eq!(report.changed(), round == 0, "round {round}: {report}");
+        assert!(!report.has_failures(), "{report}");
+        let lo = lo_addresses();
+        assert!(
+            !lo.contains("169.254.") && !lo.contains("fd00:ec2::"),
+            "round {round}: {lo}"
+        );
+        assert_eq!(backend.rules(Family::V4), foreign_v4);
+        assert!(backend.tagged(Family::V6).is_empty());
+    }
+}
+
+#[test]
+fn three_endpoints_install_and_uninstall_twice_nft() {
+    if fresh_netns("three_endpoints_install_and_uninstall_twice_nft", &[NFT.v4]) {
+        three_endpoints_twice(NFT);
+    }
+}
+
+#[test]
+fn three_endpoints_install_and_uninstall_twice_legacy() {
+    if fresh_netns(
+        "three_endpoints_install_and_uninstall_twice_legacy",
+        &[LEGACY.v4],
+    ) {
+        three_endpoints_twice(LEGACY);
+    }
+}
+
 fn uninstall_twice(backend: Backend) {
     backend.add_foreign_rules();
     let foreign_v4 = backend.rules(Family::V4);

@@ -96,7 +96,12 @@ fuzz_target!(|data: &[u8]| {
             .keys()
             .any(|p| p.as_str().starts_with("meta-data/tags"));
     let endpoint_on = cfg.imds().http_endpoint().is_enabled();
-    let inputs = Inputs::new(cfg, Arc::new(ManualClock::fixed()), None);
+    let inputs = Inputs::new(
+        cfg,
+        Arc::new(ManualClock::fixed()),
+        None,
+        fake_metadata::capability::BoxSecret::from_bytes([7; 32]),
+    );
     let shared = inputs.published();
     let snap = shared.snapshot.load();
     let now = fake_metadata::clock::Clock::now_millis(&ManualClock::fixed());

@@ -4,10 +4,10 @@
 use std::net::Ipv6Addr;
 
 use super::locate::Spans;
-use super::{ConfigError, RawConfig, USER_DATA_MAX};
+use super::{ConfigError, Pod, RawConfig, USER_DATA_MAX};
 
-/// Every problem found, in one error; `Ok` when there is none.
-pub(super) fn check(c: &RawConfig, spans: &Spans<'_>) -> Result<(), ConfigError> {
+/// Every problem found, in one error; `Ok` when there is none, with the checked `[[pod]]`s.
+pub(super) fn check(c: &RawConfig, spans: &Spans<'_>) -> Result<Vec<Pod>, ConfigError> {
     let mut problems = Vec::new();
     let mut blame = |key: &[&str], message: String| problems.push(spans.blame(key, message));
     if let Some(r) = &c.instance.region
@@ -109,8 +109,15 @@ pub(super) fn check(c: &RawConfig, spans: &Spans<'_>) -> Result<(), ConfigError>
             blame(&["replay", "leaves", p.as_str()], why);
         }
     }
+    let pods = match super::pod::check_all(&c.pods, spans) {
+        Ok(pods) => pods,
+        Err(p) => {
+            problems.extend(p);
+            Vec::new()
+        }
+    };
     if problems.is_empty() {
-        Ok(())
+        Ok(pods)
     } else {
         Err(ConfigError::Invalid(problems))
     }

@@ -11,6 +11,12 @@ use crate::intercept::InterfacePattern;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
 pub(super) struct RawIntercept {
+    /// Route IMDS (169.254.169.254, and fd00:ec2::254 with `http-protocol-ipv6`).
+    imds: bool,
+    /// Route the ECS agent's endpoints (169.254.170.2), for tasks' credentials and metadata.
+    ecs: bool,
+    /// Route EKS Pod Identity (169.254.170.23, and fd00:ec2::23 with `http-protocol-ipv6`).
+    pod_identity: bool,
     /// Containers on the container networks (Docker, compose, podman, k3s's and other CNI
     /// bridges, kind; LXC, libvirt and others through `container-interfaces`) reach
     /// 169.254.169.254 through the box, as on EC2, where the token reply's hop limit
@@ -32,6 +38,9 @@ pub(super) struct RawIntercept {
 impl Default for RawIntercept {
     fn default() -> Self {
         RawIntercept {
+            imds: true,
+            ecs: true,
+            pod_identity: true,
             containers: true,
             container_interfaces: Vec::new(),
             lan_interfaces: Vec::new(),
@@ -42,6 +51,9 @@ impl Default for RawIntercept {
 /// The checked `[intercept]`, with the container networks admitted worked out.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Intercept {
+    imds: bool,
+    ecs: bool,
+    pod_identity: bool,
     containers: bool,
     container_interfaces: Vec<InterfacePattern>,
     admitted: Vec<InterfacePattern>,
@@ -58,6 +70,9 @@ impl Intercept {
             }
         }
         Intercept {
+            imds: raw.imds,
+            ecs: raw.ecs,
+            pod_identity: raw.pod_identity,
             containers: raw.containers,
             container_interfaces: raw.container_interfaces,
             admitted,
@@ -67,9 +82,23 @@ impl Intercept {
 
     pub(super) fn to_raw(&self) -> RawIntercept {
         RawIntercept {
+            imds: self.imds,
+            ecs: self.ecs,
+            pod_identity: self.pod_identity,
             containers: self.containers,
             container_interfaces: self.container_interfaces.clone(),
             lan_interfaces: self.lan_interfaces.clone(),
+        }
+    }
+
+    /// Whether `install` routes `endpoint`'s addresses to the daemon (off: not one address
+    /// or rule of it).
+    pub fn routes(&self, endpoint: crate::endpoint::Endpoint) -> bool {
+        use crate::endpoint::Endpoint;
+        match endpoint {
+            Endpoint::Imds => self.imds,
+            Endpoint::Ecs => self.ecs,
+            Endpoint::PodIdentity => self.pod_identity,
         }
     }
 

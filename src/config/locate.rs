@@ -79,6 +79,44 @@ impl<'t> Spans<'t> {
         table.get_key_value(*last).map(|(k, _)| k.span())
     }
 
+    /// Where the `index`th table of the array of tables `array` (`[[pod]]`) writes `key`
+    /// (the message left empty); `None` if it does not.
+    pub fn in_array(&self, array: &str, index: usize, key: &str) -> Option<Located> {
+        let (table, _) = self.array_table(array, index)?;
+        let (k, _) = table.get_key_value(key)?;
+        Some(Located::at(
+            self.file,
+            self.text,
+            k.span().start,
+            String::new(),
+        ))
+    }
+
+    /// A problem blamed on `key` in the `index`th table of `array`, or on that table when it
+    /// does not write the key (the file's start if there is no such table).
+    pub fn blame_in_array(&self, array: &str, index: usize, key: &str, message: String) -> Located {
+        let offset = self.array_table(array, index).map_or(0, |(table, span)| {
+            table
+                .get_key_value(key)
+                .map_or(span.start, |(k, _)| k.span().start)
+        });
+        Located::at(self.file, self.text, offset, message)
+    }
+
+    fn array_table(&self, array: &str, index: usize) -> Option<(&DeTable<'t>, Range<usize>)> {
+        let root = self.root.as_ref()?.get_ref();
+        match root.get(array)?.get_ref() {
+            DeValue::Array(a) => {
+                let v = a.get(index)?;
+                match v.get_ref() {
+                    DeValue::Table(t) => Some((t, v.span())),
+                    _ => None,
+                }
+            }
+            _ => None,
+        }
+    }
+
     /// A problem blamed on the key at `path` (the file's start if it is not written there).
     pub fn blame(&self, path: &[&str], message: String) -> Located {
         let offset = self.key(path).map_or(0, |s| s.start);

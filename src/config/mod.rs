@@ -14,6 +14,7 @@
 //! `[iam]` and `[scenario]` are defined by their own modules, which take them as they are.
 
 mod check;
+mod container;
 mod control;
 mod imds;
 mod instance;
@@ -21,10 +22,12 @@ mod intercept;
 mod locate;
 mod log;
 mod network_interface;
+mod pod;
 mod replay;
 mod restart;
 mod ruled;
 mod server;
+mod task;
 mod user_data;
 
 use std::collections::BTreeMap;
@@ -37,6 +40,7 @@ use crate::credentials::IamConfig;
 use crate::machine::MachineFacts;
 use crate::scenario::ScenarioConfig;
 pub use crate::types::{AccountId, Ec2Id, Ipv6Cidr, Mac, MetaPath, Region, TagKey, Zone};
+pub use container::{ContainerSpec, DockerInspectError, NetworkSpec, from_docker_inspect};
 pub use control::{ControlConfig, DEFAULT_GROUP, DEFAULT_SOCKET};
 pub use imds::{HopLimit, HttpTokens, Imds, Toggle};
 pub use instance::{
@@ -48,9 +52,11 @@ pub use locate::Located;
 use locate::Spans;
 pub use log::Log;
 pub use network_interface::NetworkInterface;
+pub use pod::{Pod, PodError, PodSpec, ServiceAccount};
 pub use replay::{Replay, ReplayPath, ReplayValue};
 pub use restart::Reload;
 pub use server::{DEFAULT_PORT, MaxConnections, Server};
+pub use task::{DEFAULT_IMAGE, DEFAULT_REVISION, Task, TaskError, TaskSpec, add_task, remove_task};
 pub use user_data::UserData;
 
 /// EC2 caps raw user data at 16 KiB.
@@ -85,11 +91,17 @@ struct RawConfig {
     /// `[[fault]]`: faults in force from the start (see [`crate::fault`]).
     #[serde(rename = "fault", skip_serializing_if = "Vec::is_empty")]
     faults: Vec<crate::fault::Spec>,
+    /// `[[task]]`: ECS tasks served by the ECS agent's endpoint.
+    #[serde(rename = "task", skip_serializing_if = "Vec::is_empty")]
+    tasks: Vec<TaskSpec>,
     /// A tree crawled from a real instance, served in place of the one `[instance]` makes.
     #[serde(skip_serializing_if = "Option::is_none")]
     replay: Option<Replay>,
     /// What `install` routes to the daemon: containers too, and which interfaces never.
     intercept: intercept::RawIntercept,
+    /// `[[pod]]`: service accounts that get a role through EKS Pod Identity.
+    #[serde(rename = "pod", skip_serializing_if = "Vec::is_empty")]
+    pods: Vec<PodSpec>,
 }
 
 /// The whole configuration, checked and resolved.
@@ -106,8 +118,10 @@ pub struct Config {
     scenario: ScenarioConfig,
     control: ControlConfig,
     faults: Vec<crate::fault::Spec>,
+    tasks: Vec<Task>,
     replay: Option<Replay>,
     intercept: Intercept,
+    pods: Vec<Pod>,
 }
 
 /// A config file built into the binary, standing in for one the user gives.
@@ -155,13 +169,19 @@ impl Config {
             )])
         })?;
         let spans = Spans::new(text, file);
-        check::check(&raw, &spans)?;
+        let pods = check::check(&raw, &spans)?;
+        let tasks = task::check_all(&raw.tasks, &spans)?;
         let user_data = UserData::load(raw.user_data.clone(), &spans)?;
-        Ok(Config::resolve(raw, user_data, facts))
+        Ok(Config::resolve(raw, user_data, tasks, facts).with_pods(pods))
     }
 
     /// The checked sections of a file that passed [`check::check`].
-    fn resolve(raw: RawConfig, user_data: UserData, facts: &MachineFacts) -> Config {
+    fn resolve(
+        raw: RawConfig,
+        user_data: UserData,
+        tasks: Vec<Task>,
+        facts: &MachineFacts,
+    ) -> Config {
         let instance = Instance::resolve(raw.instance, facts, raw.imds.generation);
         Config {
             imds: imds::Imds::resolve(raw.imds, instance.instance_type()),
@@ -175,8 +195,11 @@ impl Config {
             scenario: raw.scenario,
             control: ControlConfig::resolve(raw.control),
             faults: raw.faults,
+            tasks,
             replay: raw.replay,
             intercept: Intercept::resolve(raw.intercept),
+            // Checked by `check::check`; set by `parse` (the built-in config has none).
+            pods: Vec::new(),
         }
     }
 
@@ -219,7 +242,7 @@ impl Config {
     }
 
     fn builtin_with(facts: &MachineFacts) -> Config {
-        Config::resolve(RawConfig::default(), UserData::default(), facts)
+        Config::resolve(RawConfig::default(), UserData::default(), Vec::new(), facts)
     }
 
     /// Loads the effective configuration as the daemon uses it: built-in defaults, facts
@@ -258,6 +281,12 @@ impl Config {
         self
     }
 
+    /// This config with `pods` in place of its `[[pod]]`s (those `ctl pod add|remove` changed).
+    pub fn with_pods(mut self, pods: Vec<Pod>) -> Config {
+        self.pods = pods;
+        self
+    }
+
     /// This config with `scenario` in place of its `[scenario]` (`fake-metadata aemm`'s).
     pub fn with_scenario(mut self, scenario: ScenarioConfig) -> Config {
         self.scenario = scenario;
@@ -272,7 +301,7 @@ impl Config {
 
     /// What of the change from `self` to `new` only a restart applies, as the lines the
     /// daemon logs at a reload. `[imds]`, `[instance]`, `[user-data]`, `[tags]`, `[paths]`,
-    /// `[iam]`, `[scenario]`, `[[fault]]` and `[replay]` go into the next snapshot.
+    /// `[iam]`, `[scenario]`, `[[fault]]`, `[[task]]` and `[replay]` go into the next snapshot.
     pub fn needs_restart(&self, new: &Config) -> Vec<&'static str> {
         let mut out = self.server.needs_restart(&new.server);
         out.extend(self.intercept.needs_restart(&new.intercept));
@@ -342,6 +371,17 @@ impl Config {
         &self.faults
     }
 
+    /// `[[task]]`: the ECS tasks, each checked by [`Task::check`].
+    pub fn tasks(&self) -> &[Task] {
+        &self.tasks
+    }
+
+    /// This config with `tasks` in place of its `[[task]]` (those `ctl task` changed).
+    pub fn with_tasks(mut self, tasks: Vec<Task>) -> Config {
+        self.tasks = tasks;
+        self
+    }
+
     /// `[replay]`: a crawled tree served in place of the one `[instance]` makes.
     pub fn replay(&self) -> Option<&Replay> {
         self.replay.as_ref()
@@ -350,6 +390,12 @@ impl Config {
     /// `[intercept]`: what `install` routes to the daemon.
     pub fn intercept(&self) -> &Intercept {
         &self.intercept
+    }
+
+    /// `[[pod]]`: the service accounts that get a role through EKS Pod Identity, in the
+    /// file's order, each once.
+    pub fn pods(&self) -> &[Pod] {
+        &self.pods
     }
 
     /// EC2's metadata options as the IMDS applies them.
@@ -368,12 +414,16 @@ impl Config {
     pub fn intercept_plan(
         &self,
     ) -> Result<crate::intercept::Plan, crate::intercept::InterceptError> {
-        let imds = crate::intercept::Route {
-            endpoint: crate::endpoint::Endpoint::Imds,
-            port: self.server.redirect_port(),
-        };
+        let routes: Vec<_> = crate::endpoint::Endpoint::ALL
+            .into_iter()
+            .filter(|&e| self.intercept.routes(e))
+            .filter_map(|endpoint| {
+                let port = self.server.redirect_port(endpoint)?;
+                Some(crate::intercept::Route { endpoint, port })
+            })
+            .collect();
         let plan =
-            crate::intercept::Plan::new(&[imds], self.imds.http_protocol_ipv6().is_enabled())?;
+            crate::intercept::Plan::new(&routes, self.imds.http_protocol_ipv6().is_enabled())?;
         Ok(if self.intercept.containers() {
             plan.with_containers(self.intercept.admitted(), self.intercept.lan_interfaces())
         } else {
@@ -395,8 +445,10 @@ impl Config {
             scenario: self.scenario.clone(),
             control: self.control.to_raw(),
             faults: self.faults.clone(),
+            tasks: self.tasks.iter().map(Task::to_spec).collect(),
             replay: self.replay.clone(),
             intercept: self.intercept.to_raw(),
+            pods: self.pods.iter().map(Pod::to_spec).collect(),
         };
         toml::to_string(&shown).expect("a Config always serializes")
     }
@@ -558,7 +610,21 @@ mod tests {
         let plan = c.intercept_plan().unwrap();
         assert_eq!(
             plan.container_targets(),
-            [(Endpoint::Imds, "169.254.169.254:1338".parse().unwrap())]
+            [
+                (Endpoint::Imds, "169.254.169.254:1338".parse().unwrap()),
+                (Endpoint::Ecs, "169.254.170.2:1339".parse().unwrap()),
+                (
+                    Endpoint::PodIdentity,
+                    "169.254.170.23:1340".parse().unwrap()
+                ),
+            ]
+        );
+        // A switch per endpoint: off leaves it out of the plan; `[]` serves it nowhere.
+        let some =
+            parse("[server]\npod-identity-listen = []\n[intercept]\nimds = false\n").unwrap();
+        assert_eq!(
+            some.intercept_plan().unwrap().container_targets(),
+            [(Endpoint::Ecs, "169.254.170.2:1339".parse().unwrap())]
         );
         let off = parse("[intercept]\ncontainers = false\n").unwrap();
         assert_eq!(off.intercept_plan().unwrap().container_targets(), []);
@@ -572,7 +638,11 @@ mod tests {
         let plan = custom.intercept_plan().unwrap();
         assert_eq!(
             plan.container_targets(),
-            [(Endpoint::Imds, "169.254.169.254:9".parse().unwrap())]
+            [
+                (Endpoint::Imds, "169.254.169.254:9".parse().unwrap()),
+                (Endpoint::Ecs, "169.254.170.2:10".parse().unwrap()),
+                (Endpoint::PodIdentity, "169.254.170.23:11".parse().unwrap()),
+            ]
         );
         assert_eq!(
             plan.admitted(),

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::Reload;
+use crate::endpoint::Endpoint;
 
 /// The default port the daemon listens on (loopback only).
 pub const DEFAULT_PORT: u16 = 1338;
@@ -19,6 +20,14 @@ pub(super) struct RawServer {
     /// Addresses to listen on. Default: `127.0.0.1:1338` and, where IPv6 exists, `[::1]:1338`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) listen: Option<Vec<SocketAddr>>,
+    /// Addresses the ECS agent's endpoints (169.254.170.2) are served on. Default: those of
+    /// `listen`, one port up (`127.0.0.1:1339`); `[]` serves none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) ecs_listen: Option<Vec<SocketAddr>>,
+    /// Addresses EKS Pod Identity (169.254.170.23) is served on. Default: those of `listen`,
+    /// two ports up (`127.0.0.1:1340`); `[]` serves none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) pod_identity_listen: Option<Vec<SocketAddr>>,
     /// EC2 answers every request with `Connection: close`; `true` keeps connections open
     /// instead (faster for benchmarks and keep-alive clients, less faithful).
     keep_alive: bool,
@@ -36,6 +45,8 @@ impl Default for RawServer {
     fn default() -> Self {
         RawServer {
             listen: None,
+            ecs_listen: None,
+            pod_identity_listen: None,
             keep_alive: false,
             state_directory: None,
             max_connections: MaxConnections::DEFAULT,
@@ -48,6 +59,9 @@ impl Default for RawServer {
 pub struct Server {
     listen: Vec<SocketAddr>,
     listen_is_default: bool,
+    /// `None`: derived from `listen` (see [`Server::listen`]).
+    ecs_listen: Option<Vec<SocketAddr>>,
+    pod_identity_listen: Option<Vec<SocketAddr>>,
     keep_alive: bool,
     state_directory: PathBuf,
     state_directory_is_default: bool,
@@ -65,6 +79,8 @@ impl Server {
                     SocketAddr::from((Ipv6Addr::LOCALHOST, DEFAULT_PORT)),
                 ]
             }),
+            ecs_listen: raw.ecs_listen,
+            pod_identity_listen: raw.pod_identity_listen,
             keep_alive: raw.keep_alive,
             state_directory_is_default: raw.state_directory.is_none(),
             state_directory: raw.state_directory.unwrap_or_else(default_state_directory),
@@ -76,6 +92,8 @@ impl Server {
     pub(super) fn to_raw(&self) -> RawServer {
         RawServer {
             listen: Some(self.listen.clone()),
+            ecs_listen: self.ecs_listen.clone(),
+            pod_identity_listen: self.pod_identity_listen.clone(),
             keep_alive: self.keep_alive,
             state_directory: (!self.state_directory_is_default)
                 .then(|| self.state_directory.clone()),
@@ -89,10 +107,43 @@ impl Server {
         self.listen_is_default = false;
     }
 
-    /// The addresses to listen on: the configured ones, or the defaults (the IPv6 one may
-    /// fail to bind and is then skipped; see [`Server::listen_is_default`]).
+    /// IMDS's addresses: the configured ones, or the defaults (the IPv6 one may fail to bind
+    /// and is then skipped; see [`Server::listen_is_default`]).
     pub fn listen_addrs(&self) -> &[SocketAddr] {
         &self.listen
+    }
+
+    /// The addresses `endpoint` is served on. The other endpoints' default to IMDS's, a port
+    /// up each (`--listen 127.0.0.1:0` gives each its own free port), so that one
+    /// `listen` moves them all and a test's daemons never share a port.
+    pub fn listen(&self, endpoint: Endpoint) -> Vec<SocketAddr> {
+        let (set, offset) = match endpoint {
+            Endpoint::Imds => return self.listen.clone(),
+            Endpoint::Ecs => (&self.ecs_listen, 1),
+            Endpoint::PodIdentity => (&self.pod_identity_listen, 2),
+        };
+        match set {
+            Some(l) => l.clone(),
+            None => self
+                .listen
+                .iter()
+                .map(|a| match a.port() {
+                    0 => *a,
+                    p => SocketAddr::new(a.ip(), p.saturating_add(offset)),
+                })
+                .collect(),
+        }
+    }
+
+    /// Whether `endpoint`'s addresses are the built-in defaults (a missing IPv6 stack is then
+    /// no error).
+    pub fn is_default_listen(&self, endpoint: Endpoint) -> bool {
+        self.listen_is_default
+            && match endpoint {
+                Endpoint::Imds => true,
+                Endpoint::Ecs => self.ecs_listen.is_none(),
+                Endpoint::PodIdentity => self.pod_identity_listen.is_none(),
+            }
     }
 
     /// Whether the addresses are the built-in defaults (a missing IPv6 stack is then no error).
@@ -118,13 +169,14 @@ impl Server {
         self.max_connections
     }
 
-    /// The port the interception REDIRECT should point at: that of the first IPv4 address.
-    pub fn redirect_port(&self) -> u16 {
-        self.listen
-            .iter()
+    /// The port the interception REDIRECT of `endpoint` should point at: that of its first
+    /// IPv4 address; `None` when it is served nowhere (`[]`).
+    pub fn redirect_port(&self, endpoint: Endpoint) -> Option<u16> {
+        let l = self.listen(endpoint);
+        l.iter()
             .find(|a| a.is_ipv4())
-            .or(self.listen.first())
-            .map_or(DEFAULT_PORT, SocketAddr::port)
+            .or(l.first())
+            .map(SocketAddr::port)
     }
 }
 
@@ -138,7 +190,10 @@ impl Default for Server {
 impl Reload for Server {
     fn needs_restart(&self, new: &Self) -> Vec<&'static str> {
         let mut out = Vec::new();
-        if new.listen != self.listen {
+        if Endpoint::ALL
+            .iter()
+            .any(|&e| new.listen(e) != self.listen(e))
+        {
             out.push(
                 "config reload: the listen addresses changed; restart the daemon to apply that",
             );

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::{PodSpec, TaskSpec};
 use crate::scenario::{Change, Moment};
 
 /// The protocol version this build speaks.
@@ -26,6 +27,26 @@ pub enum Command {
     /// Back to the state the configuration describes (live changes dropped, the config's
     /// timeline replayed from the daemon's start).
     Reset,
+    /// Serve a task too (until the daemon stops).
+    TaskAdd { task: TaskSpec },
+    /// Stop serving a task `task-add` added.
+    TaskRemove { name: String },
+    /// The tasks served.
+    TaskList,
+    /// The environment a container of the task needs (its ids: a secret).
+    TaskEnv {
+        name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        container: Option<String>,
+    },
+    /// Serve a pod's service account too (until the daemon stops).
+    PodAdd { pod: PodSpec },
+    /// Stop serving a pod `pod-add` added.
+    PodRemove { service_account: String },
+    /// The pods served.
+    PodList,
+    /// The token a pod presents (a secret).
+    PodToken { service_account: String },
 }
 
 impl Command {
@@ -41,6 +62,14 @@ impl Command {
             Command::Status => "status".into(),
             Command::Faults => "faults".into(),
             Command::Reset => "reset".into(),
+            Command::TaskAdd { .. } => "task-add".into(),
+            Command::TaskRemove { .. } => "task-remove".into(),
+            Command::TaskList => "task-list".into(),
+            Command::TaskEnv { .. } => "task-env".into(),
+            Command::PodAdd { .. } => "pod-add".into(),
+            Command::PodRemove { .. } => "pod-remove".into(),
+            Command::PodList => "pod-list".into(),
+            Command::PodToken { .. } => "pod-token".into(),
         }
     }
 }

@@ -12,7 +12,8 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
 use super::protocol::{Command, Reply, parse_request};
 use crate::config::{ControlConfig, DEFAULT_GROUP};
-use crate::live::{ChangeError, Inputs};
+use crate::config::{Pod, Task};
+use crate::live::{ChangeError, Inputs, WorkloadError};
 
 /// The longest request line read.
 const MAX_REQUEST: u64 = 64 * 1024;
@@ -208,21 +209,43 @@ async fn connection(
     write.shutdown().await
 }
 
+/// Why a command was refused: the reply's error.
+#[derive(Debug, thiserror::Error)]
+enum Refusal {
+    #[error(transparent)]
+    Change(#[from] ChangeError),
+    #[error(transparent)]
+    Workload(#[from] WorkloadError),
+    #[error("{0}")]
+    Invalid(String),
+}
+
 /// Carries out one command on the live inputs; the message is the reply.
-fn execute(inputs: &Inputs, command: Command) -> Result<String, ChangeError> {
-    match command {
-        Command::Status => Ok(inputs.status()),
-        Command::Faults => Ok(inputs.faults()),
+fn execute(inputs: &Inputs, command: Command) -> Result<String, Refusal> {
+    let invalid = |e: &dyn std::fmt::Display| Refusal::Invalid(e.to_string());
+    Ok(match command {
+        Command::TaskAdd { task } => {
+            inputs.add_task(Task::check(task).map_err(|e| invalid(&e))?)?
+        }
+        Command::TaskRemove { name } => inputs.remove_task(&name)?,
+        Command::TaskList => inputs.task_list(),
+        Command::TaskEnv { name, container } => inputs.task_env(&name, container.as_deref())?,
+        Command::PodAdd { pod } => inputs.add_pod(Pod::check(pod).map_err(|e| invalid(&e))?)?,
+        Command::PodRemove { service_account } => inputs.remove_pod(&service_account)?,
+        Command::PodList => inputs.pod_list(),
+        Command::PodToken { service_account } => inputs.pod_token(&service_account)?,
+        Command::Status => inputs.status(),
+        Command::Faults => inputs.faults(),
         Command::RotateCredentials => {
             inputs.rotate_credentials();
-            Ok("issued a new credential set".into())
+            "issued new credentials for the instance's role and every task's and pod's".into()
         }
         Command::Reset => {
             inputs.reset();
-            Ok("back to the configured state".into())
+            "back to the configured state".into()
         }
-        Command::Change { change, when } => inputs.change(change, when),
-    }
+        Command::Change { change, when } => inputs.change(change, when)?,
+    })
 }
 
 /// uid 0, the daemon's own uid (unless it runs as the shared `nobody`), and members of the

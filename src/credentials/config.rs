@@ -226,84 +226,18 @@ impl TryFrom<RawIam> for IamConfig {
             ));
         }
 
-        let kind = r.source;
-        // Keys that only one source reads are refused elsewhere, so a typo'd source is noticed.
-        let stray = |key: &str, present: bool, wanted: SourceKind| -> Result<(), String> {
-            if present && kind != wanted {
-                Err(format!(
-                    "[iam] `{key}` is only read with `source = \"{wanted}\"` (source is \"{kind}\")"
-                ))
-            } else {
-                Ok(())
-            }
-        };
-        stray(
-            "access-key-id",
-            r.access_key_id.is_some(),
-            SourceKind::Static,
-        )?;
-        stray(
-            "secret-access-key",
-            r.secret_access_key.is_some(),
-            SourceKind::Static,
-        )?;
-        stray(
-            "session-token",
-            r.session_token.is_some(),
-            SourceKind::Static,
-        )?;
-        stray(
-            "credentials-file",
-            r.credentials_file.is_some(),
-            SourceKind::Static,
-        )?;
-        stray("file", r.file.is_some(), SourceKind::File)?;
-        stray("profile", r.profile.is_some(), SourceKind::File)?;
-        stray("command", r.command.is_some(), SourceKind::Process)?;
-        stray(
-            "command-timeout",
-            r.command_timeout.is_some(),
-            SourceKind::Process,
-        )?;
-
-        let source = match kind {
-            SourceKind::Generated => SourceConfig::Generated,
-            SourceKind::Static => {
-                SourceConfig::Static(match (r.access_key_id, r.secret_access_key, r.credentials_file) {
-                    (Some(id), Some(secret), None) => StaticKeys::Inline(Keys {
-                        access_key_id: id,
-                        secret_access_key: secret,
-                        session_token: r.session_token,
-                    }),
-                    (None, None, Some(path)) if r.session_token.is_none() => StaticKeys::File(path),
-                    (_, _, Some(_)) => {
-                        return Err("[iam] set either `credentials-file` or the keys (`access-key-id`, `secret-access-key`, `session-token`), not both".into())
-                    }
-                    _ => {
-                        return Err("[iam] `source = \"static\"` needs `access-key-id` and `secret-access-key` (and optionally `session-token`), or a `credentials-file` holding them".into())
-                    }
-                })
-            }
-            SourceKind::File => SourceConfig::File {
-                path: r.file.ok_or(
-                    "[iam] `source = \"file\"` needs `file`: the path of an AWS shared credentials file",
-                )?,
-                profile: r.profile.unwrap_or_else(|| "default".into()),
-            },
-            SourceKind::Process => {
-                let command = r.command.ok_or(
-                    "[iam] `source = \"process\"` needs `command`: a shell command printing credential_process JSON",
-                )?;
-                if command.trim().is_empty() {
-                    return Err("[iam] `command` is empty".into());
-                }
-                let timeout = r.command_timeout.map_or(DEFAULT_COMMAND_TIMEOUT, |t| t.0);
-                if timeout.is_zero() || timeout > Duration::from_secs(600) {
-                    return Err("[iam] `command-timeout` must be between 1s and 10m".into());
-                }
-                SourceConfig::Process { command, timeout }
-            }
-        };
+        let source = SourceKeys {
+            source: r.source,
+            access_key_id: r.access_key_id,
+            secret_access_key: r.secret_access_key,
+            session_token: r.session_token,
+            credentials_file: r.credentials_file,
+            file: r.file,
+            profile: r.profile,
+            command: r.command,
+            command_timeout: r.command_timeout,
+        }
+        .check("[iam]")?;
         Ok(IamConfig {
             role: r.role.0,
             source,
@@ -320,34 +254,177 @@ impl TryFrom<RawIam> for IamConfig {
 
 impl From<IamConfig> for RawIam {
     fn from(c: IamConfig) -> RawIam {
-        let mut r = RawIam {
+        let k = SourceKeys::from(c.source);
+        RawIam {
             role: RoleField(c.role),
-            source: c.source.kind(),
+            source: k.source,
             lifetime: HumanDuration(c.lifetime),
             refresh_before: HumanDuration(c.refresh_before),
+            access_key_id: k.access_key_id,
+            secret_access_key: k.secret_access_key,
+            session_token: k.session_token,
+            credentials_file: k.credentials_file,
+            file: k.file,
+            profile: k.profile,
+            command: k.command,
+            command_timeout: k.command_timeout,
             instance_profile_id: Some(c.instance_profile_id),
             instance_profile_arn: c.instance_profile_arn,
             extended_credentials: c.extended_credentials,
-            ..RawIam::default()
-        };
-        match c.source {
-            SourceConfig::Generated => {}
-            SourceConfig::Static(StaticKeys::Inline(k)) => {
-                r.access_key_id = Some(k.access_key_id);
-                r.secret_access_key = Some(k.secret_access_key);
-                r.session_token = k.session_token;
+        }
+    }
+}
+
+/// The keys that say where a role's credentials come from, as `[iam]` spells them; a section
+/// that names a role of its own (`[[pod]]`, `[[task]]`) spells them the same way and checks
+/// them with [`SourceKeys::check`], so every source is read by one rule. `Serialize` shows
+/// every key or token as `<redacted>` (see [`Secret`]).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct SourceKeys {
+    pub source: SourceKind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_key_id: Option<Secret>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret_access_key: Option<Secret>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_token: Option<Secret>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credentials_file: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command_timeout: Option<HumanDuration>,
+}
+
+impl SourceKeys {
+    /// The source these keys describe, or what is wrong with them, in one line that starts
+    /// with `section` (`[iam]`, `[[pod]] default/web`) and names the keys.
+    pub fn check(self, section: &str) -> Result<SourceConfig, String> {
+        let kind = self.source;
+        // Keys that only one source reads are refused elsewhere, so a typo'd source is noticed.
+        let stray = |key: &str, present: bool, wanted: SourceKind| -> Result<(), String> {
+            if present && kind != wanted {
+                Err(format!(
+                    "{section} `{key}` is only read with `source = \"{wanted}\"` (source is \"{kind}\")"
+                ))
+            } else {
+                Ok(())
             }
-            SourceConfig::Static(StaticKeys::File(p)) => r.credentials_file = Some(p),
+        };
+        stray(
+            "access-key-id",
+            self.access_key_id.is_some(),
+            SourceKind::Static,
+        )?;
+        stray(
+            "secret-access-key",
+            self.secret_access_key.is_some(),
+            SourceKind::Static,
+        )?;
+        stray(
+            "session-token",
+            self.session_token.is_some(),
+            SourceKind::Static,
+        )?;
+        stray(
+            "credentials-file",
+            self.credentials_file.is_some(),
+            SourceKind::Static,
+        )?;
+        stray("file", self.file.is_some(), SourceKind::File)?;
+        stray("profile", self.profile.is_some(), SourceKind::File)?;
+        stray("command", self.command.is_some(), SourceKind::Process)?;
+        stray(
+            "command-timeout",
+            self.command_timeout.is_some(),
+            SourceKind::Process,
+        )?;
+
+        Ok(match kind {
+            SourceKind::Generated => SourceConfig::Generated,
+            SourceKind::Static => SourceConfig::Static(
+                match (self.access_key_id, self.secret_access_key, self.credentials_file) {
+                    (Some(id), Some(secret), None) => StaticKeys::Inline(Keys {
+                        access_key_id: id,
+                        secret_access_key: secret,
+                        session_token: self.session_token,
+                    }),
+                    (None, None, Some(path)) if self.session_token.is_none() => {
+                        StaticKeys::File(path)
+                    }
+                    (_, _, Some(_)) => {
+                        return Err(format!(
+                            "{section} set either `credentials-file` or the keys (`access-key-id`, `secret-access-key`, `session-token`), not both"
+                        ));
+                    }
+                    _ => {
+                        return Err(format!(
+                            "{section} `source = \"static\"` needs `access-key-id` and `secret-access-key` (and optionally `session-token`), or a `credentials-file` holding them"
+                        ));
+                    }
+                },
+            ),
+            SourceKind::File => SourceConfig::File {
+                path: self.file.ok_or_else(|| {
+                    format!(
+                        "{section} `source = \"file\"` needs `file`: the path of an AWS shared credentials file"
+                    )
+                })?,
+                profile: self.profile.unwrap_or_else(|| "default".into()),
+            },
+            SourceKind::Process => {
+                let command = self.command.ok_or_else(|| {
+                    format!(
+                        "{section} `source = \"process\"` needs `command`: a shell command printing credential_process JSON"
+                    )
+                })?;
+                if command.trim().is_empty() {
+                    return Err(format!("{section} `command` is empty"));
+                }
+                let timeout = self
+                    .command_timeout
+                    .map_or(DEFAULT_COMMAND_TIMEOUT, |t| t.0);
+                if timeout.is_zero() || timeout > Duration::from_secs(600) {
+                    return Err(format!(
+                        "{section} `command-timeout` must be between 1s and 10m"
+                    ));
+                }
+                SourceConfig::Process { command, timeout }
+            }
+        })
+    }
+}
+
+/// The keys that write `source` back (`print-config`).
+impl From<SourceConfig> for SourceKeys {
+    fn from(c: SourceConfig) -> SourceKeys {
+        let mut k = SourceKeys {
+            source: c.kind(),
+            ..SourceKeys::default()
+        };
+        match c {
+            SourceConfig::Generated => {}
+            SourceConfig::Static(StaticKeys::Inline(keys)) => {
+                k.access_key_id = Some(keys.access_key_id);
+                k.secret_access_key = Some(keys.secret_access_key);
+                k.session_token = keys.session_token;
+            }
+            SourceConfig::Static(StaticKeys::File(p)) => k.credentials_file = Some(p),
             SourceConfig::File { path, profile } => {
-                r.file = Some(path);
-                r.profile = Some(profile);
+                k.file = Some(path);
+                k.profile = Some(profile);
             }
             SourceConfig::Process { command, timeout } => {
-                r.command = Some(command);
-                r.command_timeout = Some(HumanDuration(timeout));
+                k.command = Some(command);
+                k.command_timeout = Some(HumanDuration(timeout));
             }
         }
-        r
+        k
     }
 }
 

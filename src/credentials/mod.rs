@@ -17,6 +17,7 @@
 
 mod config;
 mod generate;
+mod keyring;
 mod secret;
 mod sources;
 
@@ -31,8 +32,9 @@ use crate::clock::Clock;
 
 pub use config::{
     DEFAULT_INSTANCE_PROFILE_ID, DEFAULT_ROLE, HumanDuration, IamConfig, InstanceProfileArn,
-    InstanceProfileId, Keys, RoleName, SourceConfig, SourceKind, StaticKeys,
+    InstanceProfileId, Keys, RoleName, SourceConfig, SourceKeys, SourceKind, StaticKeys,
 };
+pub use keyring::{Keyring, Workload, WorkloadRole};
 pub use secret::Secret;
 pub use sources::SourceError;
 
@@ -64,6 +66,9 @@ pub struct CredentialSet {
     pub role: Option<RoleCredentials>,
     /// The instance identity credentials, from their first issue until they expire.
     pub identity: Option<Issued>,
+    /// Each task's and pod's role credentials (served by the ECS agent's and Pod Identity's
+    /// endpoints), by workload.
+    pub workloads: std::collections::BTreeMap<Workload, RoleCredentials>,
 }
 
 /// The role's part of a [`CredentialSet`].
@@ -116,9 +121,11 @@ pub struct CredentialManager {
     role: Option<Issued>,
     /// When the role's set is next replaced (`expires - refresh-before`, or a retry).
     role_next: SystemTime,
-    /// The instance identity credentials: always generated, rotated like the role's.
+    /// The instance identity credentials: always generated, rotated like the role's (only
+    /// the instance has them: a workload's manager issues none).
     identity: Option<Issued>,
     identity_next: SystemTime,
+    with_identity: bool,
     failure: Option<Failure>,
     /// The next time the `file` source looks at its file.
     next_poll: Option<SystemTime>,
@@ -166,6 +173,7 @@ impl CredentialManager {
             role_next: now,
             identity: None,
             identity_next: now,
+            with_identity: true,
             failure: None,
             next_poll: None,
             served: CredentialSet::default(),
@@ -231,7 +239,9 @@ impl CredentialManager {
             .chain(role)
             .map(|s| s.expires)
             .filter(|&t| t > now);
-        std::iter::once(self.identity_next)
+        self.with_identity
+            .then_some(self.identity_next)
+            .into_iter()
             .chain(with_role.then_some(self.role_next))
             .chain(self.next_poll)
             .chain(expiries)
@@ -256,6 +266,7 @@ impl CredentialManager {
                 set: valid(&self.role).ok_or_else(|| self.unavailable(role, now)),
             }),
             identity: valid(&self.identity),
+            workloads: Default::default(),
         }
     }
 
@@ -287,7 +298,7 @@ impl CredentialManager {
     fn refresh_inner(&mut self, force: bool) -> Refresh {
         let now = self.clock.now();
 
-        if force || now >= self.identity_next {
+        if self.with_identity && (force || now >= self.identity_next) {
             match generate::keys() {
                 Ok(keys) => {
                     let (set, next) = self.issue(now, keys, None);

@@ -669,3 +669,75 @@ fn process_credentials_expiring_too_soon_are_still_served_but_warned_about() {
     );
     assert_eq!(text(&role_creds(&m), "AccessKeyId"), "AKIASHORT");
 }
+
+fn workload(kind: fn(String) -> Workload, name: &str, role: &str) -> WorkloadRole {
+    WorkloadRole {
+        workload: kind(name.to_string()),
+        role: RoleName::try_from(role.to_string()).unwrap(),
+        source: SourceConfig::Generated,
+    }
+}
+
+fn key_of(set: &CredentialSet, w: &Workload) -> String {
+    let r = &set.workloads[w];
+    r.set
+        .as_ref()
+        .unwrap()
+        .keys
+        .access_key_id
+        .expose()
+        .to_string()
+}
+
+#[test]
+fn the_keyring_gives_each_workload_its_own_role_rotated_with_the_instance() {
+    let (instance, clock) = manager("");
+    let cfg = IamConfig::default();
+    let mut ring = Keyring::new(instance, &cfg, ACCOUNT, "aws", clock.clone());
+    let web = workload(Workload::Task, "web", "web-task-role");
+    let cart = workload(Workload::Pod, "shop/cart", "cart-pod-role");
+    ring.set_workloads(&[web.clone(), cart.clone()]);
+    let first = ring.current();
+    assert_eq!(first.workloads.len(), 2);
+    assert_eq!(
+        first.workloads[&web.workload].name.as_str(),
+        "web-task-role"
+    );
+    assert_ne!(
+        key_of(&first, &web.workload),
+        key_of(&first, &cart.workload)
+    );
+    // The same workloads again keep their keys; a changed role gets new ones; a workload
+    // left out is gone.
+    ring.set_workloads(&[web.clone(), cart.clone()]);
+    assert_eq!(ring.current(), first);
+    let other = workload(Workload::Task, "web", "other-role");
+    ring.set_workloads(std::slice::from_ref(&other));
+    let second = ring.current();
+    assert_eq!(second.workloads.len(), 1);
+    assert_eq!(
+        second.workloads[&other.workload].name.as_str(),
+        "other-role"
+    );
+    assert_ne!(
+        key_of(&second, &other.workload),
+        key_of(&first, &web.workload)
+    );
+    // A rotation renews the instance's and every workload's keys.
+    assert_eq!(ring.rotate_now(), Refresh::Changed);
+    let third = ring.current();
+    assert_ne!(
+        key_of(&third, &other.workload),
+        key_of(&second, &other.workload)
+    );
+    // Rotation is due at the same time for all; a workload issues no identity credentials
+    // of its own (the next refresh is the instance's or the role's).
+    let due = ring.next_refresh();
+    assert!(due > clock.now(), "{due:?}");
+    clock.advance(Duration::from_secs(6 * 3600));
+    assert_eq!(ring.refresh(), Refresh::Changed);
+    assert_ne!(
+        key_of(&ring.current(), &other.workload),
+        key_of(&third, &other.workload)
+    );
+}

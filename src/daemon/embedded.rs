@@ -5,15 +5,20 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use crate::capability::BoxSecret;
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::endpoint::Endpoint;
 use crate::identity::IdentityKey;
 use crate::live::{Inputs, run_timers};
 use crate::server;
 
 /// A server running in the background on the current tokio runtime, for tests and tools.
 pub struct Running {
+    /// IMDS's addresses.
     pub addrs: Vec<SocketAddr>,
+    /// Every listener's endpoint and address.
+    pub listening: Vec<(Endpoint, SocketAddr)>,
     pub inputs: Arc<Inputs>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -27,12 +32,22 @@ impl Running {
         clock: Arc<dyn Clock>,
     ) -> Result<Running, Box<dyn std::error::Error + Send + Sync>> {
         let listeners = server::bind(&config)?;
-        let addrs = listeners
+        let listening: Vec<(Endpoint, SocketAddr)> = listeners
             .iter()
-            .map(|l| l.local_addr())
+            .map(|l| l.local_addr().map(|a| (l.endpoint, a)))
             .collect::<Result<_, _>>()?;
+        let addrs = listening
+            .iter()
+            .filter(|(e, _)| *e == Endpoint::Imds)
+            .map(|(_, a)| *a)
+            .collect();
         let max_connections = config.server().max_connections().get();
-        let inputs = Inputs::new(config, clock, Some(IdentityKey::ephemeral()?));
+        let inputs = Inputs::new(
+            config,
+            clock,
+            Some(IdentityKey::ephemeral()?),
+            BoxSecret::ephemeral()?,
+        );
         let (tx, rx) = tokio::sync::oneshot::channel();
         let task = tokio::spawn(server::serve(
             listeners,
@@ -45,6 +60,7 @@ impl Running {
         let timers = tokio::spawn(run_timers(inputs.clone()));
         Ok(Running {
             addrs,
+            listening,
             inputs,
             stop: Some(tx),
             task,
@@ -52,7 +68,15 @@ impl Running {
         })
     }
 
-    /// The first address, e.g. `127.0.0.1:43127`.
+    /// `endpoint`'s first address.
+    pub fn addr_of(&self, endpoint: Endpoint) -> Option<SocketAddr> {
+        self.listening
+            .iter()
+            .find(|(e, _)| *e == endpoint)
+            .map(|(_, a)| *a)
+    }
+
+    /// IMDS's first address, e.g. `127.0.0.1:43127`.
     pub fn addr(&self) -> SocketAddr {
         self.addrs[0]
     }

@@ -17,8 +17,10 @@ use futures::StreamExt;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
 use crate::accounts::Ids;
+use crate::capability::{BoxSecret, SecretError};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigError, Overrides, Preset};
+use crate::endpoint::Endpoint;
 use crate::identity::IdentityKey;
 use crate::live::Inputs;
 use crate::machine::MachineFacts;
@@ -70,6 +72,8 @@ pub enum DaemonError {
     Signals(#[source] std::io::Error),
     #[error("the server failed")]
     Serve(#[source] std::io::Error),
+    #[error(transparent)]
+    Secret(SecretError),
 }
 
 /// Runs the daemon until SIGTERM/SIGINT. Errors before serving are returned; after that,
@@ -119,16 +123,27 @@ pub fn run(source: Source) -> Result<(), DaemonError> {
     drop_root(user, logfile.as_deref())?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let identity = load_identity(state_dir);
+    let secret = load_secret(state_dir)?;
     let max_connections = config.server().max_connections().get();
     warn_if_partial(&config);
-    let inputs = Inputs::new(config, clock, identity);
+    let inputs = Inputs::new(config, clock, identity, secret);
     runtime.block_on(async move {
         let handle = signals.handle();
-        let addrs: Vec<String> = listeners
-            .iter()
-            .filter_map(|l| l.local_addr().ok())
-            .map(|a| a.to_string())
-            .collect();
+        // Each endpoint's addresses, IMDS's first (tests read the first one).
+        let addrs = |e: Endpoint| -> String {
+            let a: Vec<String> = listeners
+                .iter()
+                .filter(|l| l.endpoint == e)
+                .filter_map(|l| l.local_addr().ok())
+                .map(|a| a.to_string())
+                .collect();
+            a.join(" ")
+        };
+        let (imds, ecs, pod) = (
+            addrs(Endpoint::Imds),
+            addrs(Endpoint::Ecs),
+            addrs(Endpoint::PodIdentity),
+        );
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let serving = tokio::spawn(server::serve(
             listeners,
@@ -141,10 +156,12 @@ pub fn run(source: Source) -> Result<(), DaemonError> {
         let timers = tokio::spawn(crate::live::run_timers(inputs.clone()));
         let follow = tokio::spawn(follow_facts(source.clone(), inputs.clone(), facts));
         let control = control.map(|l| tokio::spawn(crate::control::serve(l, inputs.clone())));
-        tracing::info!(addresses = %addrs.join(" "), "listening");
+        tracing::info!(addresses = %imds, ecs = %ecs, pod_identity = %pod, "listening");
         let _ = sd_notify::notify(&[
             sd_notify::NotifyState::Ready,
-            sd_notify::NotifyState::Status(&format!("serving on {}", addrs.join(" "))),
+            sd_notify::NotifyState::Status(&format!(
+                "serving IMDS on {imds}; ECS on {ecs}; Pod Identity on {pod}"
+            )),
         ]);
         memory::release_startup_code();
         while let Some(sig) = signals.next().await {
@@ -285,6 +302,23 @@ fn load_identity(dir: &Path) -> Option<IdentityKey> {
                     )
                 })
                 .ok()
+        }
+    }
+}
+
+/// The secret the tasks' and pods' ids and tokens are derived from, kept in the state
+/// directory so that the environment `ctl task env` printed stays good across restarts; a
+/// secret for this run only when the directory cannot keep one (the ids then change at the
+/// next start). A secret file others may read is refused: whoever reads it has every role.
+fn load_secret(dir: &Path) -> Result<BoxSecret, DaemonError> {
+    match BoxSecret::load_or_create(dir) {
+        Ok(s) => Ok(s),
+        Err(e @ SecretError::Exposed { .. }) => Err(DaemonError::Secret(e)),
+        Err(e) => {
+            tracing::warn!(
+                "{e}; task and pod ids last until the daemon stops (run `ctl task env` again after a restart)"
+            );
+            BoxSecret::ephemeral().map_err(DaemonError::Secret)
         }
     }
 }

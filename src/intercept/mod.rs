@@ -84,6 +84,17 @@ pub struct Plan {
     pub rules: Vec<Rule>,
 }
 
+/// Each interface once, in the order first seen (every endpoint has the same ones).
+fn distinct<'a>(names: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+    let mut out: Vec<&str> = Vec::new();
+    for n in names {
+        if !out.contains(&n) {
+            out.push(n);
+        }
+    }
+    out
+}
+
 impl Plan {
     /// The plan for `routes` (IPv4 always, IPv6 too if asked, for endpoints that have an IPv6
     /// address), for the box's own connections only; [`Plan::with_containers`] adds the
@@ -149,20 +160,22 @@ impl Plan {
     /// The interfaces whose connections to 169.254.169.254:80 reach the daemon, besides the
     /// box's own (`lo`): none without the container path.
     pub fn admitted(&self) -> Vec<&str> {
-        self.rules
-            .iter()
-            .filter(|r| r.chain == NAT_PREROUTING)
-            .filter_map(Rule::input_interface)
-            .collect()
+        distinct(
+            self.rules
+                .iter()
+                .filter(|r| r.chain == NAT_PREROUTING)
+                .filter_map(Rule::input_interface),
+        )
     }
 
     /// The interfaces refused even when a container pattern matches them.
     pub fn refused(&self) -> Vec<&str> {
-        self.rules
-            .iter()
-            .filter(|r| r.chain == FILTER_INPUT && !r.args.iter().any(|a| a == "conntrack"))
-            .filter_map(Rule::input_interface)
-            .collect()
+        distinct(
+            self.rules
+                .iter()
+                .filter(|r| r.chain == FILTER_INPUT && !r.args.iter().any(|a| a == "conntrack"))
+                .filter_map(Rule::input_interface),
+        )
     }
 
     /// Whether the plan routes containers.

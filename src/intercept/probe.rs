@@ -34,12 +34,28 @@ pub fn ask(
         Endpoint::Imds => {
             probe(target, INSTANCE_ID_PATH, timeout).map(|id| format!("instance id {id}"))
         }
-        // Their fronts land with their responders (issue 23).
-        Endpoint::Ecs | Endpoint::PodIdentity => Err(InterceptError::Probe {
-            target: target.to_string(),
-            path: "/".into(),
-            message: "not served yet".into(),
-        }),
+        // No id and no token: the agents' refusals, which say that they answer (and give
+        // nothing away).
+        Endpoint::Ecs => refused(target, "/v2/credentials/", timeout)
+            .map(|s| format!("the ECS agent's refusal of a request without an id (HTTP {s})")),
+        Endpoint::PodIdentity => refused(target, "/v1/credentials", timeout)
+            .map(|s| format!("Pod Identity's refusal of a request without a token (HTTP {s})")),
+    }
+}
+
+/// GETs `path` from `target` with no credentials id or token; `Ok(status)` when it is
+/// refused as the agents refuse it (a 4xx with a JSON or text body).
+fn refused(target: SocketAddr, path: &str, timeout: Duration) -> Result<u16, InterceptError> {
+    let fail = |message: String| InterceptError::Probe {
+        target: target.to_string(),
+        path: path.to_string(),
+        message,
+    };
+    match request(target, "GET", path, "", timeout).map_err(fail)? {
+        (status @ 400..=499, body) if !body.is_empty() => Ok(status),
+        (status, _) => Err(fail(format!(
+            "HTTP status {status}, not the agent's refusal"
+        ))),
     }
 }
 

@@ -16,7 +16,9 @@
 //! used goes back to the system.
 
 mod conn;
+mod ecs;
 mod imds;
+mod pod_identity;
 
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::os::fd::AsRawFd;
@@ -36,7 +38,7 @@ use tokio_io_timeout::TimeoutWriter;
 use crate::client::Client;
 use crate::config::Config;
 use crate::endpoint::Endpoint;
-use crate::fault::FaultId;
+use crate::fault::{FaultId, Faults, Hit};
 use crate::snapshot::Published;
 use conn::{Answer, Connection, NoReply, Waiting};
 
@@ -86,30 +88,35 @@ impl Listener {
     }
 }
 
-/// Binds every configured address, each serving IMDS. With the built-in defaults, a host
-/// without IPv6 only loses the `[::1]` listener; an address the user configured must bind.
+/// Binds every configured address of every endpoint. With the built-in defaults, a host
+/// without IPv6 only loses the `[::1]` listeners; an address the user configured must bind.
 pub fn bind(cfg: &Config) -> Result<Vec<Listener>, ServerError> {
     let mut out = Vec::new();
-    for &addr in cfg.server().listen_addrs() {
-        match StdListener::bind(addr) {
-            Ok(socket) => out.push(Listener {
-                endpoint: Endpoint::Imds,
-                socket,
-            }),
-            Err(e) if addr.is_ipv6() && cfg.server().listen_is_default() => {
-                tracing::info!(%addr, error = %e, "no IPv6 loopback here; serving IPv4 only");
-            }
-            Err(source) => {
-                let hint = match source.kind() {
-                    std::io::ErrorKind::AddrInUse => {
-                        " (another program uses that port: stop it, or set [server] listen / --listen)"
-                    }
-                    std::io::ErrorKind::PermissionDenied => {
-                        " (ports below 1024 need root: keep the default 1338, interception maps port 80 to it)"
-                    }
-                    _ => "",
-                };
-                return Err(ServerError::Bind { addr, source, hint });
+    for endpoint in Endpoint::ALL {
+        for addr in cfg.server().listen(endpoint) {
+            match StdListener::bind(addr) {
+                Ok(socket) => out.push(Listener { endpoint, socket }),
+                Err(e) if addr.is_ipv6() && cfg.server().is_default_listen(endpoint) => {
+                    tracing::info!(%addr, %endpoint, error = %e, "no IPv6 loopback here; serving IPv4 only");
+                }
+                Err(source) => {
+                    let hint = match (source.kind(), endpoint) {
+                        (std::io::ErrorKind::AddrInUse, Endpoint::Imds) => {
+                            " (another program uses that port: stop it, or set [server] listen / --listen)"
+                        }
+                        (std::io::ErrorKind::AddrInUse, Endpoint::Ecs) => {
+                            " (another program uses that port: stop it, or set [server] ecs-listen, [] to serve no ECS endpoints)"
+                        }
+                        (std::io::ErrorKind::AddrInUse, Endpoint::PodIdentity) => {
+                            " (another program uses that port: stop it, or set [server] pod-identity-listen, [] to serve no Pod Identity)"
+                        }
+                        (std::io::ErrorKind::PermissionDenied, _) => {
+                            " (ports below 1024 need root: keep the defaults (1338 and up), interception maps port 80 to them)"
+                        }
+                        _ => "",
+                    };
+                    return Err(ServerError::Bind { addr, source, hint });
+                }
             }
         }
     }
@@ -191,8 +198,78 @@ pub async fn serve(
 fn answer<B>(conn: &Connection, shared: &Published, req: &hyper::Request<B>) -> Answer {
     match conn.endpoint {
         Endpoint::Imds => imds::answer(conn, shared, req),
-        // No listener serves them until their fronts land (issue 23).
-        Endpoint::Ecs | Endpoint::PodIdentity => Answer::Reset,
+        Endpoint::Ecs => ecs::answer(conn, shared, req),
+        Endpoint::PodIdentity => pod_identity::answer(conn, shared, req),
+    }
+}
+
+/// Which fault in force, if any, acts on this request to `endpoint`.
+#[inline]
+fn check_faults<B>(
+    faults: &Faults,
+    endpoint: Endpoint,
+    conn: &Connection,
+    req: &hyper::Request<B>,
+    now_ms: u64,
+) -> Option<Hit> {
+    if faults.is_empty() {
+        return None;
+    }
+    faults.check(
+        endpoint,
+        req.method(),
+        req.uri().path(),
+        conn.client.peer.ip().to_canonical(),
+        now_ms,
+        &mut fastrand::f64,
+    )
+}
+
+/// The access-log line of a request to the ECS agent's or Pod Identity's endpoint; `path`
+/// as it may be logged (without a secret).
+fn log_request<B>(
+    conn: &Connection,
+    req: &hyper::Request<B>,
+    path: &str,
+    status: u16,
+    hit: Option<Hit>,
+) {
+    tracing::info!(
+        target: "fake_metadata::access",
+        endpoint = %conn.endpoint,
+        peer = %conn.client.peer,
+        method = %req.method(),
+        path,
+        status,
+        fault = hit.map(|h| tracing::field::display(fault_shown(&h))),
+        "request"
+    );
+}
+
+/// A `status` fault's reply on the ECS agent's and Pod Identity's endpoints: what Go's
+/// `http.Error` sends for that status.
+#[cold]
+fn go_error(code: u16) -> crate::snapshot::GoReply<'static> {
+    let status =
+        http::StatusCode::from_u16(code).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    crate::snapshot::GoReply {
+        status,
+        content_type: Some("text/plain; charset=utf-8"),
+        location: None,
+        nosniff: true,
+        body: bytes::Bytes::from(format!(
+            "{}\n",
+            status.canonical_reason().unwrap_or("Error")
+        )),
+    }
+}
+
+/// A fault as the access log names it; one that leaves no reply says so.
+fn fault_shown(h: &Hit) -> String {
+    match h.effect {
+        crate::fault::Effect::Withhold => format!("{} (no reply)", h.id),
+        crate::fault::Effect::Reset => format!("{} (reset)", h.id),
+        _ => h.id.to_string(),
     }
 }
 

@@ -225,6 +225,42 @@ thread_local! {
 }
 
 /// The `Date` header for `now_ms` (milliseconds since the epoch).
+/// A reply as Go's `net/http` server writes it (the ECS agent's and the Pod Identity agent's
+/// server): the handler's headers in sorted order (`Content-Type`, `Location` for a
+/// redirect, `X-Content-Type-Options` where `http.Error` sets it), then the server's own,
+/// `Date` and `Content-Length` (`net/http/server.go`: `cw.header.WriteSubset`, then
+/// `extraHeader.Write`).
+pub struct GoReply<'a> {
+    pub status: http::StatusCode,
+    pub content_type: Option<&'static str>,
+    pub location: Option<&'a str>,
+    pub nosniff: bool,
+    pub body: Bytes,
+}
+
+/// `r` with its headers, `Date` for `now_ms`.
+pub fn go_response(r: GoReply<'_>, now_ms: u64) -> http::Response<Body> {
+    let mut h = HeaderMap::with_capacity(5);
+    if let Some(t) = r.content_type {
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(t));
+    }
+    if let Some(l) = r.location.and_then(|l| HeaderValue::from_str(l).ok()) {
+        h.insert(header::LOCATION, l);
+    }
+    if r.nosniff {
+        h.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+    }
+    h.insert(header::DATE, http_date(now_ms));
+    h.insert(header::CONTENT_LENGTH, number(r.body.len()));
+    let mut resp = http::Response::new(Body(Some(r.body)));
+    *resp.status_mut() = r.status;
+    *resp.headers_mut() = h;
+    resp
+}
+
 fn http_date(now_ms: u64) -> HeaderValue {
     let secs = now_ms / 1000;
     DATE.with(|d| {

@@ -9,8 +9,10 @@
 //! credentials come as one [`CredentialSet`], which each part renders in its own documents
 //! (IMDS's in [`iam`]), so that all endpoints agree at every rotation.
 
+pub mod ecs;
 mod headers;
 pub mod iam;
+pub mod pod_identity;
 pub mod tree;
 
 // `[replay]`: a crawled tree served in place of the modelled one.
@@ -22,14 +24,15 @@ use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
 
+use crate::capability::BoxSecret;
 use crate::clock::Clock;
-use crate::config::Config;
+use crate::config::{Config, Pod, Task};
 use crate::credentials::CredentialSet;
 use crate::fault::Faults;
 use crate::identity::Signatures;
 use crate::imds::{self, TokenAuthority};
 use crate::scenario::Scenario;
-pub use headers::{Body, Headers};
+pub use headers::{Body, GoReply, Headers, go_response};
 pub use tree::identity_document;
 
 /// Everything a request needs, compiled once per change of the inputs: a part per endpoint,
@@ -40,6 +43,10 @@ pub use tree::identity_document;
 pub struct Snapshot {
     /// What the IMDS front serves.
     pub imds: ImdsPart,
+    /// What the ECS agent's front serves: each task's credentials and metadata.
+    pub ecs: crate::ecs::Part,
+    /// What Pod Identity's front serves: each pod's credentials, by token.
+    pub pod_identity: crate::pod_identity::Part,
     /// Whether each request is logged (the access log).
     pub log_requests: bool,
     /// The faults in force (usually none: then a request only tests that it is empty).
@@ -54,16 +61,55 @@ pub struct ImdsPart {
     pub headers: Headers,
 }
 
+/// The tasks and pods served (the config's, then those `ctl` added), and what their ids
+/// and tokens are derived from.
+pub struct Workloads<'a> {
+    pub tasks: &'a [Task],
+    pub pods: &'a [Pod],
+    pub secret: &'a BoxSecret,
+    /// Since when the daemon serves them (the tasks' start times).
+    pub since: SystemTime,
+}
+
+impl Workloads<'static> {
+    /// No task and no pod (nothing is derived from the secret then).
+    pub fn none() -> Workloads<'static> {
+        static UNUSED: BoxSecret = BoxSecret::from_bytes([0; 32]);
+        Workloads {
+            tasks: &[],
+            pods: &[],
+            secret: &UNUSED,
+            since: std::time::UNIX_EPOCH,
+        }
+    }
+}
+
 /// Builds a snapshot from its inputs: each endpoint's part, then the shared ones.
 pub fn build(
     config: &Config,
     signatures: Option<&Signatures>,
     credentials: &CredentialSet,
     scenario: &Scenario,
+    workloads: &Workloads<'_>,
     now: SystemTime,
 ) -> Snapshot {
     Snapshot {
         imds: imds_part(config, signatures, credentials, scenario, now),
+        ecs: ecs::part(
+            workloads.tasks,
+            credentials,
+            workloads.secret,
+            config,
+            workloads.since,
+            now,
+        ),
+        pod_identity: pod_identity::part(
+            workloads.pods,
+            credentials,
+            workloads.secret,
+            config,
+            now,
+        ),
         log_requests: config.log().requests(),
         faults: Faults::new(scenario.armed_faults()),
     }

@@ -112,9 +112,16 @@ mod tests {
         };
         let now = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000);
         let mut scenario = Scenario::new(cfg.scenario(), cfg.faults(), now, &mut EventId::random);
-        let s = super::super::build(&cfg, Some(&sigs), &Default::default(), &scenario, now)
-            .imds
-            .service;
+        let s = super::super::build(
+            &cfg,
+            Some(&sigs),
+            &Default::default(),
+            &scenario,
+            &crate::snapshot::Workloads::none(),
+            now,
+        )
+        .imds
+        .service;
         // The replay wins over [instance]; [paths] wins over the replay.
         assert_eq!(
             text(&s, "/latest/meta-data/instance-id"),
@@ -164,9 +171,16 @@ mod tests {
                 now,
             )
             .unwrap();
-        let s = super::super::build(&cfg, Some(&sigs), &Default::default(), &scenario, now)
-            .imds
-            .service;
+        let s = super::super::build(
+            &cfg,
+            Some(&sigs),
+            &Default::default(),
+            &scenario,
+            &crate::snapshot::Workloads::none(),
+            now,
+        )
+        .imds
+        .service;
         assert_eq!(
             text(&s, "/latest/meta-data/"),
             "instance-id\nami-id\nevents/\nspot/\ntags/\nzz-new-category/"

@@ -34,9 +34,16 @@ fn served(toml: &str) -> imds::Service {
     let _ = credentials.refresh();
     let now = clock.now();
     let scenario = Scenario::new(cfg.scenario(), cfg.faults(), now, &mut EventId::random);
-    build(&cfg, None, &credentials.current(), &scenario, now)
-        .imds
-        .service
+    build(
+        &cfg,
+        None,
+        &credentials.current(),
+        &scenario,
+        &super::Workloads::none(),
+        now,
+    )
+    .imds
+    .service
 }
 
 fn get(s: &imds::Service, path: &str) -> Response {
