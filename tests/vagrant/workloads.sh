@@ -55,7 +55,15 @@ check() {
 }
 eq() { [ "$1" = "$2" ] || { echo "expected '$2', got '$1'"; return 1; }; }
 ne() { [ "$1" != "$2" ] || { echo "expected something else than '$2'"; return 1; }; }
-json() { python3 -c 'import json,sys; d=json.load(sys.stdin); print(d.get(sys.argv[1]))' "$1"; }
+# json KEY: KEY of the JSON object on stdin ("<not JSON>" when it is none).
+json() {
+    python3 -c '
+import json, sys
+try:
+    print(json.load(sys.stdin).get(sys.argv[1]))
+except (ValueError, AttributeError):
+    print("<not JSON>")' "$1"
+}
 fp() { printf '%s' "$1" | sha256sum | cut -c1-16; }
 # The value of KEY in KEY=VALUE lines on stdin.
 field() { sed -n "s/^$1=//p"; }
@@ -67,12 +75,13 @@ absent() { if grep "$@"; then echo "unexpected: $*"; return 1; fi; }
 # Run in a container (the box's /usr and CA certificates mounted, the peers read-only) or on
 # the box; either way with only the environment given.
 PEERS_SH='
-    echo "boto=$(PYTHONPATH=/opt/fake-metadata-peers/python python3 /peers/botocore_container_role.py 2>&1 | tail -1)"
-    echo "rust=$(/opt/fake-metadata-peers/aws_credential_chain 2>&1 | tail -1)"
-    echo "js=$(node /opt/fake-metadata-peers/js/peer.js 2>&1 | tail -1)"
+    p() { printf "%s=%s\n" "$1" "$(shift; "$@" 2>&1 | tail -1)"; }
+    p boto env PYTHONPATH=/opt/fake-metadata-peers/python python3 /peers/botocore_container_role.py
+    p rust /opt/fake-metadata-peers/aws_credential_chain
+    p js node /opt/fake-metadata-peers/js/peer.js
     if [ "${DEBIAN_BOTO:-0}" = 1 ]; then
-        echo "debian_boto=$(python3 /peers/botocore_container_role.py 2>&1 | tail -1)"
-        echo "cli=$(aws configure list 2>&1 | grep -E "^ *access_key" | sed "s/\*\**[A-Za-z0-9]*/KEY/")"
+        p debian_boto python3 /peers/botocore_container_role.py
+        printf "cli=%s\n" "$(aws configure list 2>&1 | grep -E "^ *access_key" | sed "s/\*\**[A-Za-z0-9]*/KEY/")"
     fi'
 in_container() { # ENV_FILE [docker run options...]: the peers in a new container
     local env_file=$1; shift
@@ -203,6 +212,7 @@ check "box: task env only: aws configure list names the container provider" cli_
 
 wrong_id() { # an unknown credentials id: refused, nothing of the right one in the reply
     local code body
+    [ -n "$TASK_JSON" ] || { echo "the right id got no credentials either"; return 1; }
     body=$(curl -s -w '\n%{http_code}' --max-time 5 "$ECS/v2/credentials/00000000-0000-4000-8000-000000000000")
     code=$(tail -1 <<<"$body"); echo "$body"
     [ "$code" -ge 400 ]
@@ -232,7 +242,8 @@ pod_curl() {
 }
 check "box: curl $POD/v1/credentials with the token: the pod's credentials (AccountId; not the task's key)" pod_curl
 refused() { # curl with a wrong or no Authorization: the agent's refusal
-    local code body
+    local code body auth
+    [ -n "$POD_JSON" ] || { echo "the right token got no credentials either"; return 1; }
     for auth in "Authorization: wrong-token" "X-Nothing: 1"; do
         body=$(curl -s -w '\n%{http_code}' --max-time 5 -H "$auth" "$POD/v1/credentials")
         code=$(tail -1 <<<"$body"); echo "$auth -> $body"
