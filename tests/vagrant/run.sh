@@ -20,6 +20,7 @@
 #   MIRROR, SECURITY_MIRROR  Debian mirrors (default: read from /etc/apt/sources.list*)
 #   CACHE_DIR                box cache (default /var/cache/fake-metadata-ci)
 #   TWO_BOXES=0              skip the box2 checks (and so the cloud-init boot)
+#   BOX2_PARALLEL=0          box2 after box1's scripts instead of beside them (to compare)
 #   KEEP=1                   keep the work directory (logs) after the run
 #   HOLD=1                   before destroying, wait (prints how to `vagrant ssh` in)
 #   TEST_ARGS                arguments for test-installed.sh (e.g. --no-purge)
@@ -295,7 +296,7 @@ box2_pipeline() {
     echo "[box2 +$((SECONDS - t0))s] done"
 }
 BOX2_PID=""
-if [ "${TWO_BOXES:-1}" != 0 ]; then
+if [ "${TWO_BOXES:-1}" != 0 ] && [ "${BOX2_PARALLEL:-1}" != 0 ]; then
     step "box2 in the background (vagrant up box2, then its cloud-init boot), beside box1's scripts"
     box2_pipeline >"$WORK/box2.out" 2>&1 & BOX2_PID=$!
 fi
@@ -331,10 +332,15 @@ fi
 step "packaging/test-installed.sh in box1 (vagrant ssh -c)"
 script_in_vm box1 test-installed.sh "/vagrant/packaging/test-installed.sh ${TEST_ARGS:-}" TI
 
-if [ -n "$BOX2_PID" ]; then
-    step "wait for box2 (up, identity, cloud-init boot)"
-    wait "$BOX2_PID" || true
-    BOX2_PID=""
+if [ "${TWO_BOXES:-1}" != 0 ]; then
+    if [ -n "$BOX2_PID" ]; then
+        step "wait for box2 (up, identity, cloud-init boot)"
+        wait "$BOX2_PID" || true
+        BOX2_PID=""
+    else
+        step "box2 after box1's scripts (BOX2_PARALLEL=0): up, identity, cloud-init boot"
+        box2_pipeline >"$WORK/box2.out" 2>&1 || true
+    fi
     sed 's/^/   /' "$WORK/box2.out"
     # Its tier checks (the subshell's counters are its own).
     while IFS= read -r line; do
