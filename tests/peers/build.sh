@@ -46,7 +46,7 @@ echo "js: $(du -sh "$OUT/js" | cut -f1) ($((SECONDS - T0)) s)"
 if [ "$(cat "$OUT/python.stamp" 2>/dev/null)" != "$BOTOCORE" ]; then
     rm -rf "$OUT/python"
     python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
-        --no-deps --no-compile --target "$OUT/python" "botocore==$BOTOCORE"
+        --no-deps --target "$OUT/python" "botocore==$BOTOCORE"
     echo "$BOTOCORE" > "$OUT/python.stamp"
 fi
 echo "python: botocore $BOTOCORE, $(du -sh "$OUT/python" | cut -f1) ($((SECONDS - T0)) s)"

@@ -31,6 +31,7 @@ WORK=$(mktemp -d /tmp/workloads.XXXXXX)
 chmod 0755 "$WORK"
 cp "$CONF" "$WORK/config.orig"
 pass=0 fail=0
+CHECK_OUT=$WORK/check.out
 START=$SECONDS
 
 cleanup() {
@@ -44,9 +45,13 @@ cleanup() {
 trap cleanup EXIT
 
 # Each check runs in a subshell with errexit; its output is shown only on failure.
+# Not `out=$( (set -e; ...) ) || rc=$?`: on the left of `||` bash ignores errexit, also in
+# that subshell, so only a check's last command could fail it.
 check() {
-    local name=$1 out rc=0; shift
-    out=$( (set -e; "$@") 2>&1) || rc=$?
+    local name=$1 out rc; shift
+    ( set -e; "$@" ) >"$CHECK_OUT" 2>&1
+    rc=$?
+    out=$(cat "$CHECK_OUT")
     if [ "$rc" = 0 ]; then
         pass=$((pass + 1)); printf 'ok    %s  [%ss]\n' "$name" "$((SECONDS - START))"
     else
@@ -75,13 +80,19 @@ absent() { if grep "$@"; then echo "unexpected: $*"; return 1; fi; }
 # Run in a container (the box's /usr and CA certificates mounted, the peers read-only) or on
 # the box; either way with only the environment given.
 PEERS_SH='
-    p() { printf "%s=%s\n" "$1" "$(shift; "$@" 2>&1 | tail -1)"; }
+    ms() { date +%s%3N; }
+    p() { t=$(ms); printf "%s=%s\n" "$1" "$(shift; "$@" 2>&1 | tail -1)"; echo "ms_$1=$(($(ms) - t))"; }
     p boto env PYTHONPATH=/opt/fake-metadata-peers/python python3 /peers/botocore_container_role.py
     p rust /opt/fake-metadata-peers/aws_credential_chain
     p js node /opt/fake-metadata-peers/js/peer.js
     if [ "${DEBIAN_BOTO:-0}" = 1 ]; then
         p debian_boto python3 /peers/botocore_container_role.py
+        t=$(ms)
         printf "cli=%s\n" "$(aws configure list 2>&1 | grep -E "^ *access_key" | sed "s/\*\**[A-Za-z0-9]*/KEY/")"
+        echo "ms_cli=$(($(ms) - t))"
+    fi
+    if [ -n "${ECS_CONTAINER_METADATA_URI_V4:-}" ]; then
+        printf "meta=%s\n" "$(curl -fsS --max-time 5 "$ECS_CONTAINER_METADATA_URI_V4/task" 2>&1 | tr -d "\n")"
     fi'
 in_container() { # ENV_FILE [docker run options...]: the peers in a new container
     local env_file=$1; shift
@@ -120,7 +131,9 @@ peers_agree() {
 
 # ---------------------------------------------------------------- setup
 prepare() {
-    [ -x "$PEERS/aws_credential_chain" ] && [ -f "$PEERS/js/peer.js" ] && [ -d "$PEERS/python/botocore" ]
+    [ -x "$PEERS/aws_credential_chain" ]
+    [ -f "$PEERS/js/peer.js" ]
+    [ -d "$PEERS/python/botocore" ]
     node --version
     systemctl is-active docker.service || { systemctl start docker.service && sleep 2; }
     docker image inspect "$IMAGE" >/dev/null 2>&1 || {
@@ -147,11 +160,13 @@ status_shows() {
     local st
     st=$(fake-metadata status --config "$CONF")
     echo "$st"
-    grep -F 169.254.169.254 <<<"$st"
-    grep -F 169.254.170.2 <<<"$st"
-    grep -F 169.254.170.23 <<<"$st"
+    local a
+    for a in 169.254.169.254 169.254.170.2 169.254.170.23; do
+        grep -F "daemon answers through http://$a/" <<<"$st" >/dev/null
+        grep -F "daemon answers containers at http://$a:" <<<"$st" >/dev/null
+    done
 }
-check "fake-metadata status reports IMDS, the ECS agent's and Pod Identity's endpoints" status_shows
+check "fake-metadata status: IMDS, the ECS agent and Pod Identity answer, from the box and for containers" status_shows
 
 # ---------------------------------------------------------------- the task
 fake-metadata ctl task env web > "$WORK/web.env"
@@ -193,22 +208,16 @@ meta_task() { # curl ... /task: the task as the agent shows it
     eq "$(json LaunchType <<<"$j")" EC2
     python3 -c 'import json,sys; d=json.loads(sys.argv[1]); c=d["Containers"]; assert c and all("DockerId" in x and "Name" in x for x in c), c' "$j"
 }
-ctr_meta=$(docker run --rm --security-opt apparmor=unconfined --env-file "$WORK/web.env" -v /usr:/usr:ro "$IMAGE" \
-    sh -c 'curl -fsS --max-time 5 "$ECS_CONTAINER_METADATA_URI_V4/task"' 2>&1)
-check "[container] curl \$ECS_CONTAINER_METADATA_URI_V4/task: Family web, TaskARN, LaunchType EC2, Containers" meta_task "$ctr_meta"
-box_meta() {
-    local j
-    # shellcheck disable=SC2046 # KEY=VALUE words
-    j=$(env -i PATH=/usr/bin:/bin $(grep -E '^[A-Z_0-9]+=' "$WORK/web.env") sh -c 'curl -fsS --max-time 5 "$ECS_CONTAINER_METADATA_URI_V4/task"')
-    meta_task "$j"
-    eq "$(env -i PATH=/usr/bin:/bin curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$V4/stats")" 200
+check "[container] curl \$ECS_CONTAINER_METADATA_URI_V4/task: Family web, TaskARN, LaunchType EC2, Containers" meta_task "$(field meta <<<"$out")"
+stats() {
+    eq "$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$V4/stats")" 200
     eq "$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$V4/task/stats")" 200
 }
-check "box: curl \$ECS_CONTAINER_METADATA_URI_V4/task (and /stats, /task/stats), same env exported" box_meta
+check "box: task metadata v4 /stats and /task/stats answer 200" stats
 
-out=$(on_box "$WORK/web.env" DEBIAN_BOTO=1 2>&1); echo "--- [box] task web:"; echo "$out"
-check "box: task env only: the four peers get web-task-role's key" peers_agree "$out" "boto debian_boto rust js" "$TASK_KEY"
-check "box: task env only: aws configure list names the container provider" cli_row "$out"
+out=$(on_box "$WORK/web.env" 2>&1); echo "--- [box] task web:"; echo "$out"
+check "box: task env only: the three peers get web-task-role's key" peers_agree "$out" "boto rust js" "$TASK_KEY"
+check "box: task env only: curl \$ECS_CONTAINER_METADATA_URI_V4/task: Family web, TaskARN, LaunchType EC2, Containers" meta_task "$(field meta <<<"$out")"
 
 wrong_id() { # an unknown credentials id: refused, nothing of the right one in the reply
     local code body
@@ -268,8 +277,8 @@ rotated() { ne "$TASK_KEY2" "$TASK_KEY"; ne "$POD_KEY2" "$POD_KEY"; ne "$TASK_KE
 check "after rotate: the daemon serves the task and the pod new keys" rotated
 out=$(in_container "$WORK/web.env" 2>&1)
 check "[container] after rotate: the task's peers get its new key" peers_agree "$out" "boto rust js" "$TASK_KEY2"
-out=$(in_container "$WORK/cart.env" -v "$tok:$tok:ro" 2>&1)
-check "[container] after rotate: the pod's peers get its new key" peers_agree "$out" "boto rust js" "$POD_KEY2"
+out=$(on_box "$WORK/cart.env" 2>&1)
+check "box: after rotate: the pod's peers get its new key" peers_agree "$out" "boto rust js" "$POD_KEY2"
 
 # ---------------------------------------------------------------- ctl at run time
 from_docker() { # a running container's real facts in the task metadata
