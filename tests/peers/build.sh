@@ -21,6 +21,7 @@ OUT=${1:?usage: build.sh OUT_DIR}
 HERE=$(cd "$(dirname "$0")" && pwd)
 PROJECT=$(cd "$HERE/../.." && pwd)
 BOTOCORE=1.43.11
+PY_STAMP="botocore==$BOTOCORE, compiled"   # what python/ holds
 mkdir -p "$OUT"
 OUT=$(realpath "$OUT")
 T0=$SECONDS
@@ -43,10 +44,10 @@ cp "$HERE/js/peer.js" "$OUT/js/"
 echo "js: $(du -sh "$OUT/js" | cut -f1) ($((SECONDS - T0)) s)"
 
 # Python: botocore from PyPI.
-if [ "$(cat "$OUT/python.stamp" 2>/dev/null)" != "$BOTOCORE" ]; then
+if [ "$(cat "$OUT/python.stamp" 2>/dev/null)" != "$PY_STAMP" ]; then
     rm -rf "$OUT/python"
     python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
         --no-deps --target "$OUT/python" "botocore==$BOTOCORE"
-    echo "$BOTOCORE" > "$OUT/python.stamp"
+    echo "$PY_STAMP" > "$OUT/python.stamp"
 fi
 echo "python: botocore $BOTOCORE, $(du -sh "$OUT/python" | cut -f1) ($((SECONDS - T0)) s)"
