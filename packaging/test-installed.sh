@@ -111,9 +111,10 @@ check "MainPID is not root" not_root
 # daemon answering where containers are DNATed to (status checks all of it, and names them).
 containers() {
     local st
-    eq "$(iptables -w -t nat -S PREROUTING | grep -c 'fake-metadata -j DNAT')" 4
+    # Per endpoint (IMDS, the ECS agent, Pod Identity): 4 DNATs, one drop.
+    eq "$(iptables -w -t nat -S PREROUTING | grep -c 'fake-metadata -j DNAT')" 12
     eq "$(iptables -w -t nat -S PREROUTING | grep 'fake-metadata -j DNAT' | grep -vc ' -i ')" 0
-    eq "$(iptables -w -S INPUT | grep -c 'fake-metadata -j DROP')" 1
+    eq "$(iptables -w -S INPUT | grep -c 'fake-metadata -j DROP')" 3
     st=$(fake-metadata status --config /etc/fake-metadata/config.toml)
     grep 'daemon answers containers at' <<<"$st"
     grep -F 'containers admitted from: docker0, br-+, podman+, cni+' <<<"$st"

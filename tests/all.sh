@@ -216,7 +216,7 @@ tier bench any "" "benchmark + soak, quick: ratios to a bare hyper server (repor
 tier system-bookworm root package "the .deb installed with apt in a booted Debian bookworm/amd64 (systemd-nspawn, private network)" system_tests bookworm amd64
 tier system-trixie root package "the same in a booted Debian trixie/amd64" system_tests trixie amd64
 tier system-arm64 root package "the arm64 .deb in a booted Debian trixie/arm64 under qemu-user (its iptables native)" system_tests trixie arm64
-tier vagrant root package "a real vagrant up of ./Vagrantfile (libvirt, QEMU TCG, private namespaces), test-installed.sh and Docker containers in the VM, a boot with cloud-init (Ec2, IMDSv2)" vagrant_tests
+tier vagrant root package "a real vagrant up of ./Vagrantfile (libvirt, QEMU TCG, private namespaces), test-installed.sh and Docker containers in the VM, ECS tasks and Pod Identity for unmodified SDKs (botocore, aws-config, JS v3) in containers and the box, a boot with cloud-init (Ec2, IMDSv2)" vagrant_tests
 T_COUNTS=([cargo]=cargo [arm64]=arm64 [static]=static [system-bookworm]=system-bookworm-amd64
     [system-trixie]=system-trixie-amd64 [system-arm64]=system-trixie-arm64 [vagrant]=vagrant)
 

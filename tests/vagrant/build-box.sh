@@ -17,7 +17,9 @@
 #   cloud-init (22.4, Debian; disabled at boot with /etc/cloud/cloud-init.disabled, the test
 #   runs it by hand against our IMDS with its own state directories);
 #   docker.io (20.10, Debian) for tests/vagrant/containers.sh, whose image is made in the box
-#   (`docker import` of a few directories; the box's /usr is mounted into the containers).
+#   (`docker import` of a few directories; the box's /usr is mounted into the containers);
+#   nodejs (18, Debian) for tests/vagrant/workloads.sh's JavaScript peer (its npm packages
+#   come from the host, tests/peers/build.sh).
 set -euo pipefail
 OUT=${1:?usage: build-box.sh OUT_DIR}
 : "${MIRROR:?set MIRROR}" "${SECURITY_MIRROR:?set SECURITY_MIRROR}"
@@ -44,6 +46,7 @@ awscli
 python3-boto3
 cloud-init
 docker.io
+nodejs
 EOF
 )
 KEYS=(/usr/share/rubygems-integration/all/gems/vagrant-*/keys/vagrant.pub)

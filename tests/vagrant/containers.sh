@@ -27,6 +27,7 @@ IMDS=http://169.254.169.254
 WORK=$(mktemp -d)
 cp "$CONF" "$WORK/config.orig"
 pass=0 fail=0
+CHECK_OUT=$WORK/check.out
 START=$SECONDS
 
 cleanup() {
@@ -38,9 +39,13 @@ cleanup() {
 trap cleanup EXIT
 
 # Each check runs in a subshell with errexit; its output is shown only on failure.
+# Not `out=$( (set -e; ...) ) || rc=$?`: on the left of `||` bash ignores errexit, also in
+# that subshell, so only a check's last command could fail it.
 check() {
-    local name=$1 out rc=0; shift
-    out=$( (set -e; "$@") 2>&1) || rc=$?
+    local name=$1 out rc; shift
+    ( set -e; "$@" ) >"$CHECK_OUT" 2>&1
+    rc=$?
+    out=$(cat "$CHECK_OUT")
     if [ "$rc" = 0 ]; then
         pass=$((pass + 1)); printf 'ok    %s  [%ss]\n' "$name" "$((SECONDS - START))"
     else
@@ -99,12 +104,18 @@ image() {
 check "image from docker import (the box's /usr mounted: curl, botocore)" image
 check "a compose-style user network ($NET, a br-* bridge)" docker network create "$NET"
 
+ADDRS=(169.254.169.254 169.254.170.2 169.254.170.23)   # IMDS, the ECS agent, Pod Identity
 rules() {
-    # A DNAT per container network (docker0, br-+, podman+, cni+), none from any interface.
-    eq "$(iptables -w -t nat -S PREROUTING | grep -c 'fake-metadata -j DNAT')" 4
+    local a
+    # Per endpoint: a DNAT per container network (docker0, br-+, podman+, cni+), none from
+    # any interface; one drop of the rest; one REDIRECT for the box's own programs.
+    for a in "${ADDRS[@]}"; do
+        eq "$(iptables -w -t nat -S PREROUTING | grep -F -- "-d $a/32" | grep -c 'fake-metadata -j DNAT')" 4
+        eq "$(iptables -w -S INPUT | grep -F -- "-d $a/32" | grep -c 'fake-metadata -j DROP')" 1
+        eq "$(iptables -w -t nat -S OUTPUT | grep -F -- "-d $a/32" | grep -c 'fake-metadata -j REDIRECT')" 1
+    done
+    eq "$(iptables -w -t nat -S PREROUTING | grep -c 'fake-metadata -j DNAT')" $((4 * ${#ADDRS[@]}))
     eq "$(iptables -w -t nat -S PREROUTING | grep 'fake-metadata -j DNAT' | grep -vc ' -i ')" 0
-    eq "$(iptables -w -S INPUT | grep -c 'fake-metadata -j DROP')" 1
-    eq "$(iptables -w -t nat -S OUTPUT | grep -c 'fake-metadata -j REDIRECT')" 1
     # Ours match before Docker's `-m addrtype --dst-type LOCAL -j DOCKER`.
     local last_ours docker
     iptables -w -t nat -S PREROUTING
@@ -112,7 +123,7 @@ rules() {
     docker=$(iptables -w -t nat -S PREROUTING | grep -n -m1 -e '-j DOCKER' | cut -d: -f1)
     [ -z "$docker" ] || [ "$last_ours" -lt "$docker" ] || { echo "Docker's jump (line $docker) comes before ours (last: $last_ours)"; return 1; }
 }
-check "rules: a DNAT per container network (before Docker's jump), one drop, one REDIRECT" rules
+check "rules, per endpoint (IMDS, ECS, Pod Identity): a DNAT per container network (before Docker's jump), one drop, one REDIRECT" rules
 restart_docker() {
     systemctl restart docker.service
     for _ in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 1; done

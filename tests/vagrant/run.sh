@@ -2,11 +2,16 @@
 # Tier C, the Vagrant box end to end: a real `vagrant up` of the project's own Vagrantfile
 # (vagrant-libvirt, libvirtd, QEMU TCG), the package installed by its provisioner with the
 # literal `apt-get install -y fake-metadata` from target/debian/, then
-# tests/vagrant/containers.sh (Docker containers in the box reach IMDS) and
-# packaging/test-installed.sh inside the VM, a second box (box2: another instance id and
-# address) that then boots with cloud-init on (tests/vagrant/cloud-init-boot.sh: the firmware
-# says EC2, cloud-init's Ec2 datasource reads our metadata with IMDSv2 tokens from its first
-# request on; TWO_BOXES=0 skips it with box2), and `vagrant destroy -f`.
+# tests/vagrant/containers.sh (Docker containers in the box reach IMDS),
+# tests/vagrant/workloads.sh (ECS tasks and EKS Pod Identity: unmodified SDKs' default chains
+# in containers and on the box; its peers are made on the host by tests/peers/build.sh and
+# copied in) and packaging/test-installed.sh inside box1; meanwhile, in the background, a
+# second box (box2: another instance id and address) comes up and then boots with cloud-init
+# on (tests/vagrant/cloud-init-boot.sh: the firmware says EC2, cloud-init's Ec2 datasource
+# reads our metadata with IMDSv2 tokens from its first request on; TWO_BOXES=0 skips it with
+# box2), and `vagrant destroy -f`. box2 runs beside box1's scripts because a box under TCG
+# mostly waits (timeouts, sleeps, SSH round trips, Vagrant's own start-up): the two share the
+# two cores better than either uses them alone.
 #
 # Usage (as root):  tests/vagrant/run.sh [REPO_DIR]
 #   REPO_DIR   the .deb + apt repository written by packaging/build-deb; must be this tree's
@@ -15,6 +20,7 @@
 #   MIRROR, SECURITY_MIRROR  Debian mirrors (default: read from /etc/apt/sources.list*)
 #   CACHE_DIR                box cache (default /var/cache/fake-metadata-ci)
 #   TWO_BOXES=0              skip the box2 checks (and so the cloud-init boot)
+#   BOX2_PARALLEL=0          box2 after box1's scripts instead of beside them (to compare)
 #   KEEP=1                   keep the work directory (logs) after the run
 #   HOLD=1                   before destroying, wait (prints how to `vagrant ssh` in)
 #   TEST_ARGS                arguments for test-installed.sh (e.g. --no-purge)
@@ -43,7 +49,7 @@ export DEBIAN_FRONTEND=noninteractive
 CACHE_DIR=${CACHE_DIR:-/var/cache/fake-metadata-ci}
 SUITE=bookworm
 
-pass=0 fail=0 CT_PASS=0 CT_FAIL=0 TI_PASS=0 TI_FAIL=0 CB_PASS=0 CB_FAIL=0
+pass=0 fail=0 CT_PASS=0 CT_FAIL=0 WL_PASS=0 WL_FAIL=0 TI_PASS=0 TI_FAIL=0 CB_PASS=0 CB_FAIL=0
 FAILED=()
 ok() { pass=$((pass + 1)); printf 'ok    %s\n' "$*"; }
 notok() { fail=$((fail + 1)); FAILED+=("$*"); printf 'FAIL  %s\n' "$*"; }
@@ -65,6 +71,8 @@ fi
 host_install vagrant vagrant-libvirt libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients \
     dnsmasq-base qemu-system-x86 mmdebstrap rsync zstd libarchive-tools openssh-client \
     e2fsprogs iproute2 util-linux ${QEMU_VERSION:+"qemu-utils=$QEMU_VERSION"} || die "apt-get install failed"
+# npm (the JS peer's `npm ci`): this machine kind ships Node.js and npm; Debian's otherwise.
+command -v npm >/dev/null || host_install nodejs npm || die "apt-get install npm failed"
 dpkg -s libvirt-daemon-system >/dev/null 2>&1 && echo "warning: libvirt-daemon-system is installed on this host" >&2
 vagrant --version
 
@@ -91,7 +99,7 @@ fi
 # ---------------------------------------------------------------- namespaces + libvirtd
 step "libvirtd in a private network + mount namespace"
 WORK=$(mktemp -d /var/tmp/fake-metadata-vagrant.XXXXXX)
-HOLDER="" NSID="" VPID="" DESTROYED=0
+HOLDER="" NSID="" VPID="" BOX2_PID="" PEERS_PID="" UPLOAD_PID="" DESTROYED=0
 export VAGRANT_HOME=$WORK/vagrant-home VAGRANT_DOTFILE_PATH=$WORK/dot-vagrant
 export VAGRANT_DEFAULT_PROVIDER=libvirt VAGRANT_CHECKPOINT_DISABLE=1 VAGRANT_NO_COLOR=1
 unset FAKE_METADATA_CONFIG
@@ -123,6 +131,10 @@ teardown() {
     set +e
     trap - EXIT INT TERM
     [ -n "$VPID" ] && kill -0 "$VPID" 2>/dev/null && { kill "$VPID"; wait "$VPID"; }
+    local bg
+    for bg in "$BOX2_PID" "$UPLOAD_PID" "$PEERS_PID"; do
+        [ -n "$bg" ] && kill -0 "$bg" 2>/dev/null && { kill "$bg"; wait "$bg"; }
+    done
     if [ -n "$HOLDER" ] && kill -0 "$HOLDER" 2>/dev/null; then
         if [ "$DESTROYED" = 0 ] && [ -d "$VAGRANT_DOTFILE_PATH/machines" ]; then
             echo "teardown: vagrant destroy -f"
@@ -216,6 +228,10 @@ vagrant_bg() {
     wait "$spid" 2>/dev/null || true
     return "$rc"
 }
+# The peers of workloads.sh (tests/peers/build.sh: the Rust example, npm ci, botocore from
+# PyPI), made on the host while box1 boots.
+PEERS_OUT=$PROJECT/target/vm-peers
+"$PROJECT/tests/peers/build.sh" "$PEERS_OUT" >"$WORK/peers-build.log" 2>&1 & PEERS_PID=$!
 step "vagrant up (box1: boot, rsync, provisioner: apt-get install -y fake-metadata)"
 if vagrant_bg "$UP_LOG" up; then
     ok "vagrant up (box1)"
@@ -236,15 +252,11 @@ step "identity of box1"
 ID1=$(V ssh box1 -c 'curl -s http://169.254.169.254/latest/meta-data/instance-id; echo; curl -s http://169.254.169.254/latest/meta-data/local-ipv4; echo; ip -o -4 addr show | grep -c -F " $(curl -s http://169.254.169.254/latest/meta-data/local-ipv4)/"; systemd-detect-virt; systemd-analyze | head -1' 2>/dev/null | tr -d '\r')
 pr -to 6 <<<"$ID1"
 
-# Before test-installed.sh, which ends by purging the package.
-step "tests/vagrant/containers.sh in box1: Docker containers reach IMDS (hop limit 1, 2, required)"
-script_in_vm box1 containers.sh "/vagrant/tests/vagrant/containers.sh" CT
-
-step "packaging/test-installed.sh in box1 (vagrant ssh -c)"
-script_in_vm box1 test-installed.sh "/vagrant/packaging/test-installed.sh ${TEST_ARGS:-}" TI
-
-if [ "${TWO_BOXES:-1}" != 0 ]; then
-    step "vagrant up box2 (second instance)"
+# box2 in the background, beside box1's scripts: its output goes to $WORK/box2.out (shown
+# when it is done), its tier checks are that file's ok/FAIL lines.
+box2_pipeline() {
+    local t0=$SECONDS
+    echo "[box2 +$((SECONDS - t0))s] vagrant up box2 (second instance)"
     if vagrant_bg "$WORK/vagrant-up-box2.log" up box2; then
         ok "vagrant up box2"
         ID2=$(V ssh box2 -c 'curl -s http://169.254.169.254/latest/meta-data/instance-id; echo; curl -s http://169.254.169.254/latest/meta-data/local-ipv4; echo; ip -o -4 addr show | grep -c -F " $(curl -s http://169.254.169.254/latest/meta-data/local-ipv4)/"; systemd-detect-virt' 2>/dev/null | tr -d '\r')
@@ -263,7 +275,7 @@ if [ "${TWO_BOXES:-1}" != 0 ]; then
         # Issue 26: cloud-init sees EC2. The box carries cloud-init disabled (build-box.sh);
         # box2 (its package installed, the Vagrantfile's DMI values in its firmware) turns it
         # on and reboots: the boot of an EC2 instance as cloud-init sees it.
-        step "cloud-init at boot in box2: firmware says EC2, Ec2 datasource, IMDSv2 (tests/vagrant/cloud-init-boot.sh)"
+        echo "[box2 +$((SECONDS - t0))s] cloud-init at boot in box2: firmware says EC2, Ec2 datasource, IMDSv2 (tests/vagrant/cloud-init-boot.sh)"
         # Only the stages that read the metadata (init-local, init) are checked: this
         # test-only drop-in leaves the config and final stages' modules out, which under TCG
         # take over two minutes (and the box's `locale` module fails on its own).
@@ -280,6 +292,64 @@ if [ "${TWO_BOXES:-1}" != 0 ]; then
         notok "vagrant up box2"
         grep -v Progress "$WORK/vagrant-up-box2.log" | tail -30
     fi
+    echo "${CB_PASS:-0} ${CB_FAIL:-0}" > "$WORK/box2.counts"
+    echo "[box2 +$((SECONDS - t0))s] done"
+}
+BOX2_PID=""
+if [ "${TWO_BOXES:-1}" != 0 ] && [ "${BOX2_PARALLEL:-1}" != 0 ]; then
+    step "box2 in the background (vagrant up box2, then its cloud-init boot), beside box1's scripts"
+    box2_pipeline >"$WORK/box2.out" 2>&1 & BOX2_PID=$!
+fi
+
+# The peers go into box1 while containers.sh runs (which does not use them): the box mostly
+# waits, and the copy (64 MB, 7000 files, unpacked under TCG) took a minute on its own.
+peers_to_box1() {
+    [ "$PEERS_BUILT" = 1 ] || { echo "tests/peers/build.sh failed:"; tail -30 "$WORK/peers-build.log"; return 1; }
+    cat "$WORK/peers-build.log"
+    tar -C "$PEERS_OUT" -c aws_credential_chain js python | gzip -1 |
+        V ssh box1 -c 'sudo rm -rf /opt/fake-metadata-peers && sudo mkdir -p /opt/fake-metadata-peers && sudo tar -C /opt/fake-metadata-peers -xzf -' 2>&1 || return 1
+    echo "peers: $(du -sh "$PEERS_OUT" | cut -f1) in $((SECONDS - t0)) s"
+}
+PEERS_BUILT=0
+wait "$PEERS_PID" && PEERS_BUILT=1   # long done: it ran while box1 booted
+PEERS_PID="" t0=$SECONDS
+peers_to_box1 >"$WORK/peers-upload.log" 2>&1 & UPLOAD_PID=$!
+
+# Before test-installed.sh, which ends by purging the package.
+step "tests/vagrant/containers.sh in box1: Docker containers reach IMDS (hop limit 1, 2, required)"
+script_in_vm box1 containers.sh "/vagrant/tests/vagrant/containers.sh" CT
+
+step "tests/vagrant/workloads.sh in box1: ECS task and Pod Identity credentials for unmodified SDKs"
+if wait "$UPLOAD_PID"; then
+    ok "peers built on the host (tests/peers/build.sh) and copied into box1"
+    sed 's/^/   /' "$WORK/peers-upload.log"
+    script_in_vm box1 workloads.sh "/vagrant/tests/vagrant/workloads.sh" WL
+else
+    notok "peers built on the host (tests/peers/build.sh) and copied into box1"
+    cat "$WORK/peers-upload.log"
+fi
+
+step "packaging/test-installed.sh in box1 (vagrant ssh -c)"
+script_in_vm box1 test-installed.sh "/vagrant/packaging/test-installed.sh ${TEST_ARGS:-}" TI
+
+if [ "${TWO_BOXES:-1}" != 0 ]; then
+    if [ -n "$BOX2_PID" ]; then
+        step "wait for box2 (up, identity, cloud-init boot)"
+        wait "$BOX2_PID" || true
+        BOX2_PID=""
+    else
+        step "box2 after box1's scripts (BOX2_PARALLEL=0): up, identity, cloud-init boot"
+        box2_pipeline >"$WORK/box2.out" 2>&1 || true
+    fi
+    sed 's/^/   /' "$WORK/box2.out"
+    # Its tier checks (the subshell's counters are its own).
+    while IFS= read -r line; do
+        case $line in
+            "ok    "*) pass=$((pass + 1)) ;;
+            "FAIL  "*) fail=$((fail + 1)); FAILED+=("${line#FAIL  }") ;;
+        esac
+    done < "$WORK/box2.out"
+    read -r CB_PASS CB_FAIL < "$WORK/box2.counts" 2>/dev/null || { CB_PASS=0; CB_FAIL=0; }
 fi
 
 if [ "${HOLD:-0}" = 1 ]; then
@@ -299,7 +369,7 @@ echo
 echo "=== timings"
 print_times
 echo "=== checks"
-echo "tier checks: $pass passed, $fail failed; containers.sh in the VM: $CT_PASS passed, $CT_FAIL failed; test-installed.sh in the VM: $TI_PASS passed, $TI_FAIL failed; cloud-init-boot.sh in box2: $CB_PASS passed, $CB_FAIL failed"
+echo "tier checks: $pass passed, $fail failed; containers.sh in the VM: $CT_PASS passed, $CT_FAIL failed; workloads.sh in the VM: $WL_PASS passed, $WL_FAIL failed; test-installed.sh in the VM: $TI_PASS passed, $TI_FAIL failed; cloud-init-boot.sh in box2: $CB_PASS passed, $CB_FAIL failed"
 [ "$fail" -eq 0 ] || echo "failed: ${FAILED[*]}"
-echo "$((pass + CT_PASS + TI_PASS + CB_PASS)) passed, $((fail + CT_FAIL + TI_FAIL + CB_FAIL)) failed"
-[ "$fail" -eq 0 ] && [ "$CT_FAIL" -eq 0 ] && [ "$TI_FAIL" -eq 0 ] && [ "$CB_FAIL" -eq 0 ]
+echo "$((pass + CT_PASS + WL_PASS + TI_PASS + CB_PASS)) passed, $((fail + CT_FAIL + WL_FAIL + TI_FAIL + CB_FAIL)) failed"
+[ "$fail" -eq 0 ] && [ "$CT_FAIL" -eq 0 ] && [ "$WL_FAIL" -eq 0 ] && [ "$TI_FAIL" -eq 0 ] && [ "$CB_FAIL" -eq 0 ]
