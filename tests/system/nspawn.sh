@@ -206,10 +206,19 @@ CONF=/etc/fake-metadata/config.toml
 LOGFILE=/var/log/fake-metadata/fake-metadata.log
 
 eq() { [ "$1" = "$2" ] || { echo "expected '$2', got '$1'"; return 1; }; }
-n_addr() { C ip -o -4 addr show dev lo | grep -c ' 169\.254\.169\.254/32 ' || true; }
+# The endpoints' addresses: IMDS, the ECS agent, Pod Identity; each its own REDIRECT.
+ENDPOINTS=(169.254.169.254 169.254.170.2 169.254.170.23)
+n_addr() { C ip -o -4 addr show dev lo | grep -cE ' 169\.254\.(169\.254|170\.2|170\.23)/32 ' || true; }
 n_rule() { C iptables -w -t nat -S OUTPUT | grep -c fake-metadata || true; }
-one_addr() { eq "$(n_addr)" 1; }
-one_rule() { C iptables -w -t nat -S OUTPUT; eq "$(n_rule)" 1; }
+one_addr() {
+    local a lo; lo=$(C ip -o -4 addr show dev lo)
+    for a in "${ENDPOINTS[@]}"; do eq "$(grep -cF " $a/32 " <<<"$lo" || true)" 1; done
+}
+one_rule() {
+    local a out; out=$(C iptables -w -t nat -S OUTPUT); echo "$out"
+    eq "$(grep -c fake-metadata <<<"$out" || true)" 3
+    for a in "${ENDPOINTS[@]}"; do eq "$(grep -c -- "-d $a/32 .*fake-metadata -j REDIRECT" <<<"$out" || true)" 1; done
+}
 no_addr() { eq "$(n_addr)" 0; }
 no_rule() { C iptables -w -t nat -S OUTPUT; eq "$(n_rule)" 0; }
 # The container path: a DNAT per container network (docker0, br-+, podman+, cni+; none from
@@ -217,13 +226,18 @@ no_rule() { C iptables -w -t nat -S OUTPUT; eq "$(n_rule)" 0; }
 # where containers are DNATed to (`status` probes it).
 container_rules() {
     C iptables -w -t nat -S PREROUTING; C iptables -w -S INPUT
-    eq "$(C iptables -w -t nat -S PREROUTING | grep -c 'fake-metadata -j DNAT' || true)" 4
+    # Per endpoint: 4 DNATs, one drop.
+    eq "$(C iptables -w -t nat -S PREROUTING | grep -c 'fake-metadata -j DNAT' || true)" 12
     eq "$(C iptables -w -t nat -S PREROUTING | grep 'fake-metadata -j DNAT' | grep -vc ' -i ' || true)" 0
-    eq "$(C iptables -w -S INPUT | grep -c 'fake-metadata -j DROP' || true)" 1
+    eq "$(C iptables -w -S INPUT | grep -c 'fake-metadata -j DROP' || true)" 3
 }
 container_path() {
+    local st
     container_rules
-    C fake-metadata status --config "$CONF" | grep -F 'daemon answers containers at http://169.254.169.254:1338/'
+    st=$(C fake-metadata status --config "$CONF"); echo "$st"
+    grep -F 'daemon answers containers at http://169.254.169.254:1338/' <<<"$st"
+    grep -F 'containers at http://169.254.170.2:1339/' <<<"$st"
+    grep -F 'containers at http://169.254.170.23:1340/' <<<"$st"
 }
 no_container_rules() {
     eq "$(C iptables -w -t nat -S PREROUTING | grep -c fake-metadata || true)" 0
@@ -321,9 +335,9 @@ v2_from_own_address() {
     [ "$rc" = 0 ] && [ -n "$tok" ]
 }
 check "IMDSv2 from another address of the box: local without netlink, under the unit (issue 27)" v2_from_own_address
-check "exactly one 169.254.169.254/32 on lo" one_addr
-check "exactly one tagged nat OUTPUT rule" one_rule
-check "container path: a DNAT per container network, one drop, the daemon listens on 169.254.169.254:1338 (status)" container_path
+check "exactly one 169.254.169.254/32, 169.254.170.2/32 and 169.254.170.23/32 on lo" one_addr
+check "exactly one tagged nat OUTPUT REDIRECT per endpoint" one_rule
+check "container path: a DNAT per container network and endpoint, a drop per endpoint, the daemon listens on 169.254.169.254:1338, 169.254.170.2:1339, 169.254.170.23:1340 (status)" container_path
 
 step "live control (ctl over /run/fake-metadata/control.sock)"
 SOCK=/run/fake-metadata/control.sock
