@@ -376,12 +376,6 @@ impl Config {
         &self.tasks
     }
 
-    /// This config with `tasks` in place of its `[[task]]` (those `ctl task` changed).
-    pub fn with_tasks(mut self, tasks: Vec<Task>) -> Config {
-        self.tasks = tasks;
-        self
-    }
-
     /// `[replay]`: a crawled tree served in place of the one `[instance]` makes.
     pub fn replay(&self) -> Option<&Replay> {
         self.replay.as_ref()

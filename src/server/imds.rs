@@ -5,9 +5,8 @@
 use http::header::{self, HeaderName, HeaderValue};
 
 use super::conn::{Answer, Connection};
-use crate::client::Client;
 use crate::endpoint::Endpoint;
-use crate::fault::{Effect, Faults, Hit};
+use crate::fault::{Effect, Hit};
 use crate::imds;
 use crate::snapshot::Published;
 
@@ -49,11 +48,7 @@ pub(super) fn answer<B>(conn: &Connection, shared: &Published, req: &hyper::Requ
     view.expect_continue =
         expect.is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
     let now_ms = shared.clock.now_millis();
-    let hit = if snap.faults.is_empty() {
-        None
-    } else {
-        check_faults(&snap.faults, client, req, now_ms)
-    };
+    let hit = super::check_faults(&snap.faults, Endpoint::Imds, conn, req, now_ms);
     let mut r = match hit {
         Some(Hit {
             effect: Effect::Status(code),
@@ -85,11 +80,7 @@ pub(super) fn answer<B>(conn: &Connection, shared: &Published, req: &hyper::Requ
             status = r.status.as_u16(),
             v2 = view.token.is_some(),
             // A fault that leaves no reply says so: the status above was never sent.
-            fault = hit.map(|h| tracing::field::display(match h.effect {
-                Effect::Withhold => format!("{} (no reply)", h.id),
-                Effect::Reset => format!("{} (reset)", h.id),
-                _ => h.id.to_string(),
-            })),
+            fault = hit.map(|h| tracing::field::display(super::fault_shown(&h))),
             "request"
         );
     }
@@ -98,25 +89,6 @@ pub(super) fn answer<B>(conn: &Connection, shared: &Published, req: &hyper::Requ
         None => Answer::Now(resp),
         Some(h) => conn.act_out(h.effect, resp),
     }
-}
-
-/// Which fault, if any, acts on this request (only asked when there are faults).
-#[cold]
-#[inline(never)]
-fn check_faults<B>(
-    faults: &Faults,
-    client: &Client,
-    req: &hyper::Request<B>,
-    now_ms: u64,
-) -> Option<Hit> {
-    faults.check(
-        Endpoint::Imds,
-        req.method(),
-        req.uri().path(),
-        client.peer.ip().to_canonical(),
-        now_ms,
-        &mut fastrand::f64,
-    )
 }
 
 /// A `status` fault's reply.

@@ -208,7 +208,8 @@ fn answer<B>(conn: &Connection, shared: &Published, req: &hyper::Request<B>) -> 
     }
 }
 
-/// Which fault in force, if any, acts on this request to `endpoint`.
+/// Which fault in force, if any, acts on this request to `endpoint`: one test of an empty
+/// list inline, the rest out of the request path.
 #[inline]
 fn check_faults<B>(
     faults: &Faults,
@@ -218,8 +219,21 @@ fn check_faults<B>(
     now_ms: u64,
 ) -> Option<Hit> {
     if faults.is_empty() {
-        return None;
+        None
+    } else {
+        fault_hit(faults, endpoint, conn, req, now_ms)
     }
+}
+
+#[cold]
+#[inline(never)]
+fn fault_hit<B>(
+    faults: &Faults,
+    endpoint: Endpoint,
+    conn: &Connection,
+    req: &hyper::Request<B>,
+    now_ms: u64,
+) -> Option<Hit> {
     faults.check(
         endpoint,
         req.method(),

@@ -224,7 +224,6 @@ thread_local! {
         const { std::cell::RefCell::new((u64::MAX, EPOCH)) };
 }
 
-/// The `Date` header for `now_ms` (milliseconds since the epoch).
 /// A reply as Go's `net/http` server writes it (the ECS agent's and the Pod Identity agent's
 /// server): the handler's headers in sorted order (`Content-Type`, `Location` for a
 /// redirect, `X-Content-Type-Options` where `http.Error` sets it), then the server's own,
@@ -261,6 +260,7 @@ pub fn go_response(r: GoReply, now_ms: u64) -> http::Response<Body> {
     resp
 }
 
+/// The `Date` header for `now_ms` (milliseconds since the epoch).
 fn http_date(now_ms: u64) -> HeaderValue {
     let secs = now_ms / 1000;
     DATE.with(|d| {
