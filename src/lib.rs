@@ -11,7 +11,7 @@
 //!    [`intercept`]'s plan;
 //! 3. [`config`]: the file, environment and flags, checked;
 //! 4. [`snapshot`]: what is served, built by a pure function;
-//! 5. the shell: [`live`], [`server`], [`control`], [`daemon`], then [`cli`], [`ctl`],
+//! 5. the shell: [`live`], [`owner`], [`server`], [`control`], [`daemon`], then [`cli`], [`ctl`],
 //!    [`aemm`].
 
 pub mod accounts;
@@ -37,6 +37,7 @@ pub mod intercept;
 pub mod live;
 pub mod machine;
 pub mod metadata;
+pub mod owner;
 pub mod pod_identity;
 pub mod scenario;
 pub mod server;

@@ -347,7 +347,7 @@ async fn accept_loop(
             }
         };
         let slot = slots.hold(permit);
-        let conn = Connection::new(&stream, endpoint, Client { peer });
+        let conn = Connection::new(&stream, endpoint, Client::at(peer));
         let shared = shared.clone();
         let svc = service_fn(move |req| {
             // The usual answer is ready at once and needs no state machine; the rest (a
