@@ -34,6 +34,7 @@ pub mod go;
 pub mod identity;
 pub mod imds;
 pub mod intercept;
+pub mod journal;
 pub mod live;
 pub mod machine;
 pub mod metadata;
