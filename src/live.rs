@@ -145,7 +145,8 @@ impl Inputs {
             scenario,
         };
         current.settle_workloads(&mut credentials);
-        let published = Published::new(current.build(&secret, start), clock);
+        let journal_size = current.config.journal().size();
+        let published = Published::new(current.build(&secret, start), clock, journal_size);
         credentials.announce();
         Arc::new(Inputs {
             published,
@@ -253,7 +254,14 @@ impl Inputs {
 
     /// What is set and pending, for `ctl status`.
     pub fn status(&self) -> String {
-        lock(&self.current).scenario.status(self.now())
+        let scenario = lock(&self.current).scenario.status(self.now());
+        let journal = self.published.journal.tally().report().summary();
+        format!("{scenario}\n{journal}")
+    }
+
+    /// Forgets the journal's entries and counts.
+    pub fn clear_journal(&self) {
+        self.published.journal.clear(self.published.clock.now_millis());
     }
 
     /// Back to the state the configuration describes: live changes dropped, the config's

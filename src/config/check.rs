@@ -61,6 +61,9 @@ pub(super) fn check(c: &RawConfig, spans: &Spans<'_>) -> Result<Vec<Pod>, Config
     if let Some(why) = super::log::level_problem(&c.log.level) {
         blame(&["log", "level"], why);
     }
+    if let Some(why) = super::journal::size_problem(c.journal.size) {
+        blame(&["journal", "size"], why);
+    }
     // Linear: a path's descendants, if any, sort right after `PATH/`.
     for p in c.paths.keys() {
         let below = format!("{}/", p.as_str());

@@ -20,6 +20,7 @@ mod imds;
 mod instance;
 mod intercept;
 mod locate;
+mod journal;
 mod log;
 mod network_interface;
 mod pod;
@@ -50,6 +51,7 @@ pub use instance::{
 pub use intercept::Intercept;
 pub use locate::Located;
 use locate::Spans;
+pub use journal::Journal as JournalConfig;
 pub use log::Log;
 pub use network_interface::NetworkInterface;
 pub use pod::{DEFAULT_EKS_CLUSTER, Pod, PodError, PodSpec, ServiceAccount};
@@ -83,6 +85,8 @@ struct RawConfig {
     /// The IAM role and where its credentials come from.
     iam: IamConfig,
     log: log::RawLog,
+    /// The request journal: who asked what.
+    journal: journal::RawJournal,
     /// Spot notices, events, rebalance and ASG state on a timeline from the daemon's start.
     #[serde(skip_serializing_if = "ScenarioConfig::is_empty")]
     scenario: ScenarioConfig,
@@ -115,6 +119,7 @@ pub struct Config {
     paths: BTreeMap<MetaPath, String>,
     iam: IamConfig,
     log: Log,
+    journal: JournalConfig,
     scenario: ScenarioConfig,
     control: ControlConfig,
     faults: Vec<crate::fault::Spec>,
@@ -192,6 +197,7 @@ impl Config {
             paths: raw.paths,
             iam: raw.iam,
             log: Log::resolve(raw.log),
+            journal: JournalConfig::resolve(raw.journal),
             scenario: raw.scenario,
             control: ControlConfig::resolve(raw.control),
             faults: raw.faults,
@@ -306,6 +312,7 @@ impl Config {
         let mut out = self.server.needs_restart(&new.server);
         out.extend(self.intercept.needs_restart(&new.intercept));
         out.extend(self.log.needs_restart(&new.log));
+        out.extend(self.journal.needs_restart(&new.journal));
         out.extend(self.control.needs_restart(&new.control));
         out.extend(self.imds.needs_restart(&new.imds));
         out.extend(self.instance.needs_restart(&new.instance));
@@ -354,6 +361,11 @@ impl Config {
     /// `[log]`: where the daemon writes.
     pub fn log(&self) -> &Log {
         &self.log
+    }
+
+    /// `[journal]`: the request journal.
+    pub fn journal(&self) -> &JournalConfig {
+        &self.journal
     }
 
     /// `[scenario]`: spot notices, events, rebalance and ASG state on a timeline.
@@ -436,6 +448,7 @@ impl Config {
             paths: self.paths.clone(),
             iam: self.iam.clone(),
             log: self.log.to_raw(),
+            journal: self.journal.to_raw(),
             scenario: self.scenario.clone(),
             control: self.control.to_raw(),
             faults: self.faults.clone(),

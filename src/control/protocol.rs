@@ -47,6 +47,20 @@ pub enum Command {
     PodList,
     /// The token a pod presents (a secret).
     PodToken { service_account: String },
+    /// The journal's entries numbered `from` and later (0: all it holds), one JSON object a
+    /// line, then the reply; with `follow`, each new entry as it comes, until the client
+    /// hangs up.
+    Requests {
+        #[serde(default)]
+        from: u64,
+        #[serde(default)]
+        follow: bool,
+    },
+    /// The journal's counts since the start or the last clear (a JSON object as the
+    /// message).
+    RequestCounts,
+    /// Forget the journal's entries and counts.
+    RequestsClear,
 }
 
 impl Command {
@@ -70,6 +84,10 @@ impl Command {
             Command::PodRemove { .. } => "pod-remove".into(),
             Command::PodList => "pod-list".into(),
             Command::PodToken { .. } => "pod-token".into(),
+            Command::Requests { follow: false, .. } => "requests".into(),
+            Command::Requests { follow: true, .. } => "requests (follow)".into(),
+            Command::RequestCounts => "request-counts".into(),
+            Command::RequestsClear => "requests-clear".into(),
         }
     }
 }

@@ -188,6 +188,12 @@ async fn connection(
                 }
                 Ok(Ok(_)) => match parse_request(&line) {
                     Err(e) => Reply::error(e),
+                    Ok(Command::Requests { from, follow }) => {
+                        let command = Command::Requests { from, follow };
+                        tracing::info!(uid = cred.uid(), request = command.name(), "control");
+                        let read = r.into_inner().into_inner();
+                        return stream_requests(read, write, inputs, from, follow).await;
+                    }
                     Ok(command) => {
                         let i = inputs.clone();
                         // What was asked, never the values it carries (a `set` may hold a
@@ -203,6 +209,55 @@ async fn connection(
             }
         }
     };
+    let mut out = serde_json::to_string(&reply).expect("a reply serializes");
+    out.push('\n');
+    write.write_all(out.as_bytes()).await?;
+    write.shutdown().await
+}
+
+/// How often a `follow` reader is sent what came since.
+const FOLLOW_EVERY: Duration = Duration::from_millis(200);
+
+/// Sends the journal's entries from `from` on, one JSON object a line (a `{"missed":N}` line
+/// where the ring lost some), then the reply. With `follow` it goes on sending what comes
+/// until the client hangs up; a client that reads slowly only makes itself miss entries.
+async fn stream_requests(
+    mut read: tokio::net::unix::OwnedReadHalf,
+    mut write: tokio::net::unix::OwnedWriteHalf,
+    inputs: &Inputs,
+    from: u64,
+    follow: bool,
+) -> std::io::Result<()> {
+    use tokio::io::AsyncReadExt;
+    let journal = &inputs.published().journal;
+    let (mut next, mut sent) = (from, 0u64);
+    loop {
+        let batch = journal.read(next);
+        next = batch.next;
+        let mut out = String::new();
+        if batch.missed > 0 {
+            out.push_str(&format!("{{\"missed\":{}}}\n", batch.missed));
+        }
+        for e in &batch.entries {
+            out.push_str(&serde_json::to_string(&e.to_json()).expect("an entry serializes"));
+            out.push('\n');
+        }
+        sent += batch.entries.len() as u64;
+        if !out.is_empty() {
+            write.write_all(out.as_bytes()).await?;
+        }
+        if !follow {
+            break;
+        }
+        let mut buf = [0u8; 64];
+        tokio::select! {
+            _ = tokio::time::sleep(FOLLOW_EVERY) => {}
+            r = read.read(&mut buf) => if matches!(r, Ok(0) | Err(_)) {
+                return Ok(());
+            },
+        }
+    }
+    let reply = Reply::ok(format!("{sent} requests"));
     let mut out = serde_json::to_string(&reply).expect("a reply serializes");
     out.push('\n');
     write.write_all(out.as_bytes()).await?;
@@ -235,6 +290,15 @@ fn execute(inputs: &Inputs, command: Command) -> Result<String, Refusal> {
         Command::PodList => inputs.pod_list(),
         Command::PodToken { service_account } => inputs.pod_token(&service_account)?,
         Command::Status => inputs.status(),
+        Command::RequestCounts => {
+            let report = inputs.published().journal.tally().report();
+            serde_json::to_string(&report).expect("counts serialize")
+        }
+        Command::RequestsClear => {
+            inputs.clear_journal();
+            "the request journal is cleared: counting from now".into()
+        }
+        Command::Requests { .. } => unreachable!("streamed by `connection`"),
         Command::Faults => inputs.faults(),
         Command::RotateCredentials => {
             inputs.rotate_credentials();

@@ -19,6 +19,7 @@ pub const LEVEL_ENV: &str = "FAKE_METADATA_LOG";
 /// A log file that can be reopened in place.
 #[derive(Debug)]
 pub struct LogFile {
+    what: (&'static str, &'static str),
     path: PathBuf,
     file: Mutex<FileState>,
     /// Whether this process created the file (then it may give it to the user it becomes).
@@ -33,6 +34,20 @@ struct FileState {
 }
 
 impl LogFile {
+    /// A file at `path`, not opened yet ([`LogFile::reopen`] opens it). `what`: what it is,
+    /// and what happens while it cannot be opened, for the error.
+    pub fn new(path: &Path, what: (&'static str, &'static str)) -> Arc<LogFile> {
+        Arc::new(LogFile {
+            what,
+            path: path.to_path_buf(),
+            file: Mutex::new(FileState {
+                file: None,
+                failing: false,
+            }),
+            created: AtomicBool::new(false),
+        })
+    }
+
     /// Closes and reopens the file (after logrotate renamed it).
     pub fn reopen(&self) -> bool {
         let existed = self.path.exists();
@@ -54,11 +69,16 @@ impl LogFile {
                     st.failing = true;
                     drop(st);
                     tracing::error!(path = %self.path.display(), error = %e,
-                        "cannot open the log file; logging to the journal/stderr only until it can be reopened (SIGHUP)");
+                        "cannot open the {}; {} until it can be reopened (SIGHUP)", self.what.0, self.what.1);
                 }
                 false
             }
         }
+    }
+
+    /// What the file is ("log file", "journal file").
+    pub fn what(&self) -> &'static str {
+        self.what.0
     }
 
     pub fn path(&self) -> &Path {
@@ -91,7 +111,8 @@ impl Write for &LogFile {
                     st.failing = true;
                     // Said on stderr, not through tracing: we are inside a log call.
                     eprintln!(
-                        "fake-metadata: cannot write the log file {}: {e}; keeping on serving",
+                        "fake-metadata: cannot write the {} {}: {e}; keeping on serving",
+                        self.what.0,
                         self.path.display()
                     );
                 }
@@ -194,14 +215,10 @@ pub fn init(level: &str, file: Option<&Path>) -> Option<Arc<LogFile>> {
             .with_target(false)
     });
     let logfile = file.map(|p| {
-        Arc::new(LogFile {
-            path: p.to_path_buf(),
-            file: Mutex::new(FileState {
-                file: None,
-                failing: false,
-            }),
-            created: AtomicBool::new(false),
-        })
+        LogFile::new(
+            p,
+            ("log file", "logging to the journal/stderr only"),
+        )
     });
     let file_layer = logfile.clone().map(|lf| {
         tracing_subscriber::fmt::layer()

@@ -4,6 +4,7 @@
 //! running config); SIGTERM/SIGINT send `STOPPING=1` and drain.
 
 mod embedded;
+mod journal_file;
 pub mod logging;
 mod memory;
 
@@ -94,6 +95,12 @@ pub fn run(source: Source) -> Result<(), DaemonError> {
     let facts = MachineFacts::gather();
     let config = source.load()?;
     let logfile = logging::init(config.log().level(), config.log().file());
+    // Opened as root, like the log file, then given to the service user.
+    let journal_file = config.journal().file().map(|p| {
+        let f = logging::LogFile::new(p, ("journal file", "not writing it"));
+        f.reopen();
+        f
+    });
     let mut listeners = server::bind(&config)?;
     listeners.extend(container_listeners(&config)?);
     let state_dir = config.server().state_directory();
@@ -120,7 +127,8 @@ pub fn run(source: Source) -> Result<(), DaemonError> {
             ids,
         );
     }
-    drop_root(user, logfile.as_deref())?;
+    let files: Vec<&logging::LogFile> = logfile.iter().chain(&journal_file).map(|f| &**f).collect();
+    drop_root(user, &files)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let identity = load_identity(state_dir);
     let secret = load_secret(state_dir)?;
@@ -154,6 +162,9 @@ pub fn run(source: Source) -> Result<(), DaemonError> {
             },
         ));
         let timers = tokio::spawn(crate::live::run_timers(inputs.clone()));
+        let journal_writer = journal_file
+            .clone()
+            .map(|f| tokio::spawn(journal_file::write(f, inputs.published().clone())));
         let follow = tokio::spawn(follow_facts(source.clone(), inputs.clone(), facts));
         let control = control.map(|l| tokio::spawn(crate::control::serve(l, inputs.clone())));
         tracing::info!(addresses = %imds, ecs = %ecs, pod_identity = %pod, "listening");
@@ -167,10 +178,10 @@ pub fn run(source: Source) -> Result<(), DaemonError> {
         while let Some(sig) = signals.next().await {
             match sig {
                 SIGHUP => {
-                    if let Some(lf) = &logfile
-                        && lf.reopen()
-                    {
-                        tracing::info!(path = %lf.path().display(), "SIGHUP: reopened log file");
+                    for lf in logfile.iter().chain(&journal_file) {
+                        if lf.reopen() {
+                            tracing::info!(path = %lf.path().display(), "SIGHUP: reopened {}", lf.what());
+                        }
                     }
                     // Reading the config (and its user data) is file I/O: off the runtime.
                     let (s, i) = (source.clone(), inputs.clone());
@@ -185,6 +196,9 @@ pub fn run(source: Source) -> Result<(), DaemonError> {
         }
         handle.close();
         timers.abort();
+        if let Some(w) = journal_writer {
+            w.abort();
+        }
         follow.abort();
         if let Some(c) = control {
             // Dropping the listener removes the socket file.
@@ -388,19 +402,16 @@ fn hand_over_runtime_dir(socket: &Path, created: &[PathBuf], ids: &Ids) {
 
 /// Never serve as root: once the sockets are bound, become the service user (or `nobody`).
 /// A log file this process just created becomes that user's, so SIGHUP can reopen it.
-fn drop_root(
-    user: Option<(&str, Ids)>,
-    logfile: Option<&logging::LogFile>,
-) -> Result<(), DaemonError> {
+fn drop_root(user: Option<(&str, Ids)>, files: &[&logging::LogFile]) -> Result<(), DaemonError> {
     use nix::unistd::{setgid, setgroups, setuid};
     let Some((name, user)) = user else {
         return Ok(());
     };
-    if let Some(lf) = logfile
-        && let Err(e) = lf.hand_over(user.uid.as_raw(), user.gid.as_raw())
-    {
-        tracing::warn!(path = %lf.path().display(), error = %e,
-            "cannot give the log file to {name}; reopening it on SIGHUP may fail");
+    for lf in files {
+        if let Err(e) = lf.hand_over(user.uid.as_raw(), user.gid.as_raw()) {
+            tracing::warn!(path = %lf.path().display(), error = %e,
+                "cannot give the file to {name}; reopening it on SIGHUP may fail");
+        }
     }
     setgroups(&[])
         .and_then(|()| setgid(user.gid))

@@ -34,6 +34,16 @@ pub struct Request<'a> {
 }
 
 impl<'a> Request<'a> {
+    /// The IMDS version the request belongs to, as CloudWatch's `MetadataNoToken` counts:
+    /// 2 for the token request itself and any request with a token, else 1.
+    pub fn version(&self) -> u8 {
+        if self.token.is_some() || self.path == TOKEN_PATH {
+            2
+        } else {
+            1
+        }
+    }
+
     /// A bare request; for tests and tools.
     pub fn new(method: &'a Method, path: &'a str) -> Self {
         Request {

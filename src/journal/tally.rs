@@ -258,3 +258,72 @@ pub struct PathTally {
     pub last: String,
     pub last_status: Option<u16>,
 }
+
+impl ClientTally {
+    /// The client in a few words: `user vagrant (uid 1000), curl (pid 4242),
+    /// /user.slice/…`, or its address (and container).
+    pub fn who(&self) -> String {
+        let mut parts = Vec::new();
+        match (self.uid, &self.user) {
+            (Some(uid), Some(user)) => parts.push(format!("user {user} (uid {uid})")),
+            (Some(uid), None) => parts.push(format!("uid {uid}")),
+            (None, _) => parts.push(match &self.container {
+                Some(c) => format!("{} (container {c})", self.source),
+                None => self.source.clone(),
+            }),
+        }
+        match (&self.command, self.pid) {
+            (Some(c), Some(pid)) => parts.push(format!("{c} (pid {pid})")),
+            (Some(c), None) => parts.push(c.clone()),
+            _ => {}
+        }
+        if let Some(g) = &self.cgroup {
+            parts.push(g.clone());
+        }
+        parts.join(", ")
+    }
+}
+
+impl TallyReport {
+    /// The totals and who asked without a token, for `ctl status`.
+    pub fn summary(&self) -> String {
+        use std::fmt::Write as _;
+        let mut o = String::new();
+        let _ = writeln!(
+            o,
+            "requests since {}: {} (IMDS {}, ECS {}, Pod Identity {})",
+            self.since, self.requests, self.imds, self.ecs, self.pod_identity
+        );
+        let _ = write!(o, "without a token (IMDSv1): {}", self.no_token);
+        for c in self.clients.iter().filter(|c| c.no_token > 0) {
+            let paths: Vec<String> = c
+                .paths
+                .iter()
+                .filter(|p| p.no_token > 0)
+                .take(3)
+                .map(|p| format!("{} ({})", p.path, p.no_token))
+                .collect();
+            let more = c.paths.iter().filter(|p| p.no_token > 0).count();
+            let more = if more > 3 {
+                format!(", and {} more paths", more - 3)
+            } else {
+                String::new()
+            };
+            let _ = write!(
+                o,
+                "\n  {}: {}: {}{more}",
+                c.who(),
+                c.no_token,
+                paths.join(", ")
+            );
+        }
+        if self.not_itemized_no_token > 0 {
+            let _ = write!(
+                o,
+                "\n  {} from clients past the first {MAX_CLIENTS}",
+                self.not_itemized_no_token
+            );
+        }
+        o
+    }
+}

@@ -31,15 +31,15 @@ pub(super) fn answer<B>(conn: &Connection, shared: &Published, req: &hyper::Requ
             }
         }
     };
-    if snap.log_requests {
-        super::log_request(
-            conn,
-            req,
-            &ecs::loggable(path),
-            reply.status.as_u16(),
-            None,
-            hit,
-        );
+    if snap.log_requests || snap.journal {
+        let (shown, status) = (ecs::loggable(path), reply.status.as_u16());
+        if snap.log_requests {
+            super::log_request(conn, req, &shown, status, None, hit);
+        }
+        if snap.journal {
+            let bytes = reply.body.len();
+            super::journal(shared, conn, req, &shown, status, None, bytes, hit, now_ms);
+        }
     }
     let resp = go_response(reply, now_ms);
     match hit {

@@ -37,13 +37,19 @@ pub(super) fn answer<B>(conn: &Connection, shared: &Published, req: &hyper::Requ
             expect = expect.or(Some(value));
         }
     }
+    view.token = token.map(HeaderValue::as_bytes);
     // RFC 9112 section 3.2: an HTTP/1.1 request without `Host`, or with more than one, is a
     // 400 (HTTP/1.0 had no `Host`).
     if hosts != 1 && (hosts > 1 || req.version() != http::Version::HTTP_10) {
         let r = imds::Response::bad_request(part.service.options.generation);
-        return Answer::Now(part.headers.response(r, shared.clock.now_millis()));
+        let now_ms = shared.clock.now_millis();
+        if snap.journal {
+            let path = req.uri().path();
+            let v = Some(view.version());
+            super::journal(shared, conn, req, path, 400, v, r.body.len(), None, now_ms);
+        }
+        return Answer::Now(part.headers.response(r, now_ms));
     }
-    view.token = token.map(HeaderValue::as_bytes);
     view.ttl = ttl.map(HeaderValue::as_bytes);
     view.expect_continue =
         expect.is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
@@ -65,6 +71,9 @@ pub(super) fn answer<B>(conn: &Connection, shared: &Published, req: &hyper::Requ
             r.hop_limit = None;
         } else if limit == 1 {
             tracing::debug!(peer = %client.peer, "token reply withheld: beyond the hop limit");
+            if snap.journal {
+                withheld_by_hop_limit(shared, conn, req, now_ms);
+            }
             return Answer::Withhold;
         } else {
             r.hop_limit = Some(limit - 1);
@@ -84,6 +93,11 @@ pub(super) fn answer<B>(conn: &Connection, shared: &Published, req: &hyper::Requ
             "request"
         );
     }
+    if snap.journal {
+        let (path, status) = (req.uri().path(), r.status.as_u16());
+        let v = Some(view.version());
+        super::journal(shared, conn, req, path, status, v, r.body.len(), hit, now_ms);
+    }
     let resp = part.headers.response(r, now_ms);
     match hit {
         None => Answer::Now(resp),
@@ -97,4 +111,26 @@ fn status_reply(code: u16, generation: imds::Generation) -> imds::Response {
     let status =
         http::StatusCode::from_u16(code).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
     imds::Response::for_status(status, generation)
+}
+
+/// The journal's entry of a token reply the hop limit kept from its client.
+#[cold]
+fn withheld_by_hop_limit<B>(
+    shared: &Published,
+    conn: &Connection,
+    req: &hyper::Request<B>,
+    now_ms: u64,
+) {
+    shared.journal.record(&crate::journal::Record {
+        time_ms: now_ms,
+        endpoint: Endpoint::Imds,
+        method: req.method(),
+        path: req.uri().path(),
+        status: None,
+        imds_version: Some(2),
+        bytes: 0,
+        fault: None,
+        note: Some("no reply: beyond the hop limit"),
+        client: &conn.client,
+    });
 }

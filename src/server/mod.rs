@@ -21,7 +21,7 @@ mod imds;
 mod pod_identity;
 
 use std::net::{SocketAddr, TcpListener as StdListener};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -39,6 +39,7 @@ use crate::client::Client;
 use crate::config::Config;
 use crate::endpoint::Endpoint;
 use crate::fault::{FaultId, Faults, Hit};
+use crate::owner::Lookup;
 use crate::snapshot::Published;
 use conn::{Answer, Connection, NoReply, Waiting};
 
@@ -172,6 +173,7 @@ pub async fn serve(
     let slots = Arc::new(Slots::new(
         max_connections + listeners.len().saturating_sub(1),
     ));
+    let owners = Arc::new(Lookup::new());
     let mut tasks = tokio::task::JoinSet::new();
     for Listener { endpoint, socket } in listeners {
         socket.set_nonblocking(true)?;
@@ -183,6 +185,7 @@ pub async fn serve(
             builder.clone(),
             graceful.clone(),
             slots.clone(),
+            owners.clone(),
         ));
     }
     shutdown.await;
@@ -268,6 +271,41 @@ fn log_request<B>(
     );
 }
 
+/// Records a request in the journal. `status` is the reply's; what a fault made of it
+/// decides whether it was sent.
+#[allow(clippy::too_many_arguments)]
+fn journal<B>(
+    shared: &Published,
+    conn: &Connection,
+    req: &hyper::Request<B>,
+    path: &str,
+    status: u16,
+    imds_version: Option<u8>,
+    bytes: usize,
+    hit: Option<Hit>,
+    now_ms: u64,
+) {
+    use crate::fault::Effect;
+    let (status, note) = match hit.map(|h| h.effect) {
+        None | Some(Effect::Status(_)) => (Some(status), None),
+        Some(Effect::Delay(_)) => (Some(status), Some("delayed by a fault")),
+        Some(Effect::Withhold) => (None, Some("no reply: a fault")),
+        Some(Effect::Reset) => (None, Some("reset by a fault")),
+    };
+    shared.journal.record(&crate::journal::Record {
+        time_ms: now_ms,
+        endpoint: conn.endpoint,
+        method: req.method(),
+        path,
+        status,
+        imds_version,
+        bytes: bytes as u64,
+        fault: hit.map(|h| h.id),
+        note,
+        client: &conn.client,
+    });
+}
+
 /// A `status` fault's reply on the ECS agent's and Pod Identity's endpoints: what Go's
 /// `http.Error` sends for that status.
 #[cold]
@@ -302,6 +340,7 @@ async fn accept_loop(
     builder: http1::Builder,
     graceful: Arc<GracefulShutdown>,
     slots: Arc<Slots>,
+    owners: Arc<Lookup>,
 ) {
     let mut warn = Throttle::default();
     // Woken by a publish, to look for a `refuse` fault; armed once and again after each
@@ -347,7 +386,13 @@ async fn accept_loop(
             }
         };
         let slot = slots.hold(permit);
-        let conn = Connection::new(&stream, endpoint, Client::at(peer));
+        // Who asks, once per connection, and only when the journal records it.
+        let owner = if shared.snapshot.load().journal {
+            owners.owner(stream.as_fd(), peer)
+        } else {
+            None
+        };
+        let conn = Connection::new(&stream, endpoint, Client { peer, owner });
         let shared = shared.clone();
         let svc = service_fn(move |req| {
             // The usual answer is ready at once and needs no state machine; the rest (a

@@ -25,7 +25,12 @@ pub(super) fn answer<B>(conn: &Connection, shared: &Published, req: &hyper::Requ
             if snap.log_requests {
                 super::log_request(conn, req, path, code, None, hit);
             }
-            go_response(super::go_error(code), now_ms)
+            let reply = super::go_error(code);
+            if snap.journal {
+                let bytes = reply.body.len();
+                super::journal(shared, conn, req, path, code, None, bytes, hit, now_ms);
+            }
+            go_response(reply, now_ms)
         }
         _ => {
             let first = |name| req.headers().get(name).map(http::HeaderValue::as_bytes);
@@ -39,9 +44,13 @@ pub(super) fn answer<B>(conn: &Connection, shared: &Published, req: &hyper::Requ
                 authorization: first(header::AUTHORIZATION),
             };
             let r = pod_identity::respond(&snap.pod_identity, &view);
+            let status = r.status.as_u16();
             if snap.log_requests {
-                let status = r.status.as_u16();
                 super::log_request(conn, req, path, status, Some(&r.outcome), hit);
+            }
+            if snap.journal {
+                let bytes = r.body.len();
+                super::journal(shared, conn, req, path, status, None, bytes, hit, now_ms);
             }
             go_response(
                 GoReply {

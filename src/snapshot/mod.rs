@@ -31,6 +31,7 @@ use crate::credentials::CredentialSet;
 use crate::fault::Faults;
 use crate::identity::Signatures;
 use crate::imds::{self, TokenAuthority};
+use crate::journal::Journal;
 use crate::scenario::Scenario;
 pub use headers::{Body, GoReply, Headers, go_response};
 pub use tree::identity_document;
@@ -49,6 +50,9 @@ pub struct Snapshot {
     pub pod_identity: crate::pod_identity::Part,
     /// Whether each request is logged (the access log).
     pub log_requests: bool,
+    /// Whether each request is recorded in the journal (and a local client's owner looked
+    /// up at its connection).
+    pub journal: bool,
     /// The faults in force (usually none: then a request only tests that it is empty).
     pub faults: Faults,
 }
@@ -111,6 +115,7 @@ pub fn build(
             now,
         ),
         log_requests: config.log().requests(),
+        journal: config.journal().enabled(),
         faults: Faults::new(scenario.armed_faults()),
     }
 }
@@ -157,11 +162,15 @@ pub struct Published {
     pub clock: Arc<dyn Clock>,
     /// Woken at every publish: the listeners look for a `refuse` fault then.
     pub changed: tokio::sync::Notify,
+    /// Who asked what (recorded while the snapshot's `journal` is on).
+    pub journal: Journal,
 }
 
 impl Published {
-    pub fn new(snapshot: Snapshot, clock: Arc<dyn Clock>) -> Arc<Published> {
+    /// `journal_size`: how many requests the journal keeps.
+    pub fn new(snapshot: Snapshot, clock: Arc<dyn Clock>, journal_size: usize) -> Arc<Published> {
         Arc::new(Published {
+            journal: Journal::new(journal_size, clock.now_millis()),
             snapshot: ArcSwap::from_pointee(snapshot),
             tokens: TokenAuthority::random(),
             clock,
