@@ -183,6 +183,16 @@ pub fn describe(e: &Error) -> String {
 
 /// Runs a parsed command line: the exit code of a command that ran (`status` fails when
 /// interception is not in place), or why it could not.
+impl Error {
+    /// The exit status it ends the program with: 2 for a usage error, else 1.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Ctl(crate::ctl::CtlError::Usage(_)) => 2,
+            _ => 1,
+        }
+    }
+}
+
 pub fn run(cli: Cli) -> Result<ExitCode, Error> {
     match cli.command {
         Command::Serve(args) => daemon::run(args.source())

@@ -261,7 +261,9 @@ impl Inputs {
 
     /// Forgets the journal's entries and counts.
     pub fn clear_journal(&self) {
-        self.published.journal.clear(self.published.clock.now_millis());
+        self.published
+            .journal
+            .clear(self.published.clock.now_millis());
     }
 
     /// Back to the state the configuration describes: live changes dropped, the config's

@@ -287,7 +287,13 @@ fn invalid_input_exits_1_and_changes_nothing() {
     ] {
         let out = d.ctl(args);
         let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "ctl {args:?}: {err}");
+        // A usage error (here an unknown command) exits 2; a bad value 1.
+        let code = if expect == "unrecognized subcommand" {
+            2
+        } else {
+            1
+        };
+        assert_eq!(out.status.code(), Some(code), "ctl {args:?}: {err}");
         assert!(
             err.contains(expect),
             "ctl {args:?}: expected {expect:?} in {err:?}"

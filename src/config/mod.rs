@@ -19,8 +19,8 @@ mod control;
 mod imds;
 mod instance;
 mod intercept;
-mod locate;
 mod journal;
+mod locate;
 mod log;
 mod network_interface;
 mod pod;
@@ -49,9 +49,9 @@ pub use instance::{
     DEFAULT_MAC, DEFAULT_SUBNET, DEFAULT_VPC, Instance, PartitionNumber, PublicKey,
 };
 pub use intercept::Intercept;
+pub use journal::Journal as JournalConfig;
 pub use locate::Located;
 use locate::Spans;
-pub use journal::Journal as JournalConfig;
 pub use log::Log;
 pub use network_interface::NetworkInterface;
 pub use pod::{DEFAULT_EKS_CLUSTER, Pod, PodError, PodSpec, ServiceAccount};

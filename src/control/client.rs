@@ -22,6 +22,18 @@ pub enum ClientError {
 
 /// Sends one command and waits for the reply; `Ok` is the daemon's message.
 pub fn request(socket: &Path, command: Command) -> Result<String, ClientError> {
+    request_lines(socket, command, Some(Duration::from_secs(30)), |_| true)
+}
+
+/// Sends one command whose reply comes after lines of data (`requests`): `line` gets each
+/// one and returns whether to go on (false: hang up, an `Ok` with no message). `timeout`
+/// bounds each wait for a line (`None` for `follow`, which waits for new requests).
+pub fn request_lines(
+    socket: &Path,
+    command: Command,
+    timeout: Option<Duration>,
+    mut on_line: impl FnMut(&str) -> bool,
+) -> Result<String, ClientError> {
     let mut s = StdUnixStream::connect(socket).map_err(|e| {
         ClientError::Connect(match e.kind() {
             std::io::ErrorKind::NotFound => format!(
@@ -41,8 +53,7 @@ pub fn request(socket: &Path, command: Command) -> Result<String, ClientError> {
     })?;
     let io =
         |e: std::io::Error| ClientError::Io(format!("control socket {}: {e}", socket.display()));
-    s.set_read_timeout(Some(Duration::from_secs(30)))
-        .map_err(io)?;
+    s.set_read_timeout(timeout).map_err(io)?;
     let mut line = serde_json::to_string(&Request {
         v: VERSION,
         command,
@@ -52,8 +63,19 @@ pub fn request(socket: &Path, command: Command) -> Result<String, ClientError> {
     // A refused peer gets its reply without the daemon reading: a failed write is no error
     // as long as the reply arrives.
     let _ = s.write_all(line.as_bytes());
+    let mut reader = BufReader::new(&s);
     let mut reply = String::new();
-    BufReader::new(&s).read_line(&mut reply).map_err(io)?;
+    loop {
+        reply.clear();
+        reader.read_line(&mut reply).map_err(io)?;
+        // The reply is the line with `"ok"`; the lines before it are data.
+        if reply.is_empty() || reply.starts_with("{\"v\":") {
+            break;
+        }
+        if !on_line(reply.trim_end()) {
+            return Ok(String::new());
+        }
+    }
     if reply.is_empty() {
         return Err(ClientError::Io(format!(
             "the daemon closed the control connection {} without a reply",

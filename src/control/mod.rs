@@ -20,6 +20,6 @@ mod client;
 mod protocol;
 mod server;
 
-pub use client::{ClientError, client_socket, request};
+pub use client::{ClientError, client_socket, request, request_lines};
 pub use protocol::{Command, Reply, Request, VERSION, parse_request};
 pub use server::{ControlError, Listener, bind, serve};

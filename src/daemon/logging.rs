@@ -214,12 +214,7 @@ pub fn init(level: &str, file: Option<&Path>) -> Option<Arc<LogFile>> {
             .with_ansi(ansi)
             .with_target(false)
     });
-    let logfile = file.map(|p| {
-        LogFile::new(
-            p,
-            ("log file", "logging to the journal/stderr only"),
-        )
-    });
+    let logfile = file.map(|p| LogFile::new(p, ("log file", "logging to the journal/stderr only")));
     let file_layer = logfile.clone().map(|lf| {
         tracing_subscriber::fmt::layer()
             .with_ansi(false)

@@ -11,6 +11,7 @@
 //! the ring keeps its path buffer when it is reused, so a full ring records without
 //! allocating. Pure: no I/O; the daemon writes the file, the control socket reads it out.
 
+pub mod assert;
 mod entry;
 mod tally;
 #[cfg(test)]

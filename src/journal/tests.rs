@@ -80,7 +80,10 @@ fn clear_forgets_entries_and_counts() {
 #[test]
 fn counts_by_user_and_service_and_the_no_token_ones() {
     let j = Journal::new(2, 0);
-    let (a, b) = (local(1000, "/user.slice/a"), local(0, "/system.slice/b.service"));
+    let (a, b) = (
+        local(1000, "/user.slice/a"),
+        local(0, "/system.slice/b.service"),
+    );
     let r = remote("172.17.0.2:5555");
     record(&j, &a, 1, "/latest/meta-data/", Some(1));
     record(&j, &a, 2, "/latest/meta-data/", Some(1));
@@ -138,7 +141,13 @@ fn the_json_line_has_every_key_and_no_more_than_it_knows() {
         })
         .unwrap();
     record(&j, &c, 1_765_000_000_123, "/latest/meta-data/", Some(1));
-    record(&j, &remote("[::ffff:172.17.0.2]:80"), 1, "/v4/<id>/task", None);
+    record(
+        &j,
+        &remote("[::ffff:172.17.0.2]:80"),
+        1,
+        "/v4/<id>/task",
+        None,
+    );
     let b = j.read(0);
     let v = serde_json::to_value(b.entries[0].to_json()).unwrap();
     assert_eq!(
@@ -163,5 +172,8 @@ fn a_long_path_is_cut() {
     let long = format!("/{}", "é".repeat(MAX_PATH));
     record(&j, &remote("10.0.0.2:1"), 1, &long, Some(1));
     let p = &j.read(0).entries[0].path;
-    assert!(p.len() <= MAX_PATH + '…'.len_utf8() && p.ends_with('…'), "{p}");
+    assert!(
+        p.len() <= MAX_PATH + '…'.len_utf8() && p.ends_with('…'),
+        "{p}"
+    );
 }

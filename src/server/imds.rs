@@ -96,7 +96,17 @@ pub(super) fn answer<B>(conn: &Connection, shared: &Published, req: &hyper::Requ
     if snap.journal {
         let (path, status) = (req.uri().path(), r.status.as_u16());
         let v = Some(view.version());
-        super::journal(shared, conn, req, path, status, v, r.body.len(), hit, now_ms);
+        super::journal(
+            shared,
+            conn,
+            req,
+            path,
+            status,
+            v,
+            r.body.len(),
+            hit,
+            now_ms,
+        );
     }
     let resp = part.headers.response(r, now_ms);
     match hit {

@@ -22,6 +22,8 @@ use crate::scenario::{
 };
 use crate::types::{HumanDuration, MetaPath, TagKey};
 
+mod requests;
+
 /// Change the running daemon: spot notices, events, ASG state, tags, any value.
 #[derive(Debug, Parser)]
 #[command(name = "fake-metadata ctl", version)]
@@ -129,6 +131,14 @@ pub enum CtlCommand {
         #[command(subcommand)]
         command: PodCommand,
     },
+    /// The request journal: who asked what (oldest first).
+    Requests(requests::RequestsArgs),
+    /// A live table of who asks what: by client and path, with counts, the IMDSv1 share and
+    /// when last seen (plain text when not on a terminal).
+    Watch(requests::WatchArgs),
+    /// Exit 1, naming who broke it, when the requests recorded since the start (or `requests
+    /// --clear`) break a rule; 0 when they keep it.
+    Assert(requests::AssertArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -324,6 +334,9 @@ fn command(c: CtlCommand) -> Result<(Command, Option<String>), String> {
         CtlCommand::Reset => (Command::Reset, None),
         CtlCommand::Task { command } => (task_command(command)?, None),
         CtlCommand::Pod { command } => (pod_command(command)?, None),
+        CtlCommand::Requests(_) | CtlCommand::Watch(_) | CtlCommand::Assert(_) => {
+            unreachable!("`run` reads the journal itself")
+        }
         CtlCommand::Event { command } => match command {
             EventCommand::Add {
                 code,
@@ -459,6 +472,9 @@ pub enum CtlError {
     /// A fault's flag, or its combination of flags, refused.
     #[error("{0}")]
     Invalid(String),
+    /// Flags that do not go together (exit 2, as clap's usage errors).
+    #[error("{0}")]
+    Usage(String),
 }
 
 /// A fault key's flag refused by its check, as one line that names the flag (clap's own
@@ -472,7 +488,8 @@ fn bad_fault_key(e: &clap::Error) -> Option<String> {
     Some(format!("{flag}: {bad}"))
 }
 
-/// Runs `ctl` with its arguments (after `ctl`). Usage errors exit 1, like refusals.
+/// Runs `ctl` with its arguments (after `ctl`). Usage errors (an unknown flag or command,
+/// a missing or conflicting one) exit 2; values that fail their checks, and refusals, 1.
 pub fn run(args: Vec<OsString>) -> Result<ExitCode, CtlError> {
     let argv = std::iter::once(OsString::from("fake-metadata ctl")).chain(args);
     let parsed = match CtlArgs::try_parse_from(argv) {
@@ -486,7 +503,9 @@ pub fn run(args: Vec<OsString>) -> Result<ExitCode, CtlError> {
             let _ = e.print();
             return Ok(match e.kind() {
                 ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => ExitCode::SUCCESS,
-                _ => ExitCode::FAILURE,
+                // A value that fails its check is bad input, as the daemon's refusals are.
+                ErrorKind::InvalidValue | ErrorKind::ValueValidation => ExitCode::FAILURE,
+                _ => ExitCode::from(2),
             });
         }
     };
@@ -498,6 +517,12 @@ pub fn run(args: Vec<OsString>) -> Result<ExitCode, CtlError> {
             .clone()
     };
     let socket = control::client_socket(parsed.socket.as_deref(), &control_cfg)?;
+    match parsed.command {
+        CtlCommand::Requests(a) => return requests::requests(&socket, a),
+        CtlCommand::Watch(a) => return requests::watch(&socket, a),
+        CtlCommand::Assert(a) => return requests::assert(&socket, a),
+        _ => {}
+    }
     let token_file = match &parsed.command {
         CtlCommand::Pod {
             command: PodCommand::Env { token_file, .. },
