@@ -50,13 +50,7 @@ fn token(d: &Daemon) -> String {
 }
 
 fn get_v2(d: &Daemon, token: &str, path: &str) -> u16 {
-    http(
-        d.addr,
-        "GET",
-        path,
-        &[("X-aws-ec2-metadata-token", token)],
-    )
-    .0
+    http(d.addr, "GET", path, &[("X-aws-ec2-metadata-token", token)]).0
 }
 
 fn entries(d: &Daemon, args: &[&str]) -> Vec<serde_json::Value> {
@@ -89,15 +83,30 @@ fn requests_are_recorded_with_who_asked_and_read_back() {
     let d = start("");
     assert_eq!(d.get("/latest/meta-data/instance-id").0, 200);
     let t = token(&d);
-    assert_eq!(get_v2(&d, &t, "/latest/meta-data/iam/security-credentials/app"), 200);
+    assert_eq!(
+        get_v2(&d, &t, "/latest/meta-data/iam/security-credentials/app"),
+        200
+    );
     assert_eq!(d.get("/latest/meta-data/no-such").0, 404);
 
     let all = entries(&d, &[]);
     assert_eq!(all.len(), 4, "{all:#?}");
     let first = &all[0];
     for key in [
-        "time", "endpoint", "method", "path", "status", "imds_version", "uid", "user", "pid",
-        "command", "source", "container", "fault", "bytes",
+        "time",
+        "endpoint",
+        "method",
+        "path",
+        "status",
+        "imds_version",
+        "uid",
+        "user",
+        "pid",
+        "command",
+        "source",
+        "container",
+        "fault",
+        "bytes",
     ] {
         assert!(first.get(key).is_some(), "no {key} in {first}");
     }
@@ -110,7 +119,9 @@ fn requests_are_recorded_with_who_asked_and_read_back() {
     assert!(first["bytes"].as_u64().unwrap() > 0);
     // The asking process's user, from the kernel's socket table.
     assert_eq!(first["uid"], my_uid(), "{first}");
-    let me = nix::unistd::User::from_uid(nix::unistd::getuid()).unwrap().map(|u| u.name);
+    let me = nix::unistd::User::from_uid(nix::unistd::getuid())
+        .unwrap()
+        .map(|u| u.name);
     assert_eq!(first["user"].as_str(), me.as_deref(), "{first}");
     assert_eq!(all[1]["path"], "/latest/api/token");
     assert_eq!(all[1]["method"], "PUT");
@@ -132,20 +143,30 @@ fn requests_are_recorded_with_who_asked_and_read_back() {
     let lines = d.ctl_ok(&["requests", "--no-docker"]);
     assert_eq!(lines.lines().count(), 4, "{lines}");
     assert!(
-        lines.lines().next().unwrap().contains("/latest/meta-data/instance-id 200 v1"),
+        lines
+            .lines()
+            .next()
+            .unwrap()
+            .contains("/latest/meta-data/instance-id 200 v1"),
         "{lines}"
     );
 
     // `status` counts them, and names who asked without a token.
     let status = d.ctl_ok(&["status"]);
-    assert!(status.contains("(IMDS 4, ECS 0, Pod Identity 0)"), "{status}");
+    assert!(
+        status.contains("(IMDS 4, ECS 0, Pod Identity 0)"),
+        "{status}"
+    );
     assert!(status.contains("without a token (IMDSv1): 2"), "{status}");
     assert!(status.contains(&format!("(uid {})", my_uid())), "{status}");
 
     // `watch`, not on a terminal: the table as plain lines.
     let table = d.ctl_ok(&["watch", "--count", "1", "--no-docker"]);
     assert!(table.contains("/latest/meta-data/instance-id"), "{table}");
-    assert!(!table.contains('\x1b'), "no escapes off a terminal: {table:?}");
+    assert!(
+        !table.contains('\x1b'),
+        "no escapes off a terminal: {table:?}"
+    );
 }
 
 #[test]
@@ -161,7 +182,10 @@ fn assert_fails_naming_who_used_imdsv1_and_passes_after_a_clear() {
     assert_eq!(code(&broken), Some(1), "{}", text(&broken));
     let said = text(&broken);
     assert!(said.contains(&format!("(uid {})", my_uid())), "{said}");
-    assert!(said.contains("/latest/meta-data/placement/region (1)"), "{said}");
+    assert!(
+        said.contains("/latest/meta-data/placement/region (1)"),
+        "{said}"
+    );
     // Only another user's requests: none of them.
     let other = d.ctl(&["assert", "--no-v1", "--user", "4242"]);
     assert_eq!(code(&other), Some(0), "{}", text(&other));
@@ -172,8 +196,20 @@ fn assert_fails_naming_who_used_imdsv1_and_passes_after_a_clear() {
     assert_eq!(get_v2(&d, &t, creds), 200);
     let max1 = d.ctl(&["assert", "--path", "/latest/meta-data/iam/*", "--max", "1"]);
     assert_eq!(code(&max1), Some(1), "{}", text(&max1));
-    assert!(text(&max1).contains("2 requests to /latest/meta-data/iam/*"), "{}", text(&max1));
-    let min2 = d.ctl(&["assert", "--path", "/latest/meta-data/iam/*", "--min", "2", "--max", "2"]);
+    assert!(
+        text(&max1).contains("2 requests to /latest/meta-data/iam/*"),
+        "{}",
+        text(&max1)
+    );
+    let min2 = d.ctl(&[
+        "assert",
+        "--path",
+        "/latest/meta-data/iam/*",
+        "--min",
+        "2",
+        "--max",
+        "2",
+    ]);
     assert_eq!(code(&min2), Some(0), "{}", text(&min2));
 
     // Usage errors exit 2.
@@ -207,15 +243,31 @@ fn faults_and_ecs_requests_are_recorded_without_their_ids() {
         .to_string();
     let (s, _, _) = http(d.endpoint_addr("ecs"), "GET", &uri, &[]);
     assert_eq!(s, 200);
-    d.ctl_ok(&["fault", "add", "--path", "meta-data/hostname", "--status", "503"]);
+    d.ctl_ok(&[
+        "fault",
+        "add",
+        "--path",
+        "meta-data/hostname",
+        "--status",
+        "503",
+    ]);
     assert_eq!(d.get("/latest/meta-data/hostname").0, 503);
     let all = entries(&d, &[]);
-    let ecs = all.iter().find(|e| e["endpoint"] == "ecs").expect("the ECS request");
+    let ecs = all
+        .iter()
+        .find(|e| e["endpoint"] == "ecs")
+        .expect("the ECS request");
     assert_eq!(ecs["path"], "/v2/credentials/<id>");
     assert!(ecs.get("imds_version").is_none(), "{ecs}");
     let id = uri.rsplit('/').next().unwrap();
-    assert!(!serde_json::to_string(&all).unwrap().contains(id), "the credentials id leaked");
-    let faulted = all.iter().find(|e| e["path"] == "/latest/meta-data/hostname").unwrap();
+    assert!(
+        !serde_json::to_string(&all).unwrap().contains(id),
+        "the credentials id leaked"
+    );
+    let faulted = all
+        .iter()
+        .find(|e| e["path"] == "/latest/meta-data/hostname")
+        .unwrap();
     assert_eq!(faulted["status"], 503);
     assert_eq!(faulted["fault"], "fault-1");
 }
@@ -251,8 +303,15 @@ fn the_journal_file_is_written_and_reopened_on_sighup() {
     d.wait_for_log("SIGHUP: reopened journal file");
     assert_eq!(d.get("/latest/meta-data/hostname").0, 200);
     let s = read_until(&file, "hostname");
-    assert!(s.contains("/latest/meta-data/hostname") && !s.contains("ami-id"), "{s}");
-    assert!(!std::fs::read_to_string(&rotated).unwrap().contains("hostname"));
+    assert!(
+        s.contains("/latest/meta-data/hostname") && !s.contains("ami-id"),
+        "{s}"
+    );
+    assert!(
+        !std::fs::read_to_string(&rotated)
+            .unwrap()
+            .contains("hostname")
+    );
 }
 
 #[test]
