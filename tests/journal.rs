@@ -327,3 +327,57 @@ fn off_records_nothing_and_a_reload_turns_it_on() {
     assert_eq!(d.get("/latest/meta-data/ami-id").0, 200);
     assert_eq!(entries(&d, &[]).len(), 1);
 }
+
+/// `--follow` prints requests as they come; a reader that stops reading only makes itself
+/// miss entries (it is told how many), the server goes on answering at once.
+#[test]
+fn follow_streams_and_a_stalled_reader_only_misses_entries() {
+    use std::process::{Command, Stdio};
+    let d = start("[journal]\nsize = 8\n");
+    let bin = env!("CARGO_BIN_EXE_fake-metadata");
+    let out = d.dir().join("follow.out");
+    let follow = |stdout: Stdio| {
+        Command::new(bin)
+            .args(["ctl", "--socket"])
+            .arg(d.socket())
+            .args(["requests", "--json", "--follow", "--no-docker"])
+            .stdout(stdout)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut reader = follow(std::fs::File::create(&out).unwrap().into());
+    // A reader that never reads: its pipe, then its socket, fill up.
+    let mut stalled = follow(Stdio::piped());
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(d.get("/latest/meta-data/ami-id").0, 200);
+    // The reader polls a few times a second: it has that one before the flood.
+    std::thread::sleep(Duration::from_millis(500));
+    let long = format!("/latest/meta-data/{}", "x".repeat(400));
+    let t0 = Instant::now();
+    for _ in 0..3000 {
+        assert_eq!(d.get(&long).0, 404);
+    }
+    let took = t0.elapsed();
+    assert!(
+        took < Duration::from_secs(60),
+        "3000 requests took {took:?}"
+    );
+    std::thread::sleep(Duration::from_millis(600));
+    let _ = (stalled.kill(), reader.kill());
+    let _ = (stalled.wait(), reader.wait());
+    let mut err = String::new();
+    std::io::Read::read_to_string(reader.stderr.as_mut().unwrap(), &mut err).unwrap();
+    let got = std::fs::read_to_string(&out).unwrap();
+    let first: serde_json::Value = serde_json::from_str(got.lines().next().unwrap()).unwrap();
+    assert_eq!(first["path"], "/latest/meta-data/ami-id");
+    let seen = got.lines().filter(|l| l.contains(&long)).count();
+    assert!(seen > 0, "{got}");
+    // The ring holds 8: a reader that polls cannot have kept them all, and is told so.
+    assert!(
+        seen < 3000 && err.contains("requests missed"),
+        "{seen} seen; stderr: {err}"
+    );
+    // The daemon is fine and still answers.
+    assert_eq!(d.get("/latest/meta-data/ami-id").0, 200);
+}
