@@ -1,17 +1,21 @@
 //! Whether a peer's address is this host's, so that its socket is in our socket table: a
-//! container on a bridge, or another machine, has its own. Asked before anything else, and
-//! answered without a system call for loopback, the endpoints' addresses and the host's own
-//! addresses as last read (`getifaddrs`, re-read at most every [`REREAD`] when a peer is not
-//! among them, so a new address is seen and a busy container costs nothing).
+//! container on a bridge, or another machine, has its own. Asked before anything else:
+//! loopback and the endpoints' addresses are ours; another address is asked of the kernel's
+//! routing once and the answer kept for [`REMEMBER`], so a busy container costs no system call.
+//! Not by listing the host's addresses (`getifaddrs`): that needs NETLINK_ROUTE, and the unit
+//! allows netlink for sock_diag alone.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::endpoint::Endpoint;
 
-/// How often the host's addresses may be re-read, at most.
-pub const REREAD: Duration = Duration::from_secs(5);
+/// How long an address's answer is kept.
+pub const REMEMBER: Duration = Duration::from_secs(10);
+/// Addresses remembered at most; past that the cache starts over.
+pub const MAX_ADDRESSES: usize = 4096;
 
 /// An IPv4 client of a dual-stack listener (`::ffff:a.b.c.d`) as the IPv4 address it is: its
 /// own socket is an IPv4 one.
@@ -34,16 +38,10 @@ pub fn always_local(ip: IpAddr) -> bool {
             .any(|e| ip == IpAddr::V4(e.ipv4()) || e.ipv6().is_some_and(|v6| ip == IpAddr::V6(v6)))
 }
 
-/// The host's addresses as last read.
+/// Which addresses are the host's, as lately asked.
 #[derive(Debug, Default)]
 pub struct HostAddresses {
-    state: Mutex<State>,
-}
-
-#[derive(Debug, Default)]
-struct State {
-    addresses: Vec<IpAddr>,
-    read: Option<Instant>,
+    answers: Mutex<HashMap<IpAddr, (bool, Instant)>>,
 }
 
 impl HostAddresses {
@@ -52,35 +50,42 @@ impl HostAddresses {
         if always_local(ip) {
             return true;
         }
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        if state.addresses.contains(&ip) {
-            return true;
+        if let Some(&(local, asked)) = self.lock().get(&ip)
+            && asked.elapsed() < REMEMBER
+        {
+            return local;
         }
-        if state.read.is_some_and(|t| t.elapsed() < REREAD) {
-            return false;
+        let local = is_own_address(ip);
+        let mut answers = self.lock();
+        if answers.len() >= MAX_ADDRESSES {
+            answers.clear();
         }
-        state.read = Some(Instant::now());
-        state.addresses = own_addresses();
-        state.addresses.contains(&ip)
+        answers.insert(ip, (local, Instant::now()));
+        local
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, (bool, Instant)>> {
+        self.answers.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
-/// Every address of every interface (through netlink, in libc).
-fn own_addresses() -> Vec<IpAddr> {
-    match nix::ifaddrs::getifaddrs() {
-        Ok(list) => list
-            .filter_map(|i| {
-                let a = i.address?;
-                a.as_sockaddr_in()
-                    .map(|v4| IpAddr::V4(v4.ip()))
-                    .or_else(|| a.as_sockaddr_in6().map(|v6| IpAddr::V6(v6.ip())))
-            })
-            .collect(),
-        Err(e) => {
-            tracing::debug!(error = %e, "cannot list the host's addresses");
-            Vec::new()
-        }
-    }
+/// Whether `ip` is one of this host's addresses, as the kernel's routing says, without
+/// netlink: a UDP socket connected to one of our own addresses is routed through the local
+/// table and takes that very address as its source (for IPv6, RFC 6724 rule 1: the same
+/// address); connected anywhere else, it takes the source of its route, another address, or
+/// fails without a route. Connecting a UDP socket sends nothing. (The server's token check,
+/// `server::conn`, asks the same way.)
+fn is_own_address(ip: IpAddr) -> bool {
+    let peer = SocketAddr::new(ip, 9);
+    let domain = socket2::Domain::for_address(peer);
+    socket2::Socket::new(domain, socket2::Type::DGRAM, None)
+        .and_then(|sock| {
+            sock.connect(&peer.into())?;
+            sock.local_addr()
+        })
+        .ok()
+        .and_then(|a| a.as_socket())
+        .is_some_and(|source| source.ip() == ip)
 }
 
 #[cfg(test)]
@@ -116,18 +121,21 @@ mod tests {
     }
 
     #[test]
-    fn a_made_up_address_is_not_local_and_is_reread_only_after_a_while() {
+    fn a_made_up_address_is_not_local_and_its_answer_is_kept() {
         let hosts = HostAddresses::default();
         // TEST-NET-2: never an address of this host.
         let far: IpAddr = "198.51.100.7".parse().unwrap();
         assert!(!hosts.is_local(far));
-        let read = hosts.state.lock().unwrap().read;
-        assert!(read.is_some(), "the first miss reads the host's addresses");
+        let asked = hosts.lock().get(&far).copied();
+        assert!(
+            matches!(asked, Some((false, _))),
+            "the answer is kept: {asked:?}"
+        );
         assert!(!hosts.is_local(far));
         assert_eq!(
-            hosts.state.lock().unwrap().read,
-            read,
-            "no second read within REREAD"
+            hosts.lock().get(&far).copied(),
+            asked,
+            "not asked again within REMEMBER"
         );
     }
 }

@@ -82,8 +82,8 @@ fn run(rx: &Receiver<Job>) {
     }
 }
 
-/// The process (the lowest pid, when several share it) holding each of `inodes` among the
-/// processes of `uid`.
+/// The process (the lowest pid, when several share it; the daemon itself last) holding each
+/// of `inodes` among the processes of `uid`.
 pub fn holders<V>(inodes: &HashMap<u64, V>, uid: u32) -> HashMap<u64, Process> {
     let mut found = HashMap::new();
     let Ok(proc) = std::fs::read_dir("/proc") else {
@@ -93,7 +93,10 @@ pub fn holders<V>(inodes: &HashMap<u64, V>, uid: u32) -> HashMap<u64, Process> {
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse().ok())
         .collect();
-    pids.sort_unstable();
+    // The daemon last: it holds a socket per connection, and is a client of itself only in
+    // tests.
+    let me = std::process::id();
+    pids.sort_unstable_by_key(|&pid| (pid == me, pid));
     for pid in pids {
         if found.len() == inodes.len() {
             break;
