@@ -134,7 +134,7 @@ fn another_users_client_in_its_own_cgroup() {
         .unwrap_or_default();
     let script =
         format!("{join}exec setpriv --reuid=65534 --regid=65534 --clear-groups curl -s -m 5 {url}");
-    let mut curl = Command::new("sh")
+    let curl = Command::new("sh")
         .args(["-c", &script])
         .stdout(Stdio::piped())
         .spawn()
