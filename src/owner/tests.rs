@@ -108,3 +108,9 @@ fn the_listener_is_not_mistaken_for_the_client() {
     assert!(lookup.socket(accepted.as_fd(), peer).is_some());
     assert!(lookup.socket(accepted.as_fd(), listening).is_none());
 }
+
+#[test]
+fn one_lookup_serves_every_accept_loop() {
+    fn shared<T: Send + Sync>() {}
+    shared::<Lookup>();
+}
