@@ -44,6 +44,7 @@ fn main() {
     );
 
     let lookup = Lookup::new();
+    lookup.wait_ready();
     let rounds = 5;
     let diag = per_lookup(rounds, &pairs, |(_, accepted, peer)| {
         assert!(

@@ -137,7 +137,7 @@ v2() {
 check "IMDSv2: PUT api/token, GET with the token (and 401 with a wrong one)" v2
 # Issue 27, item 10: a client on this box that connects from another of the box's addresses
 # (its NIC's) is local: at hop limit 1 its token PUT is answered. The daemon decides that
-# under its unit's RestrictAddressFamilies (no netlink, so no getifaddrs).
+# under its unit without netlink's routing (no getifaddrs; AF_NETLINK is for sock_diag).
 OWN_ADDR=$(ip -4 -o addr show scope global 2>/dev/null | awk '{ sub(/\/.*/, "", $4); print $4; exit }')
 v2_from_own_address() {
     local tok

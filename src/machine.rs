@@ -103,8 +103,9 @@ pub fn on_link_prefix(route_table: &str, iface: &str, ip: Ipv4Addr) -> Option<u8
         .max()
 }
 
-/// The default route's interface: its address, network and MAC. Without netlink, which the
-/// packaged unit's `RestrictAddressFamilies` refuses (so `getifaddrs` fails under it): the
+/// The default route's interface: its address, network and MAC. Without netlink (the daemon
+/// asks it for nothing but sock_diag, and must work where it is refused; `getifaddrs` needs
+/// it): the
 /// address is the source the kernel picks for the default route (a UDP socket connected to the
 /// gateway; connecting sends nothing), the prefix that of the on-link route holding it.
 fn nic(route_table: &str) -> Option<PrimaryNic> {

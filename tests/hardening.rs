@@ -469,8 +469,9 @@ fn a_root_start_keeps_its_identity_key_and_removes_its_control_socket() {
 // --- issue 27, item 10: locality without netlink ------------------------------------------
 
 /// Makes this process (and what it execs) fail `socket(AF_NETLINK, …)` with EAFNOSUPPORT, as
-/// systemd's `RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX` does for the packaged unit:
-/// a seccomp filter on the `socket` system call's first argument. For a `pre_exec`.
+/// systemd's `RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX` would (the packaged unit now
+/// allows AF_NETLINK for sock_diag only; the daemon must not need it for anything else): a
+/// seccomp filter on the `socket` system call's first argument. For a `pre_exec`.
 #[allow(unsafe_code)]
 fn forbid_netlink() -> std::io::Result<()> {
     use nix::libc;
@@ -562,8 +563,8 @@ fn address_in_fresh_netns() -> Option<std::net::Ipv4Addr> {
 
 /// A token PUT from another address of this host (a client bound to the box's own NIC
 /// address, or a container sharing the host's network) is local: it gets its reply at hop
-/// limit 1, also when the daemon cannot open a netlink socket, as under the packaged unit
-/// (`RestrictAddressFamilies`). Before, the daemon asked `getifaddrs`, which needs netlink,
+/// limit 1, also when the daemon cannot open a netlink socket (a sandbox stricter than the
+/// packaged unit, which allows AF_NETLINK for sock_diag only). Before, the daemon asked `getifaddrs`, which needs netlink,
 /// and withheld the reply as if the client were a hop away.
 #[test]
 fn a_local_peer_is_local_without_netlink() {

@@ -122,6 +122,7 @@ fn another_users_client_in_its_own_cgroup() {
         return;
     }
     let lookup = Lookup::new();
+    lookup.wait_ready();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!(
         "http://{}/latest/meta-data/",
@@ -208,6 +209,7 @@ fn redirected(test: &str, imds: IpAddr, listen: &str, iptables: &str) {
         ],
     );
     let lookup = Lookup::new();
+    lookup.wait_ready();
 
     let client = TcpStream::connect(SocketAddr::new(imds, 80)).unwrap();
     let (accepted, peer) = listener.accept().unwrap();
@@ -273,6 +275,7 @@ fn a_client_on_another_own_address() {
     // endpoint's address, so only the host's addresses say it is ours.
     sh("ip", &["addr", "add", "10.77.0.1/32", "dev", "lo"]);
     let lookup = Lookup::new();
+    lookup.wait_ready();
     let listener = TcpListener::bind("10.77.0.1:0").unwrap();
     let _client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
     let (accepted, peer) = listener.accept().unwrap();

@@ -2,7 +2,7 @@
 //! socket is the inode number of the cgroup's directory under the cgroup2 mount, and the
 //! kernel has no unprivileged call from id to path (`open_by_handle_at` needs
 //! CAP_DAC_READ_SEARCH), so the mount is walked (directory entries only: the inode is in
-//! each entry, no `stat`) at start and the result kept. An id not in it (a service started
+//! each entry, no `stat`) at start, on a thread, and the result kept. An id not in it (a service started
 //! since) walks again, at most every [`REWALK`]; between walks such an id has no path. A walk
 //! costs a few system calls per cgroup (about 3.5 ms for 300 cgroups; see
 //! `examples/owner_cost.rs`), paid by the lookup that misses.
@@ -24,7 +24,7 @@ pub struct Cgroups {
     /// The cgroup2 mount: `/sys/fs/cgroup`, or `/sys/fs/cgroup/unified` on a hybrid host;
     /// `None` without cgroup v2.
     root: Option<PathBuf>,
-    state: Mutex<State>,
+    state: Arc<Mutex<State>>,
 }
 
 #[derive(Debug, Default)]
@@ -34,20 +34,44 @@ struct State {
 }
 
 impl Cgroups {
-    /// Walks the hierarchy once now (at start-up, not at a first connection's expense).
+    /// Walks the hierarchy once, at start-up, on a thread of its own: neither the daemon's
+    /// first answer nor a first connection waits for it (a lookup meanwhile finds no path,
+    /// as between walks).
     pub fn new() -> Cgroups {
         let cgroups = Cgroups::at(cgroup2_mount());
-        if let Some(root) = &cgroups.root {
-            cgroups.lock().paths = Arc::new(walk(root, MAX_CGROUPS));
+        if let Some(root) = cgroups.root.clone() {
+            cgroups.lock().walked = Some(Instant::now());
+            let state = cgroups.state.clone();
+            let spawned = std::thread::Builder::new()
+                .name("cgroup-walk".into())
+                .spawn(move || {
+                    let paths = Arc::new(walk(&root, MAX_CGROUPS));
+                    let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
+                    state.paths = paths;
+                    // A cgroup made since may be looked for at once.
+                    state.walked = None;
+                });
+            if spawned.is_err() {
+                cgroups.lock().walked = None;
+            }
         }
         cgroups
+    }
+
+    /// Waits (at most `within`) for the first walk, which [`Cgroups::new`] started: for
+    /// tests and measurements that look up a cgroup at once.
+    pub fn wait_walked(&self, within: Duration) {
+        let deadline = Instant::now() + within;
+        while self.root.is_some() && self.lock().paths.is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+        }
     }
 
     /// Paths under `root` (a cgroup2 mount, or any directory for a test).
     pub fn at(root: Option<PathBuf>) -> Cgroups {
         Cgroups {
             root,
-            state: Mutex::new(State::default()),
+            state: Arc::new(Mutex::new(State::default())),
         }
     }
 

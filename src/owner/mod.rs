@@ -71,6 +71,12 @@ impl Lookup {
         }
     }
 
+    /// Waits for what [`Lookup::new`] started on other threads (the first walk of the
+    /// cgroups): for tests and measurements.
+    pub fn wait_ready(&self) {
+        self.cgroups.wait_walked(std::time::Duration::from_secs(10));
+    }
+
     /// The owner of the other end of `socket`, an accepted TCP connection from `peer`;
     /// `None` when the peer is not on this host or the kernel does not say.
     pub fn owner(&self, socket: BorrowedFd<'_>, peer: SocketAddr) -> Option<Arc<Owner>> {

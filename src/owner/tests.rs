@@ -39,6 +39,7 @@ fn wait_for_process(owner: &Owner) -> Option<crate::client::Process> {
 
 fn is_own(listen: &str, to: Option<&str>) {
     let lookup = Lookup::new();
+    lookup.wait_ready();
     let (client, accepted, peer) = connect(listen, to);
     let owner = lookup
         .owner(accepted.as_fd(), peer)
@@ -81,6 +82,7 @@ fn an_ipv4_client_of_a_dual_stack_listener_is_this_process() {
 #[test]
 fn a_peer_elsewhere_or_without_a_socket_has_no_owner() {
     let lookup = Lookup::new();
+    lookup.wait_ready();
     let (_client, accepted, peer) = connect("127.0.0.1:0", None);
     // A container's address on a bridge: not this host's, nothing is asked.
     assert!(
@@ -101,6 +103,7 @@ fn the_listener_is_not_mistaken_for_the_client() {
     // sock_diag's exact lookup falls back to a listener on the asked port: a peer that claims
     // the listener's own address must not find it.
     let lookup = Lookup::new();
+    lookup.wait_ready();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let listening = listener.local_addr().unwrap();
     let _client = TcpStream::connect(listening).unwrap();

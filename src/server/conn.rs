@@ -152,8 +152,8 @@ impl Connection {
 }
 
 /// Whether `peer`'s address is one of this host's, as the kernel's routing says, without
-/// netlink (the packaged unit's `RestrictAddressFamilies` allows only AF_INET, AF_INET6 and
-/// AF_UNIX, so `getifaddrs` fails under it): a UDP socket connected to one of our own
+/// netlink (the daemon asks netlink for nothing but sock_diag, the request journal's socket
+/// owners, and must work where netlink is refused: `getifaddrs` would need it): a UDP socket connected to one of our own
 /// addresses is routed through the local table and takes that very address as its source
 /// (for IPv6, RFC 6724 rule 1: the same address); connected anywhere else, it takes the
 /// source of its route, another address. Connecting a UDP socket sends nothing.

@@ -323,8 +323,8 @@ check "curl as nobody, IMDSv1: $IID_PATH" v1_iid
 check "curl as nobody, IMDSv2 (PUT token, GET with token)" v2_iid
 # Issue 27, item 10: a client connecting from another address of the box (not loopback, not
 # 169.254.169.254) is local, so its token PUT is answered at hop limit 1. The daemon decides
-# that under the real unit, whose RestrictAddressFamilies refuses netlink (and so
-# getifaddrs). The container's network is private and has only lo: an address on lo (not
+# that under the real unit without asking netlink's routing (getifaddrs): the unit allows
+# AF_NETLINK for sock_diag only. The container's network is private and has only lo: an address on lo (not
 # loopback's 127/8) stands for the box's NIC address.
 v2_from_own_address() {
     C ip addr replace 192.0.2.77/32 dev lo
