@@ -1,8 +1,8 @@
 //! The request journal through the real binary: requests to IMDS (v1 and v2), the ECS
 //! agent's endpoint and a fault, read back with `ctl requests` (text, `--json`, filters),
 //! counted by `ctl status`, asserted on with `ctl assert` (exit 0, 1 with the offenders, 2 for
-//! a usage error), cleared, written to `[journal] file` and reopened on SIGHUP, and off with
-//! `[journal] enabled = false`. The asking user is the test's own (root in CI: the daemon
+//! a usage error), cleared, written to `[journal] file` and reopened on SIGHUP, and off by
+//! default (a reload turns it on). The asking user is the test's own (root in CI: the daemon
 //! then runs as another user and finds the uid in the kernel's socket table).
 
 mod common;
@@ -14,6 +14,12 @@ use std::process::Output;
 use std::time::{Duration, Instant};
 
 fn start(extra: &str) -> Daemon {
+    // Off by default; on here unless the test's own `[journal]` says.
+    let journal = if extra.contains("[journal]") {
+        ""
+    } else {
+        "[journal]\nenabled = true\n"
+    };
     let dir = tempfile::tempdir().unwrap();
     // The daemon may run as another user (started as root): it must reach the directory.
     std::fs::set_permissions(
@@ -26,7 +32,7 @@ fn start(extra: &str) -> Daemon {
     std::fs::write(
         &cfg,
         format!(
-            "[server]\nstate-directory = \"{}\"\n[control]\nsocket = \"{}\"\n[iam]\nrole = \"app\"\n{extra}",
+            "[server]\nstate-directory = \"{}\"\n[control]\nsocket = \"{}\"\n[iam]\nrole = \"app\"\n{journal}{extra}",
             dir.path().join("state").display(),
             socket.display()
         ),
@@ -281,7 +287,10 @@ fn the_journal_file_is_written_and_reopened_on_sighup() {
     )
     .unwrap();
     let file = dir.path().join("requests.jsonl");
-    let d = start(&format!("[journal]\nfile = \"{}\"\n", file.display()));
+    let d = start(&format!(
+        "[journal]\nenabled = true\nfile = \"{}\"\n",
+        file.display()
+    ));
     assert_eq!(d.get("/latest/meta-data/ami-id").0, 200);
     let read_until = |f: &std::path::Path, needle: &str| {
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -315,13 +324,17 @@ fn the_journal_file_is_written_and_reopened_on_sighup() {
 }
 
 #[test]
-fn off_records_nothing_and_a_reload_turns_it_on() {
-    let d = start("[journal]\nenabled = false\n");
+fn off_by_default_records_nothing_and_a_reload_turns_it_on() {
+    let d = start("[journal]\n");
     assert_eq!(d.get("/latest/meta-data/ami-id").0, 200);
     assert!(entries(&d, &[]).is_empty());
     let cfg = d.dir().join("config.toml");
     let text = std::fs::read_to_string(&cfg).unwrap();
-    std::fs::write(&cfg, text.replace("enabled = false", "enabled = true")).unwrap();
+    std::fs::write(
+        &cfg,
+        text.replace("[journal]\n", "[journal]\nenabled = true\n"),
+    )
+    .unwrap();
     d.signal(nix::sys::signal::Signal::SIGHUP);
     d.wait_for_log("config reloaded");
     assert_eq!(d.get("/latest/meta-data/ami-id").0, 200);
@@ -333,7 +346,7 @@ fn off_records_nothing_and_a_reload_turns_it_on() {
 #[test]
 fn follow_streams_and_a_stalled_reader_only_misses_entries() {
     use std::process::{Command, Stdio};
-    let d = start("[journal]\nsize = 8\n");
+    let d = start("[journal]\nenabled = true\nsize = 8\n");
     let bin = env!("CARGO_BIN_EXE_fake-metadata");
     let out = d.dir().join("follow.out");
     let follow = |stdout: Stdio| {

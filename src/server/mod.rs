@@ -173,7 +173,7 @@ pub async fn serve(
     let slots = Arc::new(Slots::new(
         max_connections + listeners.len().saturating_sub(1),
     ));
-    let owners = Arc::new(Lookup::new());
+    let owners = Arc::new(std::sync::OnceLock::new());
     let mut tasks = tokio::task::JoinSet::new();
     for Listener { endpoint, socket } in listeners {
         socket.set_nonblocking(true)?;
@@ -340,7 +340,7 @@ async fn accept_loop(
     builder: http1::Builder,
     graceful: Arc<GracefulShutdown>,
     slots: Arc<Slots>,
-    owners: Arc<Lookup>,
+    owners: Arc<std::sync::OnceLock<Lookup>>,
 ) {
     let mut warn = Throttle::default();
     // Woken by a publish, to look for a `refuse` fault; armed once and again after each
@@ -386,9 +386,10 @@ async fn accept_loop(
             }
         };
         let slot = slots.hold(permit);
-        // Who asks, once per connection, and only when the journal records it.
+        // Who asks, once per connection, and only when the journal records it (the lookup's
+        // socket and caches are made then, at the first such connection).
         let owner = if shared.snapshot.load().journal {
-            owners.owner(stream.as_fd(), peer)
+            owners.get_or_init(Lookup::new).owner(stream.as_fd(), peer)
         } else {
             None
         };
