@@ -124,7 +124,8 @@ pub fn requests(socket: &Path, a: RequestsArgs) -> Result<ExitCode, CtlError> {
         if !wanted(&e, &a, since) {
             return true;
         }
-        e.container = e
+        e.asker.container = e
+            .asker
             .source
             .parse::<IpAddr>()
             .ok()
@@ -173,21 +174,7 @@ fn one_line(e: &EntryJson) -> String {
         Some(_) => "v2",
         None => "--",
     };
-    let mut who = match (e.uid, &e.user) {
-        (Some(uid), Some(u)) => format!("{u}({uid})"),
-        (Some(uid), None) => format!("uid {uid}"),
-        (None, _) => match &e.container {
-            Some(c) => format!("{} ({c})", e.source),
-            None => e.source.clone(),
-        },
-    };
-    if let Some(c) = &e.command {
-        who.push(' ');
-        who.push_str(c);
-        if let Some(pid) = e.pid {
-            who.push_str(&format!("[{pid}]"));
-        }
-    }
+    let who = e.asker.who();
     let mut line = format!(
         "{} {:<12} {:<4} {} {status} {version} {who}",
         e.time, e.endpoint, e.method, e.path
@@ -206,10 +193,11 @@ fn counts(socket: &Path, docker: bool) -> Result<TallyReport, CtlError> {
     let message = control::request(socket, Command::RequestCounts)?;
     let mut report: TallyReport = serde_json::from_str(&message)
         .map_err(|e| CtlError::Invalid(format!("unreadable counts from the daemon: {e}")))?;
-    if docker && report.clients.iter().any(|c| c.uid.is_none()) {
+    if docker && report.clients.iter().any(|c| c.asker.uid.is_none()) {
         let names = container_names();
         for c in &mut report.clients {
-            c.container = c
+            c.asker.container = c
+                .asker
                 .source
                 .parse::<IpAddr>()
                 .ok()
@@ -259,7 +247,7 @@ fn table(r: &TallyReport) -> String {
         "LAST".into(),
     ]];
     for c in &r.clients {
-        let who = c.who();
+        let who = c.asker.who();
         for p in &c.paths {
             let v1 = (p.no_token * 100).checked_div(p.requests).unwrap_or(0);
             rows.push([

@@ -30,11 +30,11 @@ pub struct Clients {
 impl Clients {
     fn covers(&self, c: &ClientTally) -> bool {
         let user_ok = self.user.as_deref().is_none_or(|u| {
-            c.user.as_deref() == Some(u) || c.uid.is_some_and(|id| id.to_string() == u)
+            c.asker.user.as_deref() == Some(u) || c.asker.uid.is_some_and(|id| id.to_string() == u)
         });
         let source_ok = self
             .source
-            .is_none_or(|s| c.source.parse::<IpAddr>().ok() == Some(s.to_canonical()));
+            .is_none_or(|s| c.asker.source.parse::<IpAddr>().ok() == Some(s.to_canonical()));
         user_ok && source_ok
     }
 
@@ -75,7 +75,7 @@ pub fn check(report: &TallyReport, rule: &Rule, clients: &Clients) -> Result<Str
                 }
             );
             for c in offenders {
-                o.push_str(&format!("\n  {}: {}", c.who(), c.no_token));
+                o.push_str(&format!("\n  {}: {}", c.asker.who(), c.no_token));
                 for p in c.paths.iter().filter(|p| p.no_token > 0) {
                     o.push_str(&format!("\n    {} {} ({})", p.endpoint, p.path, p.no_token));
                 }
@@ -106,7 +106,7 @@ pub fn check(report: &TallyReport, rule: &Rule, clients: &Clients) -> Result<Str
                     .sum();
                 unsure += c.other_requests;
                 if n > 0 {
-                    by.push(format!("\n  {}: {n}", c.who()));
+                    by.push(format!("\n  {}: {n}", c.asker.who()));
                 }
                 count += n;
             }

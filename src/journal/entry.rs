@@ -1,13 +1,13 @@
 //! One recorded request, and its JSON form (what `ctl requests --json` prints and the
 //! journal file holds, one object a line).
 
-use std::net::SocketAddr;
+use std::net::IpAddr;
 use std::time::{Duration, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
 use super::{MAX_PATH, Record};
-use crate::client::Client;
+use crate::client::{Client, Owner};
 use crate::endpoint::Endpoint;
 use crate::fault::FaultId;
 
@@ -66,9 +66,6 @@ impl Entry {
 
     /// The entry as its JSON line shows it.
     pub fn to_json(&self) -> EntryJson {
-        let owner = self.client.owner.as_deref();
-        let process = owner.and_then(|o| o.process.get());
-        let peer: SocketAddr = self.client.peer;
         EntryJson {
             seq: self.seq,
             time: rfc3339_millis(self.time_ms),
@@ -78,14 +75,11 @@ impl Entry {
             status: self.status,
             imds_version: self.imds_version,
             bytes: self.bytes,
-            uid: owner.map(|o| o.uid),
-            user: owner.and_then(|o| o.user.as_deref()).map(str::to_string),
-            pid: process.map(|p| p.pid),
-            command: process.map(|p| p.command.to_string()),
-            cgroup: owner.and_then(|o| o.cgroup.as_deref()).map(str::to_string),
-            source: peer.ip().to_canonical().to_string(),
-            port: peer.port(),
-            container: None,
+            asker: Asker::new(
+                self.client.owner.as_deref(),
+                self.client.peer.ip().to_canonical(),
+            ),
+            port: self.client.peer.port(),
             fault: self.fault.map(|f| f.to_string()),
             note: self.note.map(str::to_string),
         }
@@ -122,6 +116,17 @@ pub struct EntryJson {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub imds_version: Option<u8>,
     pub bytes: u64,
+    #[serde(flatten)]
+    pub asker: Asker,
+    pub port: u16,
+    pub fault: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// Who sent a request (in an entry) or requests (in the counts).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Asker {
     pub uid: Option<u32>,
     pub user: Option<String>,
     pub pid: Option<u32>,
@@ -131,11 +136,47 @@ pub struct EntryJson {
     /// The peer's address (`169.254.169.254` for a local process whose connection was
     /// redirected; a container's own address on the container path).
     pub source: String,
-    pub port: u16,
+    /// Named by `ctl` where it may ask Docker (the daemon never does).
     pub container: Option<String>,
-    pub fault: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub note: Option<String>,
+}
+
+impl Asker {
+    /// A local process's owner, if known, and the peer's address.
+    pub fn new(owner: Option<&Owner>, source: IpAddr) -> Asker {
+        let process = owner.and_then(|o| o.process.get());
+        Asker {
+            uid: owner.map(|o| o.uid),
+            user: owner.and_then(|o| o.user.as_deref()).map(str::to_string),
+            pid: process.map(|p| p.pid),
+            command: process.map(|p| p.command.to_string()),
+            cgroup: owner.and_then(|o| o.cgroup.as_deref()).map(str::to_string),
+            source: source.to_string(),
+            container: None,
+        }
+    }
+
+    /// In a few words: `user vagrant (uid 1000), curl (pid 4242), /user.slice/…`, or the
+    /// address (and container).
+    pub fn who(&self) -> String {
+        let mut parts = Vec::new();
+        match (self.uid, &self.user) {
+            (Some(uid), Some(user)) => parts.push(format!("user {user} (uid {uid})")),
+            (Some(uid), None) => parts.push(format!("uid {uid}")),
+            (None, _) => parts.push(match &self.container {
+                Some(c) => format!("{} (container {c})", self.source),
+                None => self.source.clone(),
+            }),
+        }
+        match (&self.command, self.pid) {
+            (Some(c), Some(pid)) => parts.push(format!("{c} (pid {pid})")),
+            (Some(c), None) => parts.push(c.clone()),
+            _ => {}
+        }
+        if let Some(g) = &self.cgroup {
+            parts.push(g.clone());
+        }
+        parts.join(", ")
+    }
 }
 
 /// `2026-12-06T09:30:00.123Z`.

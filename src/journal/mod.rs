@@ -23,7 +23,7 @@ use crate::client::Client;
 use crate::endpoint::Endpoint;
 use crate::fault::FaultId;
 
-pub use entry::{Entry, EntryJson, rfc3339_millis};
+pub use entry::{Asker, Entry, EntryJson, rfc3339_millis};
 pub use tally::{ClientTally, MAX_CLIENTS, MAX_PATHS, PathTally, Tally, TallyReport};
 
 /// The ring's size when `[journal] size` does not say.

@@ -154,7 +154,6 @@ impl Tally {
             .iter()
             .map(|(who, c)| {
                 let owner = c.owner.as_deref();
-                let process = owner.and_then(|o| o.process.get());
                 let mut paths: Vec<PathTally> = Endpoint::ALL
                     .iter()
                     .flat_map(|&e| {
@@ -169,17 +168,12 @@ impl Tally {
                     })
                     .collect();
                 paths.sort_by(|a, b| b.requests.cmp(&a.requests).then(a.path.cmp(&b.path)));
+                let mut asker = super::Asker::new(owner, c.source);
+                if let Who::Remote(_) = who {
+                    asker.uid = None;
+                }
                 ClientTally {
-                    uid: match who {
-                        Who::Local { uid, .. } => Some(*uid),
-                        Who::Remote(_) => None,
-                    },
-                    user: owner.and_then(|o| o.user.as_deref()).map(str::to_string),
-                    pid: process.map(|p| p.pid),
-                    command: process.map(|p| p.command.to_string()),
-                    cgroup: owner.and_then(|o| o.cgroup.as_deref()).map(str::to_string),
-                    source: c.source.to_string(),
-                    container: None,
+                    asker,
                     requests: c.requests,
                     no_token: c.no_token,
                     first: super::rfc3339_millis(c.first_ms),
@@ -193,8 +187,8 @@ impl Tally {
         clients.sort_by(|a, b| {
             b.requests
                 .cmp(&a.requests)
-                .then_with(|| a.source.cmp(&b.source))
-                .then_with(|| a.uid.cmp(&b.uid))
+                .then_with(|| a.asker.source.cmp(&b.asker.source))
+                .then_with(|| a.asker.uid.cmp(&b.asker.uid))
         });
         TallyReport {
             since: super::rfc3339_millis(self.since_ms),
@@ -230,14 +224,8 @@ pub struct TallyReport {
 /// One client's counts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClientTally {
-    pub uid: Option<u32>,
-    pub user: Option<String>,
-    pub pid: Option<u32>,
-    pub command: Option<String>,
-    pub cgroup: Option<String>,
-    pub source: String,
-    /// Named by `ctl` where it may ask Docker.
-    pub container: Option<String>,
+    #[serde(flatten)]
+    pub asker: super::Asker,
     pub requests: u64,
     pub no_token: u64,
     pub first: String,
@@ -257,31 +245,6 @@ pub struct PathTally {
     pub no_token: u64,
     pub last: String,
     pub last_status: Option<u16>,
-}
-
-impl ClientTally {
-    /// The client in a few words: `user vagrant (uid 1000), curl (pid 4242),
-    /// /user.slice/…`, or its address (and container).
-    pub fn who(&self) -> String {
-        let mut parts = Vec::new();
-        match (self.uid, &self.user) {
-            (Some(uid), Some(user)) => parts.push(format!("user {user} (uid {uid})")),
-            (Some(uid), None) => parts.push(format!("uid {uid}")),
-            (None, _) => parts.push(match &self.container {
-                Some(c) => format!("{} (container {c})", self.source),
-                None => self.source.clone(),
-            }),
-        }
-        match (&self.command, self.pid) {
-            (Some(c), Some(pid)) => parts.push(format!("{c} (pid {pid})")),
-            (Some(c), None) => parts.push(c.clone()),
-            _ => {}
-        }
-        if let Some(g) = &self.cgroup {
-            parts.push(g.clone());
-        }
-        parts.join(", ")
-    }
 }
 
 impl TallyReport {
@@ -312,7 +275,7 @@ impl TallyReport {
             let _ = write!(
                 o,
                 "\n  {}: {}: {}{more}",
-                c.who(),
+                c.asker.who(),
                 c.no_token,
                 paths.join(", ")
             );

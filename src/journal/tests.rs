@@ -93,13 +93,13 @@ fn counts_by_user_and_service_and_the_no_token_ones() {
     assert_eq!((t.requests, t.no_token, t.imds, t.ecs), (4, 2, 3, 1));
     assert_eq!(t.clients.len(), 3);
     let first = &t.clients[0];
-    assert_eq!(first.uid, Some(1000));
-    assert_eq!(first.user.as_deref(), Some("user1000"));
-    assert_eq!(first.cgroup.as_deref(), Some("/user.slice/a"));
+    assert_eq!(first.asker.uid, Some(1000));
+    assert_eq!(first.asker.user.as_deref(), Some("user1000"));
+    assert_eq!(first.asker.cgroup.as_deref(), Some("/user.slice/a"));
     assert_eq!((first.requests, first.no_token), (2, 2));
     assert_eq!(first.paths[0].path, "/latest/meta-data/");
-    let docker = t.clients.iter().find(|c| c.uid.is_none()).unwrap();
-    assert_eq!(docker.source, "172.17.0.2");
+    let docker = t.clients.iter().find(|c| c.asker.uid.is_none()).unwrap();
+    assert_eq!(docker.asker.source, "172.17.0.2");
     assert_eq!(docker.paths[0].endpoint, "ecs");
     // One uid, two services: two clients.
     record(&j, &local(1000, "/user.slice/c"), 5, "/x", Some(1));

@@ -74,8 +74,8 @@ impl HostAddresses {
 /// table and takes that very address as its source (for IPv6, RFC 6724 rule 1: the same
 /// address); connected anywhere else, it takes the source of its route, another address, or
 /// fails without a route. Connecting a UDP socket sends nothing. (The server's token check,
-/// `server::conn`, asks the same way.)
-fn is_own_address(ip: IpAddr) -> bool {
+/// `server::conn`, asks it too.)
+pub fn is_own_address(ip: IpAddr) -> bool {
     let peer = SocketAddr::new(ip, 9);
     let domain = socket2::Domain::for_address(peer);
     socket2::Socket::new(domain, socket2::Type::DGRAM, None)

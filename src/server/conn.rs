@@ -4,7 +4,6 @@
 //! socket.
 
 use std::cell::Cell;
-use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
 
@@ -117,7 +116,7 @@ impl Connection {
         let local = with_socket(self.fd, |sock| sock.local_addr())
             .ok()
             .and_then(|a| a.as_socket());
-        local.is_some_and(|l| l.ip() == ip) || is_own_address(peer)
+        local.is_some_and(|l| l.ip() == ip) || crate::owner::local::is_own_address(peer.ip())
     }
 
     /// EC2's hop limit: the token reply leaves with the configured IP TTL, so a client more
@@ -149,24 +148,6 @@ impl Connection {
             tracing::warn!(error = %e, "cannot set the hop limit on a connection");
         }
     }
-}
-
-/// Whether `peer`'s address is one of this host's, as the kernel's routing says, without
-/// netlink (the daemon asks netlink for nothing but sock_diag, the request journal's socket
-/// owners, and must work where netlink is refused: `getifaddrs` would need it): a UDP socket connected to one of our own
-/// addresses is routed through the local table and takes that very address as its source
-/// (for IPv6, RFC 6724 rule 1: the same address); connected anywhere else, it takes the
-/// source of its route, another address. Connecting a UDP socket sends nothing.
-fn is_own_address(peer: SocketAddr) -> bool {
-    let domain = socket2::Domain::for_address(peer);
-    socket2::Socket::new(domain, socket2::Type::DGRAM, None)
-        .and_then(|sock| {
-            sock.connect(&peer.into())?;
-            sock.local_addr()
-        })
-        .ok()
-        .and_then(|a| a.as_socket())
-        .is_some_and(|source| source.ip() == peer.ip())
 }
 
 /// Lends the connection's socket to `f`, to set a socket option.
