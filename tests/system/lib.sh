@@ -32,8 +32,17 @@ print_times() {
 die() { echo "$LIB_NAME: $*" >&2; exit 2; }
 
 # apt-get that waits (up to 5 min) for the dpkg lock instead of failing at once: another
-# apt on the machine (unattended-upgrades on a fresh box, another job) may hold it.
-apt_get() { DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 "$@"; }
+# apt on the machine (unattended-upgrades on a fresh box, another job) may hold it. As root,
+# our own apt-gets also queue on a lock of their own first (tests/all.sh runs some tiers side
+# by side): `apt-get update` does not wait for its lists lock, it fails.
+LIB_APT_LOCK=/run/lock/fake-metadata-apt.lock
+apt_get() {
+    if [ "$(id -u)" = 0 ]; then
+        DEBIAN_FRONTEND=noninteractive flock -w 1800 "$LIB_APT_LOCK" apt-get -o DPkg::Lock::Timeout=300 "$@"
+    else
+        DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 "$@"
+    fi
+}
 LIB_APT_UPDATED=0
 # missing_packages PKG...: prints each PKG that is not installed (NAME=VERSION: not at that
 # version), one a line.

@@ -14,8 +14,11 @@
 # two cores better than either uses them alone.
 #
 # Usage (as root):  tests/vagrant/run.sh [REPO_DIR]
+#                   tests/vagrant/run.sh --box-only
 #   REPO_DIR   the .deb + apt repository written by packaging/build-deb; must be this tree's
 #              target/debian (the default), which the Vagrantfile syncs into the VM
+#   --box-only only the host's packages and the box (built unless cached), no VM: what
+#              tests/all.sh starts early, beside other tiers; a run waits for that build
 # Env:
 #   MIRROR, SECURITY_MIRROR  Debian mirrors (default: read from /etc/apt/sources.list*)
 #   CACHE_DIR                box cache (default /var/cache/fake-metadata-ci)
@@ -40,11 +43,15 @@ LIB_NAME=vagrant/run.sh
 [ "$(id -u)" = 0 ] || die "must run as root"
 HERE=$(cd "$(dirname "$0")" && pwd)
 PROJECT=$(cd "$HERE/../.." && pwd)
-REPO=${1:-$PROJECT/target/debian}
-[ -d "$REPO" ] || die "no such directory: $REPO (build it with packaging/build-deb)"
-[ "$(realpath "$REPO")" = "$PROJECT/target/debian" ] || die "the Vagrantfile syncs $PROJECT/target/debian; REPO_DIR must be that directory"
-DEBS=("$REPO"/fake-metadata_*.deb)
-if [ ! -f "$REPO/Packages" ] || [ ! -f "${DEBS[0]}" ]; then die "no .deb + Packages in $REPO (run packaging/build-deb)"; fi
+BOX_ONLY=0
+if [ "${1:-}" = --box-only ]; then BOX_ONLY=1; shift; fi
+if [ "$BOX_ONLY" = 0 ]; then
+    REPO=${1:-$PROJECT/target/debian}
+    [ -d "$REPO" ] || die "no such directory: $REPO (build it with packaging/build-deb)"
+    [ "$(realpath "$REPO")" = "$PROJECT/target/debian" ] || die "the Vagrantfile syncs $PROJECT/target/debian; REPO_DIR must be that directory"
+    DEBS=("$REPO"/fake-metadata_*.deb)
+    if [ ! -f "$REPO/Packages" ] || [ ! -f "${DEBS[0]}" ]; then die "no .deb + Packages in $REPO (run packaging/build-deb)"; fi
+fi
 export DEBIAN_FRONTEND=noninteractive
 CACHE_DIR=${CACHE_DIR:-/var/cache/fake-metadata-ci}
 SUITE=bookworm
@@ -56,8 +63,10 @@ notok() { fail=$((fail + 1)); FAILED+=("$*"); printf 'FAIL  %s\n' "$*"; }
 
 # ---------------------------------------------------------------- wait for tier B
 # systemd-nspawn (tests/system/nspawn.sh) and this tier must not run at the same moment.
-step "wait for a running systemd-nspawn (tier B) to finish"
-wait_for_no_nspawn
+if [ "$BOX_ONLY" = 0 ]; then
+    step "wait for a running systemd-nspawn (tier B) to finish"
+    wait_for_no_nspawn
+fi
 
 # ---------------------------------------------------------------- host dependencies
 step "host dependencies (apt)"
@@ -84,17 +93,25 @@ resolve_mirrors "$SUITE"
 KEY=$({ cat "$HERE/build-box.sh"; echo "$MIRROR $SECURITY_MIRROR"; cat /usr/share/rubygems-integration/all/gems/vagrant-*/keys/vagrant.pub; } | sha256sum | cut -c1-16)
 BOX_DIR=$CACHE_DIR/vagrant-box-$KEY
 BOX=$BOX_DIR/bookworm64.box
+mkdir -p "$CACHE_DIR"
+# One build at a time (a run waits for the box that `--box-only` is building).
+exec {BOX_LOCK}>"$CACHE_DIR/vagrant-box.lock"
+if ! flock -n "$BOX_LOCK"; then
+    step "box: wait for the build under way (lock $CACHE_DIR/vagrant-box.lock)"
+    flock "$BOX_LOCK"
+fi
 if [ -s "$BOX" ] && [ -s "$BOX_DIR/vmlinuz" ] && [ -s "$BOX_DIR/initrd.img" ]; then
     step "box: cached $BOX ($(du -h "$BOX" | cut -f1))"
 else
     step "box: build with mmdebstrap -> $BOX"
-    mkdir -p "$CACHE_DIR"
     "$HERE/build-box.sh" "$BOX_DIR" > "$CACHE_DIR/build-box.log" 2>&1 || { tail -30 "$CACHE_DIR/build-box.log"; die "box build failed"; }
     echo "box: $(du -h "$BOX" | cut -f1)"
     # Keep the two newest boxes only.
     # shellcheck disable=SC2012 # newest first: ls -t sorts by time
     ls -dt "$CACHE_DIR"/vagrant-box-* 2>/dev/null | tail -n +3 | xargs -r rm -rf
 fi
+exec {BOX_LOCK}>&-
+if [ "$BOX_ONLY" = 1 ]; then print_times; exit 0; fi
 
 # ---------------------------------------------------------------- namespaces + libvirtd
 step "libvirtd in a private network + mount namespace"
