@@ -7,7 +7,9 @@
 #   bash tests/all.sh [TIER...]       run them (all by default), in the listed order
 #
 # One tier, vagrant, runs in the background from its place in that order while the tiers after
-# it run (see BACKGROUND below); its output is shown, and its result counted, at the end.
+# it run (see BACKGROUND below); its output is shown, and its result counted, at the end. The
+# roots and box that the root tiers build when they are not cached are made from the start,
+# in the background (prepare_caches).
 #
 # A tier marked (root) needs root: without it the tier is skipped and the summary says so,
 # except under CI=true, where nothing may be skipped and such a tier fails. A tier that needs
@@ -192,6 +194,7 @@ static_tests() {
     packaging/build-release --arch all && script_tier static packaging/test-static.sh
 }
 system_tests() { SUITE=$1 ARCH=$2 script_tier "system-$1-$2" tests/system/nspawn.sh target/debian; }
+system_root() { SUITE=$1 ARCH=$2 tests/system/nspawn.sh --rootfs-only; }
 vagrant_tests() { script_tier vagrant tests/vagrant/run.sh target/debian; }
 
 # cargo_counts LOG NAME: the totals of cargo's `test result:` lines.
@@ -209,11 +212,10 @@ tier() {
     T_CMD[$name]=$(printf '%q ' "$@")
 }
 # In the order they run. The VM tier (vagrant) mostly waits on its QEMU guests, so it runs in
-# the background beside the compile-bound tiers after it. What must come before it: the
-# package (its .debs), the bench (which wants a quiet machine) and the system tiers (no
-# systemd-nspawn while it runs).
+# the background beside the compile-bound tiers after it; before it come the package (its
+# .debs) and the system tiers (no systemd-nspawn while it runs). The bench, which wants a
+# quiet machine, comes last, once the background is done.
 tier package any "" "the amd64 and arm64 .debs (packaging/build-deb), lintian, one local apt repository" package
-tier bench any "" "benchmark + soak, quick: ratios to a bare hyper server (reported, not enforced)" bench/run --quick
 tier system-bookworm root package "the .deb installed with apt in a booted Debian bookworm/amd64 (systemd-nspawn, private network)" system_tests bookworm amd64
 tier system-trixie root package "the same in a booted Debian trixie/amd64" system_tests trixie amd64
 tier system-arm64 root package "the arm64 .deb in a booted Debian trixie/arm64 under qemu-user (its iptables native)" system_tests trixie arm64
@@ -224,6 +226,7 @@ tier cargo any "" "cargo test: unit tests, the real server with real peers (aws-
 tier arm64 root "" "the arm64 build under qemu-user 11: ${ARM64_TESTS[*]}" arm64_tests
 tier fuzz any "" "libFuzzer on every target, 15 s each (fuzz/run.sh)" fuzz/run.sh 15
 tier static root package "the static musl binaries for x86_64 and aarch64 (packaging/build-release): --version and a snapshot from an empty chroot, aarch64 under qemu-user" static_tests
+tier bench any "" "benchmark + soak, quick: ratios to a bare hyper server (reported, not enforced)" bench/run --quick
 T_COUNTS=([cargo]=cargo [arm64]=arm64 [static]=static [system-bookworm]=system-bookworm-amd64
     [system-trixie]=system-trixie-amd64 [system-arm64]=system-trixie-arm64 [vagrant]=vagrant)
 
@@ -307,6 +310,7 @@ run_in_background() {
 }
 wait_background() {
     local t
+    [ ${#PREP_PID[@]} -eq 0 ] || { wait "${PREP_PID[@]}"; PREP_PID=(); }
     for t in "${!BG_PID[@]}"; do
         echo "=== $t (in the background): waiting for it"
         wait "${BG_PID[$t]}"
@@ -320,35 +324,46 @@ wait_background() {
 # tests/vagrant/run.sh destroys its VMs.
 stop_background() {
     local pid
-    for pid in "${BG_PID[@]}" $BOX_PID; do kill -TERM -- "-$pid" 2>/dev/null; done
+    for pid in "${BG_PID[@]}" "${PREP_PID[@]}"; do kill -TERM -- "-$pid" 2>/dev/null; done
     wait
 }
-BOX_PID=
+PREP_PID=()
 trap stop_background EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+# What the root tiers would otherwise make first where nothing is cached yet (a fresh machine):
+# the system tiers' roots and the vagrant tier's box (mmdebstrap, cached in
+# /var/cache/fake-metadata-ci), made from the start in the background beside the package
+# build (the roots one after another, the box beside them). Each tier waits for what it
+# needs (a lock on each); with everything cached this takes seconds.
+prepare_caches() {
+    local t
+    for t in system-bookworm system-trixie system-arm64; do
+        # The tier's command (system_tests SUITE ARCH), with system_root instead.
+        [ -z "${WANT[$t]:-}" ] || eval "system_root ${T_CMD[$t]#system_tests }" || true
+    done
+}
+if is_root && [ -n "${WANT[system-bookworm]:-}${WANT[system-trixie]:-}${WANT[system-arm64]:-}${WANT[vagrant]:-}" ]; then
+    echo "=== the system tiers' roots and the vagrant box, in the background (logs: $LOG_DIR/prepare-*.log)"
+    set -m
+    prepare_caches < /dev/null > "$LOG_DIR/prepare-roots.log" 2>&1 &
+    PREP_PID+=($!)
+    if [ -n "${WANT[vagrant]:-}" ]; then
+        tests/vagrant/run.sh --box-only < /dev/null > "$LOG_DIR/prepare-box.log" 2>&1 &
+        PREP_PID+=($!)
+    fi
+    set +m
+fi
+
 if [ "${CI:-}" = true ] && ! is_root; then
     echo "tests/all.sh: CI must run as root" >&2
-fi
-# The VM tier's box (mmdebstrap; cached in /var/cache/fake-metadata-ci) is made from the start,
-# beside the other tiers, when it is not cached yet, as on a fresh machine: the tier waits for
-# it (tests/vagrant/run.sh takes a lock on the box cache).
-if [ -n "${WANT[vagrant]:-}" ] && is_root; then
-    echo "=== the vagrant tier's box, in the background (log: $LOG_DIR/vagrant-box.log)"
-    set -m
-    tests/vagrant/run.sh --box-only < /dev/null > "$LOG_DIR/vagrant-box.log" 2>&1 &
-    BOX_PID=$!
-    set +m
 fi
 for t in "${TIERS[@]}"; do [ -z "${WANT[$t]:-}" ] || RAN+=("$t"); done
 for i in "${!RAN[@]}"; do
     t=${RAN[$i]}
     # The bench wants a quiet machine: nothing of ours beside it.
-    if [ "$t" = bench ] && [ -n "$BOX_PID" ]; then
-        ! kill -0 "$BOX_PID" 2>/dev/null || echo "=== bench: waiting for the vagrant tier's box build first"
-        wait "$BOX_PID"; BOX_PID=
-    fi
+    [ "$t" != bench ] || wait_background
     if [[ " ${BACKGROUND[*]} " == *" $t "* ]] && [ $((i + 1)) -lt ${#RAN[@]} ]; then
         run_in_background "$t"
     else
@@ -356,7 +371,6 @@ for i in "${!RAN[@]}"; do
     fi
 done
 wait_background
-if [ -n "$BOX_PID" ]; then wait "$BOX_PID"; BOX_PID=; fi
 
 # ---------------------------------------------------------------- summary
 echo
