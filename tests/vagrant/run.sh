@@ -246,9 +246,16 @@ vagrant_bg() {
     return "$rc"
 }
 # The peers of workloads.sh (tests/peers/build.sh: the Rust example, npm ci, botocore from
-# PyPI), made on the host while box1 boots.
+# PyPI), made on the host while box1 boots; its exit status goes to $WORK/peers-build.rc.
 PEERS_OUT=$PROJECT/target/vm-peers
-"$PROJECT/tests/peers/build.sh" "$PEERS_OUT" >"$WORK/peers-build.log" 2>&1 & PEERS_PID=$!
+peers_build() {
+    local pid rc=0
+    "$PROJECT/tests/peers/build.sh" "$PEERS_OUT" >"$WORK/peers-build.log" 2>&1 & pid=$!
+    trap 'kill "$pid" 2>/dev/null' TERM
+    wait "$pid" || rc=$?
+    echo "$rc" > "$WORK/peers-build.rc"
+}
+peers_build & PEERS_PID=$!
 step "vagrant up (box1: boot, rsync, provisioner: apt-get install -y fake-metadata)"
 if vagrant_bg "$UP_LOG" up; then
     ok "vagrant up (box1)"
@@ -320,16 +327,17 @@ fi
 
 # The peers go into box1 while containers.sh runs (which does not use them): the box mostly
 # waits, and the copy (64 MB, 7000 files, unpacked under TCG) took a minute on its own.
+# The build may still be running (tests/all.sh runs this tier beside cargo tiers that share its
+# target directory, and so its lock): this waits for it, containers.sh does not.
 peers_to_box1() {
-    [ "$PEERS_BUILT" = 1 ] || { echo "tests/peers/build.sh failed:"; tail -30 "$WORK/peers-build.log"; return 1; }
+    while [ ! -s "$WORK/peers-build.rc" ]; do sleep 2; done
+    [ "$(cat "$WORK/peers-build.rc")" = 0 ] || { echo "tests/peers/build.sh failed:"; tail -30 "$WORK/peers-build.log"; return 1; }
     cat "$WORK/peers-build.log"
+    local t0=$SECONDS
     tar -C "$PEERS_OUT" -c aws_credential_chain js python | gzip -1 |
         V ssh box1 -c 'sudo rm -rf /opt/fake-metadata-peers && sudo mkdir -p /opt/fake-metadata-peers && sudo tar -C /opt/fake-metadata-peers -xzf -' 2>&1 || return 1
     echo "peers: $(du -sh "$PEERS_OUT" | cut -f1) in $((SECONDS - t0)) s"
 }
-PEERS_BUILT=0
-wait "$PEERS_PID" && PEERS_BUILT=1   # long done: it ran while box1 booted
-PEERS_PID="" t0=$SECONDS
 peers_to_box1 >"$WORK/peers-upload.log" 2>&1 & UPLOAD_PID=$!
 
 # Before test-installed.sh, which ends by purging the package.
