@@ -198,7 +198,9 @@ done
 getent group libvirt >/dev/null || echo "libvirt:x:64057:" >> "$WORK/group"
 # Mount points (empty directories) on the host; the content lives in $WORK.
 mkdir -p /etc/libvirt /var/lib/libvirt /var/log/libvirt /run/libvirt /var/cache/libvirt
-unshare --net --mount --propagation private -- /bin/bash -c '
+# In a session of its own: a TERM to this script's process group (tests/all.sh stopping its
+# background tiers) must leave the holder to the teardown, which needs its namespace.
+setsid unshare --net --mount --propagation private -- /bin/bash -c '
     set -e
     W=$1
     ip link set lo up
