@@ -63,9 +63,13 @@ def ensure_tools(need_nginx=True, need_flask=True):
                 f.write("#!/bin/sh\nexit 101\n")
             os.chmod(policy, 0o755)
             made_policy = True
+        # Queued on the test scripts' own apt lock (tests/system/lib.sh's apt_get): tests/all.sh
+        # runs tiers side by side, and `apt-get update` fails on a lists lock another one holds.
+        apt_get = ["flock", "-w", "1800", "/run/lock/fake-metadata-apt.lock",
+                   "apt-get", "-o", "DPkg::Lock::Timeout=300"]
         try:
-            subprocess.run(["apt-get", "-o", "DPkg::Lock::Timeout=300", "update", "-qq"], env=env, check=True, stdout=subprocess.DEVNULL)
-            subprocess.run(["apt-get", "-o", "DPkg::Lock::Timeout=300", "install", "-y", "-qq", "--no-install-recommends", *apt],
+            subprocess.run([*apt_get, "update", "-qq"], env=env, check=True, stdout=subprocess.DEVNULL)
+            subprocess.run([*apt_get, "install", "-y", "-qq", "--no-install-recommends", *apt],
                            env=env, check=True, stdout=subprocess.DEVNULL)
         except subprocess.CalledProcessError as e:
             raise BenchBroken(f"apt-get install {' '.join(apt)} failed: {e}")

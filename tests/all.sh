@@ -6,6 +6,11 @@
 #   bash tests/all.sh --list          the tiers, one line each
 #   bash tests/all.sh [TIER...]       run them (all by default), in the listed order
 #
+# One tier, vagrant, runs in the background from its place in that order while the tiers after
+# it run (see BACKGROUND below); its output is shown, and its result counted, at the end. The
+# roots and box that the root tiers build when they are not cached are made from the start,
+# in the background (prepare_caches).
+#
 # A tier marked (root) needs root: without it the tier is skipped and the summary says so,
 # except under CI=true, where nothing may be skipped and such a tier fails. A tier that needs
 # the .debs (the system and vagrant tiers) brings the package tier along; set
@@ -189,6 +194,7 @@ static_tests() {
     packaging/build-release --arch all && script_tier static packaging/test-static.sh
 }
 system_tests() { SUITE=$1 ARCH=$2 script_tier "system-$1-$2" tests/system/nspawn.sh target/debian; }
+system_root() { SUITE=$1 ARCH=$2 tests/system/nspawn.sh --rootfs-only; }
 vagrant_tests() { script_tier vagrant tests/vagrant/run.sh target/debian; }
 
 # cargo_counts LOG NAME: the totals of cargo's `test result:` lines.
@@ -205,18 +211,22 @@ tier() {
     TIERS+=("$name"); T_ROOT[$name]=$root; T_NEEDS[$name]=$needs; T_DESC[$name]=$desc
     T_CMD[$name]=$(printf '%q ' "$@")
 }
+# In the order they run. The VM tier (vagrant) mostly waits on its QEMU guests, so it runs in
+# the background beside the compile-bound tiers after it; before it come the package (its
+# .debs) and the system tiers (no systemd-nspawn while it runs). The bench, which wants a
+# quiet machine, comes last, once the background is done.
+tier package any "" "the amd64 and arm64 .debs (packaging/build-deb), lintian, one local apt repository" package
+tier system-bookworm root package "the .deb installed with apt in a booted Debian bookworm/amd64 (systemd-nspawn, private network)" system_tests bookworm amd64
+tier system-trixie root package "the same in a booted Debian trixie/amd64" system_tests trixie amd64
+tier system-arm64 root package "the arm64 .deb in a booted Debian trixie/arm64 under qemu-user (its iptables native)" system_tests trixie arm64
+tier vagrant root package "a real vagrant up of ./Vagrantfile (libvirt, QEMU TCG, private namespaces), test-installed.sh and Docker containers in the VM, ECS tasks and Pod Identity for unmodified SDKs (botocore, aws-config, JS v3) in containers and the box, a boot with cloud-init (Ec2, IMDSv2)" vagrant_tests
 tier lint any "" "cargo fmt --check, clippy -D warnings, shellcheck over every shell script, no module cycles" lint
 tier deny any "" "cargo-deny: licences, duplicate crates, sources (advisories if a database is on disk)" deny_check
 tier cargo any "" "cargo test: unit tests, the real server with real peers (aws-config, botocore, curl, cloud-init), the real binary; netns tests as root" cargo_tests
 tier arm64 root "" "the arm64 build under qemu-user 11: ${ARM64_TESTS[*]}" arm64_tests
 tier fuzz any "" "libFuzzer on every target, 15 s each (fuzz/run.sh)" fuzz/run.sh 15
-tier package any "" "the amd64 and arm64 .debs (packaging/build-deb), lintian, one local apt repository" package
 tier static root package "the static musl binaries for x86_64 and aarch64 (packaging/build-release): --version and a snapshot from an empty chroot, aarch64 under qemu-user" static_tests
 tier bench any "" "benchmark + soak, quick: ratios to a bare hyper server (reported, not enforced)" bench/run --quick
-tier system-bookworm root package "the .deb installed with apt in a booted Debian bookworm/amd64 (systemd-nspawn, private network)" system_tests bookworm amd64
-tier system-trixie root package "the same in a booted Debian trixie/amd64" system_tests trixie amd64
-tier system-arm64 root package "the arm64 .deb in a booted Debian trixie/arm64 under qemu-user (its iptables native)" system_tests trixie arm64
-tier vagrant root package "a real vagrant up of ./Vagrantfile (libvirt, QEMU TCG, private namespaces), test-installed.sh and Docker containers in the VM, ECS tasks and Pod Identity for unmodified SDKs (botocore, aws-config, JS v3) in containers and the box, a boot with cloud-init (Ec2, IMDSv2)" vagrant_tests
 T_COUNTS=([cargo]=cargo [arm64]=arm64 [static]=static [system-bookworm]=system-bookworm-amd64
     [system-trixie]=system-trixie-amd64 [system-arm64]=system-trixie-arm64 [vagrant]=vagrant)
 
@@ -256,40 +266,121 @@ fi
 
 # ---------------------------------------------------------------- run
 START=$SECONDS
-SUMMARY=() NOTES=() STAGES_FAILED=0 RAN=()
+NOTES=() RAN=()
+declare -A RESULT=()   # each tier's summary line: "ok    NAME (N s)", "FAIL  ...", "skip  ..."
 # No counts left from an earlier run: a tier that ends before counting counts nothing.
-rm -f "$LOG_DIR"/*-counts
+rm -f "$LOG_DIR"/*-counts "$LOG_DIR"/*.result "$LOG_DIR"/*.notes
 # The one place that decides run / skip / fail for a tier that needs root.
 run_tier() {
     local t=$1 t0=$SECONDS
     if [ "${T_ROOT[$t]}" = root ] && ! is_root; then
         if [ "${CI:-}" = true ]; then
-            SUMMARY+=("FAIL  $t: needs root (CI=true: nothing may be skipped)"); STAGES_FAILED=$((STAGES_FAILED + 1))
+            RESULT[$t]="FAIL  $t: needs root (CI=true: nothing may be skipped)"
         else
-            SUMMARY+=("skip  $t: needs root")
+            RESULT[$t]="skip  $t: needs root"
         fi
         return
     fi
     echo "=== $t: ${T_DESC[$t]}"
     if eval "${T_CMD[$t]}"; then
-        SUMMARY+=("ok    $t ($((SECONDS - t0)) s)")
+        RESULT[$t]="ok    $t ($((SECONDS - t0)) s)"
     else
-        SUMMARY+=("FAIL  $t ($((SECONDS - t0)) s)"); STAGES_FAILED=$((STAGES_FAILED + 1))
+        RESULT[$t]="FAIL  $t ($((SECONDS - t0)) s)"
     fi
 }
+
+# ---------------------------------------------------------------- in the background
+# A BACKGROUND tier, when more tiers follow it, runs beside them: in a process group of its
+# own (an interrupted run stops it whole), its output in $LOG_DIR/TIER.out, its summary line
+# and notes passed back in files. After the last foreground tier, wait_background shows that
+# output and takes the result; a failure fails the run as any tier's does.
+BACKGROUND=(vagrant)
+declare -A BG_PID=()
+run_in_background() {
+    local t=$1
+    echo "=== $t: started in the background (output: $LOG_DIR/$t.out, shown at the end)"
+    set -m
+    {
+        run_tier "$t"
+        echo "${RESULT[$t]}" > "$LOG_DIR/$t.result"
+        [ ${#NOTES[@]} -eq 0 ] || printf '%s\n' "${NOTES[@]}" > "$LOG_DIR/$t.notes"
+    } < /dev/null > "$LOG_DIR/$t.out" 2>&1 &
+    BG_PID[$t]=$!
+    set +m
+}
+wait_background() {
+    local t
+    [ ${#PREP_PID[@]} -eq 0 ] || { wait "${PREP_PID[@]}"; PREP_PID=(); }
+    for t in "${!BG_PID[@]}"; do
+        echo "=== $t (in the background): waiting for it"
+        wait "${BG_PID[$t]}"
+        unset "BG_PID[$t]"
+        cat "$LOG_DIR/$t.out"
+        RESULT[$t]="$(cat "$LOG_DIR/$t.result" 2>/dev/null || echo "FAIL  $t: no result") (in the background)"
+        [ ! -s "$LOG_DIR/$t.notes" ] || mapfile -t -O ${#NOTES[@]} NOTES < "$LOG_DIR/$t.notes"
+    done
+}
+# On exit (an interrupted run), whatever is still in the background is stopped: TERM, on which
+# tests/vagrant/run.sh destroys its VMs.
+stop_background() {
+    local pid
+    for pid in "${BG_PID[@]}" "${PREP_PID[@]}"; do kill -TERM -- "-$pid" 2>/dev/null; done
+    wait
+}
+PREP_PID=()
+trap stop_background EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# What the root tiers would otherwise make first where nothing is cached yet (a fresh machine):
+# the system tiers' roots and the vagrant tier's box (mmdebstrap, cached in
+# /var/cache/fake-metadata-ci), made from the start in the background beside the package
+# build (the roots one after another, the box beside them). Each tier waits for what it
+# needs (a lock on each); with everything cached this takes seconds.
+prepare_caches() {
+    local t
+    for t in system-bookworm system-trixie system-arm64; do
+        # The tier's command (system_tests SUITE ARCH), with system_root instead.
+        [ -z "${WANT[$t]:-}" ] || eval "system_root ${T_CMD[$t]#system_tests }" || true
+    done
+}
+if is_root && [ -n "${WANT[system-bookworm]:-}${WANT[system-trixie]:-}${WANT[system-arm64]:-}${WANT[vagrant]:-}" ]; then
+    echo "=== the system tiers' roots and the vagrant box, in the background (logs: $LOG_DIR/prepare-*.log)"
+    set -m
+    prepare_caches < /dev/null > "$LOG_DIR/prepare-roots.log" 2>&1 &
+    PREP_PID+=($!)
+    if [ -n "${WANT[vagrant]:-}" ]; then
+        tests/vagrant/run.sh --box-only < /dev/null > "$LOG_DIR/prepare-box.log" 2>&1 &
+        PREP_PID+=($!)
+    fi
+    set +m
+fi
+
 if [ "${CI:-}" = true ] && ! is_root; then
     echo "tests/all.sh: CI must run as root" >&2
 fi
-for t in "${TIERS[@]}"; do
-    [ -z "${WANT[$t]:-}" ] || { RAN+=("$t"); run_tier "$t"; }
+for t in "${TIERS[@]}"; do [ -z "${WANT[$t]:-}" ] || RAN+=("$t"); done
+for i in "${!RAN[@]}"; do
+    t=${RAN[$i]}
+    # The bench wants a quiet machine: nothing of ours beside it.
+    [ "$t" != bench ] || wait_background
+    if [[ " ${BACKGROUND[*]} " == *" $t "* ]] && [ $((i + 1)) -lt ${#RAN[@]} ]; then
+        run_in_background "$t"
+    else
+        run_tier "$t"
+    fi
 done
+wait_background
 
 # ---------------------------------------------------------------- summary
 echo
 echo "=== summary ($(nproc) cores, $((SECONDS - START)) s in all; tiers: ${RAN[*]})"
-printf '%s\n' "${SUMMARY[@]}"
+PASSED=0 FAILED=0
+for t in "${RAN[@]}"; do
+    echo "${RESULT[$t]}"
+    [[ ${RESULT[$t]} != FAIL* ]] || FAILED=$((FAILED + 1))
+done
 [ ${#NOTES[@]} -eq 0 ] || printf '%s\n' "${NOTES[@]}"
-PASSED=0 FAILED=$STAGES_FAILED
 for t in "${TIERS[@]}"; do
     c=${T_COUNTS[$t]:-}
     if [ -z "$c" ] || [ -z "${WANT[$t]:-}" ]; then continue; fi

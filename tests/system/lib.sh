@@ -32,8 +32,17 @@ print_times() {
 die() { echo "$LIB_NAME: $*" >&2; exit 2; }
 
 # apt-get that waits (up to 5 min) for the dpkg lock instead of failing at once: another
-# apt on the machine (unattended-upgrades on a fresh box, another job) may hold it.
-apt_get() { DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 "$@"; }
+# apt on the machine (unattended-upgrades on a fresh box, another job) may hold it. As root,
+# our own apt-gets also queue on a lock of their own first (tests/all.sh runs some tiers side
+# by side): `apt-get update` does not wait for its lists lock, it fails.
+LIB_APT_LOCK=/run/lock/fake-metadata-apt.lock
+apt_get() {
+    if [ "$(id -u)" = 0 ]; then
+        DEBIAN_FRONTEND=noninteractive flock -w 1800 "$LIB_APT_LOCK" apt-get -o DPkg::Lock::Timeout=300 "$@"
+    else
+        DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 "$@"
+    fi
+}
 LIB_APT_UPDATED=0
 # missing_packages PKG...: prints each PKG that is not installed (NAME=VERSION: not at that
 # version), one a line.
@@ -193,13 +202,16 @@ rootfs_tarball() {
     recipe="v2 $suite $arches minbase $pkgs $MIRROR $SECURITY_MIRROR"
     key=$(echo "$recipe" | sha256sum | cut -c1-16)
     tarball=$cache/rootfs-$suite-$arch-$key.tar.zst
-    # Everything but the path goes to stderr: the caller reads stdout as the path.
-    {
+    # Everything but the path goes to stderr: the caller reads stdout as the path. One build
+    # of a root at a time (a lock beside it): a run waits for the one `nspawn.sh --rootfs-only`
+    # is making (tests/all.sh starts those early).
     mkdir -p "$cache" || return 1
+    (
+    flock 9
     if [ ! -s "$tarball" ]; then
-        host_install mmdebstrap zstd || return 1
+        host_install mmdebstrap zstd || exit 1
         # mmdebstrap checks that a foreign architecture can run with arch-test.
-        [ "$arch" = "$(dpkg --print-architecture)" ] || host_install arch-test || return 1
+        [ "$arch" = "$(dpkg --print-architecture)" ] || host_install arch-test || exit 1
         echo "rootfs: mmdebstrap $suite/$arch -> $tarball"
         mmdebstrap -q --variant=minbase --architectures="$arches" --include="$pkgs" \
             --customize-hook='echo fmci > "$1/etc/hostname"' \
@@ -207,11 +219,11 @@ rootfs_tarball() {
             --customize-hook='rm -f "$1/etc/resolv.conf"' \
             --customize-hook='chroot "$1" systemctl mask systemd-firstboot.service console-getty.service >/dev/null 2>&1 || true' \
             "$suite" "$tarball.tmp.tar" \
-            "deb $MIRROR $suite main" "deb $SECURITY_MIRROR $suite-security main" </dev/null || return 1
-        zstd -q -T0 --rm -f "$tarball.tmp.tar" -o "$tarball.tmp" && mv "$tarball.tmp" "$tarball" || return 1
+            "deb $MIRROR $suite main" "deb $SECURITY_MIRROR $suite-security main" </dev/null || exit 1
+        zstd -q -T0 --rm -f "$tarball.tmp.tar" -o "$tarball.tmp" && mv "$tarball.tmp" "$tarball" || exit 1
     else
         echo "rootfs: cached $tarball"
     fi
-    } >&2
+    ) 9>"$tarball.lock" >&2 || return 1
     echo "$tarball"
 }

@@ -8,8 +8,11 @@
 # iptables excepted: see MORE_ARCHES).
 #
 # Usage (as root):  tests/system/nspawn.sh [REPO_DIR]
+#                   tests/system/nspawn.sh --rootfs-only
 #   REPO_DIR  directory holding the .deb(s) and their Packages index, as written by
 #             packaging/build-deb (default: target/debian)
+#   --rootfs-only  only the host's packages and the root (built unless cached), no container:
+#             what tests/all.sh starts early, beside other tiers; a run waits for that build
 # Env:
 #   SUITE=bookworm|trixie    the Debian release of the container (default bookworm)
 #   ARCH=amd64|arm64         its architecture (default: the host's); arm64 is emulated
@@ -26,15 +29,20 @@ LIB_NAME=nspawn.sh
 . "$(dirname "$0")/lib.sh"
 
 [ "$(id -u)" = 0 ] || die "must run as root"
+ROOTFS_ONLY=0
+if [ "${1:-}" = --rootfs-only ]; then ROOTFS_ONLY=1; shift; fi
 REPO=${1:-target/debian}
 SUITE=${SUITE:-bookworm}
 ARCH=${ARCH:-$(dpkg --print-architecture)}
-[ -d "$REPO" ] || die "no such directory: $REPO (build it with packaging/build-deb)"
-REPO=$(realpath "$REPO")
-ls "$REPO"/fake-metadata_*_"$ARCH".deb >/dev/null 2>&1 || die "no fake-metadata_*_$ARCH.deb in $REPO (packaging/build-deb --arch $ARCH)"
-[ -f "$REPO/Packages" ] || die "no Packages index in $REPO (packaging/build-deb writes it)"
-# shellcheck disable=SC2012 # the newest package: ls -t sorts by time
-DEB=$(ls -t "$REPO"/fake-metadata_*_"$ARCH".deb | head -1)
+DEB=
+if [ "$ROOTFS_ONLY" = 0 ]; then
+    [ -d "$REPO" ] || die "no such directory: $REPO (build it with packaging/build-deb)"
+    REPO=$(realpath "$REPO")
+    ls "$REPO"/fake-metadata_*_"$ARCH".deb >/dev/null 2>&1 || die "no fake-metadata_*_$ARCH.deb in $REPO (packaging/build-deb --arch $ARCH)"
+    [ -f "$REPO/Packages" ] || die "no Packages index in $REPO (packaging/build-deb writes it)"
+    # shellcheck disable=SC2012 # the newest package: ls -t sorts by time
+    DEB=$(ls -t "$REPO"/fake-metadata_*_"$ARCH".deb | head -1)
+fi
 export DEBIAN_FRONTEND=noninteractive
 CACHE_DIR=${CACHE_DIR:-/var/cache/fake-metadata-ci}
 PKGS=systemd,systemd-sysv,dbus,iproute2,iptables,curl,ca-certificates,procps,logrotate,adduser
@@ -50,7 +58,7 @@ if [ "$ARCH" != "$HOST_ARCH" ]; then
     PKGS=${PKGS/,iptables,/,iptables:$HOST_ARCH,}
     MORE_ARCHES=$HOST_ARCH
 fi
-echo "container: Debian $SUITE $ARCH; package: $(basename "$DEB")"
+echo "container: Debian $SUITE $ARCH; package: ${DEB:+$(basename "$DEB")}${DEB:-none (--rootfs-only)}"
 # Waits and timeouts grow under emulation (an arm64 container runs every program, systemd
 # included, under qemu-user: several times slower than natively).
 SLOW=1
@@ -75,6 +83,7 @@ TARBALL=$(rootfs_tarball "$SUITE" "$ARCH" "$PKGS" "$CACHE_DIR" "$MORE_ARCHES") |
 if [ "$(printf '%s\n' "$TARBALL" | wc -l)" != 1 ] || [ ! -s "$TARBALL" ]; then
     die "rootfs_tarball returned no tarball path: $(printf '%q' "$TARBALL")"
 fi
+if [ "$ROOTFS_ONLY" = 1 ]; then print_times; exit 0; fi
 echo "mirror: $MIRROR   security: $SECURITY_MIRROR   repo: $REPO"
 WORK=$(mktemp -d /var/tmp/fake-metadata-nspawn.XXXXXX)
 ROOT=$WORK/rootfs

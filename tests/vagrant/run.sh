@@ -14,8 +14,11 @@
 # two cores better than either uses them alone.
 #
 # Usage (as root):  tests/vagrant/run.sh [REPO_DIR]
+#                   tests/vagrant/run.sh --box-only
 #   REPO_DIR   the .deb + apt repository written by packaging/build-deb; must be this tree's
 #              target/debian (the default), which the Vagrantfile syncs into the VM
+#   --box-only only the host's packages and the box (built unless cached), no VM: what
+#              tests/all.sh starts early, beside other tiers; a run waits for that build
 # Env:
 #   MIRROR, SECURITY_MIRROR  Debian mirrors (default: read from /etc/apt/sources.list*)
 #   CACHE_DIR                box cache (default /var/cache/fake-metadata-ci)
@@ -40,11 +43,15 @@ LIB_NAME=vagrant/run.sh
 [ "$(id -u)" = 0 ] || die "must run as root"
 HERE=$(cd "$(dirname "$0")" && pwd)
 PROJECT=$(cd "$HERE/../.." && pwd)
-REPO=${1:-$PROJECT/target/debian}
-[ -d "$REPO" ] || die "no such directory: $REPO (build it with packaging/build-deb)"
-[ "$(realpath "$REPO")" = "$PROJECT/target/debian" ] || die "the Vagrantfile syncs $PROJECT/target/debian; REPO_DIR must be that directory"
-DEBS=("$REPO"/fake-metadata_*.deb)
-if [ ! -f "$REPO/Packages" ] || [ ! -f "${DEBS[0]}" ]; then die "no .deb + Packages in $REPO (run packaging/build-deb)"; fi
+BOX_ONLY=0
+if [ "${1:-}" = --box-only ]; then BOX_ONLY=1; shift; fi
+if [ "$BOX_ONLY" = 0 ]; then
+    REPO=${1:-$PROJECT/target/debian}
+    [ -d "$REPO" ] || die "no such directory: $REPO (build it with packaging/build-deb)"
+    [ "$(realpath "$REPO")" = "$PROJECT/target/debian" ] || die "the Vagrantfile syncs $PROJECT/target/debian; REPO_DIR must be that directory"
+    DEBS=("$REPO"/fake-metadata_*.deb)
+    if [ ! -f "$REPO/Packages" ] || [ ! -f "${DEBS[0]}" ]; then die "no .deb + Packages in $REPO (run packaging/build-deb)"; fi
+fi
 export DEBIAN_FRONTEND=noninteractive
 CACHE_DIR=${CACHE_DIR:-/var/cache/fake-metadata-ci}
 SUITE=bookworm
@@ -56,8 +63,10 @@ notok() { fail=$((fail + 1)); FAILED+=("$*"); printf 'FAIL  %s\n' "$*"; }
 
 # ---------------------------------------------------------------- wait for tier B
 # systemd-nspawn (tests/system/nspawn.sh) and this tier must not run at the same moment.
-step "wait for a running systemd-nspawn (tier B) to finish"
-wait_for_no_nspawn
+if [ "$BOX_ONLY" = 0 ]; then
+    step "wait for a running systemd-nspawn (tier B) to finish"
+    wait_for_no_nspawn
+fi
 
 # ---------------------------------------------------------------- host dependencies
 step "host dependencies (apt)"
@@ -84,17 +93,25 @@ resolve_mirrors "$SUITE"
 KEY=$({ cat "$HERE/build-box.sh"; echo "$MIRROR $SECURITY_MIRROR"; cat /usr/share/rubygems-integration/all/gems/vagrant-*/keys/vagrant.pub; } | sha256sum | cut -c1-16)
 BOX_DIR=$CACHE_DIR/vagrant-box-$KEY
 BOX=$BOX_DIR/bookworm64.box
+mkdir -p "$CACHE_DIR"
+# One build at a time (a run waits for the box that `--box-only` is building).
+exec {BOX_LOCK}>"$CACHE_DIR/vagrant-box.lock"
+if ! flock -n "$BOX_LOCK"; then
+    step "box: wait for the build under way (lock $CACHE_DIR/vagrant-box.lock)"
+    flock "$BOX_LOCK"
+fi
 if [ -s "$BOX" ] && [ -s "$BOX_DIR/vmlinuz" ] && [ -s "$BOX_DIR/initrd.img" ]; then
     step "box: cached $BOX ($(du -h "$BOX" | cut -f1))"
 else
     step "box: build with mmdebstrap -> $BOX"
-    mkdir -p "$CACHE_DIR"
     "$HERE/build-box.sh" "$BOX_DIR" > "$CACHE_DIR/build-box.log" 2>&1 || { tail -30 "$CACHE_DIR/build-box.log"; die "box build failed"; }
     echo "box: $(du -h "$BOX" | cut -f1)"
     # Keep the two newest boxes only.
     # shellcheck disable=SC2012 # newest first: ls -t sorts by time
     ls -dt "$CACHE_DIR"/vagrant-box-* 2>/dev/null | tail -n +3 | xargs -r rm -rf
 fi
+exec {BOX_LOCK}>&-
+if [ "$BOX_ONLY" = 1 ]; then print_times; exit 0; fi
 
 # ---------------------------------------------------------------- namespaces + libvirtd
 step "libvirtd in a private network + mount namespace"
@@ -181,7 +198,9 @@ done
 getent group libvirt >/dev/null || echo "libvirt:x:64057:" >> "$WORK/group"
 # Mount points (empty directories) on the host; the content lives in $WORK.
 mkdir -p /etc/libvirt /var/lib/libvirt /var/log/libvirt /run/libvirt /var/cache/libvirt
-unshare --net --mount --propagation private -- /bin/bash -c '
+# In a session of its own: a TERM to this script's process group (tests/all.sh stopping its
+# background tiers) must leave the holder to the teardown, which needs its namespace.
+setsid unshare --net --mount --propagation private -- /bin/bash -c '
     set -e
     W=$1
     ip link set lo up
@@ -229,9 +248,16 @@ vagrant_bg() {
     return "$rc"
 }
 # The peers of workloads.sh (tests/peers/build.sh: the Rust example, npm ci, botocore from
-# PyPI), made on the host while box1 boots.
+# PyPI), made on the host while box1 boots; its exit status goes to $WORK/peers-build.rc.
 PEERS_OUT=$PROJECT/target/vm-peers
-"$PROJECT/tests/peers/build.sh" "$PEERS_OUT" >"$WORK/peers-build.log" 2>&1 & PEERS_PID=$!
+peers_build() {
+    local pid rc=0
+    "$PROJECT/tests/peers/build.sh" "$PEERS_OUT" >"$WORK/peers-build.log" 2>&1 & pid=$!
+    trap 'kill "$pid" 2>/dev/null' TERM
+    wait "$pid" || rc=$?
+    echo "$rc" > "$WORK/peers-build.rc"
+}
+peers_build & PEERS_PID=$!
 step "vagrant up (box1: boot, rsync, provisioner: apt-get install -y fake-metadata)"
 if vagrant_bg "$UP_LOG" up; then
     ok "vagrant up (box1)"
@@ -303,16 +329,17 @@ fi
 
 # The peers go into box1 while containers.sh runs (which does not use them): the box mostly
 # waits, and the copy (64 MB, 7000 files, unpacked under TCG) took a minute on its own.
+# The build may still be running (tests/all.sh runs this tier beside cargo tiers that share its
+# target directory, and so its lock): this waits for it, containers.sh does not.
 peers_to_box1() {
-    [ "$PEERS_BUILT" = 1 ] || { echo "tests/peers/build.sh failed:"; tail -30 "$WORK/peers-build.log"; return 1; }
+    while [ ! -s "$WORK/peers-build.rc" ]; do sleep 2; done
+    [ "$(cat "$WORK/peers-build.rc")" = 0 ] || { echo "tests/peers/build.sh failed:"; tail -30 "$WORK/peers-build.log"; return 1; }
     cat "$WORK/peers-build.log"
+    local t0=$SECONDS
     tar -C "$PEERS_OUT" -c aws_credential_chain js python | gzip -1 |
         V ssh box1 -c 'sudo rm -rf /opt/fake-metadata-peers && sudo mkdir -p /opt/fake-metadata-peers && sudo tar -C /opt/fake-metadata-peers -xzf -' 2>&1 || return 1
     echo "peers: $(du -sh "$PEERS_OUT" | cut -f1) in $((SECONDS - t0)) s"
 }
-PEERS_BUILT=0
-wait "$PEERS_PID" && PEERS_BUILT=1   # long done: it ran while box1 booted
-PEERS_PID="" t0=$SECONDS
 peers_to_box1 >"$WORK/peers-upload.log" 2>&1 & UPLOAD_PID=$!
 
 # Before test-installed.sh, which ends by purging the package.
