@@ -750,3 +750,65 @@ fn no_token_credentials_or_id_reaches_the_request_journal() {
         log.lines().count()
     );
 }
+
+/// The ECS agent's endpoint is also asked with its id in a path that is not quite the
+/// agent's: a base URI with a trailing slash joined to the relative URI (`//v2/credentials/
+/// <id>`), a doubled slash inside, a dot segment (each redirected, as Go's router does), and
+/// the agent's v1 form with the id in the query. The id is
+/// still the key to the task's credentials: neither the journal (`ctl requests`, its file)
+/// nor the log may show it.
+#[test]
+fn a_credentials_id_in_a_malformed_ecs_path_stays_out_of_the_journal_and_the_log() {
+    let dir = daemon::workdir("secrets-ecs-paths");
+    let cfg = dir.path().join("config.toml");
+    let log_file = dir.path().join("fake-metadata.log");
+    let journal_file = dir.path().join("requests.jsonl");
+    let socket = dir.path().join("control.sock");
+    daemon::write_config(
+        &cfg,
+        &format!(
+            "[control]\nsocket = \"{}\"\n[server]\nstate-directory = \"{}\"\n{}\
+             [journal]\nfile = \"{}\"\n\
+             [[task]]\nname = \"web\"\nrole = \"web-task-role\"\n\
+             [instance]\nfrom-host = false\n",
+            socket.display(),
+            dir.path().join("state").display(),
+            log_section(&log_file),
+            journal_file.display(),
+        ),
+    );
+    let d = Daemon::serve(&cfg).control_socket(socket).start();
+    let ecs = d.endpoint_addr("ecs");
+    let relative = env_value(
+        &d.ctl_ok(&["task", "env", "web"]),
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    );
+    let id = relative.rsplit('/').next().unwrap().to_string();
+    let paths = [
+        format!("/{relative}"),
+        format!("/v2//credentials/{id}"),
+        format!("/v2/credentials/./{id}"),
+        format!("/v1/credentials?id={id}"),
+    ];
+    for path in &paths {
+        let (status, _) = agent_get(ecs, "169.254.170.2", path, &[]);
+        eprintln!("{status} for {}", path.replace(&id, "<id>"));
+    }
+    let t = std::time::Instant::now();
+    let file = loop {
+        let text = std::fs::read_to_string(&journal_file).unwrap_or_default();
+        if text.lines().count() >= paths.len() || t.elapsed() > Duration::from_secs(10) {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let out = d.ctl(&["requests", "--json", "--no-docker"]);
+    let json = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(json.lines().count(), paths.len(), "{json}");
+    let (stderr, log) = stop(d, &log_file);
+    let secrets = [("ECS credentials id".to_string(), id)];
+    assert_no_leak("`ctl requests --json`", &json, &secrets);
+    assert_no_leak("the journal file", &file, &secrets);
+    assert_no_leak("stderr", &stderr, &secrets);
+    assert_no_leak("the log file", &log, &secrets);
+}
