@@ -1637,6 +1637,19 @@ fn journal_records_who_asked_through_the_interception() {
         "{v1:#?}"
     );
 
+    // `ctl status`: the totals, and who asked without a token.
+    let (code, status, _) = ctl_at(socket, &["status"]);
+    assert_eq!(code, Some(0), "{status}");
+    assert!(status.contains("requests since"), "{status}");
+    assert!(status.contains("without a token (IMDSv1): 4"), "{status}");
+    for who in ["user root (uid 0)", "uid 4242", "10.254.5.2"] {
+        let line = line_with(&status, who);
+        assert!(
+            line.ends_with(&format!(": 1: {INSTANCE_ID_PATH} (1)")),
+            "`ctl status`: {who} asked once without a token: {line:?}\n{status}"
+        );
+    }
+
     // (c) ctl assert as a CI step.
     let (code, said, _) = ctl_at(socket, &["assert", "--no-v1"]);
     assert_eq!(code, Some(1), "v1 requests were made: {said}");
@@ -1692,7 +1705,10 @@ fn journal_records_who_asked_through_the_interception() {
         &["assert", "--path", "/latest/meta-data/iam/*", "--max", "0"],
     );
     assert_eq!(code, Some(1), "root read credentials: {said}");
-    assert!(said.contains("user root (uid 0): 2"), "{said}");
+    assert!(
+        line_with(&said, "user root (uid 0)").ends_with(": 2"),
+        "{said}"
+    );
     let (code, said, _) = ctl_at(
         socket,
         &["assert", "--path", "/latest/meta-data/iam/*", "--max", "2"],
@@ -1721,6 +1737,13 @@ fn journal_records_who_asked_through_the_interception() {
         assert!(!err.trim().is_empty(), "{usage:?}: say what is wrong");
     }
     drop(daemon);
+}
+
+/// The line of `text` that holds `needle` (panics if none does).
+fn line_with<'a>(text: &'a str, needle: &str) -> &'a str {
+    text.lines()
+        .find(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("no line with {needle:?} in:\n{text}"))
 }
 
 /// A token PUT from `ns` that the hop limit keeps from it: curl connects, then times out
