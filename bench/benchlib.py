@@ -230,11 +230,11 @@ def service_user():
     return None
 
 
-def product_config(tmp, name, port, keep_alive, state_dir, task=None):
+def product_config(tmp, name, port, keep_alive, state_dir, task=None, journal=True):
     """The product's config: IMDS on `port`, the ECS agent's and Pod Identity's endpoints on
     free ports of their own (not the default `port`+1 and +2, which may be taken). With
     `task`, a `[[task]]` of that name and a control socket (`ctl task env` gives its
-    credentials path)."""
+    credentials path). `journal`: whether the request journal records (the default)."""
     path = os.path.join(tmp, f"{name}.toml")
     # In the state directory: the product runs as the service user from the start.
     control = (f'socket = "{os.path.join(state_dir, name + ".sock")}"' if task
@@ -254,6 +254,9 @@ state-directory = "{state_dir}"
 
 [log]
 level = "warn"
+
+[journal]
+enabled = {str(journal).lower()}
 {extra}""")
     return path
 
@@ -302,11 +305,11 @@ def make_state_dir(tmp):
     return d
 
 
-def start_product(tmp, name, keep_alive, state_dir, core, task=None):
+def start_product(tmp, name, keep_alive, state_dir, core, task=None, journal=True):
     """The product as its service user (as root: `fake-metadata`, else `nobody`), as the
     systemd unit runs it, so its figures do not include dropping root."""
     port = free_port()
-    cfg = product_config(tmp, name, port, keep_alive, state_dir, task)
+    cfg = product_config(tmp, name, port, keep_alive, state_dir, task, journal)
     user = service_user() if is_root() else None
     s = Server(name, [PRODUCT, "serve", "--config", cfg], port, tmp, core, user=user)
     s.ecs_port = ecs_port(cfg)

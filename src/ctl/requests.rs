@@ -91,11 +91,10 @@ pub fn requests(socket: &Path, a: RequestsArgs) -> Result<ExitCode, CtlError> {
         println!("{}", control::request(socket, Command::RequestsClear)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let since = a.since.map(|d| {
-        SystemTime::now()
-            .checked_sub(d.0)
-            .unwrap_or(SystemTime::UNIX_EPOCH)
-    });
+    let now = crate::clock::Clock::now(&crate::clock::SystemClock);
+    let since = a
+        .since
+        .map(|d| now.checked_sub(d.0).unwrap_or(SystemTime::UNIX_EPOCH));
     let names = if a.no_docker {
         HashMap::new()
     } else {
@@ -262,11 +261,7 @@ fn table(r: &TallyReport) -> String {
     for c in &r.clients {
         let who = c.who();
         for p in &c.paths {
-            let v1 = if p.requests == 0 {
-                0
-            } else {
-                p.no_token * 100 / p.requests
-            };
+            let v1 = (p.no_token * 100).checked_div(p.requests).unwrap_or(0);
             rows.push([
                 who.clone(),
                 p.endpoint.clone(),

@@ -264,16 +264,47 @@ fn unknown_endpoint(version: u8, route: Route, id: &str) -> Response {
 
 /// `path` as a log line may show it: the id (a credentials id, a container's endpoint id:
 /// the only key to a task's credentials) replaced by `<id>`, whether or not it is known.
-/// A query (`/v1/credentials?id=`) is not part of `path` and must not be logged either.
+/// The ids are found in the path as the agent's router sees it, cleaned (`//v2/credentials/
+/// <id>`, `/v2/./credentials/<id>` are redirected to the clean path, which is then shown),
+/// and anything shaped like one (a UUID) elsewhere is taken out too. A query
+/// (`/v1/credentials?id=`) is not part of `path` and must not be logged either.
 pub fn loggable(path: &str) -> Cow<'_, str> {
-    if path.starts_with("/v2/credentials/") {
+    let clean = crate::go::clean_path(path);
+    if clean.starts_with("/v2/credentials/") {
         return Cow::Borrowed("/v2/credentials/<id>");
     }
     for prefix in ["/v3/", "/v4/", "/api/"] {
-        if let Some(rest) = path.strip_prefix(prefix) {
+        if let Some(rest) = clean.strip_prefix(prefix) {
             let tail = rest.find('/').map_or("", |i| &rest[i..]);
-            return Cow::Owned(format!("{prefix}<id>{tail}"));
+            return Cow::Owned(without_uuids(&format!("{prefix}<id>{tail}")).into_owned());
         }
     }
-    Cow::Borrowed(path)
+    without_uuids(path)
+}
+
+/// `s` with every UUID-shaped run (8-4-4-4-12 hex digits) replaced by `<id>`.
+fn without_uuids(s: &str) -> Cow<'_, str> {
+    const LEN: usize = 36;
+    let is_uuid = |w: &[u8]| {
+        w.iter().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => *b == b'-',
+            _ => b.is_ascii_hexdigit(),
+        })
+    };
+    let b = s.as_bytes();
+    if b.len() < LEN || !(0..=b.len() - LEN).any(|i| is_uuid(&b[i..i + LEN])) {
+        return Cow::Borrowed(s);
+    }
+    let (mut out, mut i) = (String::with_capacity(s.len()), 0);
+    while i < b.len() {
+        if i + LEN <= b.len() && is_uuid(&b[i..i + LEN]) {
+            out.push_str("<id>");
+            i += LEN;
+        } else {
+            let c = s[i..].chars().next().expect("on a char boundary");
+            out.push(c);
+            i += c.len_utf8();
+        }
+    }
+    Cow::Owned(out)
 }

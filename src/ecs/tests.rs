@@ -455,6 +455,23 @@ fn a_loggable_path_names_no_id() {
     ] {
         assert_eq!(loggable(&path), shown);
     }
+    // Not quite the agent's paths: the ids are still found.
+    let id = "0b7e2d0a-3f7c-4b6e-9d2c-1a2b3c4d5e6f";
+    for path in [
+        format!("//v2/credentials/{id}"),
+        format!("/v2//credentials/{id}"),
+        format!("/v2/credentials/./{id}"),
+        format!("/v4/x/../{id}/task"),
+        format!("/v9/{id}"),
+        format!("/x{id}y/{id}"),
+    ] {
+        let shown = loggable(&path);
+        assert!(
+            !shown.contains(id) && shown.contains("<id>"),
+            "{path} -> {shown}"
+        );
+    }
+    assert_eq!(loggable("//v2/credentials/x"), "/v2/credentials/<id>");
 }
 
 /// v2's metadata finds a task by the client's address, which only an awsvpc task's is.

@@ -177,3 +177,97 @@ fn a_long_path_is_cut() {
         "{p}"
     );
 }
+
+mod rules {
+    use super::*;
+    use crate::journal::assert::{Clients, Rule, check};
+
+    fn journal() -> Journal {
+        let j = Journal::new(16, 0);
+        let (app, web) = (local(1000, "/system.slice/app.service"), local(33, "/web"));
+        record(
+            &j,
+            &app,
+            1,
+            "/latest/meta-data/iam/security-credentials/r",
+            Some(2),
+        );
+        record(
+            &j,
+            &app,
+            2,
+            "/latest/meta-data/iam/security-credentials/r",
+            Some(2),
+        );
+        record(&j, &web, 3, "/latest/user-data", Some(1));
+        j
+    }
+
+    fn path(glob: &str, min: Option<u64>, max: Option<u64>) -> Rule {
+        Rule::Path {
+            glob: glob::Pattern::new(glob).unwrap(),
+            min,
+            max,
+        }
+    }
+
+    #[test]
+    fn no_v1_names_the_offender_and_its_paths() {
+        let j = journal();
+        let said = check(&j.tally().report(), &Rule::NoV1, &Clients::default()).unwrap_err();
+        assert!(
+            said.contains(": 1\n  user user33 (uid 33), /web: 1"),
+            "{said}"
+        );
+        assert!(said.contains("imds /latest/user-data (1)"), "{said}");
+        let only_app = Clients {
+            user: Some("user1000".into()),
+            source: None,
+        };
+        check(&j.tally().report(), &Rule::NoV1, &only_app).unwrap();
+        let by_uid = Clients {
+            user: Some("33".into()),
+            source: None,
+        };
+        check(&j.tally().report(), &Rule::NoV1, &by_uid).unwrap_err();
+    }
+
+    #[test]
+    fn path_counts_hold_between_bounds() {
+        let r = journal().tally().report();
+        let all = Clients::default();
+        let iam = "/latest/meta-data/iam/*";
+        check(&r, &path(iam, Some(2), Some(2)), &all).unwrap();
+        let said = check(&r, &path(iam, None, Some(1)), &all).unwrap_err();
+        assert!(
+            said.starts_with("2 requests to /latest/meta-data/iam/*"),
+            "{said}"
+        );
+        check(&r, &path(iam, Some(3), None), &all).unwrap_err();
+        check(&r, &path("/nothing*", None, Some(0)), &all).unwrap();
+    }
+
+    #[test]
+    fn what_was_not_itemized_makes_a_maximum_unsure() {
+        let j = Journal::new(1, 0);
+        for i in 0..(MAX_CLIENTS + 1) {
+            let c = remote(&format!("10.2.{}.{}:1", i / 250, i % 250));
+            record(&j, &c, 1, "/latest/user-data", Some(2));
+        }
+        let r = j.tally().report();
+        let said = check(
+            &r,
+            &path("/latest/user-data", None, Some(1000)),
+            &Clients::default(),
+        )
+        .unwrap_err();
+        assert!(said.contains("cannot tell"), "{said}");
+        // A minimum that the itemized requests already reach holds.
+        check(
+            &r,
+            &path("/latest/user-data", Some(10), None),
+            &Clients::default(),
+        )
+        .unwrap();
+    }
+}
