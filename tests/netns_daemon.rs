@@ -679,6 +679,29 @@ fn veth(a: Ns, a_if: &str, a_addr: &str, b: Ns, b_if: &str, b_addr: &str) {
     ip_n(b, &["link", "set", b_if, "up"]);
 }
 
+/// A container as Docker makes one: `bridge` (with `addr`) in `bx`, a veth `veth` on it
+/// whose peer is `eth0` in `ctr` with `ctr_addr`, and `ctr`'s default route via the bridge.
+fn bridged_container(bx: Ns, (bridge, addr, veth): (&str, &str, &str), ctr: Ns, ctr_addr: &str) {
+    let Ns::Named(ctr_name) = ctr else {
+        unreachable!("containers are named namespaces")
+    };
+    let gw = addr.split('/').next().expect("an address");
+    ip_n(bx, &["link", "add", bridge, "type", "bridge"]);
+    ip_n(bx, &["addr", "add", addr, "dev", bridge]);
+    ip_n(bx, &["link", "set", bridge, "up"]);
+    ip_n(
+        bx,
+        &[
+            "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ctr_name,
+        ],
+    );
+    ip_n(bx, &["link", "set", veth, "master", bridge]);
+    ip_n(bx, &["link", "set", veth, "up"]);
+    ip_n(ctr, &["addr", "add", ctr_addr, "dev", "eth0"]);
+    ip_n(ctr, &["link", "set", "eth0", "up"]);
+    ip_n(ctr, &["route", "add", "default", "via", gw]);
+}
+
 /// The world of the hop-limit tests:
 ///
 /// ```text
@@ -886,43 +909,18 @@ impl DockerWorld {
         }
         let nss = Namespaces::create(test, &["box", "ctr", "cmp", "lan", "lanbr", "lanbond"])?;
         let bx = nss.get(D_BOX);
-        for (bridge, addr, veth, ctr, ctr_addr, gw) in [
-            (
-                "docker0",
-                "10.254.3.1/24",
-                "vethc0a1b2",
-                D_CTR,
-                "10.254.3.2/24",
-                "10.254.3.1",
-            ),
-            (
-                "br-0f1e2d3c4b5a",
-                "10.254.4.1/24",
-                "vethd3e4f5",
-                D_CMP,
-                "10.254.4.2/24",
-                "10.254.4.1",
-            ),
-        ] {
-            let ctr = nss.get(ctr);
-            let Ns::Named(ctr_name) = ctr else {
-                unreachable!()
-            };
-            ip_n(bx, &["link", "add", bridge, "type", "bridge"]);
-            ip_n(bx, &["addr", "add", addr, "dev", bridge]);
-            ip_n(bx, &["link", "set", bridge, "up"]);
-            ip_n(
-                bx,
-                &[
-                    "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ctr_name,
-                ],
-            );
-            ip_n(bx, &["link", "set", veth, "master", bridge]);
-            ip_n(bx, &["link", "set", veth, "up"]);
-            ip_n(ctr, &["addr", "add", ctr_addr, "dev", "eth0"]);
-            ip_n(ctr, &["link", "set", "eth0", "up"]);
-            ip_n(ctr, &["route", "add", "default", "via", gw]);
-        }
+        bridged_container(
+            bx,
+            ("docker0", "10.254.3.1/24", "vethc0a1b2"),
+            nss.get(D_CTR),
+            "10.254.3.2/24",
+        );
+        bridged_container(
+            bx,
+            ("br-0f1e2d3c4b5a", "10.254.4.1/24", "vethd3e4f5"),
+            nss.get(D_CMP),
+            "10.254.4.2/24",
+        );
         let lan = nss.get(D_LAN);
         veth(
             bx,
@@ -1367,4 +1365,402 @@ fn from_host_follows_the_address_that_comes_after_the_start() {
     wait_for("10.77.0.9");
     let log = stop_cleanly(daemon);
     assert!(log.contains("the box's address or name changed"), "{log}");
+}
+
+// ---------------------------------------------------------------- issue 24: the journal
+
+/// A uid with no name in the user database: the journal's `user` is `null` for it.
+const NAMELESS_UID: u32 = 4242;
+const NOBODY_UID: u32 = 65534;
+const INSTANCE_ID_PATH: &str = "/latest/meta-data/instance-id";
+
+/// `prog args` in `ns`, as root (`None`) or as `uid` with its gid and no supplementary
+/// groups (`setpriv`: nothing of root's is left).
+fn run_as(ns: Ns, uid: Option<u32>, prog: &str, args: &[&str]) -> Output {
+    let Some(uid) = uid else {
+        return ns.output(prog, args);
+    };
+    let (reuid, regid) = (format!("--reuid={uid}"), format!("--regid={uid}"));
+    let mut all = vec![reuid.as_str(), regid.as_str(), "--clear-groups", prog];
+    all.extend_from_slice(args);
+    ns.output("setpriv", &all)
+}
+
+/// GET `path` from IMDS at 169.254.169.254 with the real curl in `ns` as `uid`: with
+/// `v2`, the token PUT first and the GET with it; else a GET without a token. The body.
+fn imds_get_as(ns: Ns, uid: Option<u32>, path: &str, v2: bool) -> String {
+    let curl = |args: &[&str]| {
+        let mut all = vec!["-fsS", "--noproxy", "*", "--max-time", "5"];
+        all.extend_from_slice(args);
+        let out = run_as(ns, uid, "curl", &all);
+        assert!(
+            out.status.success(),
+            "{ns:?} as uid {uid:?}: curl {args:?}: {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let url = format!("{IMDS}{path}");
+    if !v2 {
+        return curl(&[&url]);
+    }
+    let token = curl(&[
+        "-X",
+        "PUT",
+        "-H",
+        TOKEN_TTL,
+        &format!("{IMDS}/latest/api/token"),
+    ]);
+    assert!(!token.is_empty(), "{ns:?} as uid {uid:?}: an empty token");
+    curl(&["-H", &format!("X-aws-ec2-metadata-token: {token}"), &url])
+}
+
+/// `fake-metadata ctl --socket SOCKET ARGS` (as root, from the runner's namespace: the
+/// socket is a file): (exit code, stdout, stderr).
+fn ctl_at(socket: &str, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Ns::Here.output(BIN, &[&["ctl", "--socket", socket], args].concat());
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    println!("$ ctl {}\n{stdout}{stderr}", args.join(" "));
+    (out.status.code(), stdout, stderr)
+}
+
+/// `ctl requests ARGS --json --no-docker`: one JSON object a line.
+fn journal_entries(socket: &str, args: &[&str]) -> Vec<serde_json::Value> {
+    let (code, stdout, stderr) = ctl_at(
+        socket,
+        &[&["requests", "--json", "--no-docker"], args].concat(),
+    );
+    assert_eq!(code, Some(0), "ctl requests {args:?}: {stderr}");
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+/// The entries made by (`method`, `path`, `imds_version`) from `who`: a uid, or (`None`) a
+/// client known by its address alone.
+fn entries_of<'a>(
+    entries: &'a [serde_json::Value],
+    who: Option<u32>,
+    method: &str,
+    path: &str,
+    version: u8,
+) -> Vec<&'a serde_json::Value> {
+    entries
+        .iter()
+        .filter(|e| {
+            e["uid"].as_u64() == who.map(u64::from)
+                && e["method"] == method
+                && e["path"] == path
+                && e["imds_version"] == version
+        })
+        .collect()
+}
+
+/// Issue 24 through the real interception, in a namespace of its own (`box`) with `install`
+/// and the daemon dropped to its service user, and a container (`ctr`) behind a Docker-like
+/// bridge: (a) local processes' requests to 169.254.169.254 (REDIRECT), v1 and v2, by curl
+/// as root, as `nobody` and as a uid with no name (`setpriv`), are recorded with their uid
+/// and user name (null for the nameless uid); (b) the container's (DNAT) with its own
+/// address and no uid, and its token PUT that the hop limit withheld with no status and a
+/// note; (d) `ctl requests --json --v1` lists exactly the v1 ones; (c) `ctl assert --no-v1`
+/// exits 1 naming each offender and the path (also with --user, --source), 0 after
+/// `ctl requests --clear` and only v2 requests; `--path '/latest/meta-data/iam/*' --max 0`
+/// fails after a credentials read (by root, not by nobody); usage errors exit 2.
+#[test]
+fn journal_records_who_asked_through_the_interception() {
+    let test = "journal_records_who_asked_through_the_interception";
+    if !prerequisites(test) {
+        return;
+    }
+    if !common::has_program("setpriv", &["--version"]) {
+        common::cannot_run(test, "`setpriv` not found (apt-get install util-linux)");
+        return;
+    }
+    assert!(
+        User::from_uid(nix::unistd::Uid::from_raw(NAMELESS_UID))
+            .unwrap()
+            .is_none(),
+        "uid {NAMELESS_UID} has a name here: pick another nameless uid"
+    );
+    let nobody = User::from_uid(nix::unistd::Uid::from_raw(NOBODY_UID))
+        .unwrap()
+        .map(|u| u.name);
+    let Some(nss) = Namespaces::create(test, &["box", "ctr"]) else {
+        return;
+    };
+    let (bx, ctr) = (nss.get(0), nss.get(1));
+    bridged_container(
+        bx,
+        ("docker0", "10.254.5.1/24", "vethj0u1n2"),
+        ctr,
+        "10.254.5.2/24",
+    );
+    let dir = common::daemon::workdir("netns-journal");
+    let socket = dir.path().join("control.sock");
+    let socket = socket.to_str().expect("utf-8 path");
+    let config = dir.path().join("config.toml");
+    common::daemon::write_config(
+        &config,
+        &format!(
+            "# IMDS only; the journal is on by default.\n[server]\necs-listen = []\n\
+             pod-identity-listen = []\nstate-directory = \"{}\"\n[control]\nsocket = \"{socket}\"\n\
+             [instance]\nfrom-host = false\n",
+            dir.path().join("state").display()
+        ),
+    );
+    let config = config.to_str().expect("utf-8 path");
+    let (status, text) = bx.fake_metadata("install", config);
+    assert!(status.success(), "install in box failed: {text}");
+    let daemon = serve_in(bx, config);
+
+    // (a) and (b): the requests, v1 and v2, from three local users and the container.
+    let (root, nob, nameless) = (None, Some(NOBODY_UID), Some(NAMELESS_UID));
+    for (uid, v2) in [
+        (root, false),
+        (root, true),
+        (nob, false),
+        (nob, true),
+        (nameless, false),
+    ] {
+        assert_eq!(imds_get_as(bx, uid, INSTANCE_ID_PATH, v2), INSTANCE_ID);
+    }
+    assert_eq!(ctr.v1_instance_id(IMDS), INSTANCE_ID, "the container, v1");
+    assert_token_withheld_within(ctr, 1);
+
+    let all = journal_entries(socket, &[]);
+    assert_eq!(all.len(), 9, "9 requests were made: {all:#?}");
+    for e in &all {
+        assert_eq!(e["endpoint"], "imds", "{e}");
+        for key in [
+            "seq",
+            "time",
+            "bytes",
+            "port",
+            "pid",
+            "command",
+            "cgroup",
+            "container",
+        ] {
+            assert!(e.get(key).is_some(), "no `{key}` in {e}");
+        }
+        assert_eq!(e["container"], serde_json::Value::Null, "--no-docker: {e}");
+    }
+    let local = [
+        (0, Some("root".to_string()), 1, "GET", INSTANCE_ID_PATH),
+        (0, Some("root".into()), 2, "PUT", "/latest/api/token"),
+        (0, Some("root".into()), 2, "GET", INSTANCE_ID_PATH),
+        (NOBODY_UID, nobody.clone(), 1, "GET", INSTANCE_ID_PATH),
+        (NOBODY_UID, nobody.clone(), 2, "PUT", "/latest/api/token"),
+        (NOBODY_UID, nobody.clone(), 2, "GET", INSTANCE_ID_PATH),
+        (NAMELESS_UID, None, 1, "GET", INSTANCE_ID_PATH),
+    ];
+    for (uid, user, version, method, path) in &local {
+        let found = entries_of(&all, Some(*uid), method, path, *version);
+        assert_eq!(
+            found.len(),
+            1,
+            "one {method} {path} (v{version}) by uid {uid} expected: {all:#?}"
+        );
+        let e = found[0];
+        assert_eq!(e["user"].as_str(), user.as_deref(), "{e}");
+        assert_eq!(e["status"], 200, "{e}");
+        assert_eq!(
+            e["source"], "169.254.169.254",
+            "a REDIRECTed local client's address: {e}"
+        );
+        assert!(
+            e["command"].is_null() || e["command"] == "curl",
+            "the process, where found, is curl: {e}"
+        );
+        if *uid == service_uid() {
+            // The daemon may read its own user's processes: it names the one that asked.
+            assert!(
+                e["command"] == "curl" && e["pid"].as_u64().is_some(),
+                "the daemon's own user's process is found: {e}"
+            );
+        }
+    }
+    let from_ctr: Vec<&serde_json::Value> =
+        all.iter().filter(|e| e["source"] == "10.254.5.2").collect();
+    assert_eq!(from_ctr.len(), 2, "the container's GET and PUT: {all:#?}");
+    for e in &from_ctr {
+        for key in ["uid", "user", "pid", "command", "cgroup"] {
+            assert!(
+                e[key].is_null(),
+                "a container's request has no `{key}`: {e}"
+            );
+        }
+    }
+    let get = entries_of(&all, None, "GET", INSTANCE_ID_PATH, 1);
+    assert_eq!(get.len(), 1, "{all:#?}");
+    assert_eq!(get[0]["status"], 200);
+    let put = entries_of(&all, None, "PUT", "/latest/api/token", 2);
+    assert_eq!(put.len(), 1, "{all:#?}");
+    assert!(
+        put[0]["status"].is_null()
+            && put[0]["note"]
+                .as_str()
+                .is_some_and(|n| n.contains("hop limit")),
+        "the withheld token reply: no status, a note saying why: {}",
+        put[0]
+    );
+    let (code, text, _) = ctl_at(socket, &["requests", "--no-docker"]);
+    assert_eq!(code, Some(0));
+    for who in [
+        "root(0)",
+        &format!("{}({NOBODY_UID})", nobody.as_deref().unwrap_or("?")),
+        "uid 4242",
+        "10.254.5.2",
+    ] {
+        assert!(
+            text.contains(who),
+            "`ctl requests` should show {who}:\n{text}"
+        );
+    }
+
+    // (d) --v1: exactly the four requests without a token.
+    let v1 = journal_entries(socket, &["--v1"]);
+    let mut v1_who: Vec<String> = v1
+        .iter()
+        .map(|e| {
+            assert_eq!(e["imds_version"], 1, "--v1 listed {e}");
+            format!("{} {}", e["uid"], e["source"])
+        })
+        .collect();
+    v1_who.sort();
+    assert_eq!(
+        v1_who,
+        [
+            "0 \"169.254.169.254\"",
+            "4242 \"169.254.169.254\"",
+            "65534 \"169.254.169.254\"",
+            "null \"10.254.5.2\""
+        ],
+        "{v1:#?}"
+    );
+
+    // `ctl status`: the totals, and who asked without a token.
+    let (code, status, _) = ctl_at(socket, &["status"]);
+    assert_eq!(code, Some(0), "{status}");
+    assert!(status.contains("requests since"), "{status}");
+    assert!(status.contains("without a token (IMDSv1): 4"), "{status}");
+    for who in ["user root (uid 0)", "uid 4242", "10.254.5.2"] {
+        let line = line_with(&status, who);
+        assert!(
+            line.ends_with(&format!(": 1: {INSTANCE_ID_PATH} (1)")),
+            "`ctl status`: {who} asked once without a token: {line:?}\n{status}"
+        );
+    }
+
+    // (c) ctl assert as a CI step.
+    let (code, said, _) = ctl_at(socket, &["assert", "--no-v1"]);
+    assert_eq!(code, Some(1), "v1 requests were made: {said}");
+    for who in [
+        "user root (uid 0)".to_string(),
+        format!(
+            "user {} (uid {NOBODY_UID})",
+            nobody.as_deref().unwrap_or("?")
+        ),
+        "uid 4242".into(),
+        "10.254.5.2".into(),
+        format!("imds {INSTANCE_ID_PATH} (1)"),
+        "without a token) since".into(),
+    ] {
+        assert!(
+            said.contains(&who),
+            "`ctl assert --no-v1` should name {who}:\n{said}"
+        );
+    }
+    let (code, said, _) = ctl_at(socket, &["assert", "--no-v1", "--user", "4242"]);
+    assert_eq!(code, Some(1), "{said}");
+    assert!(
+        said.contains("uid 4242") && !said.contains("root"),
+        "{said}"
+    );
+    let (code, said, _) = ctl_at(socket, &["assert", "--no-v1", "--source", "10.254.5.2"]);
+    assert_eq!(code, Some(1), "{said}");
+    assert!(
+        said.contains("10.254.5.2") && !said.contains("uid"),
+        "{said}"
+    );
+
+    let (code, said, _) = ctl_at(socket, &["requests", "--clear"]);
+    assert_eq!(code, Some(0), "{said}");
+    assert!(journal_entries(socket, &[]).is_empty(), "cleared");
+    assert_eq!(imds_get_as(bx, root, INSTANCE_ID_PATH, true), INSTANCE_ID);
+    assert_eq!(imds_get_as(bx, nob, INSTANCE_ID_PATH, true), INSTANCE_ID);
+    let (code, said, _) = ctl_at(socket, &["assert", "--no-v1"]);
+    assert_eq!(code, Some(0), "only v2 since the clear: {said}");
+    assert!(said.starts_with("ok: "), "{said}");
+    assert_eq!(
+        journal_entries(socket, &[]).len(),
+        4,
+        "two PUTs and two GETs"
+    );
+
+    let iam = "/latest/meta-data/iam/security-credentials/";
+    let role = imds_get_as(bx, root, iam, true);
+    let creds = imds_get_as(bx, root, &format!("{iam}{}", role.trim()), true);
+    assert!(creds.contains("AccessKeyId"), "{creds}");
+    let (code, said, _) = ctl_at(
+        socket,
+        &["assert", "--path", "/latest/meta-data/iam/*", "--max", "0"],
+    );
+    assert_eq!(code, Some(1), "root read credentials: {said}");
+    assert!(
+        line_with(&said, "user root (uid 0)").ends_with(": 2"),
+        "{said}"
+    );
+    let (code, said, _) = ctl_at(
+        socket,
+        &["assert", "--path", "/latest/meta-data/iam/*", "--max", "2"],
+    );
+    assert_eq!(code, Some(0), "{said}");
+    let only_nobody = [
+        "assert",
+        "--path",
+        "/latest/meta-data/iam/*",
+        "--user",
+        "65534",
+    ];
+    let (code, said, _) = ctl_at(socket, &[&only_nobody[..], &["--max", "0"]].concat());
+    assert_eq!(code, Some(0), "nobody read no credentials: {said}");
+    let (code, said, _) = ctl_at(socket, &[&only_nobody[..], &["--min", "1"]].concat());
+    assert_eq!(code, Some(1), "{said}");
+
+    for usage in [
+        &["assert"][..],
+        &["assert", "--path", "/latest/*"],
+        &["assert", "--no-v1", "--path", "/latest/*", "--max", "1"],
+        &["assert", "--max", "1"],
+    ] {
+        let (code, _, err) = ctl_at(socket, usage);
+        assert_eq!(code, Some(2), "{usage:?} is a usage error: {err}");
+        assert!(!err.trim().is_empty(), "{usage:?}: say what is wrong");
+    }
+    drop(daemon);
+}
+
+/// The line of `text` that holds `needle` (panics if none does).
+fn line_with<'a>(text: &'a str, needle: &str) -> &'a str {
+    text.lines()
+        .find(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("no line with {needle:?} in:\n{text}"))
+}
+
+/// A token PUT from `ns` that the hop limit keeps from it: curl connects, then times out
+/// after `secs`.
+fn assert_token_withheld_within(ns: Ns, secs: u64) {
+    let out = ns.token(IMDS, secs);
+    assert_eq!(
+        out.status.code(),
+        Some(CURL_TIMEOUT),
+        "{ns:?}: the token PUT should get no reply: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

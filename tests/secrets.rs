@@ -511,3 +511,304 @@ fn print_config_and_check_config_never_show_the_keys() {
         }
     }
 }
+
+/// GET `path` at `addr` with the `Host` an agent's client sends and `headers`:
+/// `(status, body)`.
+fn agent_get(
+    addr: std::net::SocketAddr,
+    host: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, String) {
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    let r = http::exchange(addr, req.as_bytes(), Duration::from_secs(5)).expect("an HTTP reply");
+    (r.status, r.body)
+}
+
+/// The value of `key` in `KEY=VALUE` lines.
+fn env_value(lines: &str, key: &str) -> String {
+    lines
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}=")))
+        .unwrap_or_else(|| panic!("no {key} in {lines}"))
+        .to_string()
+}
+
+/// The three parts of a credentials document (IMDS's, the ECS agent's, Pod Identity's).
+fn credential_parts(name: &str, body: &str) -> Vec<(String, String)> {
+    [
+        ("access key id", "AccessKeyId"),
+        ("secret key", "SecretAccessKey"),
+        ("session token", "Token"),
+    ]
+    .into_iter()
+    .map(|(what, key)| (format!("{name} {what}"), json_field(body, key)))
+    .collect()
+}
+
+/// Issue 24: the request journal records every request to every endpoint, and with it no
+/// secret. The real daemon with a task and a pod, the journal on (with `[journal] file`),
+/// request logging at the most verbose level and `[log] file`, is asked for everything
+/// secret there is: an IMDSv2 token and the role's and the identity credentials with it (and
+/// a tampered token), the task's credentials by its id (and a guessed id), its metadata by
+/// the container's endpoint id (v3 and v4), the pod's credentials with its token (and a
+/// wrong token). Then no 8 characters of any of those appear in `ctl requests` (JSON and
+/// text), `ctl watch`, `ctl status`, `ctl assert`, the journal file, stderr or the log file;
+/// while the journal does hold every request, with the ECS ids shown as `<id>`.
+#[test]
+fn no_token_credentials_or_id_reaches_the_request_journal() {
+    let dir = daemon::workdir("secrets-journal");
+    let cfg = dir.path().join("config.toml");
+    let log_file = dir.path().join("fake-metadata.log");
+    let journal_file = dir.path().join("requests.jsonl");
+    let socket = dir.path().join("control.sock");
+    daemon::write_config(
+        &cfg,
+        &format!(
+            "[control]\nsocket = \"{}\"\n[server]\nstate-directory = \"{}\"\n{}\
+             [journal]\nfile = \"{}\"\n\
+             [[task]]\nname = \"web\"\nrole = \"web-task-role\"\n\
+             [[pod]]\nservice-account = \"shop/cart\"\nrole = \"cart-pod-role\"\n\
+             [instance]\nfrom-host = false\n",
+            socket.display(),
+            dir.path().join("state").display(),
+            log_section(&log_file),
+            journal_file.display(),
+        ),
+    );
+    let d = Daemon::serve(&cfg)
+        .env("FAKE_METADATA_LOG", "trace")
+        .control_socket(socket)
+        .start();
+    let (imds, ecs, pod) = (
+        d.addr,
+        d.endpoint_addr("ecs"),
+        d.endpoint_addr("pod_identity"),
+    );
+    let mut secrets = Vec::new();
+    let mut requests = 0;
+
+    // IMDS: the token, the role's credentials with it (and without), the identity's.
+    let token = http::token(imds);
+    requests += 1;
+    secrets.push(("IMDSv2 token".to_string(), token.clone()));
+    let iam = "/latest/meta-data/iam/security-credentials/";
+    let role = get(imds, iam, Some(&token)).unwrap().body;
+    let creds = get(imds, &format!("{iam}{}", role.trim()), Some(&token)).unwrap();
+    assert_eq!(creds.status, 200, "{creds:?}");
+    secrets.extend(credential_parts("IAM", &creds.body));
+    let v1 = get(imds, &format!("{iam}{}", role.trim()), None).unwrap();
+    assert_eq!(v1.body, creds.body, "IMDSv1 gets the same credentials");
+    let ident = get(
+        imds,
+        "/latest/meta-data/identity-credentials/ec2/security-credentials/ec2-instance",
+        Some(&token),
+    )
+    .unwrap();
+    assert_eq!(ident.status, 200);
+    secrets.extend(credential_parts("identity", &ident.body));
+    let mut tampered = token.clone().into_bytes();
+    tampered[20] = if tampered[20] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).unwrap();
+    assert_eq!(get(imds, iam, Some(&tampered)).unwrap().status, 401);
+    secrets.push(("tampered IMDSv2 token".into(), tampered));
+    requests += 5;
+
+    // The ECS agent: the task's credentials by their id, its metadata by the endpoint id.
+    let task_env = d.ctl_ok(&["task", "env", "web"]);
+    let relative = env_value(&task_env, "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
+    let credentials_id = relative.rsplit('/').next().unwrap().to_string();
+    assert!(
+        relative.starts_with("/v2/credentials/") && credentials_id.len() >= 32,
+        "{relative}"
+    );
+    secrets.push(("ECS credentials id".into(), credentials_id));
+    let (status, body) = agent_get(ecs, "169.254.170.2", &relative, &[]);
+    assert_eq!(status, 200, "{body}");
+    secrets.extend(credential_parts("task", &body));
+    let mut metadata_paths = Vec::new();
+    for key in [
+        "ECS_CONTAINER_METADATA_URI_V4",
+        "ECS_CONTAINER_METADATA_URI",
+    ] {
+        let uri = env_value(&task_env, key);
+        let path = uri.trim_start_matches("http://169.254.170.2").to_string();
+        let id = path.rsplit('/').next().unwrap().to_string();
+        assert!(id.len() >= 16, "{key}={uri}");
+        secrets.push((format!("{key}'s endpoint id"), id));
+        metadata_paths.extend([path.clone(), format!("{path}/task")]);
+    }
+    for path in &metadata_paths {
+        let (status, body) = agent_get(ecs, "169.254.170.2", path, &[]);
+        assert_eq!(status, 200, "{path}: {body}");
+    }
+    let guessed = "/v2/credentials/0f1e2d3c-4b5a-4697-8877-a1b2c3d4e5f6";
+    assert!(agent_get(ecs, "169.254.170.2", guessed, &[]).0 >= 400);
+    secrets.push((
+        "guessed ECS credentials id".into(),
+        guessed[16..].to_string(),
+    ));
+    requests += 2 + metadata_paths.len();
+
+    // Pod Identity: the pod's credentials with its token, and a wrong token.
+    let token_file = dir.path().join("pod-token");
+    d.ctl_ok(&[
+        "pod",
+        "env",
+        "shop/cart",
+        "--token-file",
+        token_file.to_str().unwrap(),
+    ]);
+    let pod_token = std::fs::read_to_string(&token_file)
+        .unwrap()
+        .trim()
+        .to_string();
+    assert!(pod_token.len() >= 16, "{pod_token}");
+    secrets.push(("Pod Identity token".into(), pod_token.clone()));
+    let (status, body) = agent_get(
+        pod,
+        "169.254.170.23",
+        "/v1/credentials",
+        &[("Authorization", &pod_token)],
+    );
+    assert_eq!(status, 200, "{body}");
+    secrets.extend(credential_parts("pod", &body));
+    let wrong = random(B64, 48);
+    let (status, _) = agent_get(
+        pod,
+        "169.254.170.23",
+        "/v1/credentials",
+        &[("Authorization", &wrong)],
+    );
+    assert!((400..500).contains(&status), "a wrong pod token: {status}");
+    secrets.push(("wrong Pod Identity token".into(), wrong));
+    requests += 2;
+
+    // Everything the journal shows, every way it shows it.
+    let ctl = |args: &[&str]| {
+        let out = d.ctl(args);
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+    let json = ctl(&["requests", "--json", "--no-docker"]);
+    assert_eq!(
+        json.lines().count(),
+        requests,
+        "every request is in the journal:\n{json}"
+    );
+    for shown in [
+        "\"/v2/credentials/<id>\"",
+        "\"/v4/<id>/task\"",
+        "\"/v3/<id>\"",
+        "\"pod-identity\"",
+    ] {
+        assert!(json.contains(shown), "{shown} in the journal:\n{json}");
+    }
+    let shown = [
+        ("`ctl requests --json`", json),
+        ("`ctl requests`", ctl(&["requests", "--no-docker"])),
+        (
+            "`ctl watch`",
+            ctl(&["watch", "--count", "1", "--no-docker"]),
+        ),
+        ("`ctl status`", ctl(&["status"])),
+        ("`ctl assert --no-v1`", ctl(&["assert", "--no-v1"])),
+        (
+            "`ctl assert --path`",
+            ctl(&["assert", "--path", "/v2/*", "--max", "0"]),
+        ),
+    ];
+    // The file is written by a task of its own: wait until it holds every request.
+    let t = std::time::Instant::now();
+    let file = loop {
+        let text = std::fs::read_to_string(&journal_file).unwrap_or_default();
+        if text.lines().count() >= requests || t.elapsed() > Duration::from_secs(10) {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(file.lines().count(), requests, "the journal file:\n{file}");
+    let (stderr, log) = stop(d, &log_file);
+    for (where_, text) in &shown {
+        assert_no_leak(where_, text, &secrets);
+    }
+    assert_no_leak("the journal file", &file, &secrets);
+    assert_no_leak("stderr", &stderr, &secrets);
+    assert_no_leak("the log file", &log, &secrets);
+    eprintln!(
+        "checked {} secrets against {} journal entries, the journal file, ctl's views, {} lines of stderr and {} of the log file",
+        secrets.len(),
+        requests,
+        stderr.lines().count(),
+        log.lines().count()
+    );
+}
+
+/// The ECS agent's endpoint is also asked with its id in a path that is not quite the
+/// agent's: a base URI with a trailing slash joined to the relative URI (`//v2/credentials/
+/// <id>`), a doubled slash inside, a dot segment (each redirected, as Go's router does), and
+/// the agent's v1 form with the id in the query. The id is
+/// still the key to the task's credentials: neither the journal (`ctl requests`, its file)
+/// nor the log may show it.
+#[test]
+fn a_credentials_id_in_a_malformed_ecs_path_stays_out_of_the_journal_and_the_log() {
+    let dir = daemon::workdir("secrets-ecs-paths");
+    let cfg = dir.path().join("config.toml");
+    let log_file = dir.path().join("fake-metadata.log");
+    let journal_file = dir.path().join("requests.jsonl");
+    let socket = dir.path().join("control.sock");
+    daemon::write_config(
+        &cfg,
+        &format!(
+            "[control]\nsocket = \"{}\"\n[server]\nstate-directory = \"{}\"\n{}\
+             [journal]\nfile = \"{}\"\n\
+             [[task]]\nname = \"web\"\nrole = \"web-task-role\"\n\
+             [instance]\nfrom-host = false\n",
+            socket.display(),
+            dir.path().join("state").display(),
+            log_section(&log_file),
+            journal_file.display(),
+        ),
+    );
+    let d = Daemon::serve(&cfg).control_socket(socket).start();
+    let ecs = d.endpoint_addr("ecs");
+    let relative = env_value(
+        &d.ctl_ok(&["task", "env", "web"]),
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    );
+    let id = relative.rsplit('/').next().unwrap().to_string();
+    let paths = [
+        format!("/{relative}"),
+        format!("/v2//credentials/{id}"),
+        format!("/v2/credentials/./{id}"),
+        format!("/v1/credentials?id={id}"),
+    ];
+    for path in &paths {
+        let (status, _) = agent_get(ecs, "169.254.170.2", path, &[]);
+        eprintln!("{status} for {}", path.replace(&id, "<id>"));
+    }
+    let t = std::time::Instant::now();
+    let file = loop {
+        let text = std::fs::read_to_string(&journal_file).unwrap_or_default();
+        if text.lines().count() >= paths.len() || t.elapsed() > Duration::from_secs(10) {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let out = d.ctl(&["requests", "--json", "--no-docker"]);
+    let json = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(json.lines().count(), paths.len(), "{json}");
+    let (stderr, log) = stop(d, &log_file);
+    let secrets = [("ECS credentials id".to_string(), id)];
+    assert_no_leak("`ctl requests --json`", &json, &secrets);
+    assert_no_leak("the journal file", &file, &secrets);
+    assert_no_leak("stderr", &stderr, &secrets);
+    assert_no_leak("the log file", &log, &secrets);
+}

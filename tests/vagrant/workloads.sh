@@ -15,7 +15,11 @@
 # container and on the box gets the task role's / the pod role's credentials, the same key
 # id as curl reads from the daemon, again (a new one) after `ctl credentials rotate`; the task
 # metadata v4 from the container and from the box; a wrong pod token is refused; `ctl task
-# add --from-docker` carries the container's real id; ctl task/pod add, list, remove; status.
+# add --from-docker` carries the container's real id; ctl task/pod add, list, remove; status;
+# the request journal (issue 24) as a CI step reads it: `ctl requests --clear`, botocore on
+# the box and in a named container, `ctl requests --json` (root by uid and name, the
+# container by address and Docker name), `ctl assert` holding, and failing on a curl without
+# a token (naming its user).
 # The config is put back as it was at the end. Prints "N passed, N failed" last.
 #
 # Usage (root, in the box): bash workloads.sh
@@ -25,6 +29,7 @@ IMAGE=fake-metadata-ci/ctr:local
 CONF=/etc/fake-metadata/config.toml
 PEERS=/opt/fake-metadata-peers
 HERE=$(cd "$(dirname "$0")" && pwd)
+IMDS=http://169.254.169.254
 ECS=http://169.254.170.2
 POD=http://169.254.170.23
 WORK=$(mktemp -d /tmp/workloads.XXXXXX)
@@ -35,7 +40,7 @@ CHECK_OUT=$WORK/check.out
 START=$SECONDS
 
 cleanup() {
-    docker rm -f fm-api >/dev/null 2>&1
+    docker rm -f fm-api fm-journal >/dev/null 2>&1
     for t in api adhoc; do fake-metadata ctl task remove "$t" >/dev/null 2>&1; done
     fake-metadata ctl pod remove shop/adhoc >/dev/null 2>&1
     cat "$WORK/config.orig" > "$CONF"
@@ -333,6 +338,73 @@ bad_input() { # one clear line, exit 1, nothing changed
     fake-metadata ctl task list | grep -w web
 }
 check "ctl: unknown task, duplicate name, bad service account, bad role: one line, exit 1" bad_input
+
+# ---------------------------------------------------------------- the request journal
+# Issue 24 as a CI step uses it: `ctl requests --clear`, the workload, `ctl assert`. The
+# workload, both at once (each botocore start costs seconds under TCG): botocore's default
+# chain in a named container with the task's environment (the ECS agent's endpoint, through
+# the container path) and on the box as root (the instance role, through IMDS with a token).
+# `ctl requests --json` (as root, so it may ask Docker for names) shows root's requests by
+# uid and name, the container's by its address and name; then a curl without a token by
+# the vagrant user makes `ctl assert --no-v1` fail, naming that user and the path. The
+# container is left to cleanup (one `docker rm` for all).
+journal_workload() {
+    local ip
+    fake-metadata ctl requests --clear
+    docker rm -f fm-journal >/dev/null 2>&1 || true
+    docker run -d --name fm-journal --security-opt apparmor=unconfined --env-file "$WORK/web.env" \
+        -e HOME=/tmp -v /usr:/usr:ro -v "$HERE/../peers:/peers:ro" "$IMAGE" \
+        sh -c 'python3 /peers/botocore_container_role.py > /tmp/boto.json 2>&1; sleep 300' >/dev/null
+    mkdir -p "$WORK/home"
+    env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME="$WORK/home" python3 "$HERE/../peers/botocore_container_role.py" > "$WORK/journal-box.json"
+    for _ in $(seq 60); do docker exec fm-journal test -s /tmp/boto.json && break; sleep 0.5; done
+    docker exec fm-journal cat /tmp/boto.json | tee /dev/stderr | grep -F '"provider": "container-role"'
+    tee /dev/stderr < "$WORK/journal-box.json" | grep -F '"provider": "iam-role"'
+    fake-metadata ctl requests --json > "$WORK/journal.jsonl"
+    ip=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' fm-journal)
+    python3 - "$WORK/journal.jsonl" "$ip" "${REL##*/}" <<'PY'
+import json, sys
+entries = [json.loads(l) for l in open(sys.argv[1])]
+ctr_ip, cred_id = sys.argv[2], sys.argv[3]
+bad = []
+def one(what, **want):
+    if not any(all(e.get(k) == v for k, v in want.items()) for e in entries):
+        bad.append(f"no entry {what}: {want}")
+one("root's token PUT (v2, REDIRECT)", endpoint="imds", method="PUT", path="/latest/api/token",
+    uid=0, user="root", imds_version=2, status=200, source="169.254.169.254")
+one("root's credentials read (v2)", endpoint="imds", uid=0, user="root", imds_version=2, status=200,
+    path="/latest/meta-data/iam/security-credentials/")
+one("the container's task credentials (by address and name, no uid)", endpoint="ecs",
+    path="/v2/credentials/<id>", status=200, source=ctr_ip, container="fm-journal", uid=None, user=None)
+bad += [f"a v1 request: {e}" for e in entries if e.get("imds_version") == 1]
+bad += [f"the credentials id shown: {e}" for e in entries if cred_id in json.dumps(e)]
+for e in entries:
+    print(json.dumps(e))
+print(f"{len(entries)} entries; the container at {ctr_ip}")
+for b in bad:
+    print(b)
+sys.exit(1 if bad or not ctr_ip else 0)
+PY
+}
+check "journal: ctl requests --clear, botocore on the box (root, IMDSv2) and in container fm-journal (task env): ctl requests --json names root by uid and the container by address and name" journal_workload
+journal_ci_step() {
+    fake-metadata ctl assert --no-v1 &&
+        fake-metadata ctl assert --path '/latest/meta-data/iam/security-credentials/*' --user root --min 1 --max 2
+}
+check "journal: as a CI step: ctl assert --no-v1 && ctl assert --path '/latest/meta-data/iam/security-credentials/*' --user root --max 2" journal_ci_step
+journal_v1_offender() {
+    local rc=0 said
+    runuser -u vagrant -- curl -fsS --max-time 5 "$IMDS/latest/meta-data/instance-id"
+    echo
+    said=$(fake-metadata ctl assert --no-v1) || rc=$?
+    echo "$said"
+    eq "$rc" 1
+    grep -F "user vagrant (uid $(id -u vagrant))" <<<"$said"
+    grep -F "imds /latest/meta-data/instance-id (1)" <<<"$said"
+    absent -F "user root" <<<"$said"
+    fake-metadata ctl status | tee /dev/stderr | grep -F "user vagrant (uid $(id -u vagrant))"
+}
+check "journal: curl without a token as vagrant: ctl assert --no-v1 exits 1 naming vagrant's uid and the path; ctl status shows it" journal_v1_offender
 
 echo "workloads.sh: $((SECONDS - START)) s"
 echo "$pass passed, $fail failed"
