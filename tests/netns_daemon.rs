@@ -1507,7 +1507,7 @@ fn journal_records_who_asked_through_the_interception() {
     common::daemon::write_config(
         &config,
         &format!(
-            "# IMDS only; the journal is on by default.\n[server]\necs-listen = []\n\
+            "# IMDS only, with the journal on.\n[journal]\nenabled = true\n[server]\necs-listen = []\n\
              pod-identity-listen = []\nstate-directory = \"{}\"\n[control]\nsocket = \"{socket}\"\n\
              [instance]\nfrom-host = false\n",
             dir.path().join("state").display()

@@ -570,7 +570,7 @@ fn no_token_credentials_or_id_reaches_the_request_journal() {
         &cfg,
         &format!(
             "[control]\nsocket = \"{}\"\n[server]\nstate-directory = \"{}\"\n{}\
-             [journal]\nfile = \"{}\"\n\
+             [journal]\nenabled = true\nfile = \"{}\"\n\
              [[task]]\nname = \"web\"\nrole = \"web-task-role\"\n\
              [[pod]]\nservice-account = \"shop/cart\"\nrole = \"cart-pod-role\"\n\
              [instance]\nfrom-host = false\n",
@@ -768,7 +768,7 @@ fn a_credentials_id_in_a_malformed_ecs_path_stays_out_of_the_journal_and_the_log
         &cfg,
         &format!(
             "[control]\nsocket = \"{}\"\n[server]\nstate-directory = \"{}\"\n{}\
-             [journal]\nfile = \"{}\"\n\
+             [journal]\nenabled = true\nfile = \"{}\"\n\
              [[task]]\nname = \"web\"\nrole = \"web-task-role\"\n\
              [instance]\nfrom-host = false\n",
             socket.display(),
