@@ -192,9 +192,14 @@ fn assert_fails_naming_who_used_imdsv1_and_passes_after_a_clear() {
         said.contains("/latest/meta-data/placement/region (1)"),
         "{said}"
     );
-    // Only another user's requests: none of them.
+    // A user who sent nothing: nothing to assert on, which fails (a typo must not pass).
     let other = d.ctl(&["assert", "--no-v1", "--user", "4242"]);
-    assert_eq!(code(&other), Some(0), "{}", text(&other));
+    assert_eq!(code(&other), Some(1), "{}", text(&other));
+    assert!(
+        text(&other).contains("no requests from --user 4242"),
+        "{}",
+        text(&other)
+    );
 
     // Paths: at most / at least.
     let creds = "/latest/meta-data/iam/security-credentials/app";

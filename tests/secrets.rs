@@ -794,6 +794,16 @@ fn a_credentials_id_in_a_malformed_ecs_path_stays_out_of_the_journal_and_the_log
         let (status, _) = agent_get(ecs, "169.254.170.2", path, &[]);
         eprintln!("{status} for {}", path.replace(&id, "<id>"));
     }
+    // The relative URI sent by mistake to IMDS and to Pod Identity: no id there either.
+    let (status, _, _) = common::http::http(d.addr, "GET", &relative, &[]);
+    assert_eq!(status, 404);
+    let pod = d.endpoint_addr("pod_identity");
+    agent_get(pod, "169.254.170.23", &relative, &[]);
+    let paths: Vec<String> = paths
+        .iter()
+        .cloned()
+        .chain([relative.clone(), relative])
+        .collect();
     let t = std::time::Instant::now();
     let file = loop {
         let text = std::fs::read_to_string(&journal_file).unwrap_or_default();

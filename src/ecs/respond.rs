@@ -276,35 +276,10 @@ pub fn loggable(path: &str) -> Cow<'_, str> {
     for prefix in ["/v3/", "/v4/", "/api/"] {
         if let Some(rest) = clean.strip_prefix(prefix) {
             let tail = rest.find('/').map_or("", |i| &rest[i..]);
-            return Cow::Owned(without_uuids(&format!("{prefix}<id>{tail}")).into_owned());
+            return Cow::Owned(
+                crate::capability::without_ids(&format!("{prefix}<id>{tail}")).into_owned(),
+            );
         }
     }
-    without_uuids(path)
-}
-
-/// `s` with every UUID-shaped run (8-4-4-4-12 hex digits) replaced by `<id>`.
-fn without_uuids(s: &str) -> Cow<'_, str> {
-    const LEN: usize = 36;
-    let is_uuid = |w: &[u8]| {
-        w.iter().enumerate().all(|(i, b)| match i {
-            8 | 13 | 18 | 23 => *b == b'-',
-            _ => b.is_ascii_hexdigit(),
-        })
-    };
-    let b = s.as_bytes();
-    if b.len() < LEN || !(0..=b.len() - LEN).any(|i| is_uuid(&b[i..i + LEN])) {
-        return Cow::Borrowed(s);
-    }
-    let (mut out, mut i) = (String::with_capacity(s.len()), 0);
-    while i < b.len() {
-        if i + LEN <= b.len() && is_uuid(&b[i..i + LEN]) {
-            out.push_str("<id>");
-            i += LEN;
-        } else {
-            let c = s[i..].chars().next().expect("on a char boundary");
-            out.push(c);
-            i += c.len_utf8();
-        }
-    }
-    Cow::Owned(out)
+    crate::capability::without_ids(path)
 }

@@ -38,6 +38,17 @@ impl Clients {
         user_ok && source_ok
     }
 
+    fn described(&self) -> String {
+        let mut d = Vec::new();
+        if let Some(u) = &self.user {
+            d.push(format!("--user {u}"));
+        }
+        if let Some(s) = &self.source {
+            d.push(format!("--source {s}"));
+        }
+        d.join(" ")
+    }
+
     fn is_all(&self) -> bool {
         self.user.is_none() && self.source.is_none()
     }
@@ -51,6 +62,14 @@ pub fn check(report: &TallyReport, rule: &Rule, clients: &Clients) -> Result<Str
         .iter()
         .filter(|c| clients.covers(c))
         .collect();
+    // A filter that matches no one is likely a typo: a CI step must not pass on it.
+    if chosen.is_empty() && !clients.is_all() && report.not_itemized == 0 {
+        return Err(format!(
+            "no requests from {} since {}: nothing to assert on (is the name or address right?)",
+            clients.described(),
+            report.since
+        ));
+    }
     // Requests of clients past the table's bounds may be anyone's.
     let unknown = report.not_itemized;
     match rule {

@@ -230,6 +230,16 @@ mod rules {
             source: None,
         };
         check(&j.tally().report(), &Rule::NoV1, &by_uid).unwrap_err();
+        // A user with no request at all: a typo, not a pass.
+        let nobody = Clients {
+            user: Some("no-such-user".into()),
+            source: None,
+        };
+        let said = check(&j.tally().report(), &Rule::NoV1, &nobody).unwrap_err();
+        assert!(
+            said.starts_with("no requests from --user no-such-user"),
+            "{said}"
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 use http::header::{self, HeaderName, HeaderValue};
 
 use super::conn::{Answer, Connection};
+use crate::capability::without_ids;
 use crate::endpoint::Endpoint;
 use crate::fault::{Effect, Hit};
 use crate::imds;
@@ -44,9 +45,9 @@ pub(super) fn answer<B>(conn: &Connection, shared: &Published, req: &hyper::Requ
         let r = imds::Response::bad_request(part.service.options.generation);
         let now_ms = shared.clock.now_millis();
         if snap.journal {
-            let path = req.uri().path();
+            let path = without_ids(req.uri().path());
             let v = Some(view.version());
-            super::journal(shared, conn, req, path, 400, v, r.body.len(), None, now_ms);
+            super::journal(shared, conn, req, &path, 400, v, r.body.len(), None, now_ms);
         }
         return Answer::Now(part.headers.response(r, now_ms));
     }
@@ -85,7 +86,7 @@ pub(super) fn answer<B>(conn: &Connection, shared: &Published, req: &hyper::Requ
             target: "fake_metadata::access",
             peer = %client.peer,
             method = %req.method(),
-            path = req.uri().path(),
+            path = %without_ids(req.uri().path()),
             status = r.status.as_u16(),
             v2 = view.token.is_some(),
             // A fault that leaves no reply says so: the status above was never sent.
@@ -94,13 +95,13 @@ pub(super) fn answer<B>(conn: &Connection, shared: &Published, req: &hyper::Requ
         );
     }
     if snap.journal {
-        let (path, status) = (req.uri().path(), r.status.as_u16());
+        let (path, status) = (without_ids(req.uri().path()), r.status.as_u16());
         let v = Some(view.version());
         super::journal(
             shared,
             conn,
             req,
-            path,
+            &path,
             status,
             v,
             r.body.len(),
@@ -135,7 +136,7 @@ fn withheld_by_hop_limit<B>(
         time_ms: now_ms,
         endpoint: Endpoint::Imds,
         method: req.method(),
-        path: req.uri().path(),
+        path: &without_ids(req.uri().path()),
         status: None,
         imds_version: Some(2),
         bytes: 0,

@@ -16,6 +16,12 @@ pub(super) fn answer<B>(conn: &Connection, shared: &Published, req: &hyper::Requ
     let snap = shared.snapshot.load();
     let now_ms = shared.clock.now_millis();
     let path = req.uri().path();
+    // As it may be shown (a task's id sent here by mistake is not), when it is.
+    let shown = if snap.log_requests || snap.journal {
+        crate::capability::without_ids(path)
+    } else {
+        std::borrow::Cow::Borrowed(path)
+    };
     let hit = super::check_faults(&snap.faults, Endpoint::PodIdentity, conn, req, now_ms);
     let resp = match hit {
         Some(Hit {
@@ -23,12 +29,12 @@ pub(super) fn answer<B>(conn: &Connection, shared: &Published, req: &hyper::Requ
             ..
         }) => {
             if snap.log_requests {
-                super::log_request(conn, req, path, code, None, hit);
+                super::log_request(conn, req, &shown, code, None, hit);
             }
             let reply = super::go_error(code);
             if snap.journal {
                 let bytes = reply.body.len();
-                super::journal(shared, conn, req, path, code, None, bytes, hit, now_ms);
+                super::journal(shared, conn, req, &shown, code, None, bytes, hit, now_ms);
             }
             go_response(reply, now_ms)
         }
@@ -46,11 +52,11 @@ pub(super) fn answer<B>(conn: &Connection, shared: &Published, req: &hyper::Requ
             let r = pod_identity::respond(&snap.pod_identity, &view);
             let status = r.status.as_u16();
             if snap.log_requests {
-                super::log_request(conn, req, path, status, Some(&r.outcome), hit);
+                super::log_request(conn, req, &shown, status, Some(&r.outcome), hit);
             }
             if snap.journal {
                 let bytes = r.body.len();
-                super::journal(shared, conn, req, path, status, None, bytes, hit, now_ms);
+                super::journal(shared, conn, req, &shown, status, None, bytes, hit, now_ms);
             }
             go_response(
                 GoReply {
