@@ -234,11 +234,12 @@ def service_user():
     return None
 
 
-def product_config(tmp, name, port, keep_alive, state_dir, task=None, journal=True):
+def product_config(tmp, name, port, keep_alive, state_dir, task=None, journal=False):
     """The product's config: IMDS on `port`, the ECS agent's and Pod Identity's endpoints on
     free ports of their own (not the default `port`+1 and +2, which may be taken). With
     `task`, a `[[task]]` of that name and a control socket (`ctl task env` gives its
-    credentials path). `journal`: whether the request journal records (the default)."""
+    credentials path). `journal`: whether the request journal records (off, as in the built-in
+    defaults)."""
     path = os.path.join(tmp, f"{name}.toml")
     # In the state directory: the product runs as the service user from the start.
     control = (f'socket = "{os.path.join(state_dir, name + ".sock")}"' if task
@@ -309,7 +310,7 @@ def make_state_dir(tmp):
     return d
 
 
-def start_product(tmp, name, keep_alive, state_dir, core, task=None, journal=True):
+def start_product(tmp, name, keep_alive, state_dir, core, task=None, journal=False):
     """The product as its service user (as root: `fake-metadata`, else `nobody`), as the
     systemd unit runs it, so its figures do not include dropping root."""
     port = free_port()
