@@ -1577,13 +1577,9 @@ fn journal_records_who_asked_through_the_interception() {
             e["command"].is_null() || e["command"] == "curl",
             "the process, where found, is curl: {e}"
         );
-        if *uid == service_uid() {
-            // The daemon may read its own user's processes: it names the one that asked.
-            assert!(
-                e["command"] == "curl" && e["pid"].as_u64().is_some(),
-                "the daemon's own user's process is found: {e}"
-            );
-        }
+        // The daemon may read its own user's processes and names the one that asked when
+        // it finds it, after the fact: a curl that has exited by then is recorded without
+        // one (src/owner's tests show the finding with a process that stays).
     }
     let from_ctr: Vec<&serde_json::Value> =
         all.iter().filter(|e| e["source"] == "10.254.5.2").collect();
@@ -1612,8 +1608,11 @@ fn journal_records_who_asked_through_the_interception() {
     let (code, text, _) = ctl_at(socket, &["requests", "--no-docker"]);
     assert_eq!(code, Some(0));
     for who in [
-        "root(0)",
-        &format!("{}({NOBODY_UID})", nobody.as_deref().unwrap_or("?")),
+        "user root (uid 0)",
+        &format!(
+            "user {} (uid {NOBODY_UID})",
+            nobody.as_deref().unwrap_or("?")
+        ),
         "uid 4242",
         "10.254.5.2",
     ] {
