@@ -235,13 +235,7 @@ async fn stream_requests(
         let batch = journal.read(next);
         next = batch.next;
         let mut out = String::new();
-        if batch.missed > 0 {
-            out.push_str(&format!("{{\"missed\":{}}}\n", batch.missed));
-        }
-        for e in &batch.entries {
-            out.push_str(&serde_json::to_string(&e.to_json()).expect("an entry serializes"));
-            out.push('\n');
-        }
+        batch.write_json_lines(&mut out);
         sent += batch.entries.len() as u64;
         if !out.is_empty() {
             write.write_all(out.as_bytes()).await?;

@@ -24,13 +24,7 @@ pub async fn write(file: Arc<LogFile>, published: Arc<Published>) {
         let batch = published.journal.read(next);
         next = batch.next;
         out.clear();
-        if batch.missed > 0 {
-            out.push_str(&format!("{{\"missed\":{}}}\n", batch.missed));
-        }
-        for e in &batch.entries {
-            out.push_str(&serde_json::to_string(&e.to_json()).expect("an entry serializes"));
-            out.push('\n');
-        }
+        batch.write_json_lines(&mut out);
         if !out.is_empty() {
             // One write under the file's lock: a reopen never splits a line.
             let _ = (&*file).write_all(out.as_bytes());

@@ -61,6 +61,21 @@ pub struct Batch {
     pub next: u64,
 }
 
+impl Batch {
+    /// Appends the batch as JSON lines to `out`: a `{"missed":N}` line first where the ring
+    /// lost some, then one object an entry (as `ctl requests --json` and the journal file
+    /// show them).
+    pub fn write_json_lines(&self, out: &mut String) {
+        if self.missed > 0 {
+            out.push_str(&format!("{{\"missed\":{}}}\n", self.missed));
+        }
+        for e in &self.entries {
+            out.push_str(&serde_json::to_string(&e.to_json()).expect("an entry serializes"));
+            out.push('\n');
+        }
+    }
+}
+
 /// The journal of one daemon (shared by every listener).
 #[derive(Debug)]
 pub struct Journal {

@@ -81,33 +81,36 @@ pub(super) fn answer<B>(conn: &Connection, shared: &Published, req: &hyper::Requ
         }
     }
     conn.set_hop_limit(r.hop_limit);
-    if snap.log_requests {
-        tracing::info!(
-            target: "fake_metadata::access",
-            peer = %client.peer,
-            method = %req.method(),
-            path = %without_ids(req.uri().path()),
-            status = r.status.as_u16(),
-            v2 = view.token.is_some(),
-            // A fault that leaves no reply says so: the status above was never sent.
-            fault = hit.map(|h| tracing::field::display(super::fault_shown(&h))),
-            "request"
-        );
-    }
-    if snap.journal {
-        let (path, status) = (without_ids(req.uri().path()), r.status.as_u16());
-        let v = Some(view.version());
-        super::journal(
-            shared,
-            conn,
-            req,
-            &path,
-            status,
-            v,
-            r.body.len(),
-            hit,
-            now_ms,
-        );
+    if snap.log_requests || snap.journal {
+        // The path as it may be shown, found once for the log line and the journal.
+        let path = without_ids(req.uri().path());
+        if snap.log_requests {
+            tracing::info!(
+                target: "fake_metadata::access",
+                peer = %client.peer,
+                method = %req.method(),
+                path = %path,
+                status = r.status.as_u16(),
+                v2 = view.token.is_some(),
+                // A fault that leaves no reply says so: the status above was never sent.
+                fault = hit.map(|h| tracing::field::display(super::fault_shown(&h))),
+                "request"
+            );
+        }
+        if snap.journal {
+            let (status, v) = (r.status.as_u16(), Some(view.version()));
+            super::journal(
+                shared,
+                conn,
+                req,
+                &path,
+                status,
+                v,
+                r.body.len(),
+                hit,
+                now_ms,
+            );
+        }
     }
     let resp = part.headers.response(r, now_ms);
     match hit {
