@@ -13,15 +13,16 @@ use crate::snapshot::Published;
 /// How often the ring is read.
 const EVERY: Duration = Duration::from_millis(250);
 
-/// Appends what the journal records to `file` until the task is dropped.
+/// Appends what the journal records to `file` until the task is dropped: every entry since
+/// the start (not since this task's first turn, which may come after the first requests).
 pub async fn write(file: Arc<LogFile>, published: Arc<Published>) {
-    let mut next = published.journal.next_seq();
+    let mut next = 1;
     let mut tick = tokio::time::interval(EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut out = String::new();
     loop {
         tick.tick().await;
-        let batch = published.journal.read(next);
+        let batch = published.journal.read_through_clears(next);
         next = batch.next;
         out.clear();
         batch.write_json_lines(&mut out);

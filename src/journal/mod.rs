@@ -94,6 +94,25 @@ struct Inner {
     tally: Tally,
 }
 
+impl Inner {
+    /// The entries from `from` (but none below `floor`) that the ring holds, and how many
+    /// of those it lost.
+    fn read(&self, from: u64, floor: u64) -> Batch {
+        let from = from.max(floor);
+        let held = self.ring.len() as u64;
+        let oldest = self.next_seq.saturating_sub(held).max(floor);
+        let start = from.max(oldest);
+        let entries = (start..self.next_seq)
+            .map(|seq| self.ring[((seq - 1) % self.size as u64) as usize].clone())
+            .collect();
+        Batch {
+            entries,
+            missed: start - from.min(start),
+            next: self.next_seq,
+        }
+    }
+}
+
 impl Journal {
     /// A journal that keeps the last `size` entries (at least one).
     pub fn new(size: usize, now_ms: u64) -> Journal {
@@ -124,22 +143,18 @@ impl Journal {
         inner.tally.count(r);
     }
 
-    /// The entries numbered `from` and later that the ring still holds, and how many of
-    /// those it lost.
+    /// The entries numbered `from` and later that the ring still holds since the last clear,
+    /// and how many of those it lost.
     pub fn read(&self, from: u64) -> Batch {
         let inner = self.lock();
-        let from = from.max(inner.cleared_below);
-        let held = inner.ring.len() as u64;
-        let oldest = inner.next_seq.saturating_sub(held).max(inner.cleared_below);
-        let start = from.max(oldest);
-        let entries = (start..inner.next_seq)
-            .map(|seq| inner.ring[((seq - 1) % inner.size as u64) as usize].clone())
-            .collect();
-        Batch {
-            entries,
-            missed: start - from.min(start),
-            next: inner.next_seq,
-        }
+        inner.read(from, inner.cleared_below)
+    }
+
+    /// As [`Journal::read`], but a clear does not hide what it still holds: the journal's
+    /// file keeps every entry (a clear within one of its reads must not lose any).
+    pub fn read_through_clears(&self, from: u64) -> Batch {
+        let inner = self.lock();
+        inner.read(from, 1)
     }
 
     /// The number the next entry will have: a reader that wants only new entries starts

@@ -75,6 +75,10 @@ fn clear_forgets_entries_and_counts() {
     assert_eq!(t.since, "1970-01-01T00:00:00.050Z");
     record(&j, &c, 60, "/b", Some(2));
     assert_eq!(j.read(0).entries.len(), 1);
+    // The file's reader still gets what a clear hid from the others.
+    let all = j.read_through_clears(1);
+    let paths: Vec<&str> = all.entries.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!((paths, all.missed), (vec!["/a", "/b"], 0));
 }
 
 #[test]
