@@ -85,6 +85,8 @@ pub enum ChangeError {
         "instance tags are not served: set [imds] instance-metadata-tags = \"enabled\" in the config first"
     )]
     TagsNotServed,
+    #[error("no view `{name}` (the config has: {known})")]
+    NoView { name: String, known: String },
     #[error(transparent)]
     Refused(#[from] Refused),
 }
@@ -308,6 +310,27 @@ impl Inputs {
         drop(current);
         self.changed.notify_one();
         Ok(message)
+    }
+
+    /// Applies a change to the instance of view `view` (`None`: the box), now or later.
+    pub fn change_in(
+        &self,
+        view: Option<&str>,
+        change: Change,
+        when: Option<Moment>,
+    ) -> Result<String, ChangeError> {
+        match view {
+            None => self.change(change, when),
+            Some(name) => Err(ChangeError::NoView {
+                name: name.into(),
+                known: "none".into(),
+            }),
+        }
+    }
+
+    /// The views, one a line (`ctl view list`): name, what it covers, instance id, role.
+    pub fn view_list(&self) -> String {
+        list(std::iter::empty())
     }
 
     /// Applies a change to the `ctl`-added tasks and pods: `f` edits them (or refuses, and
