@@ -303,7 +303,7 @@ impl Inputs {
     pub fn status(&self) -> String {
         let now = self.now();
         let current = lock(&self.current);
-        let mut out = current.scenario.status(now);
+        let mut out = current.scenario.status(now).trim_end().to_string();
         for (v, state) in current.config.views().iter().zip(&current.views) {
             let c = v.config();
             out.push_str(&format!(
@@ -313,7 +313,12 @@ impl Inputs {
                 c.instance().instance_id(),
                 c.iam().role.as_ref().map_or("none", |r| r.as_str()),
             ));
-            for line in state.scenario.status(now).lines() {
+            // The clock and the faults are the box's (a fault names its view itself).
+            let own = state.scenario.status(now);
+            for line in own
+                .lines()
+                .filter(|l| !(l.is_empty() || l.starts_with("now ") || l.starts_with("faults:")))
+            {
                 out.push_str(&format!("  {line}\n"));
             }
         }
