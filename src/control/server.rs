@@ -294,6 +294,7 @@ fn execute(inputs: &Inputs, command: Command) -> Result<String, Refusal> {
         }
         Command::Requests { .. } => unreachable!("streamed by `connection`"),
         Command::Faults => inputs.faults(),
+        Command::ViewList => inputs.view_list(),
         Command::RotateCredentials => {
             inputs.rotate_credentials();
             "issued new credentials for the instance's role and every task's and pod's".into()
@@ -302,7 +303,9 @@ fn execute(inputs: &Inputs, command: Command) -> Result<String, Refusal> {
             inputs.reset();
             "back to the configured state".into()
         }
-        Command::Change { change, when } => inputs.change(change, when)?,
+        Command::Change { change, when, view } => {
+            inputs.change_in(view.as_deref(), change, when)?
+        }
     })
 }
 

@@ -56,6 +56,39 @@ impl When {
     }
 }
 
+/// Whose instance a change is for: the box's, unless told.
+#[derive(Debug, Clone, Args)]
+pub struct Target {
+    /// The instance of view NAME (a `[[view]]` of the config; `box`: the box itself, as
+    /// without it).
+    #[arg(long, value_name = "NAME", value_parser = parse_view)]
+    pub view: Option<String>,
+}
+
+impl Target {
+    /// The view to name in the request: none for the box.
+    fn get(self) -> Option<String> {
+        self.view.filter(|v| v != BOX)
+    }
+}
+
+/// The name that means the box itself, never a view's.
+pub const BOX: &str = "box";
+
+/// A view's name, by the config's rule: 1 to 63 of `A-Z a-z 0-9 . _ -`.
+fn parse_view(s: &str) -> Result<String, String> {
+    let ok = (1..=63).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "{s:?} is not a view name: 1 to 63 letters, digits, '.', '_' or '-'"
+        ))
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum CtlCommand {
     /// Issue a spot interruption notice (spot/instance-action, spot/termination-time).
@@ -69,11 +102,15 @@ pub enum CtlCommand {
         time: Option<Moment>,
         #[command(flatten)]
         when: When,
+        #[command(flatten)]
+        target: Target,
     },
     /// Emit a rebalance recommendation (events/recommendations/rebalance).
     Rebalance {
         #[command(flatten)]
         when: When,
+        #[command(flatten)]
+        target: Target,
     },
     /// Scheduled maintenance events (events/maintenance/scheduled and history).
     Event {
@@ -86,6 +123,8 @@ pub enum CtlCommand {
         state: AsgState,
         #[command(flatten)]
         when: When,
+        #[command(flatten)]
+        target: Target,
     },
     /// Instance tags (tags/instance/, when instance-metadata-tags is enabled).
     Tags {
@@ -100,12 +139,16 @@ pub enum CtlCommand {
         value: String,
         #[command(flatten)]
         when: When,
+        #[command(flatten)]
+        target: Target,
     },
     /// Remove PATH (a value or a whole directory) from the tree.
     Unset {
         path: String,
         #[command(flatten)]
         when: When,
+        #[command(flatten)]
+        target: Target,
     },
     /// IAM role credentials.
     Credentials {
@@ -116,6 +159,11 @@ pub enum CtlCommand {
     Fault {
         #[command(subcommand)]
         command: FaultCommand,
+    },
+    /// The views: each one's name, what it covers, its instance id and role.
+    View {
+        #[command(subcommand)]
+        command: ViewCommand,
     },
     /// What is set and what is pending, and when.
     Status,
@@ -242,29 +290,53 @@ pub enum EventCommand {
         id: Option<EventId>,
         #[command(flatten)]
         when: When,
+        #[command(flatten)]
+        target: Target,
     },
     /// Mark a scheduled event completed: it moves to the history.
     Complete {
         id: EventId,
         #[command(flatten)]
         when: When,
+        #[command(flatten)]
+        target: Target,
     },
     /// Cancel a scheduled event: it moves to the history.
     Cancel {
         id: EventId,
         #[command(flatten)]
         when: When,
+        #[command(flatten)]
+        target: Target,
     },
     /// Forget every scheduled and past event.
-    Clear,
+    Clear {
+        #[command(flatten)]
+        target: Target,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum TagsCommand {
     /// Set tag KEY to VALUE.
-    Set { key: String, value: String },
+    Set {
+        key: String,
+        value: String,
+        #[command(flatten)]
+        target: Target,
+    },
     /// Remove tag KEY.
-    Unset { key: String },
+    Unset {
+        key: String,
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ViewCommand {
+    /// Each view: its name, what it covers, its instance id and role (or none).
+    List,
 }
 
 #[derive(Debug, Subcommand)]
@@ -289,44 +361,70 @@ fn parse_tag(s: &str) -> Result<TagKey, String> {
 
 /// The request, and what to print on success instead of the daemon's message (a new id).
 fn command(c: CtlCommand) -> Result<(Command, Option<String>), String> {
-    let change = |change, when: When| Command::Change {
+    let change = |change, when: When, target: Target| Command::Change {
         change,
         when: when.get(),
+        view: target.get(),
     };
+    // Faults are the service's, not an instance's: a fault's own `view` key scopes it.
+    let service = || Target { view: None };
     Ok(match c {
         CtlCommand::Fault { command } => match command {
             FaultCommand::Add(keys) => {
                 let spec = fault::Spec::try_from(keys)?;
-                (change(Change::FaultAdd(spec), When::now()), None)
+                (change(Change::FaultAdd(spec), When::now(), service()), None)
             }
             FaultCommand::List => (Command::Faults, None),
-            FaultCommand::Clear { id } => (change(Change::FaultClear { id }, When::now()), None),
+            FaultCommand::Clear { id } => (
+                change(Change::FaultClear { id }, When::now(), service()),
+                None,
+            ),
         },
-        CtlCommand::Spot { action, time, when } => {
-            (change(Change::Spot { action, time }, when), None)
+        CtlCommand::Spot {
+            action,
+            time,
+            when,
+            target,
+        } => (change(Change::Spot { action, time }, when, target), None),
+        CtlCommand::Rebalance { when, target } => {
+            (change(Change::Rebalance { time: None }, when, target), None)
         }
-        CtlCommand::Rebalance { when } => (change(Change::Rebalance { time: None }, when), None),
-        CtlCommand::Asg { state, when } => (change(Change::Asg { state }, when), None),
-        CtlCommand::Set { path, value, when } => {
+        CtlCommand::Asg {
+            state,
+            when,
+            target,
+        } => (change(Change::Asg { state }, when, target), None),
+        CtlCommand::Set {
+            path,
+            value,
+            when,
+            target,
+        } => {
             let path = parse_path(&path)?;
-            (change(Change::Set { path, value }, when), None)
+            (change(Change::Set { path, value }, when, target), None)
         }
-        CtlCommand::Unset { path, when } => {
+        CtlCommand::Unset { path, when, target } => {
             let path = parse_path(&path)?;
-            (change(Change::Unset { path }, when), None)
+            (change(Change::Unset { path }, when, target), None)
         }
         CtlCommand::Tags {
-            command: TagsCommand::Set { key, value },
+            command: TagsCommand::Set { key, value, target },
         } => {
             let key = parse_tag(&key)?;
-            (change(Change::TagSet { key, value }, When::now()), None)
+            (
+                change(Change::TagSet { key, value }, When::now(), target),
+                None,
+            )
         }
         CtlCommand::Tags {
-            command: TagsCommand::Unset { key },
+            command: TagsCommand::Unset { key, target },
         } => {
             let key = parse_tag(&key)?;
-            (change(Change::TagUnset { key }, When::now()), None)
+            (change(Change::TagUnset { key }, When::now(), target), None)
         }
+        CtlCommand::View {
+            command: ViewCommand::List,
+        } => (Command::ViewList, None),
         CtlCommand::Credentials {
             command: CredentialsCommand::Rotate,
         } => (Command::RotateCredentials, None),
@@ -347,6 +445,7 @@ fn command(c: CtlCommand) -> Result<(Command, Option<String>), String> {
                 description,
                 id,
                 when,
+                target,
             } => {
                 let id = id.unwrap_or_else(EventId::random);
                 let spec = EventSpec {
@@ -358,13 +457,20 @@ fn command(c: CtlCommand) -> Result<(Command, Option<String>), String> {
                     not_before_deadline,
                     description,
                 };
-                (change(Change::EventAdd(spec), when), Some(id.to_string()))
+                (
+                    change(Change::EventAdd(spec), when, target),
+                    Some(id.to_string()),
+                )
             }
-            EventCommand::Complete { id, when } => {
-                (change(Change::EventComplete { id }, when), None)
+            EventCommand::Complete { id, when, target } => {
+                (change(Change::EventComplete { id }, when, target), None)
             }
-            EventCommand::Cancel { id, when } => (change(Change::EventCancel { id }, when), None),
-            EventCommand::Clear => (change(Change::EventClear, When::now()), None),
+            EventCommand::Cancel { id, when, target } => {
+                (change(Change::EventCancel { id }, when, target), None)
+            }
+            EventCommand::Clear { target } => {
+                (change(Change::EventClear, When::now(), target), None)
+            }
         },
     })
 }
@@ -576,10 +682,10 @@ mod tests {
             "--drop",
         ])
         .unwrap();
-        let (Command::Change { change, when }, None) = command(p.command).unwrap() else {
+        let (Command::Change { change, when, view }, None) = command(p.command).unwrap() else {
             panic!("a fault is a change");
         };
-        assert_eq!(when, None);
+        assert_eq!((when, view), (None, None));
         assert_eq!(
             serde_json::to_string(&change).unwrap(),
             r#"{"op":"fault-add","path":"api/token","drop":true}"#
@@ -594,5 +700,66 @@ mod tests {
         // Other flags keep clap's own message.
         let e = parse(&["spot", "--action", "explode"]).unwrap_err();
         assert_eq!(bad_fault_key(&e), None);
+    }
+
+    /// The view each instance command sends, given `args` after `--view NAME`.
+    fn view_sent(args: &[&str], name: &str) -> Option<String> {
+        let mut all = args.to_vec();
+        all.extend(["--view", name]);
+        let p = parse(&all).unwrap_or_else(|e| panic!("{all:?}: {e}"));
+        match command(p.command).unwrap() {
+            (Command::Change { view, .. }, _) => view,
+            (other, _) => panic!("{all:?}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_instance_change_takes_a_view_and_box_is_the_box() {
+        let id = "instance-event-0123456789abcdef0";
+        let commands: [&[&str]; 11] = [
+            &["spot", "--action", "stop"],
+            &["rebalance", "--in", "1m"],
+            &["event", "add", "--code", "system-reboot"],
+            &["event", "complete", id],
+            &["event", "cancel", id],
+            &["event", "clear"],
+            &["asg", "Terminated"],
+            &["tags", "set", "Name", "web"],
+            &["tags", "unset", "Name"],
+            &["set", "meta-data/ami-id", "ami-1"],
+            &["unset", "meta-data/ami-id"],
+        ];
+        for args in commands {
+            assert_eq!(view_sent(args, "node-a.1_x"), Some("node-a.1_x".into()));
+            assert_eq!(view_sent(args, "box"), None, "{args:?}");
+            let p = parse(args).unwrap();
+            let (Command::Change { view, .. }, _) = command(p.command).unwrap() else {
+                panic!("{args:?}");
+            };
+            assert_eq!(view, None, "{args:?}");
+        }
+        // Not a name by the config's rule: refused as a bad value (exit 1), in one line.
+        for bad in ["", "a b", "a/b", &"x".repeat(64), "a\nERROR"] {
+            let e = parse(&["spot", "--view", bad]).unwrap_err();
+            assert_eq!(e.kind(), clap::error::ErrorKind::ValueValidation, "{bad:?}");
+            assert!(e.to_string().contains("is not a view name"), "{e}");
+        }
+        // Not on the commands that are the service's, not an instance's.
+        for args in [
+            &["credentials", "rotate"][..],
+            &["status"],
+            &["reset"],
+            &["fault", "clear"],
+        ] {
+            let mut all = args.to_vec();
+            all.extend(["--view", "a"]);
+            assert_eq!(
+                parse(&all).unwrap_err().kind(),
+                clap::error::ErrorKind::UnknownArgument,
+                "{all:?}"
+            );
+        }
+        let p = parse(&["view", "list"]).unwrap();
+        assert_eq!(command(p.command).unwrap(), (Command::ViewList, None));
     }
 }

@@ -36,8 +36,11 @@ pub struct RequestsArgs {
     /// Only requests of the last DURATION (e.g. 10m).
     #[arg(long, value_name = "DURATION")]
     pub since: Option<HumanDuration>,
+    /// Only the requests of clients in view NAME (`box`: of clients in no view).
+    #[arg(long, value_name = "NAME", value_parser = super::parse_view)]
+    pub view: Option<String>,
     /// Forget the recorded requests and counts (`ctl assert` counts from then on).
-    #[arg(long, conflicts_with_all = ["json", "follow", "path", "v1", "since"])]
+    #[arg(long, conflicts_with_all = ["json", "follow", "path", "v1", "since", "view"])]
     pub clear: bool,
     /// Do not ask Docker for the names of containers.
     #[arg(long)]
@@ -121,7 +124,7 @@ pub fn requests(socket: &Path, a: RequestsArgs) -> Result<ExitCode, CtlError> {
         let Ok(mut e) = serde_json::from_str::<EntryJson>(line) else {
             return true;
         };
-        if !wanted(&e, &a, since) {
+        if !wanted(&e, &a, since) || !in_view(line, a.view.as_deref()) {
             return true;
         }
         e.asker.container = e
@@ -164,6 +167,20 @@ fn wanted(e: &EntryJson, a: &RequestsArgs, since: Option<SystemTime>) -> bool {
         }
     }
     true
+}
+
+/// Whether the entry `line` is of a client in `view` (`box`: in none); every entry without
+/// a `view` to match.
+fn in_view(line: &str, view: Option<&str>) -> bool {
+    /// An entry's view: absent for the box.
+    #[derive(serde::Deserialize)]
+    struct Of<'a> {
+        #[serde(borrow)]
+        view: Option<std::borrow::Cow<'a, str>>,
+    }
+    let Some(want) = view else { return true };
+    let got = serde_json::from_str::<Of>(line).ok().and_then(|o| o.view);
+    got.as_deref().unwrap_or(super::BOX) == want
 }
 
 /// An entry as one line of text: time, endpoint, method, path, status, version, who.
@@ -366,4 +383,26 @@ fn container_names() -> HashMap<IpAddr, String> {
         }
     }
     names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_entry_is_in_its_view_and_one_without_is_the_box() {
+        let entry = r#"{"seq":1,"time":"2026-01-01T00:00:00.000Z","endpoint":"imds","method":"GET","path":"/latest/meta-data/","status":200,"bytes":3,"uid":null,"user":null,"pid":null,"command":null,"cgroup":null,"source":"10.0.0.2","container":null,"port":80,"fault":null"#;
+        let boxed = format!("{entry}}}");
+        let aimed = format!("{entry},\"view\":\"node-a\"}}");
+        for line in [&boxed, &aimed] {
+            assert!(in_view(line, None), "no --view: every entry");
+        }
+        assert!(in_view(&boxed, Some("box")));
+        assert!(!in_view(&boxed, Some("node-a")));
+        assert!(in_view(&aimed, Some("node-a")));
+        assert!(!in_view(&aimed, Some("box")));
+        assert!(!in_view(&aimed, Some("node-b")));
+        // A view name with an escape in it is still read whole.
+        assert!(in_view(r#"{"view":"a\u002db"}"#, Some("a-b")));
+    }
 }
