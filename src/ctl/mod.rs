@@ -75,17 +75,20 @@ impl Target {
 /// The name that means the box itself, never a view's.
 pub const BOX: &str = "box";
 
+/// Why a `--view` value is refused (its own type, so that [`run`] can say it in one line).
+#[derive(Debug, thiserror::Error)]
+#[error("{0:?} is not a view name: 1 to 63 letters, digits, '.', '_' or '-'")]
+pub struct BadView(String);
+
 /// A view's name, by the config's rule: 1 to 63 of `A-Z a-z 0-9 . _ -`.
-fn parse_view(s: &str) -> Result<String, String> {
+fn parse_view(s: &str) -> Result<String, BadView> {
     let ok = (1..=63).contains(&s.len())
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
     if ok {
         Ok(s.to_string())
     } else {
-        Err(format!(
-            "{s:?} is not a view name: 1 to 63 letters, digits, '.', '_' or '-'"
-        ))
+        Err(BadView(s.to_string()))
     }
 }
 
@@ -583,10 +586,15 @@ pub enum CtlError {
     Usage(String),
 }
 
-/// A fault key's flag refused by its check, as one line that names the flag (clap's own
-/// message would repeat the value as given, control characters and all, over three lines).
-fn bad_fault_key(e: &clap::Error) -> Option<String> {
-    let bad = std::error::Error::source(e)?.downcast_ref::<fault::BadKey>()?;
+/// A fault key's or a view's flag refused by its check, as one line that names the flag
+/// (clap's own message would repeat the value as given, control characters and all, over
+/// three lines).
+fn bad_value(e: &clap::Error) -> Option<String> {
+    let source = std::error::Error::source(e)?;
+    let bad: &dyn std::fmt::Display = match source.downcast_ref::<fault::BadKey>() {
+        Some(b) => b,
+        None => source.downcast_ref::<BadView>()?,
+    };
     let flag = match e.get(clap::error::ContextKind::InvalidArg) {
         Some(clap::error::ContextValue::String(arg)) => arg.split(' ').next().unwrap_or(arg),
         _ => "a flag",
@@ -602,7 +610,7 @@ pub fn run(args: Vec<OsString>) -> Result<ExitCode, CtlError> {
         Ok(p) => p,
         Err(e) => {
             use clap::error::ErrorKind;
-            if let Some(bad) = bad_fault_key(&e) {
+            if let Some(bad) = bad_value(&e) {
                 return Err(CtlError::Invalid(bad));
             }
             // clap's own usage message, as every clap program prints it.
@@ -691,7 +699,7 @@ mod tests {
             r#"{"op":"fault-add","path":"api/token","drop":true}"#
         );
         let e = parse(&["fault", "add", "--path", "x\nERROR forged", "--drop"]).unwrap_err();
-        let line = bad_fault_key(&e).unwrap();
+        let line = bad_value(&e).unwrap();
         assert!(
             line.starts_with("--path: \"x\\nERROR forged\" has a control character")
                 && !line.contains('\n'),
@@ -699,7 +707,7 @@ mod tests {
         );
         // Other flags keep clap's own message.
         let e = parse(&["spot", "--action", "explode"]).unwrap_err();
-        assert_eq!(bad_fault_key(&e), None);
+        assert_eq!(bad_value(&e), None);
     }
 
     /// The view each instance command sends, given `args` after `--view NAME`.
@@ -742,7 +750,12 @@ mod tests {
         for bad in ["", "a b", "a/b", &"x".repeat(64), "a\nERROR"] {
             let e = parse(&["spot", "--view", bad]).unwrap_err();
             assert_eq!(e.kind(), clap::error::ErrorKind::ValueValidation, "{bad:?}");
-            assert!(e.to_string().contains("is not a view name"), "{e}");
+            let line = bad_value(&e).unwrap();
+            assert!(
+                line.starts_with("--view: \"") && line.contains("is not a view name"),
+                "{line}"
+            );
+            assert!(!line.contains('\n'), "{line}");
         }
         // Not on the commands that are the service's, not an instance's.
         for args in [
