@@ -97,13 +97,16 @@ fn a_view_the_daemon_does_not_know_is_refused_by_it_naming_the_view_and_nothing_
 
     // A name that breaks the config's rule is refused before anything is sent: exit 1, one
     // line naming the flag (not 2: the flag is right, its value is not).
-    let out = d.ctl(&["spot", "--view", "a\nERROR forged"]);
-    let said = text(&out);
-    assert_eq!(out.status.code(), Some(1), "{said}");
-    assert!(
-        said.contains("--view") && said.contains("is not a view name"),
-        "{said}"
-    );
+    for (bad, why) in [
+        ("a\nERROR forged", "has a control character"),
+        ("a/b", "is not a view name"),
+    ] {
+        let out = d.ctl(&["spot", "--view", bad]);
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{said}");
+        assert!(said.contains("--view: ") && said.contains(why), "{said}");
+        assert_eq!(said.trim_end().lines().count(), 1, "{said}");
+    }
     // `--view` where it means nothing: a usage error.
     for args in [
         &["status", "--view", "a"][..],

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{PodSpec, TaskSpec};
 use crate::scenario::{Change, Moment};
+use crate::types::ViewName;
 
 /// The protocol version this build speaks.
 pub const VERSION: u32 = 1;
@@ -20,7 +21,7 @@ pub enum Command {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         when: Option<Moment>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        view: Option<String>,
+        view: Option<ViewName>,
     },
     /// Issue a new IAM credential set now.
     RotateCredentials,
@@ -218,7 +219,7 @@ mod tests {
         let aimed = Command::Change {
             change: spot.clone(),
             when: None,
-            view: Some("node-a".into()),
+            view: Some(ViewName::try_from("node-a".to_string()).unwrap()),
         };
         let l = line(aimed.clone());
         assert_eq!(
@@ -252,6 +253,14 @@ mod tests {
                 .unwrap_err()
                 .contains("invalid request")
         );
+        // The daemon checks the name as the config does: `box` is never a view's.
+        for bad in ["box", "a b", ""] {
+            let e = parse_request(&format!(
+                r#"{{"v":1,"do":"change","change":{{"op":"rebalance"}},"view":"{bad}"}}"#
+            ))
+            .unwrap_err();
+            assert!(e.contains("is not a view name"), "{bad:?}: {e}");
+        }
         assert_eq!(line(Command::ViewList), r#"{"v":1,"do":"view-list"}"#);
         assert_eq!(
             parse_request(r#"{"v":1,"do":"view-list"}"#).unwrap(),

@@ -14,6 +14,7 @@ use super::protocol::{Command, Reply, parse_request};
 use crate::config::{ControlConfig, DEFAULT_GROUP};
 use crate::config::{Pod, Task};
 use crate::live::{ChangeError, Inputs, WorkloadError};
+use crate::types::ViewName;
 
 /// The longest request line read.
 const MAX_REQUEST: u64 = 64 * 1024;
@@ -304,7 +305,7 @@ fn execute(inputs: &Inputs, command: Command) -> Result<String, Refusal> {
             "back to the configured state".into()
         }
         Command::Change { change, when, view } => {
-            inputs.change_in(view.as_deref(), change, when)?
+            inputs.change_in(view.as_ref().map(ViewName::as_str), change, when)?
         }
     })
 }

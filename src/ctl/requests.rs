@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 
 use clap::Args;
 
-use super::CtlError;
+use super::{Aim, CtlError};
 use crate::control::{self, Command};
 use crate::journal::assert::{self, Clients, Rule};
 use crate::journal::{EntryJson, TallyReport};
@@ -38,7 +38,7 @@ pub struct RequestsArgs {
     pub since: Option<HumanDuration>,
     /// Only the requests of clients in view NAME (`box`: of clients in no view).
     #[arg(long, value_name = "NAME", value_parser = super::parse_view)]
-    pub view: Option<String>,
+    pub view: Option<Aim>,
     /// Forget the recorded requests and counts (`ctl assert` counts from then on).
     #[arg(long, conflicts_with_all = ["json", "follow", "path", "v1", "since", "view"])]
     pub clear: bool,
@@ -124,7 +124,7 @@ pub fn requests(socket: &Path, a: RequestsArgs) -> Result<ExitCode, CtlError> {
         let Ok(mut e) = serde_json::from_str::<EntryJson>(line) else {
             return true;
         };
-        if !wanted(&e, &a, since) || !in_view(line, a.view.as_deref()) {
+        if !wanted(&e, &a, since) || !in_view(line, a.view.as_ref()) {
             return true;
         }
         e.asker.container = e
@@ -171,7 +171,7 @@ fn wanted(e: &EntryJson, a: &RequestsArgs, since: Option<SystemTime>) -> bool {
 
 /// Whether the entry `line` is of a client in `view` (`box`: in none); every entry without
 /// a `view` to match.
-fn in_view(line: &str, view: Option<&str>) -> bool {
+fn in_view(line: &str, view: Option<&Aim>) -> bool {
     /// An entry's view: absent for the box.
     #[derive(serde::Deserialize)]
     struct Of<'a> {
@@ -180,7 +180,10 @@ fn in_view(line: &str, view: Option<&str>) -> bool {
     }
     let Some(want) = view else { return true };
     let got = serde_json::from_str::<Of>(line).ok().and_then(|o| o.view);
-    got.as_deref().unwrap_or(super::BOX) == want
+    match want {
+        Aim::Box => got.is_none(),
+        Aim::View(v) => got.as_deref() == Some(v.as_str()),
+    }
 }
 
 /// An entry as one line of text: time, endpoint, method, path, status, version, who.
@@ -397,12 +400,13 @@ mod tests {
         for line in [&boxed, &aimed] {
             assert!(in_view(line, None), "no --view: every entry");
         }
-        assert!(in_view(&boxed, Some("box")));
-        assert!(!in_view(&boxed, Some("node-a")));
-        assert!(in_view(&aimed, Some("node-a")));
-        assert!(!in_view(&aimed, Some("box")));
-        assert!(!in_view(&aimed, Some("node-b")));
+        let aim = |s: &str| crate::ctl::parse_view(s).unwrap();
+        assert!(in_view(&boxed, Some(&aim("box"))));
+        assert!(!in_view(&boxed, Some(&aim("node-a"))));
+        assert!(in_view(&aimed, Some(&aim("node-a"))));
+        assert!(!in_view(&aimed, Some(&aim("box"))));
+        assert!(!in_view(&aimed, Some(&aim("node-b"))));
         // A view name with an escape in it is still read whole.
-        assert!(in_view(r#"{"view":"a\u002db"}"#, Some("a-b")));
+        assert!(in_view(r#"{"view":"a\u002db"}"#, Some(&aim("a-b"))));
     }
 }
