@@ -21,7 +21,7 @@ use crate::types::HumanDuration;
 #[derive(Debug, Clone, Args)]
 pub struct RequestsArgs {
     /// One JSON object a line (keys: time, endpoint, method, path, status, imds_version,
-    /// uid, user, pid, command, cgroup, source, port, container, fault, bytes, seq).
+    /// uid, user, pid, command, cgroup, source, port, container, view, fault, bytes, seq).
     #[arg(long)]
     pub json: bool,
     /// Keep printing requests as they come (Ctrl-C to stop).
@@ -124,7 +124,7 @@ pub fn requests(socket: &Path, a: RequestsArgs) -> Result<ExitCode, CtlError> {
         let Ok(mut e) = serde_json::from_str::<EntryJson>(line) else {
             return true;
         };
-        if !wanted(&e, &a, since) || !in_view(line, a.view.as_ref()) {
+        if !wanted(&e, &a, since) {
             return true;
         }
         e.asker.container = e
@@ -158,6 +158,11 @@ fn wanted(e: &EntryJson, a: &RequestsArgs, since: Option<SystemTime>) -> bool {
     {
         return false;
     }
+    match (&a.view, &e.view) {
+        (Some(Aim::Box), Some(_)) | (Some(Aim::View(_)), None) => return false,
+        (Some(Aim::View(want)), Some(got)) if want.as_str() != got => return false,
+        _ => {}
+    }
     if let Some(t) = since {
         let at =
             time::OffsetDateTime::parse(&e.time, &time::format_description::well_known::Rfc3339)
@@ -167,23 +172,6 @@ fn wanted(e: &EntryJson, a: &RequestsArgs, since: Option<SystemTime>) -> bool {
         }
     }
     true
-}
-
-/// Whether the entry `line` is of a client in `view` (`box`: in none); every entry without
-/// a `view` to match.
-fn in_view(line: &str, view: Option<&Aim>) -> bool {
-    /// An entry's view: absent for the box.
-    #[derive(serde::Deserialize)]
-    struct Of<'a> {
-        #[serde(borrow)]
-        view: Option<std::borrow::Cow<'a, str>>,
-    }
-    let Some(want) = view else { return true };
-    let got = serde_json::from_str::<Of>(line).ok().and_then(|o| o.view);
-    match want {
-        Aim::Box => got.is_none(),
-        Aim::View(v) => got.as_deref() == Some(v.as_str()),
-    }
 }
 
 /// An entry as one line of text: time, endpoint, method, path, status, version, who.
@@ -199,6 +187,9 @@ fn one_line(e: &EntryJson) -> String {
         "{} {:<12} {:<4} {} {status} {version} {who}",
         e.time, e.endpoint, e.method, e.path
     );
+    if let Some(v) = &e.view {
+        line.push_str(&format!(" view={v}"));
+    }
     if let Some(f) = &e.fault {
         line.push_str(&format!(" fault={f}"));
     }
@@ -392,21 +383,38 @@ fn container_names() -> HashMap<IpAddr, String> {
 mod tests {
     use super::*;
 
+    fn args(view: Option<&str>) -> RequestsArgs {
+        RequestsArgs {
+            json: false,
+            follow: false,
+            path: None,
+            v1: false,
+            since: None,
+            view: view.map(|v| super::super::parse_view(v).unwrap()),
+            clear: false,
+            no_docker: true,
+        }
+    }
+
     #[test]
     fn an_entry_is_in_its_view_and_one_without_is_the_box() {
         let entry = r#"{"seq":1,"time":"2026-01-01T00:00:00.000Z","endpoint":"imds","method":"GET","path":"/latest/meta-data/","status":200,"bytes":3,"uid":null,"user":null,"pid":null,"command":null,"cgroup":null,"source":"10.0.0.2","container":null,"port":80,"fault":null"#;
-        let boxed = format!("{entry}}}");
-        let aimed = format!("{entry},\"view\":\"node-a\"}}");
-        for line in [&boxed, &aimed] {
-            assert!(in_view(line, None), "no --view: every entry");
+        let read = |line: String| serde_json::from_str::<EntryJson>(&line).unwrap();
+        let boxed = read(format!("{entry}}}"));
+        let aimed = read(format!("{entry},\"view\":\"node-a\"}}"));
+        for e in [&boxed, &aimed] {
+            assert!(wanted(e, &args(None), None), "no --view: every entry");
         }
-        let aim = |s: &str| crate::ctl::parse_view(s).unwrap();
-        assert!(in_view(&boxed, Some(&aim("box"))));
-        assert!(!in_view(&boxed, Some(&aim("node-a"))));
-        assert!(in_view(&aimed, Some(&aim("node-a"))));
-        assert!(!in_view(&aimed, Some(&aim("box"))));
-        assert!(!in_view(&aimed, Some(&aim("node-b"))));
-        // A view name with an escape in it is still read whole.
-        assert!(in_view(r#"{"view":"a\u002db"}"#, Some(&aim("a-b"))));
+        assert!(wanted(&boxed, &args(Some("box")), None));
+        assert!(!wanted(&boxed, &args(Some("node-a")), None));
+        assert!(wanted(&aimed, &args(Some("node-a")), None));
+        assert!(!wanted(&aimed, &args(Some("box")), None));
+        assert!(!wanted(&aimed, &args(Some("node-b")), None));
+        assert!(
+            one_line(&aimed).ends_with(" 10.0.0.2 view=node-a"),
+            "{}",
+            one_line(&aimed)
+        );
+        assert!(!one_line(&boxed).contains("view="));
     }
 }
