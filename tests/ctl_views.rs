@@ -87,6 +87,12 @@ fn a_view_the_daemon_does_not_know_is_refused_by_it_naming_the_view_and_nothing_
         );
         assert!(out.stdout.is_empty(), "ctl {all:?}: {said}");
     }
+    // A fault for a view the daemon does not know: refused the same way, none in force.
+    let out = d.ctl(&["fault", "add", "--view", "nosuch", "--drop"]);
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("no view `nosuch`"), "{said}");
+    assert_eq!(d.ctl_ok(&["fault", "list"]), "faults: none");
     assert_eq!(d.body("/latest/meta-data/"), tree);
     assert_eq!(d.body("/latest/meta-data/ami-id"), ami);
     assert_eq!(d.body("/latest/meta-data/tags/instance/Name"), "web");
@@ -306,6 +312,22 @@ fn a_change_aimed_at_a_view_is_seen_by_its_clients_alone() {
     d.ctl_ok(&["unset", "meta-data/ami-id", "--view", "a"]);
     assert_eq!(get_from(&d, A_IP, ami).0, 404);
     assert_eq!(get_from(&d, BOX_IP, ami).1, box_ami);
+
+    // A fault for the view: its clients alone.
+    let id = d.ctl_ok(&[
+        "fault",
+        "add",
+        "--view",
+        "a",
+        "--path",
+        "meta-data/hostname",
+        "--status",
+        "503",
+    ]);
+    assert!(id.starts_with("fault-"), "{id}");
+    let hostname = "/latest/meta-data/hostname";
+    assert_eq!(get_from(&d, A_IP, hostname).0, 503);
+    assert_eq!(get_from(&d, BOX_IP, hostname).0, 200);
 }
 
 #[test]

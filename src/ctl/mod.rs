@@ -379,11 +379,17 @@ fn command(c: CtlCommand) -> Result<(Command, Option<String>), String> {
     };
     // Faults are the service's, not an instance's: a fault's own `view` key scopes it.
     let service = || Target { view: None };
+    // ... and is named as the change's view too, so that the daemon refuses a view it does
+    // not know (naming it) as it does for the instance changes.
+    let scope = |view: &Option<ViewName>| Target {
+        view: view.clone().map(Aim::View),
+    };
     Ok(match c {
         CtlCommand::Fault { command } => match command {
             FaultCommand::Add(keys) => {
                 let spec = fault::Spec::try_from(keys)?;
-                (change(Change::FaultAdd(spec), When::now(), service()), None)
+                let target = scope(&spec.view);
+                (change(Change::FaultAdd(spec), When::now(), target), None)
             }
             FaultCommand::List => (Command::Faults, None),
             FaultCommand::Clear { id } => (
@@ -705,6 +711,16 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&change).unwrap(),
             r#"{"op":"fault-add","path":"api/token","drop":true}"#
+        );
+        // A fault for one view names it as the change's view too (the daemon checks it).
+        let p = parse(&["fault", "add", "--view", "node-a", "--drop"]).unwrap();
+        let (Command::Change { change, view, .. }, None) = command(p.command).unwrap() else {
+            panic!("a fault is a change");
+        };
+        assert_eq!(view.as_ref().map(ViewName::as_str), Some("node-a"));
+        assert_eq!(
+            serde_json::to_string(&change).unwrap(),
+            r#"{"op":"fault-add","view":"node-a","drop":true}"#
         );
         let e = parse(&["fault", "add", "--path", "x\nERROR forged", "--drop"]).unwrap_err();
         let line = bad_value(&e).unwrap();
