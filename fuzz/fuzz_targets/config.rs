@@ -56,7 +56,8 @@ fuzz_target!(|data: &[u8]| {
 
     // print-config, and back.
     let printed = cfg.to_toml();
-    let inline_secret = matches!(cfg.iam().source, SourceConfig::Static(StaticKeys::Inline(_)));
+    let inline = |c: &Config| matches!(c.iam().source, SourceConfig::Static(StaticKeys::Inline(_)));
+    let inline_secret = inline(&cfg) || cfg.views().iter().any(|v| inline(v.config()));
     if !inline_secret {
         let again = Config::from_toml(&printed, file)
             .unwrap_or_else(|e| panic!("print-config output does not parse: {e}\n{printed}"));
@@ -70,13 +71,15 @@ fuzz_target!(|data: &[u8]| {
     }
 
     // The daemon's compile step and a few requests (no file reads, no commands).
-    let reads_or_runs = matches!(
-        cfg.iam().source,
-        SourceConfig::File { .. }
-            | SourceConfig::Process { .. }
-            | SourceConfig::Static(StaticKeys::File(_))
-    ) || cfg.user_data().file().is_some();
-    if reads_or_runs {
+    let reads_or_runs = |c: &Config| {
+        matches!(
+            c.iam().source,
+            SourceConfig::File { .. }
+                | SourceConfig::Process { .. }
+                | SourceConfig::Static(StaticKeys::File(_))
+        ) || c.user_data().file().is_some()
+    };
+    if reads_or_runs(&cfg) || cfg.views().iter().any(|v| reads_or_runs(v.config())) {
         return;
     }
     let paths: Vec<String> = cfg.paths().keys().map(|p| format!("/latest/{p}")).collect();
