@@ -23,24 +23,9 @@ const BIN: &str = env!("CARGO_BIN_EXE_fake-metadata");
 
 /// A `serve` process with its own control socket, in a temporary directory.
 fn start(extra: &str) -> Daemon {
-    let dir = tempfile::tempdir().unwrap();
-    let socket = dir.path().join("control.sock");
-    let cfg = dir.path().join("config.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[server]\nstate-directory = \"{}\"\n[control]\nsocket = \"{}\"\n[imds]\ninstance-metadata-tags = \"enabled\"\n[tags]\nName = \"web\"\n{extra}",
-            dir.path().join("state").display(),
-            socket.display()
-        ),
-    )
-    .unwrap();
-    let d = Daemon::serve(&cfg)
-        .control_socket(socket)
-        .in_dir(dir)
-        .start();
-    assert!(d.socket().exists(), "no control socket:\n{}", d.log());
-    d
+    common::daemon::serve_with_control(&format!(
+        "[imds]\ninstance-metadata-tags = \"enabled\"\n[tags]\nName = \"web\"\n{extra}"
+    ))
 }
 
 use common::http as request;

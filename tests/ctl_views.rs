@@ -13,30 +13,9 @@ use std::time::Duration;
 
 /// A `serve` process with its own control socket and journal, in a temporary directory.
 fn start(extra: &str) -> Daemon {
-    let dir = tempfile::tempdir().unwrap();
-    // The daemon may run as another user (started as root): it must reach the directory.
-    std::fs::set_permissions(
-        dir.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
-    let socket = dir.path().join("control.sock");
-    let cfg = dir.path().join("config.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[server]\nstate-directory = \"{}\"\n[control]\nsocket = \"{}\"\n[imds]\ninstance-metadata-tags = \"enabled\"\n[journal]\nenabled = true\n[tags]\nName = \"web\"\n{extra}",
-            dir.path().join("state").display(),
-            socket.display()
-        ),
-    )
-    .unwrap();
-    let d = Daemon::serve(&cfg)
-        .control_socket(socket)
-        .in_dir(dir)
-        .start();
-    assert!(d.socket().exists(), "no control socket:\n{}", d.log());
-    d
+    common::daemon::serve_with_control(&format!(
+        "[imds]\ninstance-metadata-tags = \"enabled\"\n[journal]\nenabled = true\n[tags]\nName = \"web\"\n{extra}"
+    ))
 }
 
 fn text(o: &Output) -> String {

@@ -20,28 +20,7 @@ fn start(extra: &str) -> Daemon {
     } else {
         "[journal]\nenabled = true\n"
     };
-    let dir = tempfile::tempdir().unwrap();
-    // The daemon may run as another user (started as root): it must reach the directory.
-    std::fs::set_permissions(
-        dir.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
-    let socket = dir.path().join("control.sock");
-    let cfg = dir.path().join("config.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[server]\nstate-directory = \"{}\"\n[control]\nsocket = \"{}\"\n[iam]\nrole = \"app\"\n{journal}{extra}",
-            dir.path().join("state").display(),
-            socket.display()
-        ),
-    )
-    .unwrap();
-    Daemon::serve(&cfg)
-        .control_socket(socket)
-        .in_dir(dir)
-        .start()
+    common::daemon::serve_with_control(&format!("[iam]\nrole = \"app\"\n{journal}{extra}"))
 }
 
 fn token(d: &Daemon) -> String {

@@ -71,24 +71,8 @@ fn token(d: &Daemon, from: &str) -> String {
 }
 
 fn start(config: &str) -> (Daemon, std::path::PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(
-        dir.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
-    let socket = dir.path().join("control.sock");
-    let cfg = dir.path().join("config.toml");
-    let text = format!(
-        "[server]\nstate-directory = \"{}\"\n[control]\nsocket = \"{}\"\n{config}",
-        dir.path().join("state").display(),
-        socket.display()
-    );
-    common::daemon::write_config(&cfg, &text);
-    let d = Daemon::serve(&cfg)
-        .control_socket(socket)
-        .in_dir(dir)
-        .start();
+    let d = common::daemon::serve_with_control(config);
+    let cfg = d.dir().join("config.toml");
     (d, cfg)
 }
 
