@@ -14,8 +14,9 @@
 //! document (signed: openssl verifies each over its own document only), tags, user data,
 //! role and credentials (or none); what a view does not set is the box's; a spot notice aimed
 //! at a view (a timeline entry, `ctl spot --view`) is seen by that view alone; a token issued
-//! to one view (or to the box) is refused (401) by every other; `ctl view list`, `ctl status`
-//! and the journal name the views; a reload without a view gives its clients the box.
+//! to one view (or to the box) is refused (401) by every other; a fault aimed at a view hits
+//! its clients alone; `ctl view list`, `ctl status` and the journal name the views; a reload
+//! without a view gives its clients the box.
 //!
 //! SAFETY: on a development or CI machine 169.254.169.254 may route to a real gateway. This
 //! test only ever runs `ip -n NS …` and `ip netns exec NS …` on named namespaces it creates
@@ -554,6 +555,25 @@ fn views_give_each_container_and_user_an_instance_of_its_own() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("node-z"), "say which view is unknown: {err}");
     assert_eq!(spot(b).0, 404);
+
+    // ---------------------------------------------------------------- a fault per view
+    let id_status = |c: &Client| c.request("GET", "/latest/meta-data/instance-id", &[]).0;
+    let fault = ctl(&[
+        "fault",
+        "add",
+        "--view",
+        "node-b",
+        "--path",
+        "meta-data/instance-id",
+        "--status",
+        "503",
+    ]);
+    assert_eq!(id_status(b), 503, "node-b's fault ({fault})");
+    for c in [root, nobody, alice, a] {
+        assert_eq!(id_status(c), 200, "{}: node-b's fault is not its", c.who);
+    }
+    ctl(&["fault", "clear"]);
+    assert_eq!(id_status(b), 200, "node-b, the fault cleared");
 
     // ---------------------------------------------------------------- ctl names the views
     let list = ctl(&["view", "list"]);
