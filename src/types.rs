@@ -208,6 +208,16 @@ checked_string!(
     "a tag key EC2 can serve: 1 to 128 of `a-z A-Z 0-9 + - = . , _ : @`, and not `.`, `..` or `_index`"
 );
 checked_string!(
+    /// A view's name (`[[view]] name`): 1 to 63 of `A-Z a-z 0-9 . _ -`, not `box` (the box
+    /// itself, in `ctl` and the journal).
+    ViewName,
+    |s| !s.is_empty()
+        && s.len() <= 63
+        && s != "box"
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)),
+    "a view name: 1 to 63 of `A-Z a-z 0-9 . _ -`, and not `box` (the box itself)"
+);
+checked_string!(
     /// An extra path in the tree: under `meta-data/` or `dynamic/`, no empty, `.` or `..` segment.
     MetaPath,
     |s| (s.starts_with("meta-data/") || s.starts_with("dynamic/"))

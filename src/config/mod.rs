@@ -30,6 +30,7 @@ mod ruled;
 mod server;
 mod task;
 mod user_data;
+mod view;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -60,6 +61,7 @@ pub use restart::Reload;
 pub use server::{DEFAULT_PORT, MaxConnections, Server};
 pub use task::{DEFAULT_IMAGE, DEFAULT_REVISION, Task, TaskError, TaskSpec};
 pub use user_data::UserData;
+pub use view::{Covers, Source, View};
 
 /// EC2 caps raw user data at 16 KiB.
 pub const USER_DATA_MAX: usize = 16 * 1024;
@@ -106,6 +108,10 @@ struct RawConfig {
     /// `[[pod]]`: service accounts that get a role through EKS Pod Identity.
     #[serde(rename = "pod", skip_serializing_if = "Vec::is_empty")]
     pods: Vec<PodSpec>,
+    /// `[[view]]`: clients served an instance of their own (printed by `to_toml` from the
+    /// checked views).
+    #[serde(rename = "view", skip_serializing)]
+    views: Vec<view::RawView>,
 }
 
 /// The whole configuration, checked and resolved.
@@ -127,6 +133,9 @@ pub struct Config {
     replay: Option<Replay>,
     intercept: Intercept,
     pods: Vec<Pod>,
+    views: Vec<View>,
+    /// What is allowed but likely a mistake (two views that cover one client), located.
+    warnings: Vec<Located>,
 }
 
 /// A config file built into the binary, standing in for one the user gives.
@@ -177,7 +186,11 @@ impl Config {
         let pods = check::check(&raw, &spans)?;
         let tasks = task::check_all(&raw.tasks, &spans)?;
         let user_data = UserData::load(raw.user_data.clone(), &spans)?;
-        Ok(Config::resolve(raw, user_data, tasks, facts).with_pods(pods))
+        let (views, warnings) = view::check_all(&raw, text, &spans, facts)?;
+        let mut config = Config::resolve(raw, user_data, tasks, facts).with_pods(pods);
+        config.views = views;
+        config.warnings = warnings;
+        Ok(config)
     }
 
     /// The checked sections of a file that passed [`check::check`].
@@ -206,6 +219,9 @@ impl Config {
             intercept: Intercept::resolve(raw.intercept),
             // Checked by `check::check`; set by `parse` (the built-in config has none).
             pods: Vec::new(),
+            // Checked and set by `parse`, as the pods are.
+            views: Vec::new(),
+            warnings: Vec::new(),
         }
     }
 
@@ -404,6 +420,23 @@ impl Config {
         &self.pods
     }
 
+    /// `[[view]]`: the clients served an instance of their own, in the file's order (the
+    /// first that covers a client is its view).
+    pub fn views(&self) -> &[View] {
+        &self.views
+    }
+
+    /// The view named `name`.
+    pub fn view(&self, name: &str) -> Option<&View> {
+        self.views.iter().find(|v| v.name().as_str() == name)
+    }
+
+    /// What is allowed but likely a mistake, located in the file (`check-config` prints
+    /// them, the daemon logs them).
+    pub fn warnings(&self) -> &[Located] {
+        &self.warnings
+    }
+
     /// EC2's metadata options as the IMDS applies them.
     pub fn imds_options(&self) -> crate::imds::Options {
         crate::imds::Options {
@@ -456,8 +489,19 @@ impl Config {
             replay: self.replay.clone(),
             intercept: self.intercept.to_raw(),
             pods: self.pods.iter().map(Pod::to_spec).collect(),
+            views: Vec::new(),
         };
-        toml::to_string(&shown).expect("a Config always serializes")
+        if self.views.is_empty() {
+            return toml::to_string(&shown).expect("a Config always serializes");
+        }
+        let mut doc = toml::Table::try_from(&shown).expect("a Config always serializes");
+        let views = self
+            .views
+            .iter()
+            .map(|v| v.shown().clone().into())
+            .collect();
+        doc.insert("view".into(), toml::Value::Array(views));
+        toml::to_string(&doc).expect("a Config always serializes")
     }
 }
 
