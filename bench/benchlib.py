@@ -234,17 +234,39 @@ def service_user():
     return None
 
 
-def product_config(tmp, name, port, keep_alive, state_dir, task=None, journal=False):
+def views_config():
+    """Four `[[view]]`s, the last covering the load's own uid: each request is matched
+    against all four, each new connection's owner is looked up, and the view's instance
+    answers (`views` in `product_config`)."""
+    others = "".join(f"""
+[[view]]
+name = "node-{i}"
+sources = ["10.{i}.0.0/16", "172.18.0.{i + 2}"]
+[view.instance]
+instance-id = "i-0{i}{i}{i}{i}{i}{i}{i}{i}{i}{i}{i}{i}{i}{i}{i}{i}"
+""" for i in range(1, 4))
+    return others + f"""
+[[view]]
+name = "load"
+uids = [{os.getuid()}]
+[view.instance]
+instance-id = "i-0123456789abcdef0"
+"""
+
+
+def product_config(tmp, name, port, keep_alive, state_dir, task=None, journal=False,
+                   views=False):
     """The product's config: IMDS on `port`, the ECS agent's and Pod Identity's endpoints on
     free ports of their own (not the default `port`+1 and +2, which may be taken). With
     `task`, a `[[task]]` of that name and a control socket (`ctl task env` gives its
     credentials path). `journal`: whether the request journal records (off, as in the built-in
-    defaults)."""
+    defaults). `views`: with [`views_config`]'s views."""
     path = os.path.join(tmp, f"{name}.toml")
     # In the state directory: the product runs as the service user from the start.
     control = (f'socket = "{os.path.join(state_dir, name + ".sock")}"' if task
                else "enabled = false")
     extra = f'\n[[task]]\nname = "{task}"\nrole = "{task}-role"\n' if task else ""
+    extra += views_config() if views else ""
     with open(path, "w") as f:
         f.write(f"""# bench/run: {name}
 [server]
@@ -310,11 +332,12 @@ def make_state_dir(tmp):
     return d
 
 
-def start_product(tmp, name, keep_alive, state_dir, core, task=None, journal=False):
+def start_product(tmp, name, keep_alive, state_dir, core, task=None, journal=False,
+                  views=False):
     """The product as its service user (as root: `fake-metadata`, else `nobody`), as the
     systemd unit runs it, so its figures do not include dropping root."""
     port = free_port()
-    cfg = product_config(tmp, name, port, keep_alive, state_dir, task, journal)
+    cfg = product_config(tmp, name, port, keep_alive, state_dir, task, journal, views)
     user = service_user() if is_root() else None
     s = Server(name, [PRODUCT, "serve", "--config", cfg], port, tmp, core, user=user)
     s.ecs_port = ecs_port(cfg)

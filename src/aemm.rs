@@ -164,7 +164,11 @@ fn after_secs(s: u64) -> Moment {
 }
 
 fn entry(at: Moment, change: Change) -> Entry {
-    Entry { at, change }
+    Entry {
+        at,
+        change,
+        view: None,
+    }
 }
 
 /// The timeline AEMM's flags describe.

@@ -199,7 +199,10 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
             .map(|()| ExitCode::SUCCESS)
             .map_err(Error::from),
         Command::CheckConfig { file } => {
-            Config::from_file(&file)?;
+            let config = Config::from_file(&file)?;
+            for w in config.warnings() {
+                eprintln!("{w}");
+            }
             println!("{}: ok", file.display());
             Ok(ExitCode::SUCCESS)
         }

@@ -17,11 +17,13 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::config::{Pod, Task};
 use crate::credentials::{
-    CredentialManager, CredentialSet, Keyring, Refresh, SourceKind, Workload, WorkloadRole,
+    CredentialManager, CredentialSet, Keyring, Refresh, SourceKind, ViewIam, Workload, WorkloadRole,
 };
 use crate::identity::{IdentityKey, Signatures};
+use crate::imds::TokenAuthority;
 use crate::scenario::{Change, EventId, Moment, Refused, Scenario};
 use crate::snapshot::{self, Published, signed_document};
+use crate::types::ViewName;
 
 /// The live inputs and the snapshot they make.
 pub struct Inputs {
@@ -53,6 +55,16 @@ struct Current {
     added_pods: Vec<Pod>,
     /// Since when the daemon serves (the tasks' start times).
     since: SystemTime,
+    /// Each `[[view]]`'s own inputs, in the config's order (its credentials are in
+    /// `credentials.views`).
+    views: Vec<ViewState>,
+}
+
+/// A view's inputs besides its config: its identity signatures and its scenario.
+struct ViewState {
+    name: ViewName,
+    signatures: Option<Signatures>,
+    scenario: Scenario,
 }
 
 /// Why a `ctl task` or `ctl pod` command was refused; nothing changed.
@@ -108,6 +120,19 @@ fn credentials_for(config: &Config, clock: &Arc<dyn Clock>) -> Keyring {
     Keyring::new(m, config.iam(), account, partition, clock.clone())
 }
 
+/// Each view's identity signatures, in the config's order (I/O: before any lock).
+fn sign_views(
+    identity: Option<&IdentityKey>,
+    config: &Config,
+    now: SystemTime,
+) -> Vec<Option<Signatures>> {
+    config
+        .views()
+        .iter()
+        .map(|v| sign(identity, v.config(), now))
+        .collect()
+}
+
 /// The identity document's signatures (from the key's cache when the document is unchanged):
 /// the replayed document's bytes under `[replay]`, else the modelled one.
 /// A failure is logged and the document is served unsigned. `now` is the signing time.
@@ -129,12 +154,13 @@ impl Inputs {
         let mut credentials = credentials_for(&config, &clock);
         let start = clock.now();
         let mut scenario = Scenario::new(
-            config.scenario(),
+            &config.scenario().for_view(None),
             config.faults(),
             start,
             &mut EventId::random,
         );
         scenario.apply_due(start);
+        let view_signatures = sign_views(identity.as_ref(), &config, start);
         let mut current = Current {
             signatures: sign(identity.as_ref(), &config, start),
             credentials: CredentialSet::default(),
@@ -143,12 +169,16 @@ impl Inputs {
             added_tasks: Vec::new(),
             added_pods: Vec::new(),
             since: start,
+            views: Vec::new(),
             config,
             scenario,
         };
+        current.views = current.next_views(&current.config, view_signatures, start);
         current.settle_workloads(&mut credentials);
         let journal_size = current.config.journal().size();
-        let published = Published::new(current.build(&secret, start), clock, journal_size);
+        let tokens = TokenAuthority::random();
+        let snapshot = current.build(&secret, &tokens, start);
+        let published = Published::new(snapshot, clock, journal_size, tokens);
         credentials.announce();
         Arc::new(Inputs {
             published,
@@ -179,6 +209,7 @@ impl Inputs {
     /// which restarts it from the new timeline (counted from the daemon's start).
     pub fn reload(&self, new: Config) {
         let signatures = sign(self.identity.as_ref(), &new, self.now());
+        let view_signatures = sign_views(self.identity.as_ref(), &new, self.now());
         let old = self.config();
         let fresh = (new.iam() != old.iam()
             || new.instance().account_id() != old.instance().account_id()
@@ -190,20 +221,24 @@ impl Inputs {
         }
         let now = self.now();
         let mut current = lock(&self.current);
-        if new.scenario() != current.config.scenario() || new.faults() != current.config.faults() {
+        let boxed = new.scenario().for_view(None);
+        if boxed != current.config.scenario().for_view(None)
+            || new.faults() != current.config.faults()
+        {
             tracing::info!(
                 "[scenario] or [[fault]] changed: the timeline restarts from the new config"
             );
             let start = current.scenario.start();
-            let mut next = Scenario::new(new.scenario(), new.faults(), start, &mut EventId::random);
+            let mut next = Scenario::new(&boxed, new.faults(), start, &mut EventId::random);
             next.follow(&current.scenario);
             next.apply_due(now);
             current.scenario = next;
         }
+        current.views = current.next_views(&new, view_signatures, now);
         current.config = new;
         current.signatures = signatures;
         current.settle_workloads(&mut credentials);
-        self.published.publish(current.build(&self.secret, now));
+        self.publish(&current, now);
         drop(current);
         credentials.announce();
         drop(credentials);
@@ -217,10 +252,13 @@ impl Inputs {
         let renewed = credentials.refresh() == Refresh::Changed;
         let now = self.now();
         let mut current = lock(&self.current);
-        let happened = current.scenario.apply_due(now);
+        let mut happened = current.scenario.apply_due(now);
+        for v in &mut current.views {
+            happened |= v.scenario.apply_due(now);
+        }
         if renewed || happened {
             current.credentials = credentials.current();
-            self.published.publish(current.build(&self.secret, now));
+            self.publish(&current, now);
         }
         drop(current);
         credentials.announce();
@@ -233,20 +271,27 @@ impl Inputs {
         let now = self.now();
         let mut current = lock(&self.current);
         current.credentials = credentials.current();
-        self.published.publish(current.build(&self.secret, now));
+        self.publish(&current, now);
         drop(current);
         credentials.announce();
         drop(credentials);
         self.changed.notify_one();
     }
 
+    /// Publishes the snapshot `current` makes.
+    fn publish(&self, current: &Current, now: SystemTime) {
+        let snapshot = current.build(&self.secret, &self.published.tokens, now);
+        self.published.publish(snapshot);
+    }
+
     /// When [`Inputs::tick`] should run next.
     pub fn next_due(&self) -> SystemTime {
         let credentials = lock(&self.credentials).next_refresh();
-        match lock(&self.current).scenario.next_due() {
-            Some(t) => t.min(credentials),
-            None => credentials,
-        }
+        let current = lock(&self.current);
+        std::iter::once(&current.scenario)
+            .chain(current.views.iter().map(|v| &v.scenario))
+            .filter_map(Scenario::next_due)
+            .fold(credentials, SystemTime::min)
     }
 
     /// The faults in force, for `ctl fault list`.
@@ -254,11 +299,27 @@ impl Inputs {
         lock(&self.current).scenario.fault_list(self.now())
     }
 
-    /// What is set and pending, for `ctl status`.
+    /// What is set and pending, for `ctl status`: the box's, then each view's.
     pub fn status(&self) -> String {
-        let scenario = lock(&self.current).scenario.status(self.now());
+        let now = self.now();
+        let current = lock(&self.current);
+        let mut out = current.scenario.status(now);
+        for (v, state) in current.config.views().iter().zip(&current.views) {
+            let c = v.config();
+            out.push_str(&format!(
+                "\nview {} ({}; instance {}, role {}):\n",
+                v.name(),
+                v.covers(),
+                c.instance().instance_id(),
+                c.iam().role.as_ref().map_or("none", |r| r.as_str()),
+            ));
+            for line in state.scenario.status(now).lines() {
+                out.push_str(&format!("  {line}\n"));
+            }
+        }
+        drop(current);
         let journal = self.published.journal.tally().report().summary();
-        format!("{scenario}\n{journal}")
+        format!("{}\n{journal}", out.trim_end())
     }
 
     /// Forgets the journal's entries and counts.
@@ -282,7 +343,13 @@ impl Inputs {
         next.follow(&current.scenario);
         next.apply_due(now);
         current.scenario = next;
-        self.published.publish(current.build(&self.secret, now));
+        let Current { views, config, .. } = &mut *current;
+        for v in views {
+            let cfg = config.scenario().for_view(Some(&v.name));
+            v.scenario = Scenario::new(&cfg, &[], v.scenario.start(), &mut EventId::random);
+            v.scenario.apply_due(now);
+        }
+        self.publish(&current, now);
         drop(current);
         self.changed.notify_one();
     }
@@ -306,7 +373,7 @@ impl Inputs {
             tracing::info!("fault {} started: {}", f.id, f.spec);
         }
         current.scenario = next;
-        self.published.publish(current.build(&self.secret, now));
+        self.publish(&current, now);
         drop(current);
         self.changed.notify_one();
         Ok(message)
@@ -319,18 +386,70 @@ impl Inputs {
         change: Change,
         when: Option<Moment>,
     ) -> Result<String, ChangeError> {
-        match view {
-            None => self.change(change, when),
-            Some(name) => Err(ChangeError::NoView {
-                name: name.into(),
-                known: "none".into(),
-            }),
+        let Some(name) = view else {
+            return self.change(change, when);
+        };
+        let mut change = change;
+        if let Change::FaultAdd(spec) = &mut change {
+            // Faults are the box's, scoped to a view by their own `view`.
+            spec.view = Some(lock(&self.current).known_view(name)?);
+            return self.change(change, when);
         }
+        if matches!(change, Change::FaultClear { .. }) {
+            return self.change(change, when);
+        }
+        let now = self.now();
+        let mut current = lock(&self.current);
+        let name = current.known_view(name)?;
+        let i = current
+            .views
+            .iter()
+            .position(|v| v.name == name)
+            .expect("a known view has its state");
+        if change.is_tags()
+            && !current.config.views()[i]
+                .config()
+                .imds()
+                .instance_metadata_tags()
+                .is_enabled()
+        {
+            return Err(ChangeError::TagsNotServed);
+        }
+        change.assign_id(&mut EventId::random);
+        let mut next = current.views[i].scenario.clone();
+        let message = match when {
+            None => next.apply(change, now),
+            Some(m) => next.schedule(change, m.resolve(now), now),
+        }?;
+        current.views[i].scenario = next;
+        self.publish(&current, now);
+        drop(current);
+        self.changed.notify_one();
+        Ok(format!("view {name}: {message}"))
     }
 
-    /// The views, one a line (`ctl view list`): name, what it covers, instance id, role.
+    /// The views, one a line (`ctl view list`): name, what it covers, instance id, role,
+    /// and how many changes it has pending.
     pub fn view_list(&self) -> String {
-        list(std::iter::empty())
+        let current = lock(&self.current);
+        list(
+            current
+                .config
+                .views()
+                .iter()
+                .zip(&current.views)
+                .map(|(v, state)| {
+                    let c = v.config();
+                    format!(
+                        "{}  covers {}  instance {}  role {}  pending {}",
+                        v.name(),
+                        v.covers(),
+                        c.instance().instance_id(),
+                        c.iam().role.as_ref().map_or("none", |r| r.as_str()),
+                        state.scenario.pending().len()
+                    )
+                }),
+        )
     }
 
     /// Applies a change to the `ctl`-added tasks and pods: `f` edits them (or refuses, and
@@ -344,7 +463,7 @@ impl Inputs {
         let mut current = lock(&self.current);
         let message = f(&mut current)?;
         current.settle_workloads(&mut credentials);
-        self.published.publish(current.build(&self.secret, now));
+        self.publish(&current, now);
         drop(current);
         credentials.announce();
         drop(credentials);
@@ -502,21 +621,104 @@ fn env_lines(env: &[(String, String)]) -> String {
 }
 
 impl Current {
-    fn build(&self, secret: &BoxSecret, now: SystemTime) -> snapshot::Snapshot {
+    /// `name` as the running config's view, or why not.
+    fn known_view(&self, name: &str) -> Result<ViewName, ChangeError> {
+        let views = self.config.views();
+        match views.iter().find(|v| v.name().as_str() == name) {
+            Some(v) => Ok(v.name().clone()),
+            None => Err(ChangeError::NoView {
+                name: name.into(),
+                known: if views.is_empty() {
+                    "no [[view]]".into()
+                } else {
+                    views
+                        .iter()
+                        .map(|v| v.name().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                },
+            }),
+        }
+    }
+
+    /// The snapshot these inputs make; each view's tokens derived from the box's `tokens`.
+    fn build(
+        &self,
+        secret: &BoxSecret,
+        tokens: &TokenAuthority,
+        now: SystemTime,
+    ) -> snapshot::Snapshot {
         let workloads = snapshot::Workloads {
             tasks: &self.tasks,
             pods: &self.pods,
             secret,
             since: self.since,
         };
+        let none = CredentialSet::default();
+        let views = self
+            .config
+            .views()
+            .iter()
+            .zip(&self.views)
+            .map(|(v, state)| snapshot::ViewInputs {
+                view: v,
+                signatures: state.signatures.as_ref(),
+                credentials: self
+                    .credentials
+                    .views
+                    .get(v.name().as_str())
+                    .unwrap_or(&none),
+                scenario: &state.scenario,
+                tokens: tokens.derive(v.name().as_str()),
+            })
+            .collect();
         snapshot::build(
             &self.config,
             self.signatures.as_ref(),
             &self.credentials,
             &self.scenario,
             &workloads,
+            views,
             now,
         )
+    }
+
+    /// The views of `new` (a reload's, or the first config), with their `signatures`: a view
+    /// this config already had keeps its scenario (its live changes) unless its timeline
+    /// changed; a new one starts its timeline from the daemon's start.
+    fn next_views(
+        &self,
+        new: &Config,
+        signatures: Vec<Option<Signatures>>,
+        now: SystemTime,
+    ) -> Vec<ViewState> {
+        new.views()
+            .iter()
+            .zip(signatures)
+            .map(|(v, signatures)| {
+                let name = v.name().clone();
+                let cfg = new.scenario().for_view(Some(&name));
+                let kept = self
+                    .views
+                    .iter()
+                    .find(|o| o.name == name)
+                    .filter(|_| self.config.scenario().for_view(Some(&name)) == cfg);
+                let scenario = match kept {
+                    Some(old) => old.scenario.clone(),
+                    None => {
+                        let start = self.scenario.start();
+                        let mut s = Scenario::new(&cfg, &[], start, &mut EventId::random);
+                        s.apply_due(now);
+                        s
+                    }
+                };
+                ViewState {
+                    name,
+                    signatures,
+                    scenario,
+                }
+            })
+            .collect()
     }
 
     /// The tasks and pods served from the config and the `ctl` additions (an addition whose
@@ -571,6 +773,18 @@ impl Current {
             }))
             .collect();
         keyring.set_workloads(&wanted);
+        let views: Vec<ViewIam> = self
+            .config
+            .views()
+            .iter()
+            .map(|v| ViewIam {
+                view: v.name().to_string(),
+                iam: v.config().iam().clone(),
+                account_id: v.config().instance().account_id().to_string(),
+                partition: v.config().instance().partition().0,
+            })
+            .collect();
+        keyring.set_views(&views);
         self.credentials = keyring.current();
     }
 }

@@ -223,7 +223,8 @@ pub(super) fn check_all(
     spans: &Spans<'_>,
     facts: &MachineFacts,
 ) -> Result<(Vec<View>, Vec<Located>), ConfigError> {
-    if raw.views.is_empty() {
+    let mut problems = unknown_views(raw, spans);
+    if raw.views.is_empty() && problems.is_empty() {
         return Ok((Vec::new(), Vec::new()));
     }
     let (boxed, tables) = written(text, raw.views.len());
@@ -231,7 +232,6 @@ pub(super) fn check_all(
     let box_instance = table_of(
         &super::Instance::resolve(raw.instance.clone(), facts, raw.imds.generation).to_raw(),
     );
-    let mut problems = Vec::new();
     let mut views: Vec<View> = Vec::new();
     for (i, (v, w)) in raw.views.iter().zip(&tables).enumerate() {
         let blame = |key: &str, message: String| spans.blame_in_array("view", i, key, message);
@@ -347,6 +347,37 @@ pub(super) fn check_all(
         return Err(ConfigError::Invalid(problems));
     }
     Ok((views.clone(), overlaps(&views, spans)))
+}
+
+/// A timeline entry or a fault that names a view the file does not define.
+fn unknown_views(raw: &RawConfig, spans: &Spans<'_>) -> Vec<Located> {
+    let known = |v: &ViewName| raw.views.iter().any(|d| d.name == *v);
+    let defined = || {
+        let names: Vec<String> = raw.views.iter().map(|v| format!("`{}`", v.name)).collect();
+        if names.is_empty() {
+            "the file defines no [[view]]".to_string()
+        } else {
+            format!("the views are {}", names.join(", "))
+        }
+    };
+    let mut out = Vec::new();
+    for v in raw.scenario.views().filter(|v| !known(v)) {
+        out.push(spans.blame(
+            &["scenario", "timeline", "view"],
+            format!("no view `{v}` for this timeline entry: {}", defined()),
+        ));
+    }
+    for (i, f) in raw.faults.iter().enumerate() {
+        if let Some(v) = f.view.as_ref().filter(|v| !known(v)) {
+            out.push(spans.blame_in_array(
+                "fault",
+                i,
+                "view",
+                format!("no view `{v}` for this fault: {}", defined()),
+            ));
+        }
+    }
+    out
 }
 
 /// A warning for each two views that can cover one client: the first wins.

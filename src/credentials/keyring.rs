@@ -38,10 +38,22 @@ pub struct WorkloadRole {
     pub source: SourceConfig,
 }
 
-/// The instance's credentials and every workload's.
+/// A view's instance profile: its `[iam]` in its account and partition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ViewIam {
+    pub view: String,
+    pub iam: IamConfig,
+    pub account_id: String,
+    pub partition: &'static str,
+}
+
+/// The instance's credentials and every workload's and view's.
 pub struct Keyring {
     instance: CredentialManager,
     workloads: BTreeMap<Workload, (WorkloadRole, CredentialManager)>,
+    /// Each view is an instance of its own: its own manager, identity credentials and
+    /// rotation.
+    views: BTreeMap<String, (ViewIam, CredentialManager)>,
     /// `[iam]`: the rotation every workload follows.
     iam: IamConfig,
     account_id: String,
@@ -61,6 +73,7 @@ impl Keyring {
         Keyring {
             instance,
             workloads: BTreeMap::new(),
+            views: BTreeMap::new(),
             iam: iam.clone(),
             account_id: account_id.to_string(),
             partition,
@@ -87,6 +100,25 @@ impl Keyring {
             next.insert(w.workload.clone(), entry);
         }
         self.workloads = next;
+    }
+
+    /// Holds exactly the views of `wanted`: one whose profile is unchanged keeps its keys; a
+    /// new or changed one gets a manager with a first set at once (as the instance's).
+    pub fn set_views(&mut self, wanted: &[ViewIam]) {
+        let mut next = BTreeMap::new();
+        for v in wanted {
+            let kept = self.views.remove(&v.view).filter(|(old, _)| old == v);
+            let entry = kept.unwrap_or_else(|| {
+                let mut m =
+                    CredentialManager::new(&v.iam, &v.account_id, v.partition, self.clock.clone());
+                if v.iam.source.kind() != super::SourceKind::Process {
+                    let _ = m.refresh();
+                }
+                (v.clone(), m)
+            });
+            next.insert(v.view.clone(), entry);
+        }
+        self.views = next;
     }
 
     fn manager_for(&self, w: &WorkloadRole) -> CredentialManager {
@@ -118,7 +150,8 @@ impl Keyring {
 
     fn each(&mut self, mut f: impl FnMut(&mut CredentialManager) -> Refresh) -> Refresh {
         let mut out = f(&mut self.instance);
-        for (_, m) in self.workloads.values_mut() {
+        let views = self.views.values_mut().map(|(_, m)| m);
+        for m in self.workloads.values_mut().map(|(_, m)| m).chain(views) {
             if f(m) == Refresh::Changed {
                 out = Refresh::Changed;
             }
@@ -130,7 +163,9 @@ impl Keyring {
     pub fn next_refresh(&self) -> SystemTime {
         self.workloads
             .values()
-            .map(|(_, m)| m.next_refresh())
+            .map(|(_, m)| m)
+            .chain(self.views.values().map(|(_, m)| m))
+            .map(CredentialManager::next_refresh)
             .fold(self.instance.next_refresh(), SystemTime::min)
     }
 
@@ -142,6 +177,11 @@ impl Keyring {
             .iter()
             .filter_map(|(w, (_, m))| Some((w.clone(), m.current().role?)))
             .collect();
+        set.views = self
+            .views
+            .iter()
+            .map(|(v, (_, m))| (v.clone(), m.current()))
+            .collect();
         set
     }
 
@@ -150,6 +190,10 @@ impl Keyring {
         self.instance.announce();
         for (w, (_, m)) in &mut self.workloads {
             let _span = tracing::info_span!("workload", %w).entered();
+            m.announce();
+        }
+        for (v, (_, m)) in &mut self.views {
+            let _span = tracing::info_span!("view", %v).entered();
             m.announce();
         }
     }

@@ -34,7 +34,7 @@ pub use config::{
     DEFAULT_INSTANCE_PROFILE_ID, DEFAULT_ROLE, HumanDuration, IamConfig, InstanceProfileArn,
     InstanceProfileId, Keys, RoleName, SourceConfig, SourceKeys, SourceKind, StaticKeys,
 };
-pub use keyring::{Keyring, Workload, WorkloadRole};
+pub use keyring::{Keyring, ViewIam, Workload, WorkloadRole};
 pub use secret::Secret;
 pub use sources::SourceError;
 
@@ -69,6 +69,8 @@ pub struct CredentialSet {
     /// Each task's and pod's role credentials (served by the ECS agent's and Pod Identity's
     /// endpoints), by workload.
     pub workloads: std::collections::BTreeMap<Workload, RoleCredentials>,
+    /// Each `[[view]]`'s instance: its own profile and identity credentials (no workloads).
+    pub views: std::collections::BTreeMap<String, CredentialSet>,
 }
 
 /// The role's part of a [`CredentialSet`].
@@ -267,6 +269,7 @@ impl CredentialManager {
             }),
             identity: valid(&self.identity),
             workloads: Default::default(),
+            views: Default::default(),
         }
     }
 

@@ -290,8 +290,12 @@ async fn follow_facts(source: Source, inputs: Arc<Inputs>, mut seen: MachineFact
     }
 }
 
-/// A `[replay]` whose crawl did not finish is served as it is, said once per load.
+/// A `[replay]` whose crawl did not finish is served as it is, said once per load; so are
+/// the config's warnings (two views that cover one client).
 fn warn_if_partial(config: &Config) {
+    for w in config.warnings() {
+        tracing::warn!("{w}");
+    }
     if let Some(why) = config.replay().and_then(|r| r.partial.as_deref()) {
         tracing::warn!(
             "[replay] is partial (the crawl did not finish), serving what it has: {why}"

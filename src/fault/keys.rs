@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::path::PathGlob;
 use super::spec::Method;
 use crate::endpoint::Endpoint;
-use crate::types::HumanDuration;
+use crate::types::{HumanDuration, ViewName};
 
 /// The longest delay a fault may add: a client has long given up by then.
 pub const MAX_DELAY: Duration = Duration::from_secs(600);
@@ -32,6 +32,10 @@ pub struct Keys {
     #[arg(long, value_name = "NAME", value_parser = endpoint)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<Endpoint>,
+    /// Only requests from the clients of this view (`[[view]]`); every client when not given.
+    #[arg(long, value_name = "NAME", value_parser = view)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub view: Option<ViewName>,
     /// Only requests whose path below the version matches, e.g. `meta-data/iam/*`, `api/token`.
     #[arg(long, value_name = "GLOB")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -82,6 +86,11 @@ pub struct Keys {
 fn endpoint(s: &str) -> Result<Endpoint, BadKey> {
     s.parse()
         .map_err(|e: crate::endpoint::UnknownEndpoint| BadKey(e.to_string()))
+}
+
+/// `--view`, with its error as a [`BadKey`] like the other keys'.
+fn view(s: &str) -> Result<ViewName, BadKey> {
+    ViewName::try_from(s.to_string()).map_err(BadKey)
 }
 
 /// A key's type: read from its written form (`$raw`, through `$parse` from a flag) and

@@ -121,6 +121,14 @@ pub struct Hit {
 #[derive(Debug, Clone, Default)]
 pub struct Faults(Vec<Armed>);
 
+/// Who sent a request, as faults tell clients apart: its address (`throttle` counts per
+/// address) and the `[[view]]` that serves it (`None`: the box).
+#[derive(Debug, Clone, Copy)]
+pub struct Sender<'a> {
+    pub peer: IpAddr,
+    pub view: Option<&'a str>,
+}
+
 impl Faults {
     pub fn new(armed: Vec<Armed>) -> Faults {
         Faults(armed)
@@ -150,7 +158,7 @@ impl Faults {
         endpoint: Endpoint,
         method: &http::Method,
         path: &str,
-        peer: IpAddr,
+        from: Sender<'_>,
         now_ms: u64,
         roll: &mut dyn FnMut() -> f64,
     ) -> Option<Hit> {
@@ -163,6 +171,9 @@ impl Faults {
             if a.over(now_ms)
                 || s.endpoint != endpoint
                 || s.action == Action::Refuse
+                || s.view
+                    .as_ref()
+                    .is_some_and(|v| Some(v.as_str()) != from.view)
                 || s.method.is_some_and(|m| !m.matches(method))
                 || s.path.as_ref().is_some_and(|g| !g.matches(path))
             {
@@ -170,7 +181,7 @@ impl Faults {
             }
             let effect = match s.action {
                 Action::Throttle(limit) => {
-                    if !a.counters.over_limit(peer, limit, now_ms) {
+                    if !a.counters.over_limit(from.peer, limit, now_ms) {
                         continue;
                     }
                     Effect::Withhold

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::keys::{BadKey, Count, Delay, Keys, Lasting, Probability, Rate, Status};
 use super::path::PathGlob;
 use crate::endpoint::Endpoint;
-use crate::types::HumanDuration;
+use crate::types::{HumanDuration, ViewName};
 
 /// What goes wrong.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,6 +105,8 @@ impl<'de> Deserialize<'de> for Method {
 pub struct Spec {
     /// The endpoint whose requests (or, for `refuse`, listeners) it acts on.
     pub endpoint: Endpoint,
+    /// Only the clients of this view; every client when `None`.
+    pub view: Option<ViewName>,
     pub path: Option<PathGlob>,
     pub method: Option<Method>,
     /// How long the fault lasts from its start; until cleared when not given.
@@ -128,6 +130,9 @@ impl fmt::Display for Spec {
                     .map_or("any method".to_string(), |m| m.to_string()),
                 self.path.as_ref().map_or("*", PathGlob::as_str)
             )?;
+        }
+        if let Some(v) = &self.view {
+            write!(f, ", view {v}")?;
         }
         if let Some(p) = self.probability {
             write!(f, ", probability {p}")?;
@@ -189,6 +194,9 @@ impl TryFrom<Keys> for Spec {
         let count = k.count.map(|Count(n)| n);
         let probability = k.probability.map(|Probability(p)| p);
         match action {
+            Action::Refuse if k.view.is_some() => {
+                return Err("`refuse` closes the listener for every client: it takes no `view` (a `drop` or `reset` fault can aim at one view)".into());
+            }
             Action::Refuse if path.is_some() || method.is_some() => {
                 return Err("`refuse` acts on new connections, before any request is read: it takes no `path` or `method`".into());
             }
@@ -206,6 +214,7 @@ impl TryFrom<Keys> for Spec {
         }
         Ok(Spec {
             endpoint: k.endpoint.unwrap_or(Endpoint::Imds),
+            view: k.view,
             path,
             method,
             duration: k.duration.map(|Lasting(d)| d),
@@ -221,6 +230,7 @@ impl From<Spec> for Keys {
     fn from(s: Spec) -> Keys {
         let mut k = Keys {
             endpoint: (s.endpoint != Endpoint::Imds).then_some(s.endpoint),
+            view: s.view,
             path: s.path,
             method: s.method,
             duration: s.duration.map(Lasting),

@@ -25,7 +25,17 @@ fn armed(id: u32, s: &str, until_ms: Option<u64>) -> Armed {
 const PEER: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
 fn check(f: &Faults, method: &http::Method, path: &str, now_ms: u64) -> Option<Hit> {
-    f.check(Endpoint::Imds, method, path, PEER, now_ms, &mut || 0.5)
+    f.check(
+        Endpoint::Imds,
+        method,
+        path,
+        Sender {
+            peer: PEER,
+            view: None,
+        },
+        now_ms,
+        &mut || 0.5,
+    )
 }
 
 #[test]
@@ -83,8 +93,28 @@ fn method_time_count_and_probability_limit_a_fault() {
     assert_eq!(check(&f, &get, "/latest/meta-data/", 1000), None, "ended");
 
     let f = Faults::new(vec![armed(4, "status = 500\nprobability = 0.25", None)]);
-    let low = f.check(Endpoint::Imds, &get, "/latest/", PEER, 0, &mut || 0.2);
-    let high = f.check(Endpoint::Imds, &get, "/latest/", PEER, 0, &mut || 0.3);
+    let low = f.check(
+        Endpoint::Imds,
+        &get,
+        "/latest/",
+        Sender {
+            peer: PEER,
+            view: None,
+        },
+        0,
+        &mut || 0.2,
+    );
+    let high = f.check(
+        Endpoint::Imds,
+        &get,
+        "/latest/",
+        Sender {
+            peer: PEER,
+            view: None,
+        },
+        0,
+        &mut || 0.3,
+    );
     assert_eq!(low.map(|h| h.effect), Some(Effect::Status(500)));
     assert_eq!(high, None);
 }
@@ -105,7 +135,10 @@ fn the_first_fault_that_acts_wins_and_delays_fall_in_their_range() {
             Endpoint::Imds,
             &get,
             "/latest/meta-data/y",
-            PEER,
+            Sender {
+                peer: PEER,
+                view: None,
+            },
             0,
             &mut || 0.5,
         )
@@ -125,8 +158,18 @@ fn a_throttle_lets_n_per_second_per_client_through() {
     assert_eq!(outcomes, [false, false, true, true]);
     // Another client has its own budget; the next second starts afresh.
     assert!(
-        f.check(Endpoint::Imds, &get, "/latest/", other, 5_100, &mut || 0.0)
-            .is_none()
+        f.check(
+            Endpoint::Imds,
+            &get,
+            "/latest/",
+            Sender {
+                peer: other,
+                view: None
+            },
+            5_100,
+            &mut || 0.0
+        )
+        .is_none()
     );
     assert!(check(&f, &get, "/latest/meta-data/", 6_000).is_none());
 }
@@ -348,4 +391,52 @@ fn flags_and_config_keys_give_the_same_fault() {
             .unwrap_or_else(|| panic!("{args:?}: {e}"));
         assert!(bad.0.contains(want), "{args:?}: {bad}");
     }
+}
+
+#[test]
+fn a_fault_with_a_view_hits_only_that_views_clients() {
+    let f = Faults::new(vec![armed(1, "view = \"node-a\"\nstatus = 503", None)]);
+    let get = http::Method::GET;
+    let hit = |view| {
+        f.check(
+            Endpoint::Imds,
+            &get,
+            "/latest/",
+            Sender { peer: PEER, view },
+            0,
+            &mut || 0.5,
+        )
+    };
+    assert_eq!(hit(Some("node-a")).unwrap().effect, Effect::Status(503));
+    assert!(hit(Some("node-b")).is_none());
+    assert!(hit(None).is_none(), "the box's clients");
+    let everyone = Faults::new(vec![armed(1, "status = 503", None)]);
+    assert!(
+        everyone
+            .check(
+                Endpoint::Imds,
+                &get,
+                "/latest/",
+                Sender {
+                    peer: PEER,
+                    view: Some("node-b")
+                },
+                0,
+                &mut || 0.5
+            )
+            .is_some()
+    );
+    assert_eq!(
+        spec("view = \"a\"\nrefuse = true")
+            .unwrap_err()
+            .lines()
+            .next()
+            .map(|l| l.contains("takes no `view`")),
+        Some(true)
+    );
+    assert!(
+        spec("view = \"box\"\nstatus = 500")
+            .unwrap_err()
+            .contains("not `box`")
+    );
 }

@@ -25,6 +25,8 @@ pub struct Entry {
     pub fault: Option<FaultId>,
     pub note: Option<&'static str>,
     pub client: Client,
+    /// The view that served the client (`None`: the box).
+    pub view: Option<std::sync::Arc<str>>,
 }
 
 impl Entry {
@@ -43,6 +45,7 @@ impl Entry {
             fault: r.fault,
             note: r.note,
             client: r.client.clone(),
+            view: r.view.cloned(),
         }
     }
 
@@ -62,6 +65,7 @@ impl Entry {
         self.fault = r.fault;
         self.note = r.note;
         self.client.clone_from(r.client);
+        self.view = r.view.cloned();
     }
 
     /// The entry as its JSON line shows it.
@@ -82,6 +86,7 @@ impl Entry {
             port: self.client.peer.port(),
             fault: self.fault.map(|f| f.to_string()),
             note: self.note.map(str::to_string),
+            view: self.view.as_deref().map(str::to_string),
         }
     }
 }
@@ -122,6 +127,9 @@ pub struct EntryJson {
     pub fault: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// The `[[view]]` that served the client; absent for the box.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub view: Option<String>,
 }
 
 /// Who sent a request (in an entry) or requests (in the counts).

@@ -49,6 +49,8 @@ pub struct Record<'a> {
     /// What became of the reply when not simply sent ("withheld: beyond the hop limit").
     pub note: Option<&'static str>,
     pub client: &'a Client,
+    /// The view that served the client (`None`: the box).
+    pub view: Option<&'a std::sync::Arc<str>>,
 }
 
 /// What a reader gets: the entries after the sequence number it asked from.

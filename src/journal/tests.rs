@@ -36,6 +36,7 @@ fn record(j: &Journal, client: &Client, t: u64, path: &str, v: Option<u8>) {
         fault: None,
         note: None,
         client,
+        view: None,
     });
 }
 

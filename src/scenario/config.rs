@@ -37,6 +37,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{AsgState, Change, EventCode, EventId, EventSpec, EventState, Moment, SpotAction};
+use crate::types::ViewName;
 
 /// The `[scenario]` section.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -50,6 +51,31 @@ impl ScenarioConfig {
     pub fn is_empty(&self) -> bool {
         self.timeline.is_empty()
     }
+
+    /// The entries aimed at `view` (`None`: the box's, with every fault entry: faults are
+    /// the box's, scoped to a view by their own `view`).
+    pub fn for_view(&self, view: Option<&ViewName>) -> ScenarioConfig {
+        ScenarioConfig {
+            timeline: self
+                .timeline
+                .iter()
+                .filter(|e| e.view.as_ref() == view)
+                .cloned()
+                .collect(),
+        }
+    }
+
+    /// The views the entries name.
+    pub fn views(&self) -> impl Iterator<Item = &ViewName> {
+        let faults = self.timeline.iter().filter_map(|e| match &e.change {
+            Change::FaultAdd(spec) => spec.view.as_ref(),
+            _ => None,
+        });
+        self.timeline
+            .iter()
+            .filter_map(|e| e.view.as_ref())
+            .chain(faults)
+    }
 }
 
 /// One timeline entry: a change and when it happens.
@@ -59,6 +85,9 @@ pub struct Entry {
     /// `+D` after the daemon's start, or an absolute time.
     pub at: Moment,
     pub change: Change,
+    /// The `[[view]]` whose instance it changes; `None`: the box. (A fault entry's view is
+    /// its fault's `view`, and the entry is the box's.)
+    pub view: Option<ViewName>,
 }
 
 /// The entry as written.
@@ -67,6 +96,8 @@ pub struct Entry {
 struct RawEntry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     at: Option<Moment>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    view: Option<ViewName>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     spot: Option<SpotAction>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -152,6 +183,24 @@ impl TryFrom<RawEntry> for Entry {
             stray(key, present, "event")?;
         }
         let off = |key: &str| format!("`{key} = false` does nothing: leave the entry out");
+        let mut view = r.view;
+        let mut fault = r.fault;
+        if let (Some(v), Some(spec)) = (&view, &mut fault) {
+            match &spec.view {
+                Some(own) if own != v => {
+                    return Err(format!(
+                        "the entry is for view `{v}` and its fault for view `{own}`: give one"
+                    ));
+                }
+                _ => spec.view = Some(v.clone()),
+            }
+            view = None;
+        }
+        if view.is_some() && kind == "clear-faults" {
+            return Err(
+                "`clear-faults` ends every fault, whatever its view: it takes no `view`".into(),
+            );
+        }
         let change = match kind {
             "spot" => Change::Spot {
                 action: r.spot.expect("kind"),
@@ -176,7 +225,7 @@ impl TryFrom<RawEntry> for Entry {
             },
             "clear-events" if r.clear_events == Some(false) => return Err(off("clear-events")),
             "clear-events" => Change::EventClear,
-            "fault" => Change::FaultAdd(r.fault.expect("kind")),
+            "fault" => Change::FaultAdd(fault.expect("kind")),
             "clear-faults" if r.clear_faults == Some(false) => return Err(off("clear-faults")),
             "clear-faults" => Change::FaultClear { id: None },
             _ => Change::Asg {
@@ -186,6 +235,7 @@ impl TryFrom<RawEntry> for Entry {
         Ok(Entry {
             at: r.at.unwrap_or(Moment::NOW),
             change,
+            view,
         })
     }
 }
@@ -194,6 +244,7 @@ impl From<Entry> for RawEntry {
     fn from(e: Entry) -> RawEntry {
         let mut r = RawEntry {
             at: (e.at != Moment::NOW).then_some(e.at),
+            view: e.view,
             ..RawEntry::default()
         };
         match e.change {

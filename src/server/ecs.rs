@@ -13,7 +13,7 @@ pub(super) fn answer<B>(conn: &Connection, shared: &Published, req: &hyper::Requ
     let snap = shared.snapshot.load();
     let now_ms = shared.clock.now_millis();
     let path = req.uri().path();
-    let hit = super::check_faults(&snap.faults, Endpoint::Ecs, conn, req, now_ms);
+    let hit = super::check_faults(&snap, Endpoint::Ecs, conn, req, now_ms);
     let reply = match hit {
         Some(Hit {
             effect: Effect::Status(code),

@@ -18,8 +18,12 @@ const FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 /// The answer to one request on `conn`: now, later, or none.
 pub(super) fn answer<B>(conn: &Connection, shared: &Published, req: &hyper::Request<B>) -> Answer {
     let snap = shared.snapshot.load();
-    let part = &snap.imds;
     let client = &conn.client;
+    // A client a `[[view]]` covers is served that view's instance, with its own tokens.
+    let (part, tokens) = match snap.view_of(client) {
+        None => (&snap.imds, &shared.tokens),
+        Some(v) => (&v.imds, &v.tokens),
+    };
     let mut view = imds::Request::new(req.method(), req.uri().path());
     view.client = Some(client);
     // One pass over the few headers a client sends, instead of hashing five names to look
@@ -55,13 +59,13 @@ pub(super) fn answer<B>(conn: &Connection, shared: &Published, req: &hyper::Requ
     view.expect_continue =
         expect.is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
     let now_ms = shared.clock.now_millis();
-    let hit = super::check_faults(&snap.faults, Endpoint::Imds, conn, req, now_ms);
+    let hit = super::check_faults(&snap, Endpoint::Imds, conn, req, now_ms);
     let mut r = match hit {
         Some(Hit {
             effect: Effect::Status(code),
             ..
         }) => status_reply(code, part.service.options.generation),
-        _ => imds::respond(&part.service, &shared.tokens, now_ms, &view),
+        _ => imds::respond(&part.service, tokens, now_ms, &view),
     };
     if let Some(limit) = r.hop_limit {
         // A peer on this host gets every reply: no router lies between, so the TTL would
@@ -135,7 +139,9 @@ fn withheld_by_hop_limit<B>(
     req: &hyper::Request<B>,
     now_ms: u64,
 ) {
+    let snap = shared.snapshot.load();
     shared.journal.record(&crate::journal::Record {
+        view: snap.view_of(&conn.client).map(|v| &v.name),
         time_ms: now_ms,
         endpoint: Endpoint::Imds,
         method: req.method(),

@@ -38,9 +38,9 @@ use tokio_io_timeout::TimeoutWriter;
 use crate::client::Client;
 use crate::config::Config;
 use crate::endpoint::Endpoint;
-use crate::fault::{FaultId, Faults, Hit};
+use crate::fault::{FaultId, Hit};
 use crate::owner::Lookup;
-use crate::snapshot::Published;
+use crate::snapshot::{Published, Snapshot};
 use conn::{Answer, Connection, NoReply, Waiting};
 
 /// A client has this long to send a request's headers (slowloris guard); on a keep-alive
@@ -215,33 +215,36 @@ fn answer<B>(conn: &Connection, shared: &Published, req: &hyper::Request<B>) -> 
 /// list inline, the rest out of the request path.
 #[inline]
 fn check_faults<B>(
-    faults: &Faults,
+    snap: &Snapshot,
     endpoint: Endpoint,
     conn: &Connection,
     req: &hyper::Request<B>,
     now_ms: u64,
 ) -> Option<Hit> {
-    if faults.is_empty() {
+    if snap.faults.is_empty() {
         None
     } else {
-        fault_hit(faults, endpoint, conn, req, now_ms)
+        fault_hit(snap, endpoint, conn, req, now_ms)
     }
 }
 
 #[cold]
 #[inline(never)]
 fn fault_hit<B>(
-    faults: &Faults,
+    snap: &Snapshot,
     endpoint: Endpoint,
     conn: &Connection,
     req: &hyper::Request<B>,
     now_ms: u64,
 ) -> Option<Hit> {
-    faults.check(
+    snap.faults.check(
         endpoint,
         req.method(),
         req.uri().path(),
-        conn.client.peer.ip().to_canonical(),
+        crate::fault::Sender {
+            peer: conn.client.peer.ip().to_canonical(),
+            view: snap.view_of(&conn.client).map(|v| &*v.name),
+        },
         now_ms,
         &mut fastrand::f64,
     )
@@ -292,7 +295,9 @@ fn journal<B>(
         Some(Effect::Withhold) => (None, Some("no reply: a fault")),
         Some(Effect::Reset) => (None, Some("reset by a fault")),
     };
+    let snap = shared.snapshot.load();
     shared.journal.record(&crate::journal::Record {
+        view: snap.view_of(&conn.client).map(|v| &v.name),
         time_ms: now_ms,
         endpoint: conn.endpoint,
         method: req.method(),
@@ -386,9 +391,10 @@ async fn accept_loop(
             }
         };
         let slot = slots.hold(permit);
-        // Who asks, once per connection, and only when the journal records it (the lookup's
-        // socket and caches are made then, at the first such connection).
-        let owner = if shared.snapshot.load().journal {
+        // Who asks, once per connection, and only when the journal records it or a view
+        // covers local users (the lookup's socket and caches are made then, at the first
+        // such connection).
+        let owner = if shared.snapshot.load().owners {
             owners.get_or_init(Lookup::new).owner(stream.as_fd(), peer)
         } else {
             None

@@ -22,7 +22,7 @@ pub(super) fn answer<B>(conn: &Connection, shared: &Published, req: &hyper::Requ
     } else {
         std::borrow::Cow::Borrowed(path)
     };
-    let hit = super::check_faults(&snap.faults, Endpoint::PodIdentity, conn, req, now_ms);
+    let hit = super::check_faults(&snap, Endpoint::PodIdentity, conn, req, now_ms);
     let resp = match hit {
         Some(Hit {
             effect: Effect::Status(code),

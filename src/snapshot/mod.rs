@@ -25,8 +25,9 @@ use std::time::SystemTime;
 use arc_swap::ArcSwap;
 
 use crate::capability::BoxSecret;
+use crate::client::Client;
 use crate::clock::Clock;
-use crate::config::{Config, Pod, Task};
+use crate::config::{Config, Covers, Pod, Task, View};
 use crate::credentials::CredentialSet;
 use crate::fault::Faults;
 use crate::identity::Signatures;
@@ -42,17 +43,21 @@ pub use tree::identity_document;
 /// [`CredentialSet`]).
 #[derive(Debug)]
 pub struct Snapshot {
-    /// What the IMDS front serves.
+    /// What the IMDS front serves the box's clients.
     pub imds: ImdsPart,
+    /// `[[view]]`: what the IMDS front serves each view's clients instead (usually none).
+    pub views: Vec<ViewPart>,
     /// What the ECS agent's front serves: each task's credentials and metadata.
     pub ecs: crate::ecs::Part,
     /// What Pod Identity's front serves: each pod's credentials, by token.
     pub pod_identity: crate::pod_identity::Part,
     /// Whether each request is logged (the access log).
     pub log_requests: bool,
-    /// Whether each request is recorded in the journal (and a local client's owner looked
-    /// up at its connection).
+    /// Whether each request is recorded in the journal.
     pub journal: bool,
+    /// Whether a local client's socket owner is looked up at its connection (for the
+    /// journal, or a view that covers local users).
+    pub owners: bool,
     /// The faults in force (usually none: then a request only tests that it is empty).
     pub faults: Faults,
 }
@@ -63,6 +68,45 @@ pub struct Snapshot {
 pub struct ImdsPart {
     pub service: imds::Service,
     pub headers: Headers,
+}
+
+/// A view's part: the clients it covers, and the instance they are served (with its own
+/// tokens: one issued to another view, or to the box, is refused).
+#[derive(Debug)]
+pub struct ViewPart {
+    pub name: Arc<str>,
+    pub covers: Covers,
+    pub imds: ImdsPart,
+    pub tokens: TokenAuthority,
+}
+
+impl Snapshot {
+    /// The view that serves `client`: the first that covers it; `None` (the box) when there
+    /// are no views, at the cost of one test.
+    #[inline]
+    pub fn view_of(&self, client: &Client) -> Option<&ViewPart> {
+        if self.views.is_empty() {
+            None
+        } else {
+            self.find_view(client)
+        }
+    }
+
+    fn find_view(&self, client: &Client) -> Option<&ViewPart> {
+        let uid = client.owner.as_ref().map(|o| o.uid);
+        let peer = client.peer.ip();
+        self.views.iter().find(|v| v.covers.covers(peer, uid))
+    }
+}
+
+/// What a view's part is built from besides the config: its own inputs, as the box's.
+pub struct ViewInputs<'a> {
+    pub view: &'a View,
+    pub signatures: Option<&'a Signatures>,
+    pub credentials: &'a CredentialSet,
+    pub scenario: &'a Scenario,
+    /// Its token authority (derived from the box's: see [`TokenAuthority::derive`]).
+    pub tokens: TokenAuthority,
 }
 
 /// The tasks and pods served (the config's, then those `ctl` added), and what their ids
@@ -88,17 +132,35 @@ impl Workloads<'static> {
     }
 }
 
-/// Builds a snapshot from its inputs: each endpoint's part, then the shared ones.
+/// Builds a snapshot from its inputs: each endpoint's part, each view's, then the shared
+/// ones.
 pub fn build(
     config: &Config,
     signatures: Option<&Signatures>,
     credentials: &CredentialSet,
     scenario: &Scenario,
     workloads: &Workloads<'_>,
+    views: Vec<ViewInputs<'_>>,
     now: SystemTime,
 ) -> Snapshot {
+    let by_uid = views.iter().any(|v| v.view.covers().by_uid());
     Snapshot {
         imds: imds_part(config, signatures, credentials, scenario, now),
+        views: views
+            .into_iter()
+            .map(|v| ViewPart {
+                name: Arc::from(v.view.name().as_str()),
+                covers: v.view.covers().clone(),
+                imds: imds_part(
+                    v.view.config(),
+                    v.signatures,
+                    v.credentials,
+                    v.scenario,
+                    now,
+                ),
+                tokens: v.tokens,
+            })
+            .collect(),
         ecs: ecs::part(
             workloads.tasks,
             credentials,
@@ -116,6 +178,7 @@ pub fn build(
         ),
         log_requests: config.log().requests(),
         journal: config.journal().enabled(),
+        owners: config.journal().enabled() || by_uid,
         faults: Faults::new(scenario.armed_faults()),
     }
 }
@@ -167,12 +230,18 @@ pub struct Published {
 }
 
 impl Published {
-    /// `journal_size`: how many requests the journal keeps.
-    pub fn new(snapshot: Snapshot, clock: Arc<dyn Clock>, journal_size: usize) -> Arc<Published> {
+    /// `journal_size`: how many requests the journal keeps; `tokens`: the box's token
+    /// authority (the one the snapshot's views were derived from).
+    pub fn new(
+        snapshot: Snapshot,
+        clock: Arc<dyn Clock>,
+        journal_size: usize,
+        tokens: TokenAuthority,
+    ) -> Arc<Published> {
         Arc::new(Published {
             journal: Journal::new(journal_size, clock.now_millis()),
             snapshot: ArcSwap::from_pointee(snapshot),
-            tokens: TokenAuthority::random(),
+            tokens,
             clock,
             changed: tokio::sync::Notify::new(),
         })

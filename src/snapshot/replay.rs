@@ -118,6 +118,7 @@ mod tests {
             &Default::default(),
             &scenario,
             &crate::snapshot::Workloads::none(),
+            Vec::new(),
             now,
         )
         .imds
@@ -177,6 +178,7 @@ mod tests {
             &Default::default(),
             &scenario,
             &crate::snapshot::Workloads::none(),
+            Vec::new(),
             now,
         )
         .imds

@@ -40,6 +40,7 @@ fn served(toml: &str) -> imds::Service {
         &credentials.current(),
         &scenario,
         &super::Workloads::none(),
+        Vec::new(),
         now,
     )
     .imds
