@@ -593,21 +593,31 @@ fn views_give_each_container_and_user_an_instance_of_its_own() {
             None => assert!(line.contains("none"), "node-b has no role: {line:?}"),
         }
     }
+    // The box's state first, then each view's under a line naming it, what it covers, its
+    // instance and role.
     let status = ctl(&["status"]);
-    for name in ["node-a", "node-b", "alice"] {
+    let parts = status_parts(&status);
+    assert_eq!(
+        parts.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["alice", "box", "node-a", "node-b"],
+        "`ctl status`: the box and each view:\n{status}"
+    );
+    for (view, notice) in [
+        ("box", "spot: no interruption notice"),
+        ("node-b", "spot: no interruption notice"),
+        ("node-a", "stop"),
+        ("alice", "terminate"),
+    ] {
+        let spot = line_with(&parts[view], "spot:");
         assert!(
-            status.contains(name),
-            "`ctl status` names {name}:\n{status}"
+            spot.contains(notice),
+            "`ctl status`: {view}'s spot line says {notice:?}: {spot:?}\n{status}"
         );
     }
-    let box_part = &status[..status.find("node-a").unwrap()];
+    let node_a_line = line_with(&status, "view node-a (");
     assert!(
-        !box_part.contains("spot"),
-        "`ctl status`: the box has no spot notice:\n{status}"
-    );
-    assert!(
-        status[status.find("node-a").unwrap()..].contains("stop"),
-        "`ctl status`: node-a's notice (stop):\n{status}"
+        node_a_line.contains("172.18.0.2") && node_a_line.contains(NODE_A.instance_id),
+        "{node_a_line:?}"
     );
 
     // ---------------------------------------------------------------- the journal
@@ -675,6 +685,24 @@ fn journal(ctl: &dyn Fn(&[&str]) -> String, args: &[&str]) -> Vec<Value> {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
         .collect()
+}
+
+/// `ctl status` in parts: the box's (the lines before the first view's), then each view's
+/// (from its line `view NAME (…):`), by name.
+fn status_parts(status: &str) -> std::collections::BTreeMap<String, String> {
+    let mut parts = std::collections::BTreeMap::new();
+    let mut name = "box".to_string();
+    let mut part = String::new();
+    for line in status.lines() {
+        if let Some(rest) = line.strip_prefix("view ") {
+            parts.insert(std::mem::take(&mut name), std::mem::take(&mut part));
+            name = rest.split(' ').next().unwrap_or_default().to_string();
+        }
+        part.push_str(line);
+        part.push('\n');
+    }
+    parts.insert(name, part);
+    parts
 }
 
 /// The line of `text` that holds `needle` (panics if none does).
