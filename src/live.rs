@@ -303,7 +303,7 @@ impl Inputs {
     pub fn status(&self) -> String {
         let now = self.now();
         let current = lock(&self.current);
-        let mut out = current.scenario.status(now);
+        let mut out = current.scenario.status(now).trim_end().to_string();
         for (v, state) in current.config.views().iter().zip(&current.views) {
             let c = v.config();
             out.push_str(&format!(
@@ -313,7 +313,12 @@ impl Inputs {
                 c.instance().instance_id(),
                 c.iam().role.as_ref().map_or("none", |r| r.as_str()),
             ));
-            for line in state.scenario.status(now).lines() {
+            // The clock and the faults are the box's (a fault names its view itself).
+            let own = state.scenario.status(now);
+            for line in own
+                .lines()
+                .filter(|l| !(l.is_empty() || l.starts_with("now ") || l.starts_with("faults:")))
+            {
                 out.push_str(&format!("  {line}\n"));
             }
         }
@@ -362,6 +367,11 @@ impl Inputs {
         if change.is_tags() && !current.config.imds().instance_metadata_tags().is_enabled() {
             return Err(ChangeError::TagsNotServed);
         }
+        if let Change::FaultAdd(spec) = &change
+            && let Some(v) = &spec.view
+        {
+            current.known_view(v.as_str())?;
+        }
         change.assign_id(&mut EventId::random);
         let mut next = current.scenario.clone();
         let started = matches!(change, Change::FaultAdd(_)) && when.is_none();
@@ -392,6 +402,11 @@ impl Inputs {
         let mut change = change;
         if let Change::FaultAdd(spec) = &mut change {
             // Faults are the box's, scoped to a view by their own `view`.
+            if let Some(own) = spec.view.as_ref().filter(|v| v.as_str() != name) {
+                return Err(ChangeError::Refused(Refused(format!(
+                    "the change is for view `{name}` and its fault for view `{own}`: give one"
+                ))));
+            }
             spec.view = Some(lock(&self.current).known_view(name)?);
             return self.change(change, when);
         }
@@ -807,5 +822,157 @@ pub async fn run_timers(inputs: Arc<Inputs>) {
         if tokio::task::spawn_blocking(move || i.tick()).await.is_err() {
             tracing::error!("the credential refresh panicked; retrying later");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::imds::{Request, respond};
+    use crate::scenario::SpotAction;
+
+    const FLEET: &str = r#"
+[iam]
+role = "box-role"
+[[scenario.timeline]]
+at = "+10s"
+view = "b"
+rebalance = true
+[[view]]
+name = "a"
+sources = ["10.0.0.2"]
+[view.instance]
+instance-id = "i-0aaaaaaaaaaaaaaaa"
+[[view]]
+name = "b"
+sources = ["10.0.0.3"]
+[view.iam]
+role = "b-role"
+"#;
+
+    fn inputs() -> (Arc<Inputs>, Arc<ManualClock>) {
+        let config = Config::from_toml(FLEET, Path::new("c.toml")).unwrap();
+        let clock = Arc::new(ManualClock::fixed());
+        let i = Inputs::new(config, clock.clone(), None, BoxSecret::from_bytes([7; 32]));
+        (i, clock)
+    }
+
+    /// `(status, body)` of a GET to the box (`None`) or to view number `view`.
+    fn get(i: &Inputs, view: Option<usize>, path: &str) -> (u16, String) {
+        let p = i.published();
+        let snap = p.snapshot.load();
+        let (part, tokens) = match view {
+            None => (&snap.imds, &p.tokens),
+            Some(n) => (&snap.views[n].imds, &snap.views[n].tokens),
+        };
+        let now = p.clock.now_millis();
+        let r = respond(
+            &part.service,
+            tokens,
+            now,
+            &Request::new(&http::Method::GET, path),
+        );
+        (
+            r.status.as_u16(),
+            String::from_utf8_lossy(&r.body).into_owned(),
+        )
+    }
+
+    const SPOT: &str = "/latest/meta-data/spot/instance-action";
+    const REBALANCE: &str = "/latest/meta-data/events/recommendations/rebalance";
+
+    #[test]
+    fn a_change_aimed_at_a_view_reaches_it_alone_and_reset_undoes_it() {
+        let (i, _) = inputs();
+        let spot = Change::Spot {
+            action: SpotAction::Stop,
+            time: None,
+        };
+        let said = i.change_in(Some("a"), spot, None).unwrap();
+        assert!(said.starts_with("view a: "), "{said}");
+        assert_eq!(get(&i, Some(0), SPOT).0, 200);
+        assert_eq!(get(&i, None, SPOT).0, 404);
+        assert_eq!(get(&i, Some(1), SPOT).0, 404);
+        assert!(
+            i.view_list()
+                .contains("a  covers 10.0.0.2  instance i-0aaaaaaaaaaaaaaaa")
+        );
+        i.reset();
+        assert_eq!(get(&i, Some(0), SPOT).0, 404);
+    }
+
+    #[test]
+    fn a_views_timeline_runs_on_its_own() {
+        let (i, clock) = inputs();
+        assert_eq!(get(&i, Some(1), REBALANCE).0, 404);
+        clock.advance(Duration::from_secs(11));
+        i.tick();
+        assert_eq!(get(&i, Some(1), REBALANCE).0, 200);
+        assert_eq!(get(&i, None, REBALANCE).0, 404);
+        assert_eq!(get(&i, Some(0), REBALANCE).0, 404);
+    }
+
+    #[test]
+    fn an_unknown_view_is_refused_for_any_change_and_a_fault_names_one_view() {
+        let (i, _) = inputs();
+        let e = i
+            .change_in(Some("zz"), Change::Rebalance { time: None }, None)
+            .unwrap_err();
+        assert_eq!(e.to_string(), "no view `zz` (the config has: a, b)");
+        let fault = |view: Option<&str>| {
+            let keys = format!(
+                "status = 503\n{}",
+                view.map(|v| format!("view = \"{v}\"")).unwrap_or_default()
+            );
+            Change::FaultAdd(toml::from_str(&keys).unwrap())
+        };
+        let e = i.change_in(None, fault(Some("zz")), None).unwrap_err();
+        assert!(e.to_string().starts_with("no view `zz`"), "{e}");
+        let e = i.change_in(Some("a"), fault(Some("b")), None).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("for view `a` and its fault for view `b`"),
+            "{e}"
+        );
+        i.change_in(Some("a"), fault(None), None).unwrap();
+        let snap = i.published().snapshot.load();
+        let armed = snap
+            .faults
+            .iter()
+            .map(|a| a.spec.view.clone())
+            .collect::<Vec<_>>();
+        assert_eq!(armed.len(), 1);
+        assert_eq!(armed[0].as_ref().map(|v| v.as_str()), Some("a"));
+    }
+
+    #[test]
+    fn each_view_has_its_own_credentials_and_they_rotate_with_the_box() {
+        let (i, _) = inputs();
+        let key = |view: Option<usize>, role: &str| {
+            let (s, b) = get(
+                &i,
+                view,
+                &format!("/latest/meta-data/iam/security-credentials/{role}"),
+            );
+            assert_eq!(s, 200, "{b}");
+            let v: serde_json::Value = serde_json::from_str(&b).unwrap();
+            v["AccessKeyId"].as_str().unwrap().to_string()
+        };
+        let (boxed, a, b) = (
+            key(None, "box-role"),
+            key(Some(0), "box-role"),
+            key(Some(1), "b-role"),
+        );
+        assert!(
+            boxed != a && a != b && boxed != b,
+            "three instances, three keys"
+        );
+        i.rotate_credentials();
+        assert_ne!(key(Some(0), "box-role"), a);
+        assert_ne!(key(Some(1), "b-role"), b);
     }
 }

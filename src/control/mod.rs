@@ -11,7 +11,8 @@
 //! ```text
 //! > {"v":1,"do":"change","change":{"op":"spot","action":"stop"},"when":"+30s"}
 //! < {"v":1,"ok":true,"message":"spot interruption notice: stop: scheduled for …"}
-//! > {"v":1,"do":"status"}                  (also "reset", "rotate-credentials")
+//! > {"v":1,"do":"change","change":{"op":"rebalance"},"view":"node-a"}   (one view's instance)
+//! > {"v":1,"do":"status"}                  (also "reset", "rotate-credentials", "view-list")
 //! < {"v":1,"ok":false,"error":"no scheduled event instance-event-…"}
 //! ```
 //! A change (see [`Change`]) is applied as one snapshot swap, or refused and nothing changes.

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{PodSpec, TaskSpec};
 use crate::scenario::{Change, Moment};
+use crate::types::ViewName;
 
 /// The protocol version this build speaks.
 pub const VERSION: u32 = 1;
@@ -12,11 +13,15 @@ pub const VERSION: u32 = 1;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "do", rename_all = "kebab-case")]
 pub enum Command {
-    /// Apply a change now, or schedule it (`when`: `+D` from now, or an absolute time).
+    /// Apply a change now, or schedule it (`when`: `+D` from now, or an absolute time), to
+    /// the box or to one view's instance (`view`: absent for the box, so that a line from an
+    /// older client means what it meant).
     Change {
         change: Change,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         when: Option<Moment>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        view: Option<ViewName>,
     },
     /// Issue a new IAM credential set now.
     RotateCredentials,
@@ -24,6 +29,8 @@ pub enum Command {
     Status,
     /// The faults in force.
     Faults,
+    /// The views: each one's name, what it covers, its instance id and role.
+    ViewList,
     /// Back to the state the configuration describes (live changes dropped, the config's
     /// timeline replayed from the daemon's start).
     Reset,
@@ -67,14 +74,17 @@ impl Command {
     /// What is asked, without the values it carries: for the log.
     pub fn name(&self) -> String {
         match self {
-            Command::Change { change, when } => format!(
-                "change {}{}",
+            Command::Change { change, when, view } => format!(
+                "change {}{}{}",
                 change.op(),
-                if when.is_some() { " (scheduled)" } else { "" }
+                if when.is_some() { " (scheduled)" } else { "" },
+                view.as_ref()
+                    .map_or(String::new(), |v| format!(" (view {v})"))
             ),
             Command::RotateCredentials => "rotate-credentials".into(),
             Command::Status => "status".into(),
             Command::Faults => "faults".into(),
+            Command::ViewList => "view-list".into(),
             Command::Reset => "reset".into(),
             Command::TaskAdd { .. } => "task-add".into(),
             Command::TaskRemove { .. } => "task-remove".into(),
@@ -162,6 +172,7 @@ mod tests {
                 time: None,
             },
             when: Some("+30s".parse::<Moment>().unwrap()),
+            view: None,
         };
         let line = serde_json::to_string(&Request {
             v: VERSION,
@@ -190,5 +201,70 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.contains("is not a tag key"), "{e}");
+    }
+
+    #[test]
+    fn a_change_names_its_view_only_when_it_has_one_and_old_lines_still_parse() {
+        let spot = Change::Spot {
+            action: SpotAction::Terminate,
+            time: None,
+        };
+        let line = |command: Command| {
+            serde_json::to_string(&Request {
+                v: VERSION,
+                command,
+            })
+            .unwrap()
+        };
+        let aimed = Command::Change {
+            change: spot.clone(),
+            when: None,
+            view: Some(ViewName::try_from("node-a".to_string()).unwrap()),
+        };
+        let l = line(aimed.clone());
+        assert_eq!(
+            l,
+            r#"{"v":1,"do":"change","change":{"op":"spot","action":"terminate"},"view":"node-a"}"#
+        );
+        assert_eq!(parse_request(&l).unwrap(), aimed);
+        assert_eq!(aimed.name(), "change spot (view node-a)");
+        // For the box: no `view` key, as a daemon before views reads it.
+        let boxed = Command::Change {
+            change: spot,
+            when: None,
+            view: None,
+        };
+        let l = line(boxed.clone());
+        assert_eq!(
+            l,
+            r#"{"v":1,"do":"change","change":{"op":"spot","action":"terminate"}}"#
+        );
+        assert_eq!(parse_request(&l).unwrap(), boxed);
+        assert_eq!(boxed.name(), "change spot");
+        // A line from a client before views: the box.
+        let Command::Change { view, .. } =
+            parse_request(r#"{"v":1,"do":"change","change":{"op":"rebalance"}}"#).unwrap()
+        else {
+            panic!("a change");
+        };
+        assert_eq!(view, None);
+        assert!(
+            parse_request(r#"{"v":1,"do":"change","change":{"op":"rebalance"},"view":7}"#)
+                .unwrap_err()
+                .contains("invalid request")
+        );
+        // The daemon checks the name as the config does: `box` is never a view's.
+        for bad in ["box", "a b", ""] {
+            let e = parse_request(&format!(
+                r#"{{"v":1,"do":"change","change":{{"op":"rebalance"}},"view":"{bad}"}}"#
+            ))
+            .unwrap_err();
+            assert!(e.contains("is not a view name"), "{bad:?}: {e}");
+        }
+        assert_eq!(line(Command::ViewList), r#"{"v":1,"do":"view-list"}"#);
+        assert_eq!(
+            parse_request(r#"{"v":1,"do":"view-list"}"#).unwrap(),
+            Command::ViewList
+        );
     }
 }

@@ -14,6 +14,7 @@ use super::protocol::{Command, Reply, parse_request};
 use crate::config::{ControlConfig, DEFAULT_GROUP};
 use crate::config::{Pod, Task};
 use crate::live::{ChangeError, Inputs, WorkloadError};
+use crate::types::ViewName;
 
 /// The longest request line read.
 const MAX_REQUEST: u64 = 64 * 1024;
@@ -294,6 +295,7 @@ fn execute(inputs: &Inputs, command: Command) -> Result<String, Refusal> {
         }
         Command::Requests { .. } => unreachable!("streamed by `connection`"),
         Command::Faults => inputs.faults(),
+        Command::ViewList => inputs.view_list(),
         Command::RotateCredentials => {
             inputs.rotate_credentials();
             "issued new credentials for the instance's role and every task's and pod's".into()
@@ -302,7 +304,9 @@ fn execute(inputs: &Inputs, command: Command) -> Result<String, Refusal> {
             inputs.reset();
             "back to the configured state".into()
         }
-        Command::Change { change, when } => inputs.change(change, when)?,
+        Command::Change { change, when, view } => {
+            inputs.change_in(view.as_ref().map(ViewName::as_str), change, when)?
+        }
     })
 }
 

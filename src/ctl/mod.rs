@@ -20,7 +20,7 @@ use crate::fault::{self, FaultId};
 use crate::scenario::{
     AsgState, Change, EventCode, EventId, EventSpec, EventState, Moment, SpotAction,
 };
-use crate::types::{HumanDuration, MetaPath, TagKey};
+use crate::types::{HumanDuration, MetaPath, TagKey, ViewName};
 
 mod requests;
 
@@ -56,6 +56,50 @@ impl When {
     }
 }
 
+/// Whose instance a change is for: the box's, unless told.
+#[derive(Debug, Clone, Args)]
+pub struct Target {
+    /// The instance of view NAME (a `[[view]]` of the config; `box`: the box itself, as
+    /// without it).
+    #[arg(long, value_name = "NAME", value_parser = parse_view)]
+    pub view: Option<Aim>,
+}
+
+impl Target {
+    /// The view to name in the request: none for the box.
+    fn get(self) -> Option<ViewName> {
+        match self.view {
+            Some(Aim::View(v)) => Some(v),
+            Some(Aim::Box) | None => None,
+        }
+    }
+}
+
+/// A `--view`: the box itself (`box`), or a view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Aim {
+    Box,
+    View(ViewName),
+}
+
+/// The name that means the box itself, never a view's.
+pub const BOX: &str = "box";
+
+/// Why a `--view` value is refused (its own type, so that [`run`] can say it in one line).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BadView(String);
+
+/// `box`, or a view's name by the config's rule.
+fn parse_view(s: &str) -> Result<Aim, BadView> {
+    if s == BOX {
+        return Ok(Aim::Box);
+    }
+    ViewName::try_from(s.to_string())
+        .map(Aim::View)
+        .map_err(BadView)
+}
+
 #[derive(Debug, Subcommand)]
 pub enum CtlCommand {
     /// Issue a spot interruption notice (spot/instance-action, spot/termination-time).
@@ -69,11 +113,15 @@ pub enum CtlCommand {
         time: Option<Moment>,
         #[command(flatten)]
         when: When,
+        #[command(flatten)]
+        target: Target,
     },
     /// Emit a rebalance recommendation (events/recommendations/rebalance).
     Rebalance {
         #[command(flatten)]
         when: When,
+        #[command(flatten)]
+        target: Target,
     },
     /// Scheduled maintenance events (events/maintenance/scheduled and history).
     Event {
@@ -86,6 +134,8 @@ pub enum CtlCommand {
         state: AsgState,
         #[command(flatten)]
         when: When,
+        #[command(flatten)]
+        target: Target,
     },
     /// Instance tags (tags/instance/, when instance-metadata-tags is enabled).
     Tags {
@@ -100,12 +150,16 @@ pub enum CtlCommand {
         value: String,
         #[command(flatten)]
         when: When,
+        #[command(flatten)]
+        target: Target,
     },
     /// Remove PATH (a value or a whole directory) from the tree.
     Unset {
         path: String,
         #[command(flatten)]
         when: When,
+        #[command(flatten)]
+        target: Target,
     },
     /// IAM role credentials.
     Credentials {
@@ -116,6 +170,11 @@ pub enum CtlCommand {
     Fault {
         #[command(subcommand)]
         command: FaultCommand,
+    },
+    /// The views: each one's name, what it covers, its instance id and role.
+    View {
+        #[command(subcommand)]
+        command: ViewCommand,
     },
     /// What is set and what is pending, and when.
     Status,
@@ -242,29 +301,53 @@ pub enum EventCommand {
         id: Option<EventId>,
         #[command(flatten)]
         when: When,
+        #[command(flatten)]
+        target: Target,
     },
     /// Mark a scheduled event completed: it moves to the history.
     Complete {
         id: EventId,
         #[command(flatten)]
         when: When,
+        #[command(flatten)]
+        target: Target,
     },
     /// Cancel a scheduled event: it moves to the history.
     Cancel {
         id: EventId,
         #[command(flatten)]
         when: When,
+        #[command(flatten)]
+        target: Target,
     },
     /// Forget every scheduled and past event.
-    Clear,
+    Clear {
+        #[command(flatten)]
+        target: Target,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum TagsCommand {
     /// Set tag KEY to VALUE.
-    Set { key: String, value: String },
+    Set {
+        key: String,
+        value: String,
+        #[command(flatten)]
+        target: Target,
+    },
     /// Remove tag KEY.
-    Unset { key: String },
+    Unset {
+        key: String,
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ViewCommand {
+    /// Each view: its name, what it covers, its instance id and role (or none).
+    List,
 }
 
 #[derive(Debug, Subcommand)]
@@ -289,44 +372,76 @@ fn parse_tag(s: &str) -> Result<TagKey, String> {
 
 /// The request, and what to print on success instead of the daemon's message (a new id).
 fn command(c: CtlCommand) -> Result<(Command, Option<String>), String> {
-    let change = |change, when: When| Command::Change {
+    let change = |change, when: When, target: Target| Command::Change {
         change,
         when: when.get(),
+        view: target.get(),
+    };
+    // Faults are the service's, not an instance's: a fault's own `view` key scopes it.
+    let service = || Target { view: None };
+    // ... and is named as the change's view too, so that the daemon refuses a view it does
+    // not know (naming it) as it does for the instance changes.
+    let scope = |view: &Option<ViewName>| Target {
+        view: view.clone().map(Aim::View),
     };
     Ok(match c {
         CtlCommand::Fault { command } => match command {
             FaultCommand::Add(keys) => {
                 let spec = fault::Spec::try_from(keys)?;
-                (change(Change::FaultAdd(spec), When::now()), None)
+                let target = scope(&spec.view);
+                (change(Change::FaultAdd(spec), When::now(), target), None)
             }
             FaultCommand::List => (Command::Faults, None),
-            FaultCommand::Clear { id } => (change(Change::FaultClear { id }, When::now()), None),
+            FaultCommand::Clear { id } => (
+                change(Change::FaultClear { id }, When::now(), service()),
+                None,
+            ),
         },
-        CtlCommand::Spot { action, time, when } => {
-            (change(Change::Spot { action, time }, when), None)
+        CtlCommand::Spot {
+            action,
+            time,
+            when,
+            target,
+        } => (change(Change::Spot { action, time }, when, target), None),
+        CtlCommand::Rebalance { when, target } => {
+            (change(Change::Rebalance { time: None }, when, target), None)
         }
-        CtlCommand::Rebalance { when } => (change(Change::Rebalance { time: None }, when), None),
-        CtlCommand::Asg { state, when } => (change(Change::Asg { state }, when), None),
-        CtlCommand::Set { path, value, when } => {
+        CtlCommand::Asg {
+            state,
+            when,
+            target,
+        } => (change(Change::Asg { state }, when, target), None),
+        CtlCommand::Set {
+            path,
+            value,
+            when,
+            target,
+        } => {
             let path = parse_path(&path)?;
-            (change(Change::Set { path, value }, when), None)
+            (change(Change::Set { path, value }, when, target), None)
         }
-        CtlCommand::Unset { path, when } => {
+        CtlCommand::Unset { path, when, target } => {
             let path = parse_path(&path)?;
-            (change(Change::Unset { path }, when), None)
+            (change(Change::Unset { path }, when, target), None)
         }
         CtlCommand::Tags {
-            command: TagsCommand::Set { key, value },
+            command: TagsCommand::Set { key, value, target },
         } => {
             let key = parse_tag(&key)?;
-            (change(Change::TagSet { key, value }, When::now()), None)
+            (
+                change(Change::TagSet { key, value }, When::now(), target),
+                None,
+            )
         }
         CtlCommand::Tags {
-            command: TagsCommand::Unset { key },
+            command: TagsCommand::Unset { key, target },
         } => {
             let key = parse_tag(&key)?;
-            (change(Change::TagUnset { key }, When::now()), None)
+            (change(Change::TagUnset { key }, When::now(), target), None)
         }
+        CtlCommand::View {
+            command: ViewCommand::List,
+        } => (Command::ViewList, None),
         CtlCommand::Credentials {
             command: CredentialsCommand::Rotate,
         } => (Command::RotateCredentials, None),
@@ -347,6 +462,7 @@ fn command(c: CtlCommand) -> Result<(Command, Option<String>), String> {
                 description,
                 id,
                 when,
+                target,
             } => {
                 let id = id.unwrap_or_else(EventId::random);
                 let spec = EventSpec {
@@ -358,13 +474,20 @@ fn command(c: CtlCommand) -> Result<(Command, Option<String>), String> {
                     not_before_deadline,
                     description,
                 };
-                (change(Change::EventAdd(spec), when), Some(id.to_string()))
+                (
+                    change(Change::EventAdd(spec), when, target),
+                    Some(id.to_string()),
+                )
             }
-            EventCommand::Complete { id, when } => {
-                (change(Change::EventComplete { id }, when), None)
+            EventCommand::Complete { id, when, target } => {
+                (change(Change::EventComplete { id }, when, target), None)
             }
-            EventCommand::Cancel { id, when } => (change(Change::EventCancel { id }, when), None),
-            EventCommand::Clear => (change(Change::EventClear, When::now()), None),
+            EventCommand::Cancel { id, when, target } => {
+                (change(Change::EventCancel { id }, when, target), None)
+            }
+            EventCommand::Clear { target } => {
+                (change(Change::EventClear, When::now(), target), None)
+            }
         },
     })
 }
@@ -477,10 +600,15 @@ pub enum CtlError {
     Usage(String),
 }
 
-/// A fault key's flag refused by its check, as one line that names the flag (clap's own
-/// message would repeat the value as given, control characters and all, over three lines).
-fn bad_fault_key(e: &clap::Error) -> Option<String> {
-    let bad = std::error::Error::source(e)?.downcast_ref::<fault::BadKey>()?;
+/// A fault key's or a view's flag refused by its check, as one line that names the flag
+/// (clap's own message would repeat the value as given, control characters and all, over
+/// three lines).
+fn bad_value(e: &clap::Error) -> Option<String> {
+    let source = std::error::Error::source(e)?;
+    let bad: &dyn std::fmt::Display = match source.downcast_ref::<fault::BadKey>() {
+        Some(b) => b,
+        None => source.downcast_ref::<BadView>()?,
+    };
     let flag = match e.get(clap::error::ContextKind::InvalidArg) {
         Some(clap::error::ContextValue::String(arg)) => arg.split(' ').next().unwrap_or(arg),
         _ => "a flag",
@@ -496,7 +624,7 @@ pub fn run(args: Vec<OsString>) -> Result<ExitCode, CtlError> {
         Ok(p) => p,
         Err(e) => {
             use clap::error::ErrorKind;
-            if let Some(bad) = bad_fault_key(&e) {
+            if let Some(bad) = bad_value(&e) {
                 return Err(CtlError::Invalid(bad));
             }
             // clap's own usage message, as every clap program prints it.
@@ -576,16 +704,26 @@ mod tests {
             "--drop",
         ])
         .unwrap();
-        let (Command::Change { change, when }, None) = command(p.command).unwrap() else {
+        let (Command::Change { change, when, view }, None) = command(p.command).unwrap() else {
             panic!("a fault is a change");
         };
-        assert_eq!(when, None);
+        assert_eq!((when, view), (None, None));
         assert_eq!(
             serde_json::to_string(&change).unwrap(),
             r#"{"op":"fault-add","path":"api/token","drop":true}"#
         );
+        // A fault for one view names it as the change's view too (the daemon checks it).
+        let p = parse(&["fault", "add", "--view", "node-a", "--drop"]).unwrap();
+        let (Command::Change { change, view, .. }, None) = command(p.command).unwrap() else {
+            panic!("a fault is a change");
+        };
+        assert_eq!(view.as_ref().map(ViewName::as_str), Some("node-a"));
+        assert_eq!(
+            serde_json::to_string(&change).unwrap(),
+            r#"{"op":"fault-add","view":"node-a","drop":true}"#
+        );
         let e = parse(&["fault", "add", "--path", "x\nERROR forged", "--drop"]).unwrap_err();
-        let line = bad_fault_key(&e).unwrap();
+        let line = bad_value(&e).unwrap();
         assert!(
             line.starts_with("--path: \"x\\nERROR forged\" has a control character")
                 && !line.contains('\n'),
@@ -593,6 +731,76 @@ mod tests {
         );
         // Other flags keep clap's own message.
         let e = parse(&["spot", "--action", "explode"]).unwrap_err();
-        assert_eq!(bad_fault_key(&e), None);
+        assert_eq!(bad_value(&e), None);
+    }
+
+    /// The view each instance command sends, given `args` after `--view NAME`.
+    fn view_sent(args: &[&str], name: &str) -> Option<ViewName> {
+        let mut all = args.to_vec();
+        all.extend(["--view", name]);
+        let p = parse(&all).unwrap_or_else(|e| panic!("{all:?}: {e}"));
+        match command(p.command).unwrap() {
+            (Command::Change { view, .. }, _) => view,
+            (other, _) => panic!("{all:?}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_instance_change_takes_a_view_and_box_is_the_box() {
+        let id = "instance-event-0123456789abcdef0";
+        let commands: [&[&str]; 11] = [
+            &["spot", "--action", "stop"],
+            &["rebalance", "--in", "1m"],
+            &["event", "add", "--code", "system-reboot"],
+            &["event", "complete", id],
+            &["event", "cancel", id],
+            &["event", "clear"],
+            &["asg", "Terminated"],
+            &["tags", "set", "Name", "web"],
+            &["tags", "unset", "Name"],
+            &["set", "meta-data/ami-id", "ami-1"],
+            &["unset", "meta-data/ami-id"],
+        ];
+        for args in commands {
+            assert_eq!(
+                view_sent(args, "node-a.1_x").as_ref().map(ViewName::as_str),
+                Some("node-a.1_x")
+            );
+            assert_eq!(view_sent(args, "box"), None, "{args:?}");
+            let p = parse(args).unwrap();
+            let (Command::Change { view, .. }, _) = command(p.command).unwrap() else {
+                panic!("{args:?}");
+            };
+            assert_eq!(view, None, "{args:?}");
+        }
+        // Not a name by the config's rule: refused as a bad value (exit 1), in one line.
+        for bad in ["", "a b", "a/b", &"x".repeat(64), "a\nERROR"] {
+            let e = parse(&["spot", "--view", bad]).unwrap_err();
+            assert_eq!(e.kind(), clap::error::ErrorKind::ValueValidation, "{bad:?}");
+            let line = bad_value(&e).unwrap();
+            assert!(
+                line.starts_with("--view: ")
+                    && (line.contains("is not a view name") || line.contains("control character")),
+                "{line}"
+            );
+            assert!(!line.contains('\n'), "{line}");
+        }
+        // Not on the commands that are the service's, not an instance's.
+        for args in [
+            &["credentials", "rotate"][..],
+            &["status"],
+            &["reset"],
+            &["fault", "clear"],
+        ] {
+            let mut all = args.to_vec();
+            all.extend(["--view", "a"]);
+            assert_eq!(
+                parse(&all).unwrap_err().kind(),
+                clap::error::ErrorKind::UnknownArgument,
+                "{all:?}"
+            );
+        }
+        let p = parse(&["view", "list"]).unwrap();
+        assert_eq!(command(p.command).unwrap(), (Command::ViewList, None));
     }
 }

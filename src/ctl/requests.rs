@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 
 use clap::Args;
 
-use super::CtlError;
+use super::{Aim, CtlError};
 use crate::control::{self, Command};
 use crate::journal::assert::{self, Clients, Rule};
 use crate::journal::{EntryJson, TallyReport};
@@ -21,7 +21,7 @@ use crate::types::HumanDuration;
 #[derive(Debug, Clone, Args)]
 pub struct RequestsArgs {
     /// One JSON object a line (keys: time, endpoint, method, path, status, imds_version,
-    /// uid, user, pid, command, cgroup, source, port, container, fault, bytes, seq).
+    /// uid, user, pid, command, cgroup, source, port, container, view, fault, bytes, seq).
     #[arg(long)]
     pub json: bool,
     /// Keep printing requests as they come (Ctrl-C to stop).
@@ -36,8 +36,11 @@ pub struct RequestsArgs {
     /// Only requests of the last DURATION (e.g. 10m).
     #[arg(long, value_name = "DURATION")]
     pub since: Option<HumanDuration>,
+    /// Only the requests of clients in view NAME (`box`: of clients in no view).
+    #[arg(long, value_name = "NAME", value_parser = super::parse_view)]
+    pub view: Option<Aim>,
     /// Forget the recorded requests and counts (`ctl assert` counts from then on).
-    #[arg(long, conflicts_with_all = ["json", "follow", "path", "v1", "since"])]
+    #[arg(long, conflicts_with_all = ["json", "follow", "path", "v1", "since", "view"])]
     pub clear: bool,
     /// Do not ask Docker for the names of containers.
     #[arg(long)]
@@ -155,6 +158,11 @@ fn wanted(e: &EntryJson, a: &RequestsArgs, since: Option<SystemTime>) -> bool {
     {
         return false;
     }
+    match (&a.view, &e.view) {
+        (Some(Aim::Box), Some(_)) | (Some(Aim::View(_)), None) => return false,
+        (Some(Aim::View(want)), Some(got)) if want.as_str() != got => return false,
+        _ => {}
+    }
     if let Some(t) = since {
         let at =
             time::OffsetDateTime::parse(&e.time, &time::format_description::well_known::Rfc3339)
@@ -179,6 +187,9 @@ fn one_line(e: &EntryJson) -> String {
         "{} {:<12} {:<4} {} {status} {version} {who}",
         e.time, e.endpoint, e.method, e.path
     );
+    if let Some(v) = &e.view {
+        line.push_str(&format!(" view={v}"));
+    }
     if let Some(f) = &e.fault {
         line.push_str(&format!(" fault={f}"));
     }
@@ -366,4 +377,44 @@ fn container_names() -> HashMap<IpAddr, String> {
         }
     }
     names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(view: Option<&str>) -> RequestsArgs {
+        RequestsArgs {
+            json: false,
+            follow: false,
+            path: None,
+            v1: false,
+            since: None,
+            view: view.map(|v| super::super::parse_view(v).unwrap()),
+            clear: false,
+            no_docker: true,
+        }
+    }
+
+    #[test]
+    fn an_entry_is_in_its_view_and_one_without_is_the_box() {
+        let entry = r#"{"seq":1,"time":"2026-01-01T00:00:00.000Z","endpoint":"imds","method":"GET","path":"/latest/meta-data/","status":200,"bytes":3,"uid":null,"user":null,"pid":null,"command":null,"cgroup":null,"source":"10.0.0.2","container":null,"port":80,"fault":null"#;
+        let read = |line: String| serde_json::from_str::<EntryJson>(&line).unwrap();
+        let boxed = read(format!("{entry}}}"));
+        let aimed = read(format!("{entry},\"view\":\"node-a\"}}"));
+        for e in [&boxed, &aimed] {
+            assert!(wanted(e, &args(None), None), "no --view: every entry");
+        }
+        assert!(wanted(&boxed, &args(Some("box")), None));
+        assert!(!wanted(&boxed, &args(Some("node-a")), None));
+        assert!(wanted(&aimed, &args(Some("node-a")), None));
+        assert!(!wanted(&aimed, &args(Some("box")), None));
+        assert!(!wanted(&aimed, &args(Some("node-b")), None));
+        assert!(
+            one_line(&aimed).ends_with(" 10.0.0.2 view=node-a"),
+            "{}",
+            one_line(&aimed)
+        );
+        assert!(!one_line(&boxed).contains("view="));
+    }
 }
