@@ -4,7 +4,8 @@
 //!
 //! ```text
 //!   box   the daemon (dropped to its service user), `install`; local users:
-//!         root and nobody (uid 65534): the box itself; uid 4242 (no name): view `alice`
+//!         root and nobody (uid 65534): the box itself; uid 4242 (no name) and `daemon`
+//!         (uid 1, by its name): view `alice`, under the box's role name
 //!         br-f1ee7c0ffee1 172.18.0.1/16 (a compose network's bridge)
 //!           ├─ vetha0a0a0 ─ node-a  eth0 172.18.0.2: view `node-a` (own role, own zone)
 //!           └─ vethb0b0b0 ─ node-b  eth0 172.18.0.3: view `node-b` (role = "": none)
@@ -12,11 +13,12 @@
 //!
 //! Each client sees its own instance id, addresses, MAC-keyed network tree, identity
 //! document (signed: openssl verifies each over its own document only), tags, user data,
-//! role and credentials (or none); what a view does not set is the box's; a spot notice aimed
-//! at a view (a timeline entry, `ctl spot --view`) is seen by that view alone; a token issued
-//! to one view (or to the box) is refused (401) by every other; a fault aimed at a view hits
-//! its clients alone; `ctl view list`, `ctl status` and the journal name the views; a reload
-//! without a view gives its clients the box.
+//! role and credentials (or none; its own keys even under the box's role name); what a view
+//! does not set is the box's; a spot notice aimed at a view (a timeline entry, `ctl spot
+//! --view`) is seen by that view alone; a token issued to one view (or to the box) is refused
+//! (401) by every other, and works for another client of the same instance; a fault aimed at
+//! a view hits its clients alone; `ctl view list`, `ctl status` and the journal name the
+//! views; a reload without a view gives its clients the box.
 //!
 //! SAFETY: on a development or CI machine 169.254.169.254 may route to a real gateway. This
 //! test only ever runs `ip -n NS …` and `ip netns exec NS …` on named namespaces it creates
@@ -43,6 +45,8 @@ const TOKEN_TTL: &str = "X-aws-ec2-metadata-token-ttl-seconds: 21600";
 /// The local user covered by view `alice` (by number; it has no name).
 const ALICE_UID: u32 = 4242;
 const NOBODY_UID: u32 = 65534;
+/// `daemon`, covered by view `alice` by its name.
+const DAEMON_UID: u32 = 1;
 
 /// The box and its views, as the config below says.
 const CONFIG: &str = r##"
@@ -105,15 +109,16 @@ role = ""
 
 [[view]]
 name = "alice"
-uids = [4242]
+uids = [4242, "daemon"]
 
 [view.instance]
 instance-id = "i-0cccccccccccccccc"
 local-ipv4 = "10.1.2.3"
 mac = "0e:00:00:00:00:0c"
 
+# The box's role name: still the view's own credentials.
 [view.iam]
-role = "alice-role"
+role = "box-role"
 "##;
 
 /// What one client must see: the instance of its view (or of the box).
@@ -176,7 +181,7 @@ const ALICE: Expect = Expect {
     zone: "us-east-1a",
     region: "us-east-1",
     hostname: "ip-10-1-2-3.ec2.internal",
-    role: Some("alice-role"),
+    role: Some("box-role"),
     tag_name: "the-box",
     user_data: "#!/bin/sh\necho the box\n",
 };
@@ -250,6 +255,13 @@ fn views_give_each_container_and_user_an_instance_of_its_own() {
             .unwrap()
             .is_none(),
         "uid {ALICE_UID} has a name here: pick another nameless uid"
+    );
+    assert_eq!(
+        nix::unistd::User::from_name("daemon")
+            .unwrap()
+            .map(|u| u.uid.as_raw()),
+        Some(DAEMON_UID),
+        "the user `daemon` is uid {DAEMON_UID} on Debian"
     );
     let Some(nss) = Namespaces::create(test, &["box", "node-a", "node-b"]) else {
         return;
@@ -362,6 +374,12 @@ fn views_give_each_container_and_user_an_instance_of_its_own() {
             uid: None,
             expect: &NODE_B,
         },
+        Client {
+            who: "daemon (uid 1) on the box",
+            ns: bx,
+            uid: Some(DAEMON_UID),
+            expect: &ALICE,
+        },
     ];
 
     // ---------------------------------------------------------------- each its instance
@@ -462,7 +480,8 @@ fn views_give_each_container_and_user_an_instance_of_its_own() {
             }
         }
     }
-    // Each view's own credentials: the box's two users share the box's; every view has its own.
+    // Each view's own credentials, also under the box's role name (alice): the clients of
+    // one instance share its keys; every view has its own.
     let key_of = |who: &str| {
         keys.iter()
             .find(|(w, _)| *w == who)
@@ -470,6 +489,10 @@ fn views_give_each_container_and_user_an_instance_of_its_own() {
             .unwrap()
     };
     assert_eq!(key_of("root on the box"), key_of("nobody on the box"));
+    assert_eq!(
+        key_of("uid 4242 on the box"),
+        key_of("daemon (uid 1) on the box")
+    );
     let distinct: std::collections::BTreeSet<String> =
         ["root on the box", "uid 4242 on the box", "container node-a"]
             .iter()
@@ -493,6 +516,8 @@ fn views_give_each_container_and_user_an_instance_of_its_own() {
     );
     let (status, _) = nobody.get_with(&tokens[0], "/latest/meta-data/instance-id");
     assert_eq!(status, 200, "the box's token, by another user of the box");
+    let (status, _) = alice.get_with(&tokens[5], "/latest/meta-data/instance-id");
+    assert_eq!(status, 200, "alice's token, by another user of alice's");
     for (issued, to, token) in [
         (a, b, &tokens[3]),
         (a, root, &tokens[3]),
@@ -628,7 +653,9 @@ fn views_give_each_container_and_user_an_instance_of_its_own() {
         let want = match (e["source"].as_str(), e["uid"].as_u64()) {
             (Some("172.18.0.2"), _) => Some("node-a"),
             (Some("172.18.0.3"), _) => Some("node-b"),
-            (_, Some(u)) if u == u64::from(ALICE_UID) => Some("alice"),
+            (_, Some(u)) if u == u64::from(ALICE_UID) || u == u64::from(DAEMON_UID) => {
+                Some("alice")
+            }
             (_, Some(0 | 65534)) => None,
             _ => panic!("an entry of no client of this test: {e}"),
         };
