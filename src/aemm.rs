@@ -323,7 +323,7 @@ pub fn run(a: AemmArgs) -> Result<ExitCode, AemmError> {
     if a.mock_ip_count.is_some() || a.save_config_to_file {
         // A warning, not an error: the daemon starts.
         eprintln!(
-            "fake-metadata aemm: --mock-ip-count and --save-config-to-file are ignored (every client sees every event, as on EC2)"
+            "fake-metadata aemm: --mock-ip-count and --save-config-to-file are ignored (every client sees every event, as on EC2; [[view]]s in a config give clients events of their own)"
         );
     }
     crate::daemon::run(source)?;

@@ -294,6 +294,33 @@ fn the_journal_records_the_view_and_a_reload_changes_views() {
             ("127.0.0.1".to_string(), None)
         ]
     );
+    // Counted by view: `assert` and `watch` take `--view`.
+    let rule = [
+        "assert",
+        "--path",
+        "/latest/meta-data/ami-id",
+        "--max",
+        "1",
+        "--min",
+        "1",
+    ];
+    let view = |v: &'static str| [&rule[..], &["--view", v]].concat();
+    let out = d.ctl(&view("node-a"));
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(d.ctl(&view("box")).status.code(), Some(0));
+    let none = d.ctl(&view("untrusted"));
+    assert_eq!(
+        none.status.code(),
+        Some(1),
+        "a view that asked nothing matches no one"
+    );
+    let watch = d.ctl_ok(&["watch", "--count", "1", "--view", "node-a"]);
+    // The header, the columns, and the one row of node-a's client.
+    let rows: Vec<&str> = watch.lines().skip(2).collect();
+    assert!(
+        rows.len() == 1 && rows[0].contains("[view node-a]"),
+        "{watch}"
+    );
     // A reload: node-a gets another id, `untrusted` goes (its client gets the box).
     let text = std::fs::read_to_string(&cfg).unwrap();
     let cut = text.find("[[view]]\nname = \"untrusted\"").unwrap();

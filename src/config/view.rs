@@ -171,6 +171,10 @@ impl View {
         &self.config
     }
 
+    pub(super) fn config_mut(&mut self) -> &mut Config {
+        &mut self.config
+    }
+
     pub(super) fn shown(&self) -> &toml::Table {
         &self.shown
     }

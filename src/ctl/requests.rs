@@ -56,6 +56,9 @@ pub struct WatchArgs {
     /// Stop after drawing it N times (default: until Ctrl-C).
     #[arg(long, value_name = "N")]
     pub count: Option<u64>,
+    /// Only the clients in view NAME (`box`: those in no view).
+    #[arg(long, value_name = "NAME", value_parser = super::parse_view)]
+    pub view: Option<Aim>,
     /// Do not ask Docker for the names of containers.
     #[arg(long)]
     pub no_docker: bool,
@@ -82,6 +85,9 @@ pub struct AssertArgs {
     /// Only the requests from this address (a container's).
     #[arg(long, value_name = "ADDRESS")]
     pub source: Option<IpAddr>,
+    /// Only the requests of clients in view NAME (`box`: of clients in no view).
+    #[arg(long, value_name = "NAME", value_parser = super::parse_view)]
+    pub view: Option<Aim>,
 }
 
 fn parse_glob(s: &str) -> Result<glob::Pattern, String> {
@@ -223,7 +229,14 @@ pub fn watch(socket: &Path, a: WatchArgs) -> Result<ExitCode, CtlError> {
     let terminal = std::io::stdout().is_terminal();
     let mut drawn = 0u64;
     loop {
-        let report = counts(socket, !a.no_docker)?;
+        let mut report = counts(socket, !a.no_docker)?;
+        if let Some(aim) = &a.view {
+            report.clients.retain(|c| match (aim, &c.view) {
+                (Aim::Box, v) => v.is_none(),
+                (Aim::View(want), Some(got)) => want.as_str() == got,
+                (Aim::View(_), None) => false,
+            });
+        }
         let table = table(&report);
         let mut out = std::io::stdout().lock();
         let written = if terminal {
@@ -258,7 +271,10 @@ fn table(r: &TallyReport) -> String {
         "LAST".into(),
     ]];
     for c in &r.clients {
-        let who = c.asker.who();
+        let who = match &c.view {
+            Some(v) => format!("{} [view {v}]", c.asker.who()),
+            None => c.asker.who(),
+        };
         for p in &c.paths {
             let v1 = (p.no_token * 100).checked_div(p.requests).unwrap_or(0);
             rows.push([
@@ -326,6 +342,10 @@ pub fn assert(socket: &Path, a: AssertArgs) -> Result<ExitCode, CtlError> {
     let clients = Clients {
         user: a.user,
         source: a.source,
+        view: a.view.map(|v| match v {
+            Aim::Box => super::BOX.to_string(),
+            Aim::View(n) => n.to_string(),
+        }),
     };
     match assert::check(&report, &rule, &clients) {
         Ok(said) => {

@@ -25,6 +25,8 @@ pub struct Clients {
     /// A user name or uid.
     pub user: Option<String>,
     pub source: Option<IpAddr>,
+    /// Only the clients a view served (`box`: those no view served).
+    pub view: Option<String>,
 }
 
 impl Clients {
@@ -35,7 +37,11 @@ impl Clients {
         let source_ok = self
             .source
             .is_none_or(|s| c.asker.source.parse::<IpAddr>().ok() == Some(s.to_canonical()));
-        user_ok && source_ok
+        let view_ok = self.view.as_deref().is_none_or(|v| match &c.view {
+            Some(got) => got == v,
+            None => v == "box",
+        });
+        user_ok && source_ok && view_ok
     }
 
     fn described(&self) -> String {
@@ -46,11 +52,14 @@ impl Clients {
         if let Some(s) = &self.source {
             d.push(format!("--source {s}"));
         }
+        if let Some(v) = &self.view {
+            d.push(format!("--view {v}"));
+        }
         d.join(" ")
     }
 
     fn is_all(&self) -> bool {
-        self.user.is_none() && self.source.is_none()
+        self.user.is_none() && self.source.is_none() && self.view.is_none()
     }
 }
 

@@ -20,10 +20,15 @@ pub const MAX_CLIENTS: usize = 256;
 pub const MAX_PATHS: usize = 4096;
 
 /// Who a client is for counting: a local process by its uid and control group (two
-/// services of one user stay apart), anything else by its address.
+/// services of one user stay apart) and the view that served it (one user's processes on
+/// two loopback addresses may be two views' clients), anything else by its address.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Who {
-    Local { uid: u32, cgroup: Option<Arc<str>> },
+    Local {
+        uid: u32,
+        cgroup: Option<Arc<str>>,
+        view: Option<Arc<str>>,
+    },
     Remote(IpAddr),
 }
 
@@ -44,6 +49,8 @@ pub struct Tally {
 struct Counter {
     owner: Option<Arc<Owner>>,
     source: IpAddr,
+    /// The view that served its latest request (`None`: the box).
+    view: Option<Arc<str>>,
     requests: u64,
     no_token: u64,
     first_ms: u64,
@@ -103,6 +110,7 @@ impl Tally {
             Some(o) => Who::Local {
                 uid: o.uid,
                 cgroup: o.cgroup.clone(),
+                view: r.view.cloned(),
             },
             None => Who::Remote(source),
         };
@@ -114,6 +122,7 @@ impl Tally {
         let c = self.clients.entry(who).or_insert_with(|| Counter {
             owner: None,
             source,
+            view: None,
             requests: 0,
             no_token: 0,
             first_ms: r.time_ms,
@@ -126,6 +135,9 @@ impl Tally {
         c.no_token += v1;
         c.last_ms = r.time_ms;
         c.source = source;
+        if c.view.as_deref() != r.view.map(|v| &**v) {
+            c.view = r.view.cloned();
+        }
         // The latest connection's owner: its process may be known by now.
         if let Some(o) = &r.client.owner
             && !c.owner.as_ref().is_some_and(|have| Arc::ptr_eq(have, o))
@@ -174,6 +186,7 @@ impl Tally {
                 }
                 ClientTally {
                     asker,
+                    view: c.view.as_deref().map(str::to_string),
                     requests: c.requests,
                     no_token: c.no_token,
                     first: super::rfc3339_millis(c.first_ms),
@@ -226,6 +239,9 @@ pub struct TallyReport {
 pub struct ClientTally {
     #[serde(flatten)]
     pub asker: super::Asker,
+    /// The `[[view]]` that served it; absent for the box.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub view: Option<String>,
     pub requests: u64,
     pub no_token: u64,
     pub first: String,

@@ -228,17 +228,20 @@ mod rules {
         let only_app = Clients {
             user: Some("user1000".into()),
             source: None,
+            view: None,
         };
         check(&j.tally().report(), &Rule::NoV1, &only_app).unwrap();
         let by_uid = Clients {
             user: Some("33".into()),
             source: None,
+            view: None,
         };
         check(&j.tally().report(), &Rule::NoV1, &by_uid).unwrap_err();
         // A user with no request at all: a typo, not a pass.
         let nobody = Clients {
             user: Some("no-such-user".into()),
             source: None,
+            view: None,
         };
         let said = check(&j.tally().report(), &Rule::NoV1, &nobody).unwrap_err();
         assert!(

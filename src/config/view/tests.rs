@@ -109,6 +109,9 @@ fn printed_views_read_back_to_the_same_config() {
     assert!(printed.contains("[[view]]"), "{printed}");
     let again = parse(&printed).unwrap_or_else(|e| panic!("{e}\n{printed}"));
     assert_eq!(again.to_toml(), printed);
+    // As the fuzzer checks it: the same meaning.
+    let want = c.clone().with_listen(c.server().listen_addrs().to_vec());
+    assert_eq!(again, want);
     for (a, b) in again.views().iter().zip(c.views()) {
         assert_eq!((a.name(), a.covers()), (b.name(), b.covers()));
         let (a, b) = (a.config(), b.config());
@@ -186,4 +189,20 @@ fn overlapping_views_warn_naming_both() {
         "{w:?}"
     );
     assert!(w[1].contains("views `a` and `c` both cover uid 7"), "{w:?}");
+}
+
+#[test]
+fn flags_over_the_file_reach_the_views() {
+    let o = crate::config::Overrides {
+        listen: vec!["127.0.0.1:9".parse().unwrap()],
+        http_tokens: Some(crate::config::HttpTokens::Required),
+    };
+    let c = parse(FLEET).unwrap().overridden(&o);
+    for v in c.views() {
+        assert!(v.config().imds_options().tokens_required, "{}", v.name());
+        assert_eq!(
+            v.config().server().listen_addrs(),
+            c.server().listen_addrs()
+        );
+    }
 }
