@@ -5,7 +5,8 @@
 # tests/vagrant/containers.sh (Docker containers in the box reach IMDS),
 # tests/vagrant/workloads.sh (ECS tasks and EKS Pod Identity: unmodified SDKs' default chains
 # in containers and on the box; its peers are made on the host by tests/peers/build.sh and
-# copied in) and packaging/test-installed.sh inside box1; meanwhile, in the background, a
+# copied in), tests/vagrant/views.sh (a [[view]] for one of two Docker containers: its own
+# instance, role and spot notice) and packaging/test-installed.sh inside box1; meanwhile, in the background, a
 # second box (box2: another instance id and address) comes up and then boots with cloud-init
 # on (tests/vagrant/cloud-init-boot.sh: the firmware says EC2, cloud-init's Ec2 datasource
 # reads our metadata with IMDSv2 tokens from its first request on; TWO_BOXES=0 skips it with
@@ -56,7 +57,7 @@ export DEBIAN_FRONTEND=noninteractive
 CACHE_DIR=${CACHE_DIR:-/var/cache/fake-metadata-ci}
 SUITE=bookworm
 
-pass=0 fail=0 CT_PASS=0 CT_FAIL=0 WL_PASS=0 WL_FAIL=0 TI_PASS=0 TI_FAIL=0 CB_PASS=0 CB_FAIL=0
+pass=0 fail=0 CT_PASS=0 CT_FAIL=0 WL_PASS=0 WL_FAIL=0 VW_PASS=0 VW_FAIL=0 TI_PASS=0 TI_FAIL=0 CB_PASS=0 CB_FAIL=0
 FAILED=()
 ok() { pass=$((pass + 1)); printf 'ok    %s\n' "$*"; }
 notok() { fail=$((fail + 1)); FAILED+=("$*"); printf 'FAIL  %s\n' "$*"; }
@@ -356,6 +357,9 @@ else
     cat "$WORK/peers-upload.log"
 fi
 
+step "tests/vagrant/views.sh in box1: a [[view]] covers one of two Docker containers (issue 25)"
+script_in_vm box1 views.sh "/vagrant/tests/vagrant/views.sh" VW
+
 step "packaging/test-installed.sh in box1 (vagrant ssh -c)"
 script_in_vm box1 test-installed.sh "/vagrant/packaging/test-installed.sh ${TEST_ARGS:-}" TI
 
@@ -396,7 +400,7 @@ echo
 echo "=== timings"
 print_times
 echo "=== checks"
-echo "tier checks: $pass passed, $fail failed; containers.sh in the VM: $CT_PASS passed, $CT_FAIL failed; workloads.sh in the VM: $WL_PASS passed, $WL_FAIL failed; test-installed.sh in the VM: $TI_PASS passed, $TI_FAIL failed; cloud-init-boot.sh in box2: $CB_PASS passed, $CB_FAIL failed"
+echo "tier checks: $pass passed, $fail failed; containers.sh in the VM: $CT_PASS passed, $CT_FAIL failed; workloads.sh in the VM: $WL_PASS passed, $WL_FAIL failed; views.sh in the VM: $VW_PASS passed, $VW_FAIL failed; test-installed.sh in the VM: $TI_PASS passed, $TI_FAIL failed; cloud-init-boot.sh in box2: $CB_PASS passed, $CB_FAIL failed"
 [ "$fail" -eq 0 ] || echo "failed: ${FAILED[*]}"
-echo "$((pass + CT_PASS + WL_PASS + TI_PASS + CB_PASS)) passed, $((fail + CT_FAIL + WL_FAIL + TI_FAIL + CB_FAIL)) failed"
-[ "$fail" -eq 0 ] && [ "$CT_FAIL" -eq 0 ] && [ "$WL_FAIL" -eq 0 ] && [ "$TI_FAIL" -eq 0 ] && [ "$CB_FAIL" -eq 0 ]
+echo "$((pass + CT_PASS + WL_PASS + VW_PASS + TI_PASS + CB_PASS)) passed, $((fail + CT_FAIL + WL_FAIL + VW_FAIL + TI_FAIL + CB_FAIL)) failed"
+[ "$fail" -eq 0 ] && [ "$CT_FAIL" -eq 0 ] && [ "$WL_FAIL" -eq 0 ] && [ "$VW_FAIL" -eq 0 ] && [ "$TI_FAIL" -eq 0 ] && [ "$CB_FAIL" -eq 0 ]
