@@ -65,7 +65,9 @@ run() {
 # put_rc (curl's exit status for the token PUT; 28 is its timeout), v2 (the instance id read
 # with that token, when there was one), boto (botocore_container.py's JSON).
 probe() {
-    run "$1" sh -c '
+    # One stream inside the container: Docker relays stdout and stderr apart, and curl's
+    # error message once landed inside an `echo`'s line ("curlput_rc=28").
+    run "$1" sh -c 'exec 2>&1
         echo "v1=$(curl -fsS --max-time 5 '"$IMDS"'/latest/meta-data/instance-id)"
         rc=0
         tok=$(curl -fsS --max-time 3 -X PUT -H "X-aws-ec2-metadata-token-ttl-seconds: 60" '"$IMDS"'/latest/api/token) || rc=$?
