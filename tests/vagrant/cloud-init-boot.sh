@@ -17,25 +17,10 @@ set -uo pipefail
 
 IMDS=http://169.254.169.254
 CLOG=/var/log/cloud-init.log
-pass=0 fail=0
-CHECK_OUT=$(mktemp)
-trap 'rm -f "$CHECK_OUT"' EXIT
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+. "$(dirname "$0")/check.sh"
 
-# Each check runs in a subshell with errexit; its output is shown only on failure.
-# Not `out=$( (set -e; ...) ) || rc=$?`: on the left of `||` bash ignores errexit, also in
-# that subshell, so only a check's last command could fail it.
-check() {
-    local name=$1 out rc; shift
-    ( set -e; "$@" ) >"$CHECK_OUT" 2>&1
-    rc=$?
-    out=$(cat "$CHECK_OUT")
-    if [ "$rc" = 0 ]; then
-        pass=$((pass + 1)); printf 'ok    %s\n' "$name"
-    else
-        fail=$((fail + 1)); printf 'FAIL  %s (rc=%s)\n' "$name" "$rc"; printf '%s\n' "$out" | sed 's/^/      /'
-    fi
-}
-eq() { [ "$1" = "$2" ] || { echo "expected '$2', got '$1'"; return 1; }; }
 info() { printf '      %s\n' "$*"; }
 lower() { tr '[:upper:]' '[:lower:]' <<<"$1"; }
 iid() {

@@ -26,9 +26,7 @@ CONF=/etc/fake-metadata/config.toml
 IMDS=http://169.254.169.254
 WORK=$(mktemp -d)
 cp "$CONF" "$WORK/config.orig"
-pass=0 fail=0
-CHECK_OUT=$WORK/check.out
-START=$SECONDS
+. "$(dirname "$0")/check.sh"
 
 cleanup() {
     cat "$WORK/config.orig" > "$CONF"
@@ -38,21 +36,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Each check runs in a subshell with errexit; its output is shown only on failure.
-# Not `out=$( (set -e; ...) ) || rc=$?`: on the left of `||` bash ignores errexit, also in
-# that subshell, so only a check's last command could fail it.
-check() {
-    local name=$1 out rc; shift
-    ( set -e; "$@" ) >"$CHECK_OUT" 2>&1
-    rc=$?
-    out=$(cat "$CHECK_OUT")
-    if [ "$rc" = 0 ]; then
-        pass=$((pass + 1)); printf 'ok    %s  [%ss]\n' "$name" "$((SECONDS - START))"
-    else
-        fail=$((fail + 1)); printf 'FAIL  %s (rc=%s)\n' "$name" "$rc"; printf '%s\n' "$out" | sed 's/^/      /'
-    fi
-}
-eq() { [ "$1" = "$2" ] || { echo "expected '$2', got '$1'"; return 1; }; }
 # docker run on NETWORK with the peers mounted; no AWS config in the container. The box's
 # kernel has AppArmor but the box has no apparmor_parser (docker.io only recommends
 # `apparmor`), so Docker could not load its profile: run unconfined (it changes no networking).

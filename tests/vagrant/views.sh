@@ -26,9 +26,7 @@ CONF=/etc/fake-metadata/config.toml
 IMDS=http://169.254.169.254
 WORK=$(mktemp -d /tmp/views.XXXXXX)
 cp "$CONF" "$WORK/config.orig"
-pass=0 fail=0
-CHECK_OUT=$WORK/check.out
-START=$SECONDS
+. "$(dirname "$0")/check.sh"
 
 cleanup() {
     docker rm -f fm-node-a fm-node-b >/dev/null 2>&1
@@ -39,20 +37,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Each check runs in a subshell with errexit; its output is shown only on failure.
-check() {
-    local name=$1 out rc; shift
-    ( set -e; "$@" ) >"$CHECK_OUT" 2>&1
-    rc=$?
-    out=$(cat "$CHECK_OUT")
-    if [ "$rc" = 0 ]; then
-        pass=$((pass + 1)); printf 'ok    %s  [%ss]\n' "$name" "$((SECONDS - START))"
-    else
-        fail=$((fail + 1)); printf 'FAIL  %s (rc=%s)\n' "$name" "$rc"; printf '%s\n' "$out" | sed 's/^/      /'
-    fi
-}
-eq() { [ "$1" = "$2" ] || { echo "expected '$2', got '$1'"; return 1; }; }
-ne() { [ "$1" != "$2" ] || { echo "expected something else than '$2'"; return 1; }; }
 # The value of KEY in KEY=VALUE lines on stdin.
 field() { sed -n "s/^$1=//p"; }
 json() { python3 -c 'import json,sys; d=json.load(sys.stdin); print(d.get(sys.argv[1]))' "$1"; }

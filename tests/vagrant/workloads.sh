@@ -35,9 +35,7 @@ POD=http://169.254.170.23
 WORK=$(mktemp -d /tmp/workloads.XXXXXX)
 chmod 0755 "$WORK"
 cp "$CONF" "$WORK/config.orig"
-pass=0 fail=0
-CHECK_OUT=$WORK/check.out
-START=$SECONDS
+. "$(dirname "$0")/check.sh"
 
 cleanup() {
     docker rm -f fm-api fm-journal >/dev/null 2>&1
@@ -49,22 +47,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Each check runs in a subshell with errexit; its output is shown only on failure.
-# Not `out=$( (set -e; ...) ) || rc=$?`: on the left of `||` bash ignores errexit, also in
-# that subshell, so only a check's last command could fail it.
-check() {
-    local name=$1 out rc; shift
-    ( set -e; "$@" ) >"$CHECK_OUT" 2>&1
-    rc=$?
-    out=$(cat "$CHECK_OUT")
-    if [ "$rc" = 0 ]; then
-        pass=$((pass + 1)); printf 'ok    %s  [%ss]\n' "$name" "$((SECONDS - START))"
-    else
-        fail=$((fail + 1)); printf 'FAIL  %s (rc=%s)\n' "$name" "$rc"; printf '%s\n' "$out" | sed 's/^/      /'
-    fi
-}
-eq() { [ "$1" = "$2" ] || { echo "expected '$2', got '$1'"; return 1; }; }
-ne() { [ "$1" != "$2" ] || { echo "expected something else than '$2'"; return 1; }; }
 # json KEY: KEY of the JSON object on stdin ("<not JSON>" when it is none).
 json() {
     python3 -c '
