@@ -359,22 +359,68 @@ impl Inputs {
         self.changed.notify_one();
     }
 
-    /// Applies a change now, or schedules it. It is tried on a copy of the scenario and
-    /// published as one snapshot; if it is refused nothing changes.
-    pub fn change(&self, mut change: Change, when: Option<Moment>) -> Result<String, ChangeError> {
+    /// Applies a change to the box now, or schedules it: [`Inputs::change_in`] the box.
+    pub fn change(&self, change: Change, when: Option<Moment>) -> Result<String, ChangeError> {
+        self.change_in(None, change, when)
+    }
+
+    /// Applies a change to the instance of view `view` (`None`: the box) now, or schedules
+    /// it. It is tried on a copy of that instance's scenario and published as one snapshot;
+    /// if it is refused nothing changes. Faults are the box's, scoped to a view by their own
+    /// `view` (set from `view` here).
+    pub fn change_in(
+        &self,
+        view: Option<&str>,
+        mut change: Change,
+        when: Option<Moment>,
+    ) -> Result<String, ChangeError> {
         let now = self.now();
         let mut current = lock(&self.current);
-        if change.is_tags() && !current.config.imds().instance_metadata_tags().is_enabled() {
+        let mut view = view;
+        match &mut change {
+            Change::FaultAdd(spec) => {
+                if let (Some(name), Some(own)) = (view, &spec.view)
+                    && own.as_str() != name
+                {
+                    return Err(ChangeError::Refused(Refused(format!(
+                        "the change is for view `{name}` and its fault for view `{own}`: give one"
+                    ))));
+                }
+                if let Some(name) = view.or(spec.view.as_ref().map(ViewName::as_str)) {
+                    spec.view = Some(current.known_view(name)?);
+                }
+                view = None;
+            }
+            Change::FaultClear { .. } => view = None,
+            _ => {}
+        }
+        let i = match view {
+            Some(name) => {
+                let name = current.known_view(name)?;
+                Some(
+                    current
+                        .views
+                        .iter()
+                        .position(|v| v.name == name)
+                        .expect("a known view has its state"),
+                )
+            }
+            None => None,
+        };
+        let config = match i {
+            None => &current.config,
+            Some(i) => current.config.views()[i].config(),
+        };
+        if change.is_tags() && !config.imds().instance_metadata_tags().is_enabled() {
             return Err(ChangeError::TagsNotServed);
         }
-        if let Change::FaultAdd(spec) = &change
-            && let Some(v) = &spec.view
-        {
-            current.known_view(v.as_str())?;
-        }
         change.assign_id(&mut EventId::random);
-        let mut next = current.scenario.clone();
         let started = matches!(change, Change::FaultAdd(_)) && when.is_none();
+        let scenario = match i {
+            None => &mut current.scenario,
+            Some(i) => &mut current.views[i].scenario,
+        };
+        let mut next = scenario.clone();
         let message = match when {
             None => next.apply(change, now),
             Some(m) => next.schedule(change, m.resolve(now), now),
@@ -382,65 +428,14 @@ impl Inputs {
         if started && let Some(f) = next.faults().last() {
             tracing::info!("fault {} started: {}", f.id, f.spec);
         }
-        current.scenario = next;
+        *scenario = next;
         self.publish(&current, now);
         drop(current);
         self.changed.notify_one();
-        Ok(message)
-    }
-
-    /// Applies a change to the instance of view `view` (`None`: the box), now or later.
-    pub fn change_in(
-        &self,
-        view: Option<&str>,
-        change: Change,
-        when: Option<Moment>,
-    ) -> Result<String, ChangeError> {
-        let Some(name) = view else {
-            return self.change(change, when);
-        };
-        let mut change = change;
-        if let Change::FaultAdd(spec) = &mut change {
-            // Faults are the box's, scoped to a view by their own `view`.
-            if let Some(own) = spec.view.as_ref().filter(|v| v.as_str() != name) {
-                return Err(ChangeError::Refused(Refused(format!(
-                    "the change is for view `{name}` and its fault for view `{own}`: give one"
-                ))));
-            }
-            spec.view = Some(lock(&self.current).known_view(name)?);
-            return self.change(change, when);
-        }
-        if matches!(change, Change::FaultClear { .. }) {
-            return self.change(change, when);
-        }
-        let now = self.now();
-        let mut current = lock(&self.current);
-        let name = current.known_view(name)?;
-        let i = current
-            .views
-            .iter()
-            .position(|v| v.name == name)
-            .expect("a known view has its state");
-        if change.is_tags()
-            && !current.config.views()[i]
-                .config()
-                .imds()
-                .instance_metadata_tags()
-                .is_enabled()
-        {
-            return Err(ChangeError::TagsNotServed);
-        }
-        change.assign_id(&mut EventId::random);
-        let mut next = current.views[i].scenario.clone();
-        let message = match when {
-            None => next.apply(change, now),
-            Some(m) => next.schedule(change, m.resolve(now), now),
-        }?;
-        current.views[i].scenario = next;
-        self.publish(&current, now);
-        drop(current);
-        self.changed.notify_one();
-        Ok(format!("view {name}: {message}"))
+        Ok(match view {
+            Some(name) => format!("view {name}: {message}"),
+            None => message,
+        })
     }
 
     /// The views, one a line (`ctl view list`): name, what it covers, instance id, role,
