@@ -38,7 +38,9 @@ pub(super) fn answer<B>(conn: &Connection, shared: &Published, req: &hyper::Requ
         }
         if snap.journal {
             let bytes = reply.body.len();
-            super::journal(shared, conn, req, &shown, status, None, bytes, hit, now_ms);
+            super::journal(
+                shared, &snap, conn, req, &shown, status, None, bytes, hit, now_ms,
+            );
         }
     }
     let resp = go_response(reply, now_ms);

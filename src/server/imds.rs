@@ -9,7 +9,7 @@ use crate::capability::without_ids;
 use crate::endpoint::Endpoint;
 use crate::fault::{Effect, Hit};
 use crate::imds;
-use crate::snapshot::Published;
+use crate::snapshot::{Published, Snapshot};
 
 const TOKEN: HeaderName = HeaderName::from_static("x-aws-ec2-metadata-token");
 const TOKEN_TTL: HeaderName = HeaderName::from_static("x-aws-ec2-metadata-token-ttl-seconds");
@@ -51,7 +51,18 @@ pub(super) fn answer<B>(conn: &Connection, shared: &Published, req: &hyper::Requ
         if snap.journal {
             let path = without_ids(req.uri().path());
             let v = Some(view.version());
-            super::journal(shared, conn, req, &path, 400, v, r.body.len(), None, now_ms);
+            super::journal(
+                shared,
+                &snap,
+                conn,
+                req,
+                &path,
+                400,
+                v,
+                r.body.len(),
+                None,
+                now_ms,
+            );
         }
         return Answer::Now(part.headers.response(r, now_ms));
     }
@@ -77,7 +88,7 @@ pub(super) fn answer<B>(conn: &Connection, shared: &Published, req: &hyper::Requ
         } else if limit == 1 {
             tracing::debug!(peer = %client.peer, "token reply withheld: beyond the hop limit");
             if snap.journal {
-                withheld_by_hop_limit(shared, conn, req, now_ms);
+                withheld_by_hop_limit(shared, &snap, conn, req, now_ms);
             }
             return Answer::Withhold;
         } else {
@@ -105,6 +116,7 @@ pub(super) fn answer<B>(conn: &Connection, shared: &Published, req: &hyper::Requ
             let (status, v) = (r.status.as_u16(), Some(view.version()));
             super::journal(
                 shared,
+                &snap,
                 conn,
                 req,
                 &path,
@@ -135,11 +147,11 @@ fn status_reply(code: u16, generation: imds::Generation) -> imds::Response {
 #[cold]
 fn withheld_by_hop_limit<B>(
     shared: &Published,
+    snap: &Snapshot,
     conn: &Connection,
     req: &hyper::Request<B>,
     now_ms: u64,
 ) {
-    let snap = shared.snapshot.load();
     shared.journal.record(&crate::journal::Record {
         view: snap.view_of(&conn.client).map(|v| &v.name),
         time_ms: now_ms,

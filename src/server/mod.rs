@@ -274,11 +274,13 @@ fn log_request<B>(
     );
 }
 
-/// Records a request in the journal. `status` is the reply's; what a fault made of it
-/// decides whether it was sent.
+/// Records a request in the journal, with the view of `snap` (the snapshot that answered)
+/// that served it. `status` is the reply's; what a fault made of it decides whether it was
+/// sent.
 #[allow(clippy::too_many_arguments)]
 fn journal<B>(
     shared: &Published,
+    snap: &Snapshot,
     conn: &Connection,
     req: &hyper::Request<B>,
     path: &str,
@@ -295,7 +297,6 @@ fn journal<B>(
         Some(Effect::Withhold) => (None, Some("no reply: a fault")),
         Some(Effect::Reset) => (None, Some("reset by a fault")),
     };
-    let snap = shared.snapshot.load();
     shared.journal.record(&crate::journal::Record {
         view: snap.view_of(&conn.client).map(|v| &v.name),
         time_ms: now_ms,

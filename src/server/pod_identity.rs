@@ -34,7 +34,9 @@ pub(super) fn answer<B>(conn: &Connection, shared: &Published, req: &hyper::Requ
             let reply = super::go_error(code);
             if snap.journal {
                 let bytes = reply.body.len();
-                super::journal(shared, conn, req, &shown, code, None, bytes, hit, now_ms);
+                super::journal(
+                    shared, &snap, conn, req, &shown, code, None, bytes, hit, now_ms,
+                );
             }
             go_response(reply, now_ms)
         }
@@ -56,7 +58,9 @@ pub(super) fn answer<B>(conn: &Connection, shared: &Published, req: &hyper::Requ
             }
             if snap.journal {
                 let bytes = r.body.len();
-                super::journal(shared, conn, req, &shown, status, None, bytes, hit, now_ms);
+                super::journal(
+                    shared, &snap, conn, req, &shown, status, None, bytes, hit, now_ms,
+                );
             }
             go_response(
                 GoReply {
