@@ -82,6 +82,17 @@ pub enum Aim {
     View(ViewName),
 }
 
+impl Aim {
+    /// Whether a client served by `view` (`None`: the box) is the one aimed at.
+    pub fn matches(&self, view: Option<&str>) -> bool {
+        match (self, view) {
+            (Aim::Box, v) => v.is_none(),
+            (Aim::View(want), Some(got)) => want.as_str() == got,
+            (Aim::View(_), None) => false,
+        }
+    }
+}
+
 /// The name that means the box itself, never a view's.
 pub const BOX: &str = "box";
 

@@ -164,10 +164,11 @@ fn wanted(e: &EntryJson, a: &RequestsArgs, since: Option<SystemTime>) -> bool {
     {
         return false;
     }
-    match (&a.view, &e.view) {
-        (Some(Aim::Box), Some(_)) | (Some(Aim::View(_)), None) => return false,
-        (Some(Aim::View(want)), Some(got)) if want.as_str() != got => return false,
-        _ => {}
+    if a.view
+        .as_ref()
+        .is_some_and(|aim| !aim.matches(e.view.as_deref()))
+    {
+        return false;
     }
     if let Some(t) = since {
         let at =
@@ -231,11 +232,7 @@ pub fn watch(socket: &Path, a: WatchArgs) -> Result<ExitCode, CtlError> {
     loop {
         let mut report = counts(socket, !a.no_docker)?;
         if let Some(aim) = &a.view {
-            report.clients.retain(|c| match (aim, &c.view) {
-                (Aim::Box, v) => v.is_none(),
-                (Aim::View(want), Some(got)) => want.as_str() == got,
-                (Aim::View(_), None) => false,
-            });
+            report.clients.retain(|c| aim.matches(c.view.as_deref()));
         }
         let table = table(&report);
         let mut out = std::io::stdout().lock();
