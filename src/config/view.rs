@@ -316,7 +316,7 @@ pub(super) fn check_all(
         let config = super::check::check(&own, spans)
             .map_err(problems_of)
             .and_then(|_| UserData::load(own.user_data.clone(), spans).map_err(problems_of))
-            .map(|user_data| Config::resolve(own.clone(), user_data, Vec::new(), facts));
+            .map(|user_data| Config::resolve(own, user_data, Vec::new(), facts));
         let config = match config {
             Ok(c) => c,
             Err(found) => {
@@ -350,7 +350,8 @@ pub(super) fn check_all(
     if !problems.is_empty() {
         return Err(ConfigError::Invalid(problems));
     }
-    Ok((views.clone(), overlaps(&views, spans)))
+    let warnings = overlaps(&views, spans);
+    Ok((views, warnings))
 }
 
 /// A timeline entry or a fault that names a view the file does not define.
