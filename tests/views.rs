@@ -333,34 +333,31 @@ fn the_journal_records_the_view_and_a_reload_changes_views() {
 fn check_config_warns_of_overlapping_views_and_locates_mistakes() {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("c.toml");
-    std::fs::write(
-        &f,
+    // `check-config` on `text`: its exit code and what it printed on stderr.
+    let check = |text: &str| {
+        std::fs::write(&f, text).unwrap();
+        let out = std::process::Command::new(common::daemon::BIN)
+            .arg("check-config")
+            .arg(&f)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, err) = check(
         "[[view]]\nname = \"a\"\nsources = [\"10.0.0.0/8\"]\n[[view]]\nname = \"b\"\nsources = [\"10.1.2.3\"]\n",
-    )
-    .unwrap();
-    let out = std::process::Command::new(common::daemon::BIN)
-        .args(["check-config"])
-        .arg(&f)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{err}");
+    );
+    assert_eq!(code, Some(0), "{err}");
     assert!(
         err.contains("c.toml:5:1: warning: views `a` and `b` both cover 10.0.0.0/8 and 10.1.2.3"),
         "{err}"
     );
-    std::fs::write(
-        &f,
+    let (code, err) = check(
         "[[view]]\nname = \"a\"\nsources = [\"10.0.0.1\"]\n[view.instance]\ninstance-idd = \"i-0\"\n",
-    )
-    .unwrap();
-    let out = std::process::Command::new(common::daemon::BIN)
-        .args(["check-config"])
-        .arg(&f)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    );
+    assert_eq!(code, Some(1), "{err}");
     assert!(
         err.contains("c.toml:5:1:") && err.contains("instance-idd"),
         "{err}"
