@@ -813,26 +813,6 @@ fn verify_signatures(dir: &Path, config: &str, identities: &[(&str, String, Stri
     }
 }
 
-/// `check-config FILE`: (exit code, stdout + stderr).
-fn check_config(text: &str, tag: &str) -> (Option<i32>, String) {
-    let dir = common::daemon::workdir(tag);
-    let file = dir.path().join("config.toml");
-    common::daemon::write_config(&file, text);
-    let out = Command::new(BIN)
-        .arg("check-config")
-        .arg(&file)
-        .output()
-        .unwrap();
-    (
-        out.status.code(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
-
 /// The packaged config's view example, uncommented, is a valid config that `print-config`
 /// shows back.
 #[test]
@@ -844,7 +824,7 @@ fn the_packaged_view_example_is_valid() {
         .take_while(|l| !l.is_empty())
         .map(|l| format!("{}\n", l.strip_prefix("# ").unwrap_or(l)))
         .collect();
-    let (code, said) = check_config(&example, "view-example");
+    let (code, said) = common::daemon::check_config(&example, "view-example");
     assert_eq!(code, Some(0), "{said}\n{example}");
     let dir = common::daemon::workdir("view-example-print");
     let file = dir.path().join("config.toml");
@@ -872,7 +852,7 @@ fn the_packaged_view_example_is_valid() {
 fn check_config_warns_of_overlapping_views_and_places_unknown_keys() {
     let overlapping = "[[view]]\nname = \"fleet\"\nsources = [\"172.18.0.0/16\"]\n\
                        [[view]]\nname = \"node-a\"\nsources = [\"172.18.0.2\"]\n";
-    let (code, said) = check_config(overlapping, "view-overlap");
+    let (code, said) = common::daemon::check_config(overlapping, "view-overlap");
     assert_eq!(code, Some(0), "overlap is a warning, not an error: {said}");
     let warning = said
         .lines()
@@ -882,7 +862,7 @@ fn check_config_warns_of_overlapping_views_and_places_unknown_keys() {
 
     let shared_uid =
         "[[view]]\nname = \"a\"\nuids = [4242]\n[[view]]\nname = \"b\"\nuids = [4242]\n";
-    let (code, said) = check_config(shared_uid, "view-uid");
+    let (code, said) = common::daemon::check_config(shared_uid, "view-uid");
     assert_eq!(code, Some(0), "{said}");
     assert!(
         said.lines()
@@ -892,7 +872,7 @@ fn check_config_warns_of_overlapping_views_and_places_unknown_keys() {
     );
 
     let unknown = "[[view]]\nname = \"node-a\"\nsources = [\"172.18.0.2\"]\n[view.instance]\ninstanse-id = \"i-0aaaaaaaaaaaaaaaa\"\n";
-    let (code, said) = check_config(unknown, "view-unknown");
+    let (code, said) = common::daemon::check_config(unknown, "view-unknown");
     assert_eq!(code, Some(1), "{said}");
     assert!(
         said.contains("config.toml:5:1") && said.contains("instanse-id"),
@@ -900,7 +880,7 @@ fn check_config_warns_of_overlapping_views_and_places_unknown_keys() {
     );
 
     let neither = "[[view]]\nname = \"node-a\"\n";
-    let (code, said) = check_config(neither, "view-neither");
+    let (code, said) = common::daemon::check_config(neither, "view-neither");
     assert_eq!(
         code,
         Some(1),

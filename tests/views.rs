@@ -331,27 +331,16 @@ fn the_journal_records_the_view_and_a_reload_changes_views() {
 
 #[test]
 fn check_config_warns_of_overlapping_views_and_locates_mistakes() {
-    let dir = tempfile::tempdir().unwrap();
-    let f = dir.path().join("c.toml");
-    // `check-config` on `text`: its exit code and what it printed on stderr.
-    let check = |text: &str| {
-        std::fs::write(&f, text).unwrap();
-        let out = std::process::Command::new(common::daemon::BIN)
-            .arg("check-config")
-            .arg(&f)
-            .output()
-            .unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
+    let check = |text: &str| common::daemon::check_config(text, "views-check");
+
     let (code, err) = check(
         "[[view]]\nname = \"a\"\nsources = [\"10.0.0.0/8\"]\n[[view]]\nname = \"b\"\nsources = [\"10.1.2.3\"]\n",
     );
     assert_eq!(code, Some(0), "{err}");
     assert!(
-        err.contains("c.toml:5:1: warning: views `a` and `b` both cover 10.0.0.0/8 and 10.1.2.3"),
+        err.contains(
+            "config.toml:5:1: warning: views `a` and `b` both cover 10.0.0.0/8 and 10.1.2.3"
+        ),
         "{err}"
     );
     let (code, err) = check(
@@ -359,7 +348,7 @@ fn check_config_warns_of_overlapping_views_and_locates_mistakes() {
     );
     assert_eq!(code, Some(1), "{err}");
     assert!(
-        err.contains("c.toml:5:1:") && err.contains("instance-idd"),
+        err.contains("config.toml:5:1:") && err.contains("instance-idd"),
         "{err}"
     );
 }
