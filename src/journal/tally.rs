@@ -2,10 +2,10 @@
 //! `ctl watch` and `ctl assert` read. Entries leave the ring; counts stay, in a table of
 //! bounded size.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use foldhash::HashMap;
 use serde::{Deserialize, Serialize};
 
 use super::Record;
@@ -96,7 +96,7 @@ impl Tally {
             not_itemized: 0,
             not_itemized_no_token: 0,
             paths: 0,
-            clients: HashMap::new(),
+            clients: HashMap::default(),
         }
     }
 
