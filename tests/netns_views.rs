@@ -318,7 +318,7 @@ fn views_give_each_container_and_user_an_instance_of_its_own() {
     );
     let daemon = Daemon::run(&["serve", "--config", &config])
         .clean_env(netns::PATH)
-        .wrapper(&["ip", "netns", "exec", bx.0])
+        .wrapper(&bx.wrapper())
         .ready_within(common::patience(Duration::from_secs(20)))
         .stop_on_drop(Duration::from_secs(2))
         .start();
