@@ -616,14 +616,10 @@ fn a_local_peer_is_local_without_netlink() {
 /// route (nothing changes in the runner's namespace).
 #[test]
 fn the_box_address_is_found_without_netlink() {
-    use nix::sched::{CloneFlags, unshare};
-    let root = nix::unistd::Uid::effective().is_root();
-    if !common::require(root, "root (a fresh network namespace with a NIC)") {
+    if !common::netns::fresh_netns("the_box_address_is_found_without_netlink", &[]) {
         return;
     }
-    unshare(CloneFlags::CLONE_NEWNET).expect("unshare(CLONE_NEWNET)");
     ip_all(&[
-        &["link", "set", "lo", "up"],
         &[
             "link",
             "add",

@@ -11,22 +11,6 @@ use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_fake-metadata");
 
-fn openssl(args: &[&str], dir: &Path) -> (bool, String) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl runs");
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
-
 #[test]
 fn openssl_verifies_the_served_signatures_with_the_published_certificate() {
     if !common::require(common::has_program("openssl", &["version"]), "openssl") {
@@ -63,92 +47,28 @@ fn openssl_verifies_the_served_signatures_with_the_published_certificate() {
     );
     drop(daemon);
 
-    let cert = Command::new(BIN)
-        .args(["identity-cert", "--config", cfg])
-        .output()
-        .unwrap();
-    assert!(
-        cert.status.success(),
-        "{}",
-        String::from_utf8_lossy(&cert.stderr)
-    );
-    assert!(String::from_utf8_lossy(&cert.stdout).starts_with("-----BEGIN CERTIFICATE-----"));
+    let openssl = common::identity::Openssl::with_cert_of(cfg, &dir);
+    assert!(String::from_utf8_lossy(&openssl.cert).starts_with("-----BEGIN CERTIFICATE-----"));
 
     let w = |name: &str, data: &[u8]| std::fs::write(dir.join(name), data).unwrap();
-    w("cert.pem", &cert.stdout);
-    w("document", document.as_bytes());
     let armour = |b64: &str| format!("-----BEGIN PKCS7-----\n{b64}\n-----END PKCS7-----\n");
     w("pkcs7.pem", armour(&pkcs7).as_bytes());
     w("rsa2048.pem", armour(&rsa2048).as_bytes());
-    w("signature.b64", format!("{signature}\n").as_bytes());
 
     // signature: RSA-SHA256 over the document bytes.
-    let (ok, out) = openssl(
-        &[
-            "base64",
-            "-d",
-            "-in",
-            "signature.b64",
-            "-out",
-            "signature.bin",
-        ],
-        &dir,
-    );
-    assert!(ok, "{out}");
-    let (ok, out) = openssl(
-        &[
-            "x509", "-in", "cert.pem", "-pubkey", "-noout", "-out", "pub.pem",
-        ],
-        &dir,
-    );
-    assert!(ok, "{out}");
-    let (ok, out) = openssl(
-        &[
-            "dgst",
-            "-sha256",
-            "-verify",
-            "pub.pem",
-            "-signature",
-            "signature.bin",
-            "document",
-        ],
-        &dir,
-    );
+    let (ok, out) = openssl.verify(&document, &signature);
     assert!(ok && out.contains("Verified OK"), "{out}");
 
     // pkcs7 and rsa2048: as AWS documents it, the signed content is the document.
+    let smime = |p7: &str, trust: &[&str]| {
+        let verify = ["smime", "-verify", "-in", p7, "-inform", "PEM"];
+        openssl.run(&[&verify[..], &["-certfile", "cert.pem"], trust].concat())
+    };
     for p7 in ["pkcs7.pem", "rsa2048.pem"] {
-        let (ok, out) = openssl(
-            &[
-                "smime",
-                "-verify",
-                "-in",
-                p7,
-                "-inform",
-                "PEM",
-                "-certfile",
-                "cert.pem",
-                "-noverify",
-            ],
-            &dir,
-        );
+        let (ok, out) = smime(p7, &["-noverify"]);
         assert!(ok, "{p7}: {out}");
         assert!(out.contains(&document), "{p7} carries the document");
-        let (ok, out) = openssl(
-            &[
-                "smime",
-                "-verify",
-                "-in",
-                p7,
-                "-inform",
-                "PEM",
-                "-certfile",
-                "cert.pem",
-                "-CAfile",
-                "cert.pem",
-            ],
-            &dir,
-        );
+        let (ok, out) = smime(p7, &["-CAfile", "cert.pem"]);
         assert!(ok, "{p7} with the cert as CA: {out}");
     }
 
@@ -156,19 +76,7 @@ fn openssl_verifies_the_served_signatures_with_the_published_certificate() {
     // arm64 box's document says arm64 by default).
     let tampered = format!("{document} ");
     assert_ne!(tampered, document);
-    w("document", tampered.as_bytes());
-    let (ok, _) = openssl(
-        &[
-            "dgst",
-            "-sha256",
-            "-verify",
-            "pub.pem",
-            "-signature",
-            "signature.bin",
-            "document",
-        ],
-        &dir,
-    );
+    let (ok, _) = openssl.verify(&tampered, &signature);
     assert!(!ok, "a tampered document must not verify");
 
     // The key is kept: a second daemon start signs with the same certificate.
@@ -176,7 +84,7 @@ fn openssl_verifies_the_served_signatures_with_the_published_certificate() {
         .args(["identity-cert", "--config", cfg])
         .output()
         .unwrap();
-    assert_eq!(again.stdout, cert.stdout);
+    assert_eq!(again.stdout, openssl.cert);
     let mode = |name: &str| {
         let meta = std::fs::metadata(state.join(name)).unwrap();
         meta.permissions().mode() & 0o777

@@ -13,13 +13,12 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
-use std::process::Command;
 use std::thread;
 use std::time::Duration;
 
+use common::netns::{Ns, fresh_netns, lo_addresses};
 use fake_metadata::endpoint::Endpoint;
 use fake_metadata::intercept::{self as ic, Family, InterceptError, Plan, system::SystemHost};
-use nix::sched::{CloneFlags, unshare};
 
 const NFT: Backend = Backend {
     v4: "iptables-nft",
@@ -41,6 +40,11 @@ impl Backend {
         SystemHost::new().unwrap().with_iptables(self.v4, self.v6)
     }
 
+    /// What a test of this backend needs, for [`fresh_netns`].
+    fn tools(self) -> [(&'static str, &'static str); 1] {
+        [(self.v4, "iptables")]
+    }
+
     fn cmd(self, family: Family) -> &'static str {
         match family {
             Family::V4 => self.v4,
@@ -50,7 +54,8 @@ impl Backend {
 
     /// `-A` lines of nat OUTPUT, read with the same tool that wrote them.
     fn rules(self, family: Family) -> Vec<String> {
-        sh(self.cmd(family), &["-w", "-t", "nat", "-S", "OUTPUT"])
+        Ns::Here
+            .ok(self.cmd(family), &["-w", "-t", "nat", "-S", "OUTPUT"])
             .lines()
             .filter(|l| l.starts_with("-A "))
             .map(str::to_string)
@@ -65,7 +70,7 @@ impl Backend {
     }
 
     fn add_foreign_rules(self) {
-        sh(
+        Ns::Here.ok(
             self.v4,
             &[
                 "-w",
@@ -85,7 +90,7 @@ impl Backend {
                 "9",
             ],
         );
-        sh(
+        Ns::Here.ok(
             self.v6,
             &[
                 "-w",
@@ -102,58 +107,8 @@ impl Backend {
     }
 }
 
-/// Runs a command in the test's namespace; panics unless it succeeds; returns stdout.
-fn sh(cmd: &str, args: &[&str]) -> String {
-    let out = Command::new(cmd)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// `ip -o addr show dev lo`.
-fn lo_addresses() -> String {
-    sh("ip", &["-o", "addr", "show", "dev", "lo"])
-}
-
 fn count(haystack: &str, needle: &str) -> usize {
     haystack.matches(needle).count()
-}
-
-/// Moves this thread into a new network namespace with `lo` up. Returns false only when the
-/// test cannot run and `CI` is not `true` (then it prints "skipped: …"); under CI it panics.
-#[must_use]
-fn fresh_netns(test: &str, needs: &[&str]) -> bool {
-    let cannot = |why: String| common::cannot_run(test, &why);
-    if !nix::unistd::geteuid().is_root() {
-        return cannot("needs root".into());
-    }
-    for tool in needs {
-        if Command::new(tool).arg("--version").output().is_err() {
-            return cannot(format!("`{tool}` not found (apt-get install iptables)"));
-        }
-    }
-    let ns = || std::fs::read_link("/proc/thread-self/ns/net").expect("read own netns");
-    let before = ns();
-    if let Err(e) = unshare(CloneFlags::CLONE_NEWNET) {
-        return cannot(format!("unshare(CLONE_NEWNET): {e}"));
-    }
-    assert_ne!(
-        ns(),
-        before,
-        "SAFETY: still in the original network namespace"
-    );
-    assert!(
-        !lo_addresses().contains("169.254.169.254"),
-        "SAFETY: the new namespace is not fresh"
-    );
-    sh("ip", &["link", "set", "lo", "up"]);
-    true
 }
 
 fn plan(port: u16, ipv6: bool) -> Plan {
@@ -172,7 +127,7 @@ fn install_twice(backend: Backend) {
     assert!(!second.changed(), "{second}");
     println!("{second}");
 
-    let lo = lo_addresses();
+    let lo = lo_addresses(Ns::Here);
     assert_eq!(count(&lo, "169.254.169.254/32"), 1, "{lo}");
     assert_eq!(count(&lo, "fd00:ec2::254/128"), 1, "{lo}");
     assert_eq!(
@@ -192,7 +147,8 @@ fn install_twice(backend: Backend) {
 /// backend stores them, are replaced by the install: an upgrade leaves none behind.
 fn containers_install_twice(backend: Backend) {
     let tagged = |table: &str, chain: &str| -> Vec<String> {
-        sh(backend.v4, &["-w", "-t", table, "-S", chain])
+        Ns::Here
+            .ok(backend.v4, &["-w", "-t", table, "-S", chain])
             .lines()
             .filter(|l| l.contains("--comment fake-metadata "))
             .map(str::to_string)
@@ -281,7 +237,7 @@ fn containers_install_twice(backend: Backend) {
     for (table, args) in previous {
         let mut all = vec!["-w", "-t", table];
         all.extend_from_slice(args);
-        sh(backend.v4, &all);
+        Ns::Here.ok(backend.v4, &all);
     }
     let before: Vec<String> = [tagged("nat", "PREROUTING"), tagged("filter", "INPUT")].concat();
     assert_eq!(before.len(), 3, "{before:?}");
@@ -337,28 +293,28 @@ fn containers_install_twice(backend: Backend) {
 
 #[test]
 fn containers_install_twice_nft() {
-    if fresh_netns("containers_install_twice_nft", &[NFT.v4]) {
+    if fresh_netns("containers_install_twice_nft", &NFT.tools()) {
         containers_install_twice(NFT);
     }
 }
 
 #[test]
 fn containers_install_twice_legacy() {
-    if fresh_netns("containers_install_twice_legacy", &[LEGACY.v4]) {
+    if fresh_netns("containers_install_twice_legacy", &LEGACY.tools()) {
         containers_install_twice(LEGACY);
     }
 }
 
 #[test]
 fn install_twice_nft() {
-    if fresh_netns("install_twice_nft", &[NFT.v4]) {
+    if fresh_netns("install_twice_nft", &NFT.tools()) {
         install_twice(NFT);
     }
 }
 
 #[test]
 fn install_twice_legacy() {
-    if fresh_netns("install_twice_legacy", &[LEGACY.v4]) {
+    if fresh_netns("install_twice_legacy", &LEGACY.tools()) {
         install_twice(LEGACY);
     }
 }
@@ -391,7 +347,7 @@ fn three_endpoints_twice(backend: Backend) {
     for round in 0..2 {
         let report = ic::install(&plan, &mut host).unwrap();
         assert_eq!(report.changed(), round == 0, "round {round}: {report}");
-        let lo = lo_addresses();
+        let lo = lo_addresses(Ns::Here);
         for a in [
             "169.254.169.254/32",
             "169.254.170.2/32",
@@ -415,7 +371,7 @@ fn three_endpoints_twice(backend: Backend) {
         }
         let v6 = backend.tagged(Family::V6);
         assert_eq!(v6.len(), 2, "IMDS's and Pod Identity's: {v6:#?}");
-        let nat = sh(backend.v4, &["-w", "-t", "nat", "-S", "PREROUTING"]);
+        let nat = Ns::Here.ok(backend.v4, &["-w", "-t", "nat", "-S", "PREROUTING"]);
         for (addr, port) in [
             ("169.254.169.254", 1338),
             ("169.254.170.2", 1339),
@@ -434,7 +390,7 @@ fn three_endpoints_twice(backend: Backend) {
         let report = ic::uninstall(&mut host, true);
         assert_eq!(report.changed(), round == 0, "round {round}: {report}");
         assert!(!report.has_failures(), "{report}");
-        let lo = lo_addresses();
+        let lo = lo_addresses(Ns::Here);
         assert!(
             !lo.contains("169.254.") && !lo.contains("fd00:ec2::"),
             "round {round}: {lo}"
@@ -446,7 +402,10 @@ fn three_endpoints_twice(backend: Backend) {
 
 #[test]
 fn three_endpoints_install_and_uninstall_twice_nft() {
-    if fresh_netns("three_endpoints_install_and_uninstall_twice_nft", &[NFT.v4]) {
+    if fresh_netns(
+        "three_endpoints_install_and_uninstall_twice_nft",
+        &NFT.tools(),
+    ) {
         three_endpoints_twice(NFT);
     }
 }
@@ -455,7 +414,7 @@ fn three_endpoints_install_and_uninstall_twice_nft() {
 fn three_endpoints_install_and_uninstall_twice_legacy() {
     if fresh_netns(
         "three_endpoints_install_and_uninstall_twice_legacy",
-        &[LEGACY.v4],
+        &LEGACY.tools(),
     ) {
         three_endpoints_twice(LEGACY);
     }
@@ -473,7 +432,7 @@ fn uninstall_twice(backend: Backend) {
     let second = ic::uninstall(&mut host, true);
     assert!(!second.changed() && !second.has_failures(), "{second}");
 
-    let lo = lo_addresses();
+    let lo = lo_addresses(Ns::Here);
     assert!(
         !lo.contains("169.254.169.254") && !lo.contains("fd00:ec2::254"),
         "{lo}"
@@ -485,14 +444,14 @@ fn uninstall_twice(backend: Backend) {
 
 #[test]
 fn uninstall_twice_keeps_foreign_nft() {
-    if fresh_netns("uninstall_twice_keeps_foreign_nft", &[NFT.v4]) {
+    if fresh_netns("uninstall_twice_keeps_foreign_nft", &NFT.tools()) {
         uninstall_twice(NFT);
     }
 }
 
 #[test]
 fn uninstall_twice_keeps_foreign_legacy() {
-    if fresh_netns("uninstall_twice_keeps_foreign_legacy", &[LEGACY.v4]) {
+    if fresh_netns("uninstall_twice_keeps_foreign_legacy", &LEGACY.tools()) {
         uninstall_twice(LEGACY);
     }
 }
@@ -513,14 +472,14 @@ fn port_change(backend: Backend) {
 
 #[test]
 fn port_change_nft() {
-    if fresh_netns("port_change_nft", &[NFT.v4]) {
+    if fresh_netns("port_change_nft", &NFT.tools()) {
         port_change(NFT);
     }
 }
 
 #[test]
 fn port_change_legacy() {
-    if fresh_netns("port_change_legacy", &[LEGACY.v4]) {
+    if fresh_netns("port_change_legacy", &LEGACY.tools()) {
         port_change(LEGACY);
     }
 }
@@ -539,7 +498,7 @@ fn missing_iptables_rolls_back_the_address() {
         "{err}"
     );
     assert!(err.to_string().contains("install the iptables package"));
-    let lo = lo_addresses();
+    let lo = lo_addresses(Ns::Here);
     assert!(
         !lo.contains("169.254.169.254") && !lo.contains("fd00:ec2::254"),
         "{lo}"
@@ -550,7 +509,7 @@ fn missing_iptables_rolls_back_the_address() {
 /// to append. Everything must be as before, including our old rule and the foreign one.
 #[test]
 fn failing_ip6tables_rolls_back_an_upgrade() {
-    if !fresh_netns("failing_ip6tables_rolls_back_an_upgrade", &[NFT.v4]) {
+    if !fresh_netns("failing_ip6tables_rolls_back_an_upgrade", &NFT.tools()) {
         return;
     }
     let dir = std::env::temp_dir().join(format!("intercept-netns-{}", std::process::id()));
@@ -567,7 +526,11 @@ fn failing_ip6tables_rolls_back_an_upgrade() {
 
     NFT.add_foreign_rules();
     ic::install(&plan(1338, false), &mut NFT.host()).unwrap();
-    let before = (lo_addresses(), NFT.rules(Family::V4), NFT.rules(Family::V6));
+    let before = (
+        lo_addresses(Ns::Here),
+        NFT.rules(Family::V4),
+        NFT.rules(Family::V6),
+    );
 
     let mut host = SystemHost::new()
         .unwrap()
@@ -575,7 +538,11 @@ fn failing_ip6tables_rolls_back_an_upgrade() {
     let err = ic::install(&plan(1444, true), &mut host).unwrap_err();
     std::fs::remove_dir_all(&dir).unwrap();
     assert!(err.to_string().contains("simulated failure"), "{err}");
-    let after = (lo_addresses(), NFT.rules(Family::V4), NFT.rules(Family::V6));
+    let after = (
+        lo_addresses(Ns::Here),
+        NFT.rules(Family::V4),
+        NFT.rules(Family::V6),
+    );
     assert_eq!(after, before);
 }
 
@@ -635,7 +602,7 @@ fn redirect_reaches_listener(imds: IpAddr, loopback: IpAddr) {
 
 #[test]
 fn redirect_reaches_listener_v4() {
-    if fresh_netns("redirect_reaches_listener_v4", &["iptables"]) {
+    if fresh_netns("redirect_reaches_listener_v4", &[("iptables", "iptables")]) {
         redirect_reaches_listener(
             Ipv4Addr::new(169, 254, 169, 254).into(),
             Ipv4Addr::LOCALHOST.into(),
@@ -645,14 +612,17 @@ fn redirect_reaches_listener_v4() {
 
 #[test]
 fn redirect_reaches_listener_v6() {
-    if fresh_netns("redirect_reaches_listener_v6", &["ip6tables"]) {
+    if fresh_netns("redirect_reaches_listener_v6", &[("ip6tables", "iptables")]) {
         redirect_reaches_listener(ic::IMDS_V6.into(), Ipv6Addr::LOCALHOST.into());
     }
 }
 
 #[test]
 fn probe_instance_id_uses_the_v4_address() {
-    if !fresh_netns("probe_instance_id_uses_the_v4_address", &["iptables"]) {
+    if !fresh_netns(
+        "probe_instance_id_uses_the_v4_address",
+        &[("iptables", "iptables")],
+    ) {
         return;
     }
     ic::install(&plan(18081, false), &mut SystemHost::new().unwrap()).unwrap();
@@ -670,11 +640,11 @@ fn probe_instance_id_uses_the_v4_address() {
 
 #[test]
 fn ipv6_disabled_is_explained_and_rolled_back() {
-    if !fresh_netns("ipv6_disabled_is_explained_and_rolled_back", &[NFT.v4]) {
+    if !fresh_netns("ipv6_disabled_is_explained_and_rolled_back", &NFT.tools()) {
         return;
     }
     // Per-namespace sysctl: the spawned sysctl runs in this test's namespace.
-    sh("sysctl", &["-qw", "net.ipv6.conf.lo.disable_ipv6=1"]);
+    Ns::Here.ok("sysctl", &["-qw", "net.ipv6.conf.lo.disable_ipv6=1"]);
     let err = ic::install(&plan(1338, true), &mut NFT.host()).unwrap_err();
     assert!(
         matches!(err, InterceptError::Ipv6Disabled { .. }),
@@ -685,7 +655,7 @@ fn ipv6_disabled_is_explained_and_rolled_back() {
             .contains("set `http-protocol-ipv6 = \"disabled\"` under [imds]"),
         "{err}"
     );
-    assert!(!lo_addresses().contains("169.254.169.254"));
+    assert!(!lo_addresses(Ns::Here).contains("169.254.169.254"));
 }
 
 /// The daemon's listener for containers: none (and no error) while 169.254.169.254 is not on
@@ -702,13 +672,13 @@ fn container_listener_follows_the_address() {
             .unwrap()
             .is_none()
     );
-    sh("ip", &["addr", "add", "169.254.169.254/32", "dev", "lo"]);
+    Ns::Here.ok("ip", &["addr", "add", "169.254.169.254/32", "dev", "lo"]);
     let listener = fake_metadata::server::bind_container(Endpoint::Imds, target)
         .unwrap()
         .expect("a listener once the address is on lo");
     assert_eq!(listener.endpoint, Endpoint::Imds);
-    sh("ip", &["addr", "del", "169.254.169.254/32", "dev", "lo"]);
-    sh("ip", &["addr", "add", "169.254.169.254/32", "dev", "lo"]);
+    Ns::Here.ok("ip", &["addr", "del", "169.254.169.254/32", "dev", "lo"]);
+    Ns::Here.ok("ip", &["addr", "add", "169.254.169.254/32", "dev", "lo"]);
     let server = serve(listener.socket, 2, "i-readded");
     assert_eq!(
         ic::probe(target, ic::INSTANCE_ID_PATH, Duration::from_secs(2)).unwrap(),

@@ -19,13 +19,15 @@
 
 mod common;
 
-use std::process::{Command, ExitStatus, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::process::{Command, ExitStatus, Output};
 use std::time::{Duration, Instant};
 
+use common::netns::{
+    self, Namespaces, Ns, PATH, attach, bridge, fresh_netns, ip_n, lo_addresses, own_netns, port,
+    sysctl, veth,
+};
 use common::{Daemon, aws_env};
 
-use nix::sched::{CloneFlags, unshare};
 use nix::unistd::User;
 
 const BIN: &str = env!("CARGO_BIN_EXE_fake-metadata");
@@ -33,8 +35,6 @@ const INSTANCE_ID: &str = "i-0123456789abcdef0";
 const IMDS: &str = "http://169.254.169.254";
 const IMDS_V6: &str = "http://[fd00:ec2::254]";
 const TOKEN_TTL: &str = "X-aws-ec2-metadata-token-ttl-seconds: 21600";
-/// The only environment the programs we start see (no proxies, no AWS_*, no FAKE_METADATA_*).
-const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 /// Set (to the expected namespace) when this binary is re-run as the aws-config client.
 const AWS_CHILD_ENV: &str = "FM_NETNS_DAEMON_AWS_CHILD";
 /// curl's exit code for "operation timed out": connected, but no reply came.
@@ -44,69 +44,16 @@ fn fixture(name: &str) -> String {
     format!("{}/tests/fixtures/netns/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Root and the tools every test here uses.
-fn prerequisites(test: &str) -> bool {
-    if !nix::unistd::geteuid().is_root() {
-        return common::cannot_run(test, "needs root");
-    }
-    for (tool, package) in [
-        ("ip", "iproute2"),
-        ("iptables", "iptables"),
-        ("ip6tables", "iptables"),
-        ("curl", "curl"),
-    ] {
-        if Command::new(tool).arg("--version").output().is_err() {
-            return common::cannot_run(
-                test,
-                &format!("`{tool}` not found (apt-get install {package})"),
-            );
-        }
-    }
-    true
-}
+/// The tools every test here uses (with root: [`netns::prerequisites`]).
+const TOOLS: &[(&str, &str)] = &[
+    ("ip", "iproute2"),
+    ("iptables", "iptables"),
+    ("ip6tables", "iptables"),
+    ("curl", "curl"),
+];
 
-/// Where a command runs: this thread's namespace, or a named one of ours.
-#[derive(Clone, Copy, Debug)]
-enum Ns<'a> {
-    Here,
-    Named(&'a str),
-}
-
+/// What only these tests ask of a namespace: curl's IMDS flows and the binary's subcommands.
 impl Ns<'_> {
-    /// `prog` in this namespace, with a clean environment and no stdin.
-    fn command(self, prog: &str) -> Command {
-        let mut c = match self {
-            Ns::Here => Command::new(prog),
-            Ns::Named(ns) => {
-                let mut c = Command::new("ip");
-                c.args(["netns", "exec", ns, prog]);
-                c
-            }
-        };
-        c.env_clear().env("PATH", PATH).stdin(Stdio::null());
-        c
-    }
-
-    fn output(self, prog: &str, args: &[&str]) -> Output {
-        self.command(prog)
-            .args(args)
-            .output()
-            .unwrap_or_else(|e| panic!("{self:?}: {prog}: {e}"))
-    }
-
-    /// Runs `prog args`; panics unless it succeeds; returns stdout.
-    fn ok(self, prog: &str, args: &[&str]) -> String {
-        let out = self.output(prog, args);
-        assert!(
-            out.status.success(),
-            "{self:?}: {prog} {args:?}: {}\n{}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
     /// The real `curl`: silent but showing errors, never through a proxy.
     fn curl(self, max_time: u64, args: &[&str]) -> Output {
         let t = max_time.to_string();
@@ -120,7 +67,7 @@ impl Ns<'_> {
         let out = self.curl(5, &[&["-f"], args].concat());
         assert!(
             out.status.success(),
-            "{self:?}: curl {args:?} via {base} failed ({}): {}",
+            "{self}: curl {args:?} via {base} failed ({}): {}",
             out.status,
             String::from_utf8_lossy(&out.stderr)
         );
@@ -144,12 +91,12 @@ impl Ns<'_> {
         let out = self.token(base, 5);
         assert!(
             out.status.success(),
-            "{self:?}: token PUT to {base} failed ({}): {}",
+            "{self}: token PUT to {base} failed ({}): {}",
             out.status,
             String::from_utf8_lossy(&out.stderr)
         );
         let token = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(!token.is_empty(), "{self:?}: empty token from {base}");
+        assert!(!token.is_empty(), "{self}: empty token from {base}");
         let header = format!("X-aws-ec2-metadata-token: {token}");
         let url = format!("{base}/latest/meta-data/instance-id");
         self.curl_ok(base, &["-H", &header, &url])
@@ -168,43 +115,6 @@ impl Ns<'_> {
     }
 }
 
-/// Moves this thread into a new network namespace with `lo` up, and checks it is a fresh one.
-/// Returns false only when the test cannot run and `CI` is not `true`.
-#[must_use]
-fn fresh_netns(test: &str) -> bool {
-    if !prerequisites(test) {
-        return false;
-    }
-    let before = own_netns();
-    if let Err(e) = unshare(CloneFlags::CLONE_NEWNET) {
-        return common::cannot_run(test, &format!("unshare(CLONE_NEWNET): {e}"));
-    }
-    assert_ne!(
-        own_netns(),
-        before,
-        "SAFETY: still in the original network namespace"
-    );
-    let lo = lo_addresses(Ns::Here);
-    assert!(
-        !lo.contains("169.254.169.254") && !lo.contains("fd00:ec2::254"),
-        "SAFETY: the new namespace is not fresh: {lo}"
-    );
-    Ns::Here.ok("ip", &["link", "set", "lo", "up"]);
-    true
-}
-
-/// This thread's network namespace, e.g. `net:[4026532281]`.
-fn own_netns() -> String {
-    std::fs::read_link("/proc/thread-self/ns/net")
-        .expect("read own netns")
-        .to_string_lossy()
-        .into_owned()
-}
-
-fn lo_addresses(ns: Ns) -> String {
-    ns.ok("ip", &["-o", "addr", "show", "dev", "lo"])
-}
-
 /// Lines of `nat OUTPUT` tagged as ours, read with the same tool `install` uses.
 fn tagged_rules(ns: Ns, iptables: &str) -> Vec<String> {
     ns.ok(iptables, &["-w", "-t", "nat", "-S", "OUTPUT"])
@@ -217,15 +127,12 @@ fn tagged_rules(ns: Ns, iptables: &str) -> Vec<String> {
 /// `fake-metadata serve --config CONFIG` started as root in `ns` with nothing of our
 /// environment, once it logs `listening`; SIGTERM (then SIGKILL) by PID when dropped.
 fn serve_in(ns: Ns, config: &str) -> Daemon {
-    let b = Daemon::run(&["serve", "--config", config])
+    Daemon::run(&["serve", "--config", config])
         .clean_env(PATH)
+        .wrapper(&ns.wrapper())
         .ready_within(Duration::from_secs(5))
-        .stop_on_drop(Duration::from_millis(500));
-    match ns {
-        Ns::Here => b,
-        Ns::Named(name) => b.wrapper(&["ip", "netns", "exec", name]),
-    }
-    .start()
+        .stop_on_drop(Duration::from_millis(500))
+        .start()
 }
 
 /// The user the daemon drops to: `fake-metadata` if it exists, else `nobody`.
@@ -412,7 +319,7 @@ fn stop_cleanly(mut daemon: Daemon) -> String {
 /// default chain, status, uninstall.
 #[test]
 fn unmodified_clients_v4() {
-    if !fresh_netns("unmodified_clients_v4") {
+    if !fresh_netns("unmodified_clients_v4", TOOLS) {
         return;
     }
     let config = fixture("v4.toml");
@@ -548,7 +455,7 @@ fn botocore_credentials(env_lines: &str) -> (String, String) {
 /// works; uninstall removes both families.
 #[test]
 fn unmodified_clients_v6() {
-    if !fresh_netns("unmodified_clients_v6") {
+    if !fresh_netns("unmodified_clients_v6", TOOLS) {
         return;
     }
     let config = fixture("v6.toml");
@@ -597,109 +504,12 @@ fn unmodified_clients_v6() {
     stop_cleanly(daemon);
 }
 
-/// Named network namespaces of one test, deleted when dropped.
-struct Namespaces {
-    names: Vec<String>,
-}
-
-static NETNS_SERIAL: AtomicUsize = AtomicUsize::new(0);
-
-impl Namespaces {
-    /// Creates `fm-<pid>-<n>-<role>` for each role, with `lo` up. None if `ip netns add` is
-    /// refused (then the test cannot run).
-    fn create(test: &str, roles: &[&str]) -> Option<Namespaces> {
-        let n = NETNS_SERIAL.fetch_add(1, Ordering::Relaxed);
-        let mut nss = Namespaces { names: Vec::new() };
-        for role in roles {
-            let name = format!("fm-{}-{n}-{role}", std::process::id());
-            let out = Command::new("ip")
-                .args(["netns", "add", &name])
-                .output()
-                .expect("run ip netns add");
-            if !out.status.success() {
-                common::cannot_run(
-                    test,
-                    &format!("ip netns add: {}", String::from_utf8_lossy(&out.stderr)),
-                );
-                return None;
-            }
-            nss.names.push(name.clone());
-            Ns::Named(&name).ok("ip", &["link", "set", "lo", "up"]);
-        }
-        Some(nss)
-    }
-
-    fn get(&self, i: usize) -> Ns<'_> {
-        Ns::Named(&self.names[i])
-    }
-}
-
-impl Drop for Namespaces {
-    fn drop(&mut self) {
-        for name in &self.names {
-            let out = Command::new("ip").args(["netns", "del", name]).output();
-            if !out.is_ok_and(|o| o.status.success()) {
-                eprintln!("warning: could not delete netns {name}");
-            }
-        }
-    }
-}
-
-/// `ip -n NS ARGS`: iproute2 acting on a named namespace, never on ours.
-fn ip_n(ns: Ns, args: &[&str]) {
-    let Ns::Named(name) = ns else {
-        unreachable!("ip_n is for named namespaces")
-    };
-    Ns::Here.ok("ip", &[&["-n", name], args].concat());
-}
-
-/// Sets `key` (a path under `/proc/sys/net/`, which is per namespace) to `value` in `ns`.
-fn sysctl(ns: Ns, key: &str, value: &str) {
-    let path = format!("/proc/sys/net/{key}");
-    ns.ok("sh", &["-c", "echo \"$1\" > \"$0\"", &path, value]);
-    let now = ns.ok("cat", &[&path]);
-    assert_eq!(now.trim(), value, "{ns:?}: {path}");
-}
-
-/// Joins `a` and `b` with a veth pair (`a_if` in `a` with `a_addr`, `b_if` in `b`), both up.
-/// The pair is created inside `a`, so nothing ever appears in the runner's namespace.
-fn veth(a: Ns, a_if: &str, a_addr: &str, b: Ns, b_if: &str, b_addr: &str) {
-    let Ns::Named(b_name) = b else {
-        unreachable!("veth joins named namespaces")
-    };
-    ip_n(
-        a,
-        &[
-            "link", "add", a_if, "type", "veth", "peer", "name", b_if, "netns", b_name,
-        ],
-    );
-    ip_n(a, &["addr", "add", a_addr, "dev", a_if]);
-    ip_n(a, &["link", "set", a_if, "up"]);
-    ip_n(b, &["addr", "add", b_addr, "dev", b_if]);
-    ip_n(b, &["link", "set", b_if, "up"]);
-}
-
-/// A container as Docker makes one: `bridge` (with `addr`) in `bx`, a veth `veth` on it
-/// whose peer is `eth0` in `ctr` with `ctr_addr`, and `ctr`'s default route via the bridge.
-fn bridged_container(bx: Ns, (bridge, addr, veth): (&str, &str, &str), ctr: Ns, ctr_addr: &str) {
-    let Ns::Named(ctr_name) = ctr else {
-        unreachable!("containers are named namespaces")
-    };
+/// A container as Docker makes one: [`bridge`] `name` (with `addr`) in `bx`, and `ctr`
+/// [`attach`]ed to it by `veth` with `ctr_addr`, its default route via the bridge.
+fn bridged_container(bx: Ns, (name, addr, veth): (&str, &str, &str), ctr: Ns, ctr_addr: &str) {
     let gw = addr.split('/').next().expect("an address");
-    ip_n(bx, &["link", "add", bridge, "type", "bridge"]);
-    ip_n(bx, &["addr", "add", addr, "dev", bridge]);
-    ip_n(bx, &["link", "set", bridge, "up"]);
-    ip_n(
-        bx,
-        &[
-            "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ctr_name,
-        ],
-    );
-    ip_n(bx, &["link", "set", veth, "master", bridge]);
-    ip_n(bx, &["link", "set", veth, "up"]);
-    ip_n(ctr, &["addr", "add", ctr_addr, "dev", "eth0"]);
-    ip_n(ctr, &["link", "set", "eth0", "up"]);
-    ip_n(ctr, &["route", "add", "default", "via", gw]);
+    bridge(bx, name, addr);
+    attach(bx, name, veth, ctr, ctr_addr, gw);
 }
 
 /// The world of the hop-limit tests:
@@ -722,7 +532,7 @@ const FAR: usize = 2;
 
 impl HopWorld {
     fn create(test: &str) -> Option<HopWorld> {
-        if !prerequisites(test) {
+        if !netns::prerequisites(test, TOOLS) {
             return None;
         }
         let nss = Namespaces::create(test, &["box", "ctr", "far"])?;
@@ -904,7 +714,7 @@ const D_LAN_BOND: usize = 5;
 
 impl DockerWorld {
     fn create(test: &str) -> Option<DockerWorld> {
-        if !prerequisites(test) {
+        if !netns::prerequisites(test, TOOLS) {
             return None;
         }
         let nss = Namespaces::create(test, &["box", "ctr", "cmp", "lan", "lanbr", "lanbond"])?;
@@ -936,23 +746,8 @@ impl DockerWorld {
         );
         // A host bridge as the uplink (the LAN port enslaved to br0), and a bond-named one.
         let lanbr = nss.get(D_LAN_BR);
-        let Ns::Named(lanbr_name) = lanbr else {
-            unreachable!()
-        };
-        ip_n(bx, &["link", "add", "br0", "type", "bridge"]);
-        ip_n(bx, &["addr", "add", "192.168.78.1/24", "dev", "br0"]);
-        ip_n(bx, &["link", "set", "br0", "up"]);
-        ip_n(
-            bx,
-            &[
-                "link", "add", "vethlan0", "type", "veth", "peer", "name", "eth0", "netns",
-                lanbr_name,
-            ],
-        );
-        ip_n(bx, &["link", "set", "vethlan0", "master", "br0"]);
-        ip_n(bx, &["link", "set", "vethlan0", "up"]);
-        ip_n(lanbr, &["addr", "add", "192.168.78.2/24", "dev", "eth0"]);
-        ip_n(lanbr, &["link", "set", "eth0", "up"]);
+        bridge(bx, "br0", "192.168.78.1/24");
+        port(bx, "br0", "vethlan0", lanbr, "192.168.78.2/24");
         ip_n(
             lanbr,
             &["route", "add", "169.254.169.254/32", "via", "192.168.78.1"],
@@ -1025,12 +820,12 @@ fn botocore_in(ns: Ns) -> (serde_json::Value, Duration) {
     let took = started.elapsed();
     assert!(
         out.status.success(),
-        "{ns:?}: botocore peer failed ({}): {}",
+        "{ns}: botocore peer failed ({}): {}",
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
     let text = String::from_utf8_lossy(&out.stdout);
-    println!("{ns:?}: botocore ({took:?}): {text}");
+    println!("{ns}: botocore ({took:?}): {text}");
     (
         serde_json::from_str(text.trim()).expect("one JSON object"),
         took,
@@ -1319,7 +1114,10 @@ fn containers_hop_limit_2_and_required() {
 /// a reload.
 #[test]
 fn from_host_follows_the_address_that_comes_after_the_start() {
-    if !fresh_netns("from_host_follows_the_address_that_comes_after_the_start") {
+    if !fresh_netns(
+        "from_host_follows_the_address_that_comes_after_the_start",
+        TOOLS,
+    ) {
         return;
     }
     let daemon = serve_in(Ns::Here, &fixture("from-host.toml"));
@@ -1374,28 +1172,16 @@ const NAMELESS_UID: u32 = 4242;
 const NOBODY_UID: u32 = 65534;
 const INSTANCE_ID_PATH: &str = "/latest/meta-data/instance-id";
 
-/// `prog args` in `ns`, as root (`None`) or as `uid` with its gid and no supplementary
-/// groups (`setpriv`: nothing of root's is left).
-fn run_as(ns: Ns, uid: Option<u32>, prog: &str, args: &[&str]) -> Output {
-    let Some(uid) = uid else {
-        return ns.output(prog, args);
-    };
-    let (reuid, regid) = (format!("--reuid={uid}"), format!("--regid={uid}"));
-    let mut all = vec![reuid.as_str(), regid.as_str(), "--clear-groups", prog];
-    all.extend_from_slice(args);
-    ns.output("setpriv", &all)
-}
-
 /// GET `path` from IMDS at 169.254.169.254 with the real curl in `ns` as `uid`: with
 /// `v2`, the token PUT first and the GET with it; else a GET without a token. The body.
 fn imds_get_as(ns: Ns, uid: Option<u32>, path: &str, v2: bool) -> String {
     let curl = |args: &[&str]| {
         let mut all = vec!["-fsS", "--noproxy", "*", "--max-time", "5"];
         all.extend_from_slice(args);
-        let out = run_as(ns, uid, "curl", &all);
+        let out = ns.run_as(uid, "curl", &all);
         assert!(
             out.status.success(),
-            "{ns:?} as uid {uid:?}: curl {args:?}: {}: {}",
+            "{ns} as uid {uid:?}: curl {args:?}: {}: {}",
             out.status,
             String::from_utf8_lossy(&out.stderr)
         );
@@ -1412,7 +1198,7 @@ fn imds_get_as(ns: Ns, uid: Option<u32>, path: &str, v2: bool) -> String {
         TOKEN_TTL,
         &format!("{IMDS}/latest/api/token"),
     ]);
-    assert!(!token.is_empty(), "{ns:?} as uid {uid:?}: an empty token");
+    assert!(!token.is_empty(), "{ns} as uid {uid:?}: an empty token");
     curl(&["-H", &format!("X-aws-ec2-metadata-token: {token}"), &url])
 }
 
@@ -1474,7 +1260,7 @@ fn entries_of<'a>(
 #[test]
 fn journal_records_who_asked_through_the_interception() {
     let test = "journal_records_who_asked_through_the_interception";
-    if !prerequisites(test) {
+    if !netns::prerequisites(test, TOOLS) {
         return;
     }
     if !common::has_program("setpriv", &["--version"]) {
@@ -1759,7 +1545,7 @@ fn assert_token_withheld_within(ns: Ns, secs: u64) {
     assert_eq!(
         out.status.code(),
         Some(CURL_TIMEOUT),
-        "{ns:?}: the token PUT should get no reply: {}",
+        "{ns}: the token PUT should get no reply: {}",
         String::from_utf8_lossy(&out.stderr)
     );
 }

@@ -36,6 +36,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::Daemon;
+use common::identity::Openssl;
 use common::netns::{self, Namespaces, Ns, attach, bridge};
 use serde_json::Value;
 
@@ -318,7 +319,7 @@ fn views_give_each_container_and_user_an_instance_of_its_own() {
     );
     let daemon = Daemon::run(&["serve", "--config", &config])
         .clean_env(netns::PATH)
-        .wrapper(&["ip", "netns", "exec", bx.0])
+        .wrapper(&bx.wrapper())
         .ready_within(common::patience(Duration::from_secs(20)))
         .stop_on_drop(Duration::from_secs(2))
         .start();
@@ -743,68 +744,16 @@ fn line_with<'a>(text: &'a str, needle: &str) -> &'a str {
 /// over that document with the daemon's certificate, and refuses it over the next one's
 /// (when the documents differ).
 fn verify_signatures(dir: &Path, config: &str, identities: &[(&str, String, String)]) {
-    let cert = Command::new(BIN)
-        .args(["identity-cert", "--config", config])
-        .output()
-        .unwrap();
-    assert!(
-        cert.status.success(),
-        "identity-cert: {}",
-        String::from_utf8_lossy(&cert.stderr)
-    );
-    let work = dir.join("identity");
-    std::fs::create_dir_all(&work).unwrap();
-    std::fs::write(work.join("cert.pem"), &cert.stdout).unwrap();
-    let openssl = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(&work)
-            .output()
-            .expect("openssl runs");
-        (
-            out.status.success(),
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ),
-        )
-    };
-    let (ok, out) = openssl(&[
-        "x509", "-in", "cert.pem", "-pubkey", "-noout", "-out", "pub.pem",
-    ]);
-    assert!(ok, "{out}");
-    let verify = |doc: &str, sig: &str| {
-        std::fs::write(work.join("document"), doc).unwrap();
-        std::fs::write(work.join("signature.b64"), format!("{sig}\n")).unwrap();
-        let (ok, out) = openssl(&[
-            "base64",
-            "-d",
-            "-in",
-            "signature.b64",
-            "-out",
-            "signature.bin",
-        ]);
-        assert!(ok, "{out}");
-        openssl(&[
-            "dgst",
-            "-sha256",
-            "-verify",
-            "pub.pem",
-            "-signature",
-            "signature.bin",
-            "document",
-        ])
-    };
+    let openssl = Openssl::with_cert_of(config, &dir.join("identity"));
     for (i, (who, doc, sig)) in identities.iter().enumerate() {
-        let (ok, out) = verify(doc, sig);
+        let (ok, out) = openssl.verify(doc, sig);
         assert!(
             ok && out.contains("Verified OK"),
             "{who}: its signature over its document: {out}"
         );
         let (other, other_doc, _) = &identities[(i + 1) % identities.len()];
         if other_doc != doc {
-            let (ok, out) = verify(other_doc, sig);
+            let (ok, out) = openssl.verify(other_doc, sig);
             assert!(
                 !ok,
                 "{who}'s signature verified over {other}'s document: {out}"

@@ -19,59 +19,9 @@ use std::os::fd::AsFd;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::netns::{Ns, fresh_netns};
 use fake_metadata::client::{Owner, Process};
 use fake_metadata::owner::{Lookup, cgroup};
-use nix::sched::{CloneFlags, unshare};
-
-/// Runs a command in the test's namespace; panics unless it succeeds.
-fn sh(cmd: &str, args: &[&str]) {
-    let out = Command::new(cmd)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Moves this thread into a new network namespace with `lo` up. Returns false only when the
-/// test cannot run and `CI` is not `true` (then it prints "skipped: …"); under CI it panics.
-#[must_use]
-fn fresh_netns(test: &str, needs: &[&str]) -> bool {
-    let cannot = |why: String| common::cannot_run(test, &why);
-    if !nix::unistd::geteuid().is_root() {
-        return cannot("needs root".into());
-    }
-    for tool in needs {
-        if Command::new(tool).arg("--version").output().is_err() {
-            return cannot(format!(
-                "`{tool}` not found (apt-get install iptables curl util-linux)"
-            ));
-        }
-    }
-    let ns = || std::fs::read_link("/proc/thread-self/ns/net").expect("read own netns");
-    let before = ns();
-    if let Err(e) = unshare(CloneFlags::CLONE_NEWNET) {
-        return cannot(format!("unshare(CLONE_NEWNET): {e}"));
-    }
-    assert_ne!(
-        ns(),
-        before,
-        "SAFETY: still in the original network namespace"
-    );
-    let out = Command::new("ip")
-        .args(["-o", "addr", "show", "dev", "lo"])
-        .output()
-        .unwrap();
-    assert!(
-        !String::from_utf8_lossy(&out.stdout).contains("169.254.169.254"),
-        "SAFETY: the new namespace is not fresh"
-    );
-    sh("ip", &["link", "set", "lo", "up"]);
-    true
-}
 
 fn wait_for_process(owner: &Owner) -> Option<Process> {
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -118,7 +68,7 @@ impl Drop for TestCgroup {
 #[test]
 fn another_users_client_in_its_own_cgroup() {
     let test = "another_users_client_in_its_own_cgroup";
-    if !fresh_netns(test, &["curl", "setpriv"]) {
+    if !fresh_netns(test, &[("curl", "curl"), ("setpriv", "util-linux")]) {
         return;
     }
     let lookup = Lookup::new();
@@ -175,7 +125,7 @@ fn another_users_client_in_its_own_cgroup() {
 /// the IMDS address as peer and its own loopback address, the client's socket is connected to
 /// the IMDS address, and the lookup finds it by conntrack's original destination.
 fn redirected(test: &str, imds: IpAddr, listen: &str, iptables: &str) {
-    if !fresh_netns(test, &[iptables]) {
+    if !fresh_netns(test, &[(iptables, "iptables")]) {
         return;
     }
     let prefix = if imds.is_ipv4() { "32" } else { "128" };
@@ -185,10 +135,10 @@ fn redirected(test: &str, imds: IpAddr, listen: &str, iptables: &str) {
     if imds.is_ipv6() {
         addr.push("nodad");
     }
-    sh("ip", &addr);
+    Ns::Here.ok("ip", &addr);
     let listener = TcpListener::bind(listen).unwrap();
     let port = listener.local_addr().unwrap().port().to_string();
-    sh(
+    Ns::Here.ok(
         iptables,
         &[
             "-w",
@@ -273,7 +223,7 @@ fn a_client_on_another_own_address() {
     }
     // On `lo`, since not every kernel has the dummy driver: still neither loopback nor an
     // endpoint's address, so only the host's addresses say it is ours.
-    sh("ip", &["addr", "add", "10.77.0.1/32", "dev", "lo"]);
+    Ns::Here.ok("ip", &["addr", "add", "10.77.0.1/32", "dev", "lo"]);
     let lookup = Lookup::new();
     lookup.wait_ready();
     let listener = TcpListener::bind("10.77.0.1:0").unwrap();

@@ -1,13 +1,16 @@
 //! Helpers shared by the integration tests, one of each: the real binary as a child process
 //! ([`daemon::Daemon`], started through its builder), raw HTTP ([`http`]), the environment of
-//! an AWS client peer ([`aws_env`]), named network namespaces with a compose-style bridge and
-//! clients as other users ([`netns`]), a real server in process on a free loopback port, and
-//! the CI rule (a test that cannot run fails under `CI=true`, and says why elsewhere).
+//! an AWS client peer ([`aws_env`]), network namespaces (the test thread's own fresh one, or
+//! named ones with a compose-style bridge) and clients as other users ([`netns`]), the real
+//! openssl checking the identity document's signatures ([`identity`]), a real server in
+//! process on a free loopback port, and the CI rule (a test that cannot run fails under
+//! `CI=true`, and says why elsewhere).
 #![allow(dead_code)]
 
 pub mod aws_env;
 pub mod daemon;
 pub mod http;
+pub mod identity;
 pub mod netns;
 
 #[allow(unused_imports)]

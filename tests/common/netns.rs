@@ -1,14 +1,20 @@
-//! Named network namespaces of a test, and what runs in them: a compose-style bridge with
-//! containers behind it, commands (curl) as another local user. For root tests that run the
-//! real daemon with the real interception, as `tests/netns_views.rs` does.
+//! Network namespaces of a root test, and what runs in them: the test thread's own fresh one
+//! ([`fresh_netns`]), named ones ([`Namespaces`]) joined by veth pairs or a compose-style
+//! bridge with containers behind it, commands (curl) as another local user. For root tests
+//! that run the real kernel, the real interception or the real daemon (`tests/netns*.rs`,
+//! `tests/owner.rs`).
 //!
-//! SAFETY: nothing here acts on the namespace the test runner is in. Commands run with
-//! `ip netns exec NS` or `ip -n NS` on namespaces made by [`Namespaces::create`]
-//! (`fm-<pid>-<n>-<role>`), deleted when it drops; [`Ns::Named`] is the only kind of
-//! namespace there is here.
+//! SAFETY: nothing here acts on the namespace the test runner started in. [`Ns::Here`] is the
+//! test thread's namespace only after [`fresh_netns`] moved it into a new, empty one (and
+//! checked it did); [`Ns::Named`] are namespaces made by [`Namespaces::create`]
+//! (`fm-<pid>-<n>-<role>`), deleted when it drops, reached with `ip netns exec NS` or
+//! `ip -n NS`.
 
+use std::fmt;
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+
+use nix::sched::{CloneFlags, unshare};
 
 /// The only environment the programs we start see (no proxies, no AWS_*, no FAKE_METADATA_*).
 pub const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -30,18 +36,95 @@ pub fn prerequisites(test: &str, tools: &[(&str, &str)]) -> bool {
     true
 }
 
-/// A named network namespace of ours.
-#[derive(Clone, Copy, Debug)]
-pub struct Ns<'a>(pub &'a str);
+/// Moves this thread (and so every command and thread it starts afterwards) into a new
+/// network namespace with `lo` up, once [`prerequisites`] (root, `ip` and `tools`) hold.
+/// Returns `false` only when the test cannot run and `CI` is not `true`.
+///
+/// SAFETY: panics unless the thread's namespace changed and the new one is empty (neither
+/// 169.254.169.254 nor fd00:ec2::254 on `lo`).
+#[must_use]
+pub fn fresh_netns(test: &str, tools: &[(&str, &str)]) -> bool {
+    if !prerequisites(test, &[&[("ip", "iproute2")], tools].concat()) {
+        return false;
+    }
+    let before = own_netns();
+    if let Err(e) = unshare(CloneFlags::CLONE_NEWNET) {
+        return super::cannot_run(test, &format!("unshare(CLONE_NEWNET): {e}"));
+    }
+    assert_ne!(
+        own_netns(),
+        before,
+        "SAFETY: still in the original network namespace"
+    );
+    let lo = lo_addresses(Ns::Here);
+    assert!(
+        !lo.contains("169.254.169.254") && !lo.contains("fd00:ec2::254"),
+        "SAFETY: the new namespace is not fresh: {lo}"
+    );
+    Ns::Here.ok("ip", &["link", "set", "lo", "up"]);
+    true
+}
 
-impl Ns<'_> {
+/// This thread's network namespace, e.g. `net:[4026532281]`.
+pub fn own_netns() -> String {
+    std::fs::read_link("/proc/thread-self/ns/net")
+        .expect("read own netns")
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// `ip -o addr show dev lo` in `ns`.
+pub fn lo_addresses(ns: Ns) -> String {
+    ns.ok("ip", &["-o", "addr", "show", "dev", "lo"])
+}
+
+/// Where a command runs: this thread's namespace (after [`fresh_netns`]), or a named one of
+/// ours.
+#[derive(Clone, Copy, Debug)]
+pub enum Ns<'a> {
+    Here,
+    Named(&'a str),
+}
+
+impl fmt::Display for Ns<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Ns::Here => f.write_str("the test's namespace"),
+            Ns::Named(name) => f.write_str(name),
+        }
+    }
+}
+
+impl<'a> Ns<'a> {
+    /// The name of a named namespace; panics for [`Ns::Here`] (a test's mistake: `ip -n` and
+    /// `ip netns exec` need a name).
+    pub fn name(self) -> &'a str {
+        match self {
+            Ns::Named(name) => name,
+            Ns::Here => panic!("a named namespace is needed here, not the test's own"),
+        }
+    }
+
+    /// What runs a program in this namespace, before the program: nothing for [`Ns::Here`],
+    /// `ip netns exec NAME` for a named one (e.g. for [`super::daemon::Builder::wrapper`]).
+    pub fn wrapper(self) -> Vec<&'a str> {
+        match self {
+            Ns::Here => Vec::new(),
+            Ns::Named(name) => vec!["ip", "netns", "exec", name],
+        }
+    }
+
     /// `prog` in this namespace, with a clean environment and no stdin.
     pub fn command(self, prog: &str) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", self.0, prog])
-            .env_clear()
-            .env("PATH", PATH)
-            .stdin(Stdio::null());
+        let mut c = match self.wrapper().split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(prog);
+                c
+            }
+            None => Command::new(prog),
+        };
+        c.env_clear().env("PATH", PATH).stdin(Stdio::null());
         c
     }
 
@@ -49,7 +132,7 @@ impl Ns<'_> {
         self.command(prog)
             .args(args)
             .output()
-            .unwrap_or_else(|e| panic!("{}: {prog}: {e}", self.0))
+            .unwrap_or_else(|e| panic!("{self}: {prog}: {e}"))
     }
 
     /// Runs `prog args`; panics unless it succeeds; returns stdout.
@@ -57,8 +140,7 @@ impl Ns<'_> {
         let out = self.output(prog, args);
         assert!(
             out.status.success(),
-            "{}: {prog} {args:?}: {}\n{}{}",
-            self.0,
+            "{self}: {prog} {args:?}: {}\n{}{}",
             out.status,
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
@@ -129,13 +211,13 @@ impl Namespaces {
                 return None;
             }
             nss.names.push(name.clone());
-            Ns(&name).ok("ip", &["link", "set", "lo", "up"]);
+            Ns::Named(&name).ok("ip", &["link", "set", "lo", "up"]);
         }
         Some(nss)
     }
 
     pub fn get(&self, i: usize) -> Ns<'_> {
-        Ns(&self.names[i])
+        Ns::Named(&self.names[i])
     }
 }
 
@@ -150,44 +232,65 @@ impl Drop for Namespaces {
     }
 }
 
-/// `ip -n NS ARGS`: iproute2 acting on a named namespace, never on ours.
+/// `ip -n NS ARGS`: iproute2 acting on a named namespace, never on ours (panics for
+/// [`Ns::Here`]).
 pub fn ip_n(ns: Ns, args: &[&str]) {
-    let out = Command::new("ip")
-        .args([&["-n", ns.0], args].concat())
-        .env_clear()
-        .env("PATH", PATH)
-        .output()
-        .expect("run ip");
-    assert!(
-        out.status.success(),
-        "ip -n {} {args:?}: {}",
-        ns.0,
-        String::from_utf8_lossy(&out.stderr)
+    Ns::Here.ok("ip", &[&["-n", ns.name()], args].concat());
+}
+
+/// Sets `key` (a path under `/proc/sys/net/`, which is per namespace) to `value` in `ns`.
+pub fn sysctl(ns: Ns, key: &str, value: &str) {
+    let path = format!("/proc/sys/net/{key}");
+    ns.ok("sh", &["-c", "echo \"$1\" > \"$0\"", &path, value]);
+    let now = ns.ok("cat", &[&path]);
+    assert_eq!(now.trim(), value, "{ns}: {path}");
+}
+
+/// A veth pair made inside `a`: `a_if` in `a`, its peer `b_if` in `b`, so nothing ever
+/// appears in the runner's namespace.
+fn veth_pair(a: Ns, a_if: &str, b: Ns, b_if: &str) {
+    let b_name = b.name();
+    ip_n(
+        a,
+        &[
+            "link", "add", a_if, "type", "veth", "peer", "name", b_if, "netns", b_name,
+        ],
     );
+}
+
+/// `dev` in `ns` with `addr` (`ADDRESS/PREFIX`), up.
+fn addr_up(ns: Ns, dev: &str, addr: &str) {
+    ip_n(ns, &["addr", "add", addr, "dev", dev]);
+    ip_n(ns, &["link", "set", dev, "up"]);
+}
+
+/// Joins `a` and `b` with a veth pair (`a_if` in `a` with `a_addr`, `b_if` in `b` with
+/// `b_addr`, each `ADDRESS/PREFIX`), both up.
+pub fn veth(a: Ns, a_if: &str, a_addr: &str, b: Ns, b_if: &str, b_addr: &str) {
+    veth_pair(a, a_if, b, b_if);
+    addr_up(a, a_if, a_addr);
+    addr_up(b, b_if, b_addr);
 }
 
 /// A bridge in `bx` as Docker makes one for a network (`docker0`, a compose network's
-/// `br-<id>`): `name`, with `addr` (`ADDRESS/PREFIX`: the containers' gateway), up.
+/// `br-<id>`), or a host bridge: `name`, with `addr` (`ADDRESS/PREFIX`), up.
 pub fn bridge(bx: Ns, name: &str, addr: &str) {
     ip_n(bx, &["link", "add", name, "type", "bridge"]);
-    ip_n(bx, &["addr", "add", addr, "dev", name]);
-    ip_n(bx, &["link", "set", name, "up"]);
+    addr_up(bx, name, addr);
 }
 
-/// A container on `bridge` (made by [`bridge`] in `bx`, its address `gw`): a veth `veth` on
-/// the bridge whose peer is `eth0` in `ctr` with `ctr_addr` (`ADDRESS/PREFIX`), and `ctr`'s
-/// default route via `gw`. The pair is made inside `bx`: nothing appears in the runner's
-/// namespace.
-pub fn attach(bx: Ns, bridge: &str, veth: &str, ctr: Ns, ctr_addr: &str, gw: &str) {
-    ip_n(
-        bx,
-        &[
-            "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ctr.0,
-        ],
-    );
+/// A port of `bridge` (made by [`bridge`] in `bx`): a veth `veth` on it whose peer is `eth0`
+/// in `peer` with `peer_addr` (`ADDRESS/PREFIX`), up; no route.
+pub fn port(bx: Ns, bridge: &str, veth: &str, peer: Ns, peer_addr: &str) {
+    veth_pair(bx, veth, peer, "eth0");
     ip_n(bx, &["link", "set", veth, "master", bridge]);
     ip_n(bx, &["link", "set", veth, "up"]);
-    ip_n(ctr, &["addr", "add", ctr_addr, "dev", "eth0"]);
-    ip_n(ctr, &["link", "set", "eth0", "up"]);
+    addr_up(peer, "eth0", peer_addr);
+}
+
+/// A container on `bridge` (made by [`bridge`] in `bx`, its address `gw`): a [`port`] to
+/// `eth0` in `ctr` with `ctr_addr`, and `ctr`'s default route via `gw`.
+pub fn attach(bx: Ns, bridge: &str, veth: &str, ctr: Ns, ctr_addr: &str, gw: &str) {
+    port(bx, bridge, veth, ctr, ctr_addr);
     ip_n(ctr, &["route", "add", "default", "via", gw]);
 }
