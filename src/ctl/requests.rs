@@ -133,12 +133,7 @@ pub fn requests(socket: &Path, a: RequestsArgs) -> Result<ExitCode, CtlError> {
         if !wanted(&e, &a, since) {
             return true;
         }
-        e.asker.container = e
-            .asker
-            .source
-            .parse::<IpAddr>()
-            .ok()
-            .and_then(|ip| names.get(&ip).cloned());
+        e.asker.container = container_at(&names, &e.asker.source);
         let shown = if a.json {
             serde_json::to_string(&e).expect("an entry serializes")
         } else {
@@ -214,12 +209,7 @@ fn counts(socket: &Path, docker: bool) -> Result<TallyReport, CtlError> {
     if docker && report.clients.iter().any(|c| c.asker.uid.is_none()) {
         let names = container_names();
         for c in &mut report.clients {
-            c.asker.container = c
-                .asker
-                .source
-                .parse::<IpAddr>()
-                .ok()
-                .and_then(|ip| names.get(&ip).cloned());
+            c.asker.container = container_at(&names, &c.asker.source);
         }
     }
     Ok(report)
@@ -354,6 +344,12 @@ pub fn assert(socket: &Path, a: AssertArgs) -> Result<ExitCode, CtlError> {
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+/// The name of the container at `source` (an address as the journal shows it), if any.
+fn container_at(names: &HashMap<IpAddr, String>, source: &str) -> Option<String> {
+    let ip = source.parse::<IpAddr>().ok()?;
+    names.get(&ip).cloned()
 }
 
 /// The running containers' addresses and names, as `docker` tells the user who runs `ctl`;
