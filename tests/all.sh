@@ -287,6 +287,17 @@ cg_cpu() {
     ns=$(cat "$CG/$1/cpuacct.usage" 2>/dev/null) || return 0
     echo ", cpu $((ns / 1000000000)) s"
 }
+# What an earlier run stopped by force left behind (its shell gone, its cgroups empty).
+cg_remove_stale() {
+    cg_usable || return 0
+    local d
+    for d in "$CG_ROOT"/fake-metadata-ci.*; do
+        if [ -d "$d" ] && [ ! -e "/proc/${d##*.}" ]; then
+            find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null
+        fi
+    done
+    return 0
+}
 # At the end: this shell back to the root, the (empty) cgroups removed.
 cg_cleanup() {
     cg_usable && [ -d "$CG" ] || return 0
@@ -297,6 +308,7 @@ cg_cleanup() {
 
 # ---------------------------------------------------------------- run
 START=$SECONDS
+cg_remove_stale
 NOTES=() RAN=()
 declare -A RESULT=()   # each tier's summary line: "ok    NAME (N s)", "FAIL  ...", "skip  ..."
 # No counts left from an earlier run: a tier that ends before counting counts nothing.
