@@ -232,9 +232,10 @@ step "vagrant box add debian/bookworm64 (private VAGRANT_HOME)"
 vagrant box add --name debian/bookworm64 --provider libvirt "$BOX" >"$WORK/box-add.log" 2>&1 || { tail -20 "$WORK/box-add.log"; die "vagrant box add failed"; }
 vagrant box list
 # One vCPU a box unless VM_CPUS says otherwise, in VAGRANT_HOME's Vagrantfile (which Vagrant
-# merges between the box's and the project's): under TCG a box's second vCPU roughly doubles
-# the host CPU it burns, taken from the tiers that run beside this one on 2 cores, for
-# little gain in its own time (measured in tests/all.sh's summary: cpu per tier).
+# merges between the box's and the project's): a box then takes at most one of the 2 cores
+# from the tiers that run beside this one. Measured in whole CI runs (tests/all.sh's summary):
+# with 2 vCPUs this tier burned 1751 CPU-s in 1339 s (1.85 cores while box1 booted), with
+# one 1558 CPU-s in 1197 s.
 cat > "$VAGRANT_HOME/Vagrantfile" <<EOF
 Vagrant.configure("2") do |config|
   config.vm.provider :libvirt do |lv|
