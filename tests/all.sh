@@ -287,14 +287,14 @@ cg_cpu() {
     ns=$(cat "$CG/$1/cpuacct.usage" 2>/dev/null) || return 0
     echo ", cpu $((ns / 1000000000)) s"
 }
+# cg_remove DIR: DIR's cgroups, deepest first (rmdir removes only the empty ones).
+cg_remove() { find "$1" -depth -type d -exec rmdir {} \; 2>/dev/null; return 0; }
 # What an earlier run stopped by force left behind (its shell gone, its cgroups empty).
 cg_remove_stale() {
     cg_usable || return 0
     local d
     for d in "$CG_ROOT"/fake-metadata-ci.*; do
-        if [ -d "$d" ] && [ ! -e "/proc/${d##*.}" ]; then
-            find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null
-        fi
+        if [ -d "$d" ] && [ ! -e "/proc/${d##*.}" ]; then cg_remove "$d"; fi
     done
     return 0
 }
@@ -302,8 +302,7 @@ cg_remove_stale() {
 cg_cleanup() {
     cg_usable && [ -d "$CG" ] || return 0
     echo $$ > "$CG_ROOT/cgroup.procs" 2>/dev/null
-    find "$CG" -depth -type d -exec rmdir {} \; 2>/dev/null
-    return 0
+    cg_remove "$CG"
 }
 
 # ---------------------------------------------------------------- run
